@@ -1,0 +1,270 @@
+//! One supervised connection per configured server.
+//!
+//! A [`Backend`] owns the connection to one MCP server (a child process on stdio or a
+//! streamable-HTTP URL), keeps the latest copy of its tools, prompts, resources and resource
+//! templates, and restarts it with capped exponential backoff when it goes away. Every change of
+//! its state is announced on the hub's change channel so the catalog can be rebuilt. Backends know
+//! nothing about plugins, clients or prefixes.
+
+mod client;
+mod connect;
+
+use std::{
+    collections::VecDeque,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use arc_swap::ArcSwap;
+use rmcp::{
+    RoleClient,
+    model::{Implementation, Prompt, Resource, ResourceTemplate, ServerCapabilities, Tool},
+    service::Peer,
+};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub use self::client::ListKind;
+use crate::config::{ServerConfig, Settings};
+
+/// Longest pause between two restarts of a backend that keeps failing.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// First pause before restarting a backend that went away.
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+/// How many of a backend's last stderr lines are kept for its failure report.
+const STDERR_TAIL: usize = 20;
+
+/// Environment given to every stdio backend beyond the minimal inherited one (`magg -e`, `-E`).
+static EXTRA_ENV: std::sync::OnceLock<(bool, Vec<(String, String)>)> = std::sync::OnceLock::new();
+
+/// Sets, once per process, whether stdio backends get magg's whole environment (`--env-pass`)
+/// and which variables are set for all of them (`--env-set KEY VALUE`).
+pub fn set_extra_env(pass_all: bool, set: Vec<(String, String)>) {
+    let _ = EXTRA_ENV.set((pass_all, set));
+}
+
+/// Where a backend is in its life.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    /// Being spawned or connected, or waiting for its `initialize` reply.
+    Starting,
+    /// Connected and initialized; its lists are current.
+    Running,
+    /// It failed to start or went away; `reason` says why. It is retried after a pause.
+    Failed {
+        /// What went wrong, in words a user can act on.
+        reason: String,
+    },
+    /// Stopped by magg (removed, disabled, or magg is shutting down).
+    Stopped,
+}
+
+impl Status {
+    /// A one-word name for the status, as shown by `magg_status` and `magg server list`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Status::Starting => "starting",
+            Status::Running => "running",
+            Status::Failed { .. } => "failed",
+            Status::Stopped => "stopped",
+        }
+    }
+}
+
+/// Everything known about a backend at one moment; replaced whole on every change.
+#[derive(Debug, Clone)]
+pub struct State {
+    /// Where the backend is in its life.
+    pub status: Status,
+    /// The client side of the live connection, when running.
+    pub peer: Option<Peer<RoleClient>>,
+    /// Process id of a stdio backend, when running.
+    pub pid: Option<u32>,
+    /// The backend's own `serverInfo`.
+    pub server_info: Option<Implementation>,
+    /// The capabilities the backend announced.
+    pub capabilities: Option<ServerCapabilities>,
+    /// The backend's tools, under their own names.
+    pub tools: Arc<Vec<Tool>>,
+    /// The backend's prompts, under their own names.
+    pub prompts: Arc<Vec<Prompt>>,
+    /// The backend's resources, under their own URIs.
+    pub resources: Arc<Vec<Resource>>,
+    /// The backend's resource templates, under their own URI templates.
+    pub templates: Arc<Vec<ResourceTemplate>>,
+    /// How many times the backend has been (re)started.
+    pub starts: u32,
+}
+
+impl State {
+    fn new(status: Status) -> Self {
+        State {
+            status,
+            peer: None,
+            pid: None,
+            server_info: None,
+            capabilities: None,
+            tools: Arc::default(),
+            prompts: Arc::default(),
+            resources: Arc::default(),
+            templates: Arc::default(),
+            starts: 0,
+        }
+    }
+}
+
+/// A change the hub must hear about: which backend, and which of its lists may have changed.
+#[derive(Debug, Clone)]
+pub struct Changed {
+    /// The backend's server name.
+    pub server: String,
+}
+
+/// One configured server and its supervised connection.
+pub struct Backend {
+    /// The server's name (its key in the config).
+    pub name: String,
+    /// The configuration it was started with. A changed configuration means a new `Backend`.
+    pub config: ServerConfig,
+    state: ArcSwap<State>,
+    stop: CancellationToken,
+    stderr_tail: Mutex<VecDeque<String>>,
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backend")
+            .field("name", &self.name)
+            .field("status", &self.state.load().status)
+            .finish()
+    }
+}
+
+impl Backend {
+    /// Creates the backend and starts its supervisor task; changes are sent on `changes`.
+    pub fn start(
+        config: ServerConfig,
+        settings: Arc<Settings>,
+        changes: mpsc::UnboundedSender<Changed>,
+    ) -> Arc<Backend> {
+        let backend = Arc::new(Backend {
+            name: config.name.clone(),
+            config,
+            state: ArcSwap::from_pointee(State::new(Status::Starting)),
+            stop: CancellationToken::new(),
+            stderr_tail: Mutex::new(VecDeque::new()),
+        });
+        tokio::spawn(supervise(backend.clone(), settings, changes));
+        backend
+    }
+
+    /// The backend's current state.
+    pub fn state(&self) -> Arc<State> {
+        self.state.load_full()
+    }
+
+    /// The client side of the live connection, if the backend is running.
+    pub fn peer(&self) -> Option<Peer<RoleClient>> {
+        self.state.load().peer.clone()
+    }
+
+    /// Stops the backend for good: closes the connection and ends its process (group).
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+
+    /// A future that completes once [`Backend::stop`] was called.
+    pub async fn stopped(&self) {
+        self.stop.cancelled().await
+    }
+
+    fn set(&self, changes: &mpsc::UnboundedSender<Changed>, f: impl FnOnce(&mut State)) {
+        let mut next = State::clone(&self.state.load());
+        f(&mut next);
+        self.state.store(Arc::new(next));
+        let _ = changes.send(Changed {
+            server: self.name.clone(),
+        });
+    }
+
+    fn remember_stderr(&self, line: &str) {
+        if let Ok(mut tail) = self.stderr_tail.lock() {
+            if tail.len() == STDERR_TAIL {
+                tail.pop_front();
+            }
+            tail.push_back(line.to_owned());
+        }
+    }
+
+    fn stderr_summary(&self) -> Option<String> {
+        let tail = self.stderr_tail.lock().ok()?;
+        let last: Vec<&str> = tail.iter().rev().take(3).map(String::as_str).collect();
+        if last.is_empty() {
+            None
+        } else {
+            Some(last.into_iter().rev().collect::<Vec<_>>().join(" | "))
+        }
+    }
+}
+
+/// Runs one backend until it is stopped: connect, serve, and restart after failures.
+async fn supervise(
+    backend: Arc<Backend>,
+    settings: Arc<Settings>,
+    changes: mpsc::UnboundedSender<Changed>,
+) {
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        if backend.stop.is_cancelled() {
+            break;
+        }
+        backend.set(&changes, |s| {
+            *s = State {
+                starts: s.starts + 1,
+                ..State::new(Status::Starting)
+            }
+        });
+        let outcome = tokio::select! {
+            outcome = connect::run(&backend, &settings, &changes) => outcome,
+            _ = backend.stop.cancelled() => break,
+        };
+        let reason = match outcome {
+            connect::Outcome::Stopped => break,
+            connect::Outcome::Ended {
+                reason,
+                was_running,
+            } => {
+                if was_running {
+                    backoff = FIRST_BACKOFF;
+                }
+                reason
+            }
+        };
+        let reason = match backend.stderr_summary() {
+            Some(tail) if !reason.contains(&tail) => format!("{reason} (last stderr: {tail})"),
+            _ => reason,
+        };
+        tracing::warn!(
+            server = %backend.name,
+            "backend failed: {reason}; restarting in {:.1}s",
+            backoff.as_secs_f64()
+        );
+        backend.set(&changes, |s| {
+            s.status = Status::Failed {
+                reason: reason.clone(),
+            };
+            s.peer = None;
+            s.pid = None;
+            s.tools = Arc::default();
+            s.prompts = Arc::default();
+            s.resources = Arc::default();
+            s.templates = Arc::default();
+        });
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = backend.stop.cancelled() => break,
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+    backend.set(&changes, |s| *s = State::new(Status::Stopped));
+}

@@ -1,0 +1,356 @@
+//! One life of a backend connection: spawn or connect, initialize, fetch the lists, then keep
+//! them current until the connection ends or the backend is stopped.
+
+use std::{collections::HashMap, process::Stdio, sync::Arc, time::Duration};
+
+use rmcp::{
+    RoleClient, ServiceExt,
+    service::{Peer, RunningService},
+    transport::{
+        StreamableHttpClientTransport, streamable_http_client::StreamableHttpClientTransportConfig,
+    },
+};
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::{Child, Command},
+    sync::mpsc,
+};
+
+use super::{Backend, Changed, ListKind, State, Status, client::BackendClient};
+use crate::config::{ServerConfig, Settings};
+
+/// Variables a stdio backend inherits from magg's environment; everything else comes from its
+/// `env`. The same set the MCP SDKs pass by default, plus locale and temp dir.
+const INHERITED_ENV: &[&str] = &[
+    "HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER", "LANG", "LC_ALL", "TMPDIR",
+];
+
+/// How one life of a connection ended.
+pub(super) enum Outcome {
+    /// The backend was stopped on purpose.
+    Stopped,
+    /// The connection failed or ended; the supervisor decides what to do next.
+    Ended {
+        reason: String,
+        /// Whether it got as far as serving (resets the restart backoff).
+        was_running: bool,
+    },
+}
+
+type Service = RunningService<RoleClient, BackendClient>;
+
+/// Connects, serves and watches one life of the backend's connection.
+pub(super) async fn run(
+    backend: &Arc<Backend>,
+    settings: &Settings,
+    changes: &mpsc::UnboundedSender<Changed>,
+) -> Outcome {
+    let (lists_tx, mut lists_rx) = mpsc::unbounded_channel();
+    let handler = BackendClient {
+        server: backend.name.clone(),
+        lists: lists_tx,
+    };
+    let init = async {
+        let (service, child) = open(backend, settings, handler).await?;
+        let peer = service.peer().clone();
+        let lists = fetch_all(&peer)
+            .await
+            .map_err(|e| format!("listing failed: {e}"))?;
+        Ok::<_, String>((service, child, lists))
+    };
+    let started = match settings.backend_init_timeout {
+        Some(limit) => match tokio::time::timeout(limit, init).await {
+            Ok(result) => result,
+            Err(_) => Err(format!(
+                "did not finish initializing within {:.1}s (backend_init_timeout); check that \
+                 the command starts an MCP server on stdio, or raise MAGG_BACKEND_INIT_TIMEOUT",
+                limit.as_secs_f64()
+            )),
+        },
+        None => init.await,
+    };
+    let (service, mut child, lists) = match started {
+        Ok(started) => started,
+        Err(reason) => {
+            return Outcome::Ended {
+                reason,
+                was_running: false,
+            };
+        }
+    };
+    let peer = service.peer().clone();
+    let info = peer.peer_info();
+    let pid = child.as_ref().and_then(Child::id);
+    tracing::info!(
+        server = %backend.name,
+        pid,
+        tools = lists.tools.len(),
+        prompts = lists.prompts.len(),
+        resources = lists.resources.len(),
+        "backend ready"
+    );
+    backend.set(changes, |s| {
+        s.status = Status::Running;
+        s.peer = Some(peer.clone());
+        s.pid = pid;
+        s.server_info = info.as_ref().and_then(|i| i.server_info.clone());
+        s.capabilities = info.as_ref().map(|i| i.capabilities.clone());
+        lists.apply(s);
+    });
+
+    let service_ct = service.cancellation_token();
+    let mut closed = tokio::spawn(service.waiting());
+    let reason = loop {
+        tokio::select! {
+            _ = backend.stop.cancelled() => {
+                service_ct.cancel();
+                if let Some(child) = child.as_mut() {
+                    end_process(child).await;
+                }
+                return Outcome::Stopped;
+            }
+            kind = lists_rx.recv() => {
+                let Some(kind) = kind else { continue };
+                // Coalesce a burst of notifications into one refetch per kind.
+                let mut kinds = vec![kind];
+                while let Ok(more) = lists_rx.try_recv() {
+                    if !kinds.contains(&more) {
+                        kinds.push(more);
+                    }
+                }
+                for kind in kinds {
+                    match fetch_kind(&peer, kind).await {
+                        Ok(lists) => backend.set(changes, |s| lists.apply(s)),
+                        Err(e) => tracing::warn!(server = %backend.name, "refreshing {kind:?} after list_changed failed: {e}"),
+                    }
+                }
+            }
+            quit = &mut closed => {
+                let _ = quit;
+                break match child.as_mut() {
+                    Some(child) => match tokio::time::timeout(Duration::from_millis(500), child.wait()).await {
+                        Ok(Ok(status)) => format!("process exited ({status})"),
+                        Ok(Err(e)) => format!("connection closed; waiting for the process failed: {e}"),
+                        Err(_) => {
+                            end_process(child).await;
+                            "connection closed (stdout ended while the process was still running; it was killed)".to_owned()
+                        }
+                    },
+                    None => "connection closed by the server".to_owned(),
+                };
+            }
+        }
+    };
+    Outcome::Ended {
+        reason,
+        was_running: true,
+    }
+}
+
+/// Spawns or connects the backend and runs the MCP handshake.
+async fn open(
+    backend: &Arc<Backend>,
+    settings: &Settings,
+    handler: BackendClient,
+) -> Result<(Service, Option<Child>), String> {
+    let config = &backend.config;
+    if let Some((command, args)) = config.argv() {
+        let command = command.as_str();
+        let mut child = spawn(config, command, &args).map_err(|e| {
+            format!(
+                "could not start `{}`: {e}",
+                config.command_line().unwrap_or_else(|| command.to_owned())
+            )
+        })?;
+        let stdout = child.stdout.take().ok_or("child stdout was not captured")?;
+        let stdin = child.stdin.take().ok_or("child stdin was not captured")?;
+        if let Some(stderr) = child.stderr.take() {
+            tokio::spawn(forward_stderr(
+                backend.clone(),
+                stderr,
+                settings.stderr_show,
+            ));
+        }
+        match handler.serve((stdout, stdin)).await {
+            Ok(service) => Ok((service, Some(child))),
+            Err(e) => {
+                let status =
+                    match tokio::time::timeout(Duration::from_millis(200), child.wait()).await {
+                        Ok(Ok(status)) => format!(" (process exited: {status})"),
+                        _ => {
+                            end_process(&mut child).await;
+                            String::new()
+                        }
+                    };
+                Err(format!("MCP initialize failed: {e}{status}"))
+            }
+        }
+    } else if let Some(uri) = config.uri.as_deref() {
+        let transport_config = StreamableHttpClientTransportConfig::with_uri(uri.to_owned())
+            .custom_headers(headers(config)?);
+        let transport =
+            StreamableHttpClientTransport::<reqwest::Client>::from_config(transport_config);
+        let service = handler
+            .serve(transport)
+            .await
+            .map_err(|e| format!("MCP initialize with {uri} failed: {e}"))?;
+        Ok((service, None))
+    } else {
+        Err("needs a way to run: set `command` or `uri` in its config".to_owned())
+    }
+}
+
+/// Starts a stdio backend in its own process group, with a minimal inherited environment.
+fn spawn(config: &ServerConfig, command: &str, args: &[String]) -> std::io::Result<Child> {
+    let mut cmd = Command::new(command);
+    let (pass_all, extra) = super::EXTRA_ENV
+        .get()
+        .map_or((false, &[][..]), |(p, e)| (*p, &e[..]));
+    if !pass_all {
+        cmd.env_clear().envs(
+            INHERITED_ENV
+                .iter()
+                .filter_map(|k| std::env::var_os(k).map(|v| (k, v))),
+        );
+    }
+    cmd.args(args)
+        .envs(extra.iter().map(|(k, v)| (k, v)))
+        .envs(&config.env)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .process_group(0);
+    if let Some(cwd) = &config.cwd {
+        cmd.current_dir(cwd);
+    }
+    cmd.spawn()
+}
+
+/// Ends a backend process and everything it started (its process group).
+async fn end_process(child: &mut Child) {
+    if let Some(pid) = child.id() {
+        kill_group(pid, libc::SIGTERM);
+        if tokio::time::timeout(Duration::from_millis(500), child.wait())
+            .await
+            .is_ok()
+        {
+            kill_group(pid, libc::SIGKILL);
+            return;
+        }
+        kill_group(pid, libc::SIGKILL);
+    }
+    let _ = child.kill().await;
+}
+
+fn kill_group(pid: u32, signal: libc::c_int) {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return;
+    };
+    // SAFETY: killpg only sends a signal; the group id is the child's pid, which leads the
+    // process group it was spawned in (`process_group(0)`).
+    unsafe {
+        libc::killpg(pid, signal);
+    }
+}
+
+/// Sends the backend's stderr to magg's log (stderr), never to stdout.
+async fn forward_stderr(backend: Arc<Backend>, stderr: tokio::process::ChildStderr, show: bool) {
+    let mut lines = BufReader::new(stderr).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        backend.remember_stderr(&line);
+        if show {
+            tracing::info!(target: "magg::backend::stderr", server = %backend.name, "{line}");
+        } else {
+            tracing::debug!(target: "magg::backend::stderr", server = %backend.name, "{line}");
+        }
+    }
+}
+
+fn headers(
+    config: &ServerConfig,
+) -> Result<HashMap<reqwest::header::HeaderName, reqwest::header::HeaderValue>, String> {
+    let mut out = HashMap::new();
+    let Some(map) = config
+        .transport
+        .as_ref()
+        .and_then(|t| t.get("headers"))
+        .and_then(|h| h.as_object())
+    else {
+        return Ok(out);
+    };
+    for (name, value) in map {
+        let Some(value) = value.as_str() else {
+            return Err(format!("transport.headers.{name} must be a string"));
+        };
+        let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|e| format!("transport.headers: bad header name {name:?}: {e}"))?;
+        let value = reqwest::header::HeaderValue::from_str(value)
+            .map_err(|e| format!("transport.headers.{name}: bad value: {e}"))?;
+        out.insert(name, value);
+    }
+    Ok(out)
+}
+
+/// Freshly fetched lists; `None` for a kind that was not fetched.
+#[derive(Default)]
+struct Lists {
+    tools: Vec<rmcp::model::Tool>,
+    prompts: Vec<rmcp::model::Prompt>,
+    resources: Vec<rmcp::model::Resource>,
+    templates: Vec<rmcp::model::ResourceTemplate>,
+    kinds: Vec<ListKind>,
+}
+
+impl Lists {
+    fn apply(&self, s: &mut State) {
+        for kind in &self.kinds {
+            match kind {
+                ListKind::Tools => s.tools = Arc::new(self.tools.clone()),
+                ListKind::Prompts => s.prompts = Arc::new(self.prompts.clone()),
+                ListKind::Resources => {
+                    s.resources = Arc::new(self.resources.clone());
+                    s.templates = Arc::new(self.templates.clone());
+                }
+            }
+        }
+    }
+}
+
+async fn fetch_all(peer: &Peer<RoleClient>) -> Result<Lists, rmcp::ServiceError> {
+    let mut all = Lists::default();
+    for kind in [ListKind::Tools, ListKind::Prompts, ListKind::Resources] {
+        let one = fetch_kind(peer, kind).await?;
+        all.tools.extend(one.tools);
+        all.prompts.extend(one.prompts);
+        all.resources.extend(one.resources);
+        all.templates.extend(one.templates);
+        all.kinds.extend(one.kinds);
+    }
+    Ok(all)
+}
+
+/// Fetches every page of one kind of list, if the backend has that capability.
+async fn fetch_kind(peer: &Peer<RoleClient>, kind: ListKind) -> Result<Lists, rmcp::ServiceError> {
+    let caps = peer
+        .peer_info()
+        .map(|i| i.capabilities.clone())
+        .unwrap_or_default();
+    let mut lists = Lists {
+        kinds: vec![kind],
+        ..Lists::default()
+    };
+    match kind {
+        ListKind::Tools if caps.tools.is_some() => lists.tools = peer.list_all_tools().await?,
+        ListKind::Prompts if caps.prompts.is_some() => {
+            lists.prompts = peer.list_all_prompts().await?
+        }
+        ListKind::Resources if caps.resources.is_some() => {
+            lists.resources = peer.list_all_resources().await?;
+            // Templates are optional even for servers with resources.
+            lists.templates = peer.list_all_resource_templates().await.unwrap_or_default();
+        }
+        _ => {}
+    }
+    Ok(lists)
+}
