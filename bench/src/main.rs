@@ -1,0 +1,818 @@
+//! `magg-bench`: what magg costs compared with talking to an MCP server directly.
+//!
+//! This is a benchmark that prints figures, not a test: each figure is shown
+//! with its budget and PASS/OVER, but missing a budget never fails the run.
+//! The process exits non-zero only when something fails to run.
+//!
+//! Every measurement is compared with a baseline taken in the same run:
+//!
+//! 1. **tools/call latency**: `echo {"text": ...}`, sequential calls (5000, or
+//!    500 with `--quick`, after 200 warm-up calls) straight to a
+//!    `magg-test-backend` process, and to `tb_echo` through `magg serve` with
+//!    that backend behind it. p50/p90/p99/mean, and the latency magg adds
+//!    (budget: added p50 ≤ 50 µs).
+//! 2. **Throughput**: 1 and 8 concurrent callers (tasks sharing one client
+//!    connection) calling `echo` back to back for 3 s (1 s with `--quick`),
+//!    direct vs through magg (budget: ≥ 0.95× direct).
+//! 3. **tools/list with 100 backends × 50 generated tools**: time from spawn
+//!    until every backend's tools are listed, then p50/p99 of one tools/list
+//!    request (the first 1000-tool page; budget p50 ≤ 2 ms) and of a full
+//!    listing across all pages, plus magg's own RSS (not its children's).
+//!    Baseline: one `magg-test-backend` serving the same number of tools in
+//!    pages of 1000.
+//! 4. **Spawn → initialize result**: `magg serve` with an empty config, 20
+//!    times (5 with `--quick`): p50/min/max (budget p50 ≤ 10 ms). Baseline: the
+//!    same for `magg-test-backend`.
+//! 5. **RSS with 10 backends** after a few hundred calls: magg's own VmRSS
+//!    (budget ≤ 15 MiB). Baseline: one `magg-test-backend` after as many calls.
+//!
+//! Run it from the workspace root with
+//!
+//! ```text
+//! cargo build --release --workspace
+//! cargo run --release -p magg-bench -- [--quick]
+//! ```
+//!
+//! `cargo build --release --workspace` builds `magg`, `magg-test-backend` and
+//! `magg-bench` together. The bench looks for `magg` and `magg-test-backend`
+//! next to its own executable, so it measures whichever profile it was built
+//! in (a debug build of the workspace works too, but its figures mean little).
+//! Make sure those two binaries are up to date: `cargo run -p magg-bench`
+//! rebuilds only the bench.
+//!
+//! The report goes to stdout and, as JSON, to `<target dir>/bench-report.json`.
+//! Config files and the servers' stderr go to `<target dir>/bench-work/`.
+//! magg runs with `MAGG_LIST_WAIT=10`, so its first tools/list waits for
+//! backends that are still starting. Every process the bench starts is
+//! stopped at the end (by closing its stdin, then SIGTERM/SIGKILL if needed).
+
+mod mcp;
+mod report;
+mod server;
+mod stats;
+
+use std::{
+    collections::HashSet,
+    path::{Path, PathBuf},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::{Context, Result, bail, ensure};
+use serde_json::{Map, Value, json};
+
+use crate::{
+    report::{Budget, Report, Section},
+    server::Server,
+    stats::{Summary, millis},
+};
+
+const USAGE: &str = "usage: magg-bench [--quick]\n\n\
+Compares magg with direct calls to magg-test-backend and prints the figures;\n\
+writes them as JSON to <target dir>/bench-report.json.\n\
+Build first: cargo build --release --workspace\n\
+Run:         cargo run --release -p magg-bench -- [--quick]";
+
+/// Number of backends, and generated tools per backend, for the tools/list measurement.
+const LIST_BACKENDS: usize = 100;
+const LIST_TOOLS_PER_BACKEND: usize = 50;
+/// Page size of magg's list results (`frontend::PAGE_SIZE`).
+const PAGE_SIZE: usize = 1000;
+/// Number of backends for the memory measurement.
+const RSS_BACKENDS: usize = 10;
+
+/// How much to measure.
+#[derive(Debug, Clone, Copy)]
+struct Options {
+    quick: bool,
+    /// Sequential calls timed for latency.
+    calls: usize,
+    /// Untimed calls before them.
+    warmup: usize,
+    /// Length of each throughput run.
+    duration: Duration,
+    /// tools/list requests (or full listings) timed.
+    list_reps: usize,
+    /// Spawn → initialize repetitions.
+    spawn_reps: usize,
+    /// Calls made before reading RSS.
+    rss_calls: usize,
+}
+
+impl Options {
+    /// Parses the command line; `Ok(None)` means help was printed.
+    fn parse(args: impl Iterator<Item = String>) -> Result<Option<Options>> {
+        let mut quick = false;
+        for arg in args {
+            match arg.as_str() {
+                "--quick" => quick = true,
+                "--help" | "-h" => {
+                    println!("{USAGE}");
+                    return Ok(None);
+                }
+                other => bail!("unknown argument {other:?}\n{USAGE}"),
+            }
+        }
+        Ok(Some(Options {
+            quick,
+            calls: if quick { 500 } else { 5000 },
+            warmup: 200,
+            duration: Duration::from_secs(if quick { 1 } else { 3 }),
+            list_reps: if quick { 50 } else { 200 },
+            spawn_reps: if quick { 5 } else { 20 },
+            rss_calls: 300,
+        }))
+    }
+
+    fn to_json(self) -> Value {
+        json!({
+            "quick": self.quick,
+            "calls": self.calls,
+            "warmup_calls": self.warmup,
+            "throughput_seconds": self.duration.as_secs_f64(),
+            "list_reps": self.list_reps,
+            "spawn_reps": self.spawn_reps,
+            "rss_calls": self.rss_calls,
+        })
+    }
+}
+
+/// Where the binaries are and where the bench writes.
+struct Env {
+    magg: PathBuf,
+    backend: PathBuf,
+    target: PathBuf,
+    work: PathBuf,
+}
+
+impl Env {
+    /// Finds `magg` and `magg-test-backend` next to this executable.
+    fn locate() -> Result<Env> {
+        let exe = std::env::current_exe().context("cannot find this executable's path")?;
+        let dir = exe
+            .parent()
+            .with_context(|| format!("{} has no parent directory", exe.display()))?;
+        let find = |name: &str| -> Result<PathBuf> {
+            let path = dir.join(name);
+            ensure!(
+                path.is_file(),
+                "{} not found; build the workspace first: cargo build --release --workspace",
+                path.display()
+            );
+            Ok(path)
+        };
+        let magg = find("magg")?;
+        let backend = find("magg-test-backend")?;
+        // target/release/magg-bench -> target
+        let target = dir.parent().unwrap_or(dir).to_path_buf();
+        let work = target.join("bench-work");
+        std::fs::create_dir_all(&work)
+            .with_context(|| format!("cannot create {}", work.display()))?;
+        Ok(Env {
+            magg,
+            backend,
+            target,
+            work,
+        })
+    }
+
+    fn log(&self, name: &str) -> PathBuf {
+        self.work.join(format!("{name}.stderr"))
+    }
+
+    /// Writes a magg config with one test backend per `(name, extra args)`,
+    /// each prefixed with its name.
+    fn write_config(&self, file: &str, servers: &[(String, Vec<String>)]) -> Result<PathBuf> {
+        let mut map = Map::new();
+        for (name, extra) in servers {
+            let mut args = vec!["--name".to_owned(), name.clone()];
+            args.extend(extra.iter().cloned());
+            map.insert(
+                name.clone(),
+                json!({
+                    "source": "bench",
+                    "prefix": name,
+                    "command": self.backend,
+                    "args": args,
+                }),
+            );
+        }
+        let path = self.work.join(file);
+        let text = serde_json::to_string_pretty(&json!({ "servers": map }))
+            .context("cannot serialise config")?;
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(path)
+    }
+
+    async fn start_backend(&self, label: &str, log: &str, args: &[String]) -> Result<Server> {
+        Server::start(label, &self.backend, args, &[], &self.log(log)).await
+    }
+
+    async fn start_magg(&self, label: &str, log: &str, config: &Path) -> Result<Server> {
+        let args = [
+            "serve".to_owned(),
+            "--config".to_owned(),
+            config.display().to_string(),
+        ];
+        Server::start(
+            label,
+            &self.magg,
+            &args,
+            &[("MAGG_LIST_WAIT", "10")],
+            &self.log(log),
+        )
+        .await
+    }
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| (*s).to_owned()).collect()
+}
+
+fn mib(kb: u64) -> f64 {
+    kb as f64 / 1024.0
+}
+
+/// Stops both servers, whatever `result` is, then returns it.
+async fn stop_both<T>(result: Result<T>, a: Server, b: Server) -> Result<T> {
+    a.shutdown().await;
+    b.shutdown().await;
+    result
+}
+
+/// Starts a direct backend and a magg over `config`; stops the first if the second fails.
+async fn start_pair(
+    env: &Env,
+    direct: (&str, &str, &[String]),
+    magg: (&str, &str, &Path),
+) -> Result<(Server, Server)> {
+    let direct = env.start_backend(direct.0, direct.1, direct.2).await?;
+    match env.start_magg(magg.0, magg.1, magg.2).await {
+        Ok(magg) => Ok((direct, magg)),
+        Err(e) => {
+            direct.shutdown().await;
+            Err(e)
+        }
+    }
+}
+
+const TABLE_HEAD: &str = "                   p50 µs     p90 µs     p99 µs    mean µs";
+
+fn table_row(name: &str, s: &Summary) -> String {
+    format!(
+        "{name:<16} {:>9.1}  {:>9.1}  {:>9.1}  {:>9.1}",
+        s.p50, s.p90, s.p99, s.mean
+    )
+}
+
+/// Measurements 1 and 2. Returns their sections and the number of built-in
+/// tools of a test backend.
+async fn calls(env: &Env, opts: Options) -> Result<(Section, Section, usize)> {
+    let config = env.write_config("one-backend.json", &[("tb".to_owned(), Vec::new())])?;
+    let (direct, magg) = start_pair(
+        env,
+        ("magg-test-backend (direct)", "direct-tb", &strings(&["--name", "tb"])),
+        ("magg (1 backend)", "magg-one-backend", &config),
+    )
+    .await?;
+    let result = measure_calls(opts, &direct, &magg).await;
+    stop_both(result, magg, direct).await
+}
+
+async fn measure_calls(
+    opts: Options,
+    direct: &Server,
+    magg: &Server,
+) -> Result<(Section, Section, usize)> {
+    let (direct_tools, _) = mcp::list_all(direct.peer()).await?;
+    ensure!(
+        direct_tools.iter().any(|t| t == "echo"),
+        "magg-test-backend does not list `echo`: {direct_tools:?}"
+    );
+    mcp::wait_for_tools(magg.peer(), Duration::from_secs(30), |names| {
+        names.iter().any(|t| t == "tb_echo")
+    })
+    .await
+    .context("magg did not list tb_echo")?;
+    mcp::check_echo(direct.peer(), "echo").await?;
+    mcp::check_echo(magg.peer(), "tb_echo").await?;
+
+    eprintln!("magg-bench: 1/5 tools/call latency ({} calls each)", opts.calls);
+    let d = Summary::of(&mcp::call_latencies(direct.peer(), "echo", opts.warmup, opts.calls).await?);
+    let m = Summary::of(&mcp::call_latencies(magg.peer(), "tb_echo", opts.warmup, opts.calls).await?);
+
+    let mut lat = Section::new(
+        "call_latency",
+        format!(
+            "1. tools/call latency: echo {{\"text\": {:?}}}, {} sequential calls after {} warm-up",
+            mcp::ECHO_TEXT,
+            opts.calls,
+            opts.warmup
+        ),
+    );
+    lat.line(TABLE_HEAD);
+    lat.line(table_row("direct", &d));
+    lat.line(table_row("through magg", &m));
+    lat.line(format!(
+        "{:<16} {:>9.1}  {:>9.1}  {:>9.1}  {:>9.1}",
+        "added by magg",
+        m.p50 - d.p50,
+        m.p90 - d.p90,
+        m.p99 - d.p99,
+        m.mean - d.mean
+    ));
+    lat.figure(
+        "added_p50_us",
+        "added latency p50 (magg − direct)",
+        m.p50 - d.p50,
+        "µs",
+        Some(Budget::AtMost(50.0)),
+    );
+    lat.figure(
+        "added_p99_us",
+        "added latency p99 (magg − direct)",
+        m.p99 - d.p99,
+        "µs",
+        None,
+    );
+    lat.figure(
+        "p50_ratio",
+        "p50 ratio (magg / direct)",
+        m.p50 / d.p50,
+        "×",
+        None,
+    );
+    lat.data("direct", d.to_json());
+    lat.data("magg", m.to_json());
+
+    eprintln!(
+        "magg-bench: 2/5 throughput (1 and 8 callers, {:?} each)",
+        opts.duration
+    );
+    let mut tput = Section::new(
+        "throughput",
+        format!(
+            "2. Throughput: echo calls/s over one client connection, {} s per run",
+            opts.duration.as_secs_f64()
+        ),
+    );
+    tput.line("callers      direct calls/s    magg calls/s   magg/direct");
+    let mut rows = Vec::new();
+    for callers in [1usize, 8] {
+        let direct_rate = mcp::throughput(direct.peer(), "echo", callers, opts.duration).await?;
+        let magg_rate = mcp::throughput(magg.peer(), "tb_echo", callers, opts.duration).await?;
+        let ratio = magg_rate / direct_rate;
+        tput.line(format!(
+            "{callers:>7}  {direct_rate:>16.0}  {magg_rate:>14.0}  {ratio:>12.3}"
+        ));
+        rows.push(json!({
+            "callers": callers,
+            "direct_calls_per_s": direct_rate.round(),
+            "magg_calls_per_s": magg_rate.round(),
+            "ratio": (ratio * 1000.0).round() / 1000.0,
+        }));
+        tput.figure(
+            &format!("ratio_{callers}_callers"),
+            &format!("{callers} caller(s): magg / direct throughput"),
+            ratio,
+            "×",
+            Some(Budget::AtLeast(0.95)),
+        );
+    }
+    tput.data("runs", Value::Array(rows));
+    Ok((lat, tput, direct_tools.len()))
+}
+
+/// Measurement 3.
+async fn list(env: &Env, opts: Options, builtin: usize) -> Result<Section> {
+    eprintln!(
+        "magg-bench: 3/5 tools/list with {LIST_BACKENDS} backends × {LIST_TOOLS_PER_BACKEND} tools"
+    );
+    let servers: Vec<(String, Vec<String>)> = (0..LIST_BACKENDS)
+        .map(|i| {
+            (
+                format!("b{i}"),
+                strings(&["--tools", &LIST_TOOLS_PER_BACKEND.to_string()]),
+            )
+        })
+        .collect();
+    let config = env.write_config("hundred-backends.json", &servers)?;
+    // The baseline serves as many tools as the 100 backends together, in pages of 1000.
+    let backend_tools = LIST_BACKENDS * (builtin + LIST_TOOLS_PER_BACKEND);
+    let baseline_args = strings(&[
+        "--name",
+        "base",
+        "--tools",
+        &(backend_tools - builtin).to_string(),
+        "--page-size",
+        &PAGE_SIZE.to_string(),
+    ]);
+    let (direct, magg) = start_pair(
+        env,
+        ("magg-test-backend (baseline)", "direct-list-baseline", &baseline_args),
+        ("magg (100 backends)", "magg-hundred-backends", &config),
+    )
+    .await?;
+    let result = measure_list(opts, builtin, &direct, &magg).await;
+    stop_both(result, magg, direct).await
+}
+
+async fn measure_list(
+    opts: Options,
+    builtin: usize,
+    direct: &Server,
+    magg: &Server,
+) -> Result<Section> {
+    let expected: Vec<String> = (0..LIST_BACKENDS)
+        .map(|i| format!("b{i}_gen_{}", LIST_TOOLS_PER_BACKEND - 1))
+        .collect();
+    mcp::wait_for_tools(magg.peer(), Duration::from_secs(180), |names| {
+        let listed: HashSet<&str> = names.iter().map(String::as_str).collect();
+        names.len() >= LIST_BACKENDS * LIST_TOOLS_PER_BACKEND
+            && expected.iter().all(|t| listed.contains(t.as_str()))
+    })
+    .await
+    .context("magg did not list the tools of all 100 backends")?;
+    let all_listed = magg.spawned_at.elapsed();
+    let magg_rss = magg.rss_kb()?;
+
+    let (magg_names, magg_pages) = mcp::list_all(magg.peer()).await?;
+    let (direct_names, direct_pages) = mcp::list_all(direct.peer()).await?;
+    let (first_page, _) = mcp::list_page(magg.peer(), None).await?;
+    let (direct_first_page, _) = mcp::list_page(direct.peer(), None).await?;
+
+    // A few untimed rounds, then the timed ones.
+    for peer in [direct.peer(), magg.peer()] {
+        mcp::list_latencies(peer, 3, true).await?;
+    }
+    let magg_page = Summary::of(&mcp::list_latencies(magg.peer(), opts.list_reps, false).await?);
+    let direct_page =
+        Summary::of(&mcp::list_latencies(direct.peer(), opts.list_reps, false).await?);
+    let magg_full = Summary::of(&mcp::list_latencies(magg.peer(), opts.list_reps, true).await?);
+    let direct_full = Summary::of(&mcp::list_latencies(direct.peer(), opts.list_reps, true).await?);
+    let direct_rss = direct.rss_kb()?;
+
+    let mut s = Section::new(
+        "tools_list",
+        format!(
+            "3. tools/list: magg with {LIST_BACKENDS} backends × ({LIST_TOOLS_PER_BACKEND} generated + {} built-in) tools, {} timed requests each",
+            builtin,
+            opts.list_reps
+        ),
+    );
+    s.line(format!(
+        "magg lists {} tools in {magg_pages} pages (first page {}); baseline backend {} tools in {direct_pages} pages (first page {})",
+        magg_names.len(),
+        first_page.len(),
+        direct_names.len(),
+        direct_first_page.len()
+    ));
+    s.line("                         p50 ms     p99 ms    mean ms");
+    let row = |name: &str, x: &Summary| {
+        format!(
+            "{name:<22} {:>8.3}   {:>8.3}   {:>8.3}",
+            x.p50 / 1e3,
+            x.p99 / 1e3,
+            x.mean / 1e3
+        )
+    };
+    s.line(row("one page, magg", &magg_page));
+    s.line(row("one page, direct", &direct_page));
+    s.line(row("all pages, magg", &magg_full));
+    s.line(row("all pages, direct", &direct_full));
+    s.figure(
+        "page_p50_ms",
+        "one tools/list page (1000 tools), p50",
+        magg_page.p50 / 1e3,
+        "ms",
+        Some(Budget::AtMost(2.0)),
+    );
+    s.figure(
+        "page_p99_ms",
+        "one tools/list page (1000 tools), p99",
+        magg_page.p99 / 1e3,
+        "ms",
+        None,
+    );
+    s.figure(
+        "page_p50_ratio",
+        "one page p50, magg / direct",
+        magg_page.p50 / direct_page.p50,
+        "×",
+        None,
+    );
+    s.figure(
+        "full_p50_ms",
+        "full listing (all pages), p50",
+        magg_full.p50 / 1e3,
+        "ms",
+        None,
+    );
+    s.figure(
+        "full_p99_ms",
+        "full listing (all pages), p99",
+        magg_full.p99 / 1e3,
+        "ms",
+        None,
+    );
+    s.figure(
+        "full_p50_ratio",
+        "full listing p50, magg / direct",
+        magg_full.p50 / direct_full.p50,
+        "×",
+        None,
+    );
+    s.figure(
+        "spawn_to_all_listed_ms",
+        "spawn → all 100 backends listed",
+        millis(all_listed),
+        "ms",
+        None,
+    );
+    s.figure(
+        "magg_rss_mib",
+        "magg RSS (own process) with 100 backends",
+        mib(magg_rss),
+        "MiB",
+        None,
+    );
+    s.figure(
+        "baseline_rss_mib",
+        "baseline backend RSS (same tool count)",
+        mib(direct_rss),
+        "MiB",
+        None,
+    );
+    s.data(
+        "magg",
+        json!({
+            "tools": magg_names.len(),
+            "pages": magg_pages,
+            "one_page": magg_page.to_json(),
+            "all_pages": magg_full.to_json(),
+            "rss_kb": magg_rss,
+            "spawn_to_all_listed_ms": stats::round2(millis(all_listed)),
+        }),
+    );
+    s.data(
+        "direct",
+        json!({
+            "tools": direct_names.len(),
+            "pages": direct_pages,
+            "one_page": direct_page.to_json(),
+            "all_pages": direct_full.to_json(),
+            "rss_kb": direct_rss,
+        }),
+    );
+    Ok(s)
+}
+
+/// Measurement 4.
+async fn spawn(env: &Env, opts: Options) -> Result<Section> {
+    eprintln!(
+        "magg-bench: 4/5 spawn → initialize ({} times each)",
+        opts.spawn_reps
+    );
+    let config = env.write_config("empty.json", &[])?;
+    let mut magg_times = Vec::new();
+    let mut direct_times = Vec::new();
+    let mut exit_times = Vec::new();
+    let mut empty_rss = 0;
+    for _ in 0..opts.spawn_reps {
+        let magg = env
+            .start_magg("magg (empty config)", "magg-empty", &config)
+            .await?;
+        magg_times.push(magg.init_time);
+        let rss = magg.rss_kb();
+        exit_times.push(magg.shutdown().await);
+        empty_rss = rss?;
+        let direct = env
+            .start_backend(
+                "magg-test-backend (spawn)",
+                "direct-spawn",
+                &strings(&["--name", "spawn"]),
+            )
+            .await?;
+        direct_times.push(direct.init_time);
+        direct.shutdown().await;
+    }
+    let m = Summary::of(&magg_times);
+    let d = Summary::of(&direct_times);
+    let exits = Summary::of(&exit_times);
+    let mut s = Section::new(
+        "spawn_to_initialize",
+        format!(
+            "4. Spawn → initialize result, {} runs each (magg with an empty config)",
+            opts.spawn_reps
+        ),
+    );
+    s.line("                      p50 ms     min ms     max ms");
+    for (name, x) in [("magg", &m), ("magg-test-backend", &d)] {
+        s.line(format!(
+            "{name:<18} {:>9.2}  {:>9.2}  {:>9.2}",
+            x.p50 / 1e3,
+            x.min / 1e3,
+            x.max / 1e3
+        ));
+    }
+    s.figure(
+        "magg_p50_ms",
+        "magg spawn → initialize, p50",
+        m.p50 / 1e3,
+        "ms",
+        Some(Budget::AtMost(10.0)),
+    );
+    s.figure("magg_min_ms", "magg, min", m.min / 1e3, "ms", None);
+    s.figure("magg_max_ms", "magg, max", m.max / 1e3, "ms", None);
+    s.figure(
+        "direct_p50_ms",
+        "magg-test-backend spawn → initialize, p50",
+        d.p50 / 1e3,
+        "ms",
+        None,
+    );
+    s.figure(
+        "added_p50_ms",
+        "added by magg, p50",
+        (m.p50 - d.p50) / 1e3,
+        "ms",
+        None,
+    );
+    s.figure(
+        "magg_exit_p50_ms",
+        "magg exit after stdin closes, p50",
+        exits.p50 / 1e3,
+        "ms",
+        None,
+    );
+    s.figure(
+        "magg_empty_rss_mib",
+        "magg RSS, empty config, after initialize",
+        mib(empty_rss),
+        "MiB",
+        None,
+    );
+    s.data("magg", m.to_json());
+    s.data("direct", d.to_json());
+    s.data("magg_exit", exits.to_json());
+    Ok(s)
+}
+
+/// Measurement 5.
+async fn memory(env: &Env, opts: Options) -> Result<Section> {
+    eprintln!("magg-bench: 5/5 RSS with {RSS_BACKENDS} backends");
+    let servers: Vec<(String, Vec<String>)> = (0..RSS_BACKENDS)
+        .map(|i| (format!("r{i}"), Vec::new()))
+        .collect();
+    let config = env.write_config("ten-backends.json", &servers)?;
+    let (direct, magg) = start_pair(
+        env,
+        (
+            "magg-test-backend (memory)",
+            "direct-memory",
+            &strings(&["--name", "mem"]),
+        ),
+        ("magg (10 backends)", "magg-ten-backends", &config),
+    )
+    .await?;
+    let result = measure_memory(opts, &direct, &magg).await;
+    stop_both(result, magg, direct).await
+}
+
+async fn measure_memory(opts: Options, direct: &Server, magg: &Server) -> Result<Section> {
+    let tools: Vec<String> = (0..RSS_BACKENDS).map(|i| format!("r{i}_echo")).collect();
+    mcp::wait_for_tools(magg.peer(), Duration::from_secs(60), |names| {
+        tools.iter().all(|t| names.contains(t))
+    })
+    .await
+    .context("magg did not list the tools of all 10 backends")?;
+    let children = server::children_of(magg.pid()).len();
+    let args = mcp::echo_args();
+    for i in 0..opts.rss_calls {
+        mcp::call_echo(magg.peer(), &tools[i % tools.len()], &args).await?;
+        mcp::call_echo(direct.peer(), "echo", &args).await?;
+    }
+    // Let anything freed after the calls settle before reading.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let magg_rss = magg.rss_kb()?;
+    let direct_rss = direct.rss_kb()?;
+    let mut s = Section::new(
+        "memory",
+        format!(
+            "5. Memory: magg with {RSS_BACKENDS} backends ({children} child processes) after {} calls spread over them",
+            opts.rss_calls
+        ),
+    );
+    s.line("VmRSS of the magg process only (its backends are not counted); MiB = 1024 kB");
+    s.figure(
+        "magg_rss_mib",
+        "magg RSS with 10 backends",
+        mib(magg_rss),
+        "MiB",
+        Some(Budget::AtMost(15.0)),
+    );
+    s.figure(
+        "direct_rss_mib",
+        "one magg-test-backend after as many calls",
+        mib(direct_rss),
+        "MiB",
+        None,
+    );
+    s.data(
+        "magg",
+        json!({"rss_kb": magg_rss, "child_processes": children}),
+    );
+    s.data("direct", json!({"rss_kb": direct_rss}));
+    Ok(s)
+}
+
+/// Records the outcome of a measurement: its section, or a note about why it failed.
+fn record(report: &mut Report, failures: &mut Vec<String>, what: &str, result: Result<Section>) {
+    match result {
+        Ok(section) => report.push(section),
+        Err(e) => {
+            let message = format!("{what} failed: {e:#}");
+            eprintln!("magg-bench: {message}");
+            report.note(message.clone());
+            failures.push(message);
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let Some(opts) = Options::parse(std::env::args().skip(1))? else {
+        return Ok(());
+    };
+    let env = Env::locate()?;
+    let started = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let cpus = std::thread::available_parallelism().map_or(0, usize::from);
+    let mut meta = Map::new();
+    meta.insert("bench".into(), json!("magg-bench"));
+    meta.insert("started_unix".into(), json!(started));
+    meta.insert("cpus".into(), json!(cpus));
+    meta.insert("magg".into(), json!(env.magg));
+    meta.insert("backend".into(), json!(env.backend));
+    meta.insert("options".into(), opts.to_json());
+    let mut report = Report::new(meta);
+    report.header(format!(
+        "magg-bench ({} run, {cpus} CPUs)",
+        if opts.quick { "quick" } else { "full" }
+    ));
+    report.header(format!("magg:              {}", env.magg.display()));
+    report.header(format!("magg-test-backend: {}", env.backend.display()));
+    report.header(format!(
+        "logs and configs:  {}  (magg runs with MAGG_LIST_WAIT=10)",
+        env.work.display()
+    ));
+
+    let mut failures = Vec::new();
+    let mut builtin = None;
+    match calls(&env, opts).await {
+        Ok((latency, throughput, tools)) => {
+            report.push(latency);
+            report.push(throughput);
+            builtin = Some(tools);
+        }
+        Err(e) => record(&mut report, &mut failures, "1-2 (calls)", Err(e)),
+    }
+    match builtin {
+        Some(builtin) => {
+            let result = list(&env, opts, builtin).await;
+            record(&mut report, &mut failures, "3 (tools/list)", result);
+        }
+        None => report.note("3 (tools/list) skipped: needs the tool count from 1-2"),
+    }
+    let result = spawn(&env, opts).await;
+    record(&mut report, &mut failures, "4 (spawn)", result);
+    let result = memory(&env, opts).await;
+    record(&mut report, &mut failures, "5 (memory)", result);
+
+    for incident in server::incidents() {
+        report.note(incident);
+    }
+    let leftovers = server::kill_leftovers();
+    if leftovers.is_empty() {
+        report.footer("Processes left behind after the run: none");
+    } else {
+        let message = format!(
+            "{} process(es) were still alive at the end and were killed: {leftovers:?}",
+            leftovers.len()
+        );
+        report.note(message.clone());
+        failures.push(message);
+    }
+
+    print!("{}", report.render());
+    let json_path = env.target.join("bench-report.json");
+    let text = serde_json::to_string_pretty(&report.to_json()).context("cannot serialise report")?;
+    std::fs::write(&json_path, text + "\n")
+        .with_context(|| format!("cannot write {}", json_path.display()))?;
+    println!("JSON report: {}", json_path.display());
+    if !failures.is_empty() {
+        bail!("{} part(s) of the bench failed to run", failures.len());
+    }
+    Ok(())
+}

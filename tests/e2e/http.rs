@@ -1,0 +1,81 @@
+//! Streamable HTTP: several sessions at once, hybrid mode over one set of backends, and
+//! backends reached by URL.
+
+use std::process::Stdio;
+
+use rmcp::ServiceExt as _;
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::harness::{Client, Magg, TempConfig, bin, everything, test_backend, text, WAIT};
+
+#[tokio::test]
+async fn several_http_clients_each_get_their_own_session() {
+    let config = TempConfig::new(&json!({"servers": {
+        "tb": test_backend("tb", "tb", &[]),
+        "ev": everything("ev"),
+    }}));
+    let magg = Magg::http(&config.path, false).await;
+    let (a, b) = tokio::join!(magg.http_client(), magg.http_client());
+    let (names_a, names_b) = tokio::join!(a.tool_names(), b.tool_names());
+    assert!(names_a.contains(&"tb_echo".to_owned()) && names_a.contains(&"ev_echo".to_owned()), "{names_a:?}");
+    assert_eq!(names_a, names_b);
+    let (ra, rb) = tokio::join!(
+        a.call("tb_slow", json!({"ms": 200})),
+        b.call("tb_echo", json!({"text": "from b"}))
+    );
+    assert_eq!(text(&ra.expect("a")), "slept 200 ms");
+    assert_eq!(text(&rb.expect("b")), "from b");
+    let ev = a.call("ev_echo", json!({"message": "over http"})).await.expect("ev");
+    assert_eq!(text(&ev), "Echo: over http");
+}
+
+#[tokio::test]
+async fn http_clients_get_list_changed_when_a_backend_arrives() {
+    let config = TempConfig::new(&json!({"list_wait": 0, "servers": {"ev": everything("ev")}}));
+    let magg = Magg::http(&config.path, false).await;
+    let mut client = magg.http_client().await;
+    client.notified("tools/list_changed").await;
+    assert!(client.tool_names().await.contains(&"ev_echo".to_owned()));
+}
+
+#[tokio::test]
+async fn hybrid_serves_stdio_and_http_over_the_same_backends() {
+    let config = TempConfig::new(&json!({"servers": {"tb": test_backend("tb", "tb", &[])}}));
+    let mut magg = Magg::http(&config.path, true).await;
+    let stdout = magg.child.stdout.take().expect("stdout");
+    let stdin = magg.child.stdin.take().expect("stdin");
+    let stdio = tokio::time::timeout(WAIT, ().serve((stdout, stdin)))
+        .await
+        .expect("stdio initialize timed out")
+        .expect("stdio initialize");
+    let http = magg.http_client().await;
+    let over_http = text(&http.call_eventually("tb_pid", json!({})).await).to_owned();
+    let mut params = rmcp::model::CallToolRequestParams::new("tb_pid");
+    params.arguments = Some(Default::default());
+    let over_stdio = serde_json::to_value(stdio.call_tool(params).await.expect("stdio call")).expect("json");
+    assert_eq!(over_http, text(&over_stdio), "one backend process serves both");
+}
+
+#[tokio::test]
+async fn a_backend_reached_by_url_is_aggregated() {
+    let mut remote = tokio::process::Command::new(bin("magg-test-backend"))
+        .args(["--name", "remote", "--http", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn remote backend");
+    let mut lines = BufReader::new(remote.stdout.take().expect("stdout")).lines();
+    let line = tokio::time::timeout(WAIT, lines.next_line())
+        .await
+        .expect("address line")
+        .expect("read")
+        .expect("a line");
+    let url = line.trim_start_matches("listening on ").trim().to_owned();
+    let config = TempConfig::new(&json!({"servers": {"remote": {"source": "test", "prefix": "remote", "uri": url}}}));
+    let mut magg = Magg::stdio(&config.path).await;
+    let client: &mut Client = magg.client();
+    let echo = client.call_eventually("remote_echo", json!({"text": "far away"})).await;
+    assert_eq!(text(&echo), "far away");
+}

@@ -1,0 +1,13 @@
+//! End-to-end tests: the real `magg` binary in front of real MCP backends (the rmcp test backend
+//! in `tests/fixtures/test-backend` and `@modelcontextprotocol/server-everything` from npm),
+//! driven by a real rmcp client over stdio and streamable HTTP.
+//!
+//! Before running: `cargo build --workspace` and `npm ci --prefix tests/node`.
+
+mod harness;
+
+mod aggregation;
+mod cli;
+mod failures;
+mod http;
+mod proxy;
