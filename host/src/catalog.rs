@@ -92,7 +92,7 @@ impl Snapshot {
         };
         for (tool, own_tool) in own {
             snap.tool_routes
-                .insert(tool.name.to_string(), ToolRoute::Own(own_tool.clone()));
+                .insert(tool.name.to_string(), ToolRoute::Own(*own_tool));
             snap.tools.push(tool.clone());
         }
         for backend in backends {

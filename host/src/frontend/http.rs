@@ -44,7 +44,9 @@ pub async fn bind(
         Arc::new(LocalSessionManager::default()),
         config,
     );
-    let app = axum::Router::new().nest_service("/mcp", service);
+    let app = axum::Router::new()
+        .nest_service("/mcp", service)
+        .layer(axum::middleware::from_fn(session_delete_status));
     let serve = async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move { stop.cancelled().await })
@@ -52,4 +54,18 @@ pub async fn bind(
             .context("HTTP server failed")
     };
     Ok((addr, serve))
+}
+
+/// A session `DELETE` that succeeded answers `204 No Content`: the Python and TypeScript SDKs
+/// treat anything but 200 / 204 as a failed termination and log a warning.
+async fn session_delete_status(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let is_delete = request.method() == axum::http::Method::DELETE;
+    let mut response = next.run(request).await;
+    if is_delete && response.status() == axum::http::StatusCode::ACCEPTED {
+        *response.status_mut() = axum::http::StatusCode::NO_CONTENT;
+    }
+    response
 }

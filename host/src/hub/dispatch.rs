@@ -163,9 +163,8 @@ impl Hub {
     ) -> Result<CompleteResult, McpError> {
         let snapshot = self.snapshot();
         let route = match &mut params.r#ref {
-            Reference::Prompt(prompt) => snapshot.prompt(&prompt.name).cloned().map(|route| {
+            Reference::Prompt(prompt) => snapshot.prompt(&prompt.name).cloned().inspect(|route| {
                 prompt.name = route.name.clone();
-                route
             }),
             Reference::Resource(resource) => {
                 let found = match split_prefixed_uri(&resource.uri) {
@@ -178,9 +177,8 @@ impl Hub {
                     None => None,
                 }
                 .or_else(|| snapshot.resource(&resource.uri));
-                found.map(|route| {
+                found.inspect(|route| {
                     resource.uri = route.name.clone();
-                    route
                 })
             }
             _ => None,
