@@ -17,16 +17,36 @@ async fn tools_of_both_backends_are_listed_under_their_prefixes_and_callable() {
     let mut magg = Magg::stdio(&config.path).await;
     let client = magg.client();
     let names = client.tool_names().await;
-    for expected in ["magg_list_servers", "magg_status", "proxy", "tb_echo", "tb_slow", "ev_echo", "ev_get-sum"] {
-        assert!(names.iter().any(|n| n == expected), "{expected} missing from {names:?}");
+    for expected in [
+        "magg_list_servers",
+        "magg_status",
+        "proxy",
+        "tb_echo",
+        "tb_slow",
+        "ev_echo",
+        "ev_get-sum",
+    ] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} missing from {names:?}"
+        );
     }
-    assert!(!names.iter().any(|n| n == "echo"), "unprefixed names leak: {names:?}");
+    assert!(
+        !names.iter().any(|n| n == "echo"),
+        "unprefixed names leak: {names:?}"
+    );
 
-    let echo = client.call("tb_echo", json!({"text": "hi"})).await.expect("tb_echo");
+    let echo = client
+        .call("tb_echo", json!({"text": "hi"}))
+        .await
+        .expect("tb_echo");
     assert_eq!(text(&echo), "hi");
     assert_eq!(echo["structuredContent"], json!({"text": "hi"}));
 
-    let ev = client.call("ev_echo", json!({"message": "yo"})).await.expect("ev_echo");
+    let ev = client
+        .call("ev_echo", json!({"message": "yo"}))
+        .await
+        .expect("ev_echo");
     assert_eq!(text(&ev), "Echo: yo");
 }
 
@@ -38,12 +58,21 @@ async fn results_pass_through_untouched() {
     let meta = client.call("tb_meta", json!({})).await.expect("tb_meta");
     assert_eq!(meta["_meta"], json!({"test": "result-meta"}));
     assert_eq!(meta["content"][0]["_meta"], json!({"test": "content-meta"}));
-    assert_eq!(meta["content"][0]["annotations"], json!({"audience": ["user"], "priority": 0.5}));
+    assert_eq!(
+        meta["content"][0]["annotations"],
+        json!({"audience": ["user"], "priority": 0.5})
+    );
 
-    let add = client.call("tb_add", json!({"a": 2, "b": 3})).await.expect("tb_add");
+    let add = client
+        .call("tb_add", json!({"a": 2, "b": 3}))
+        .await
+        .expect("tb_add");
     assert_eq!(add["structuredContent"], json!({"sum": 5}));
 
-    let fail = client.call("tb_fail", json!({"message": "nope"})).await.expect("tb_fail");
+    let fail = client
+        .call("tb_fail", json!({"message": "nope"}))
+        .await
+        .expect("tb_fail");
     assert_eq!(fail["isError"], json!(true));
     assert_eq!(text(&fail), "nope");
 }
@@ -57,31 +86,56 @@ async fn resources_templates_prompts_and_completion_are_routed() {
     let resources = client.list_all_resources().await.expect("resources/list");
     let uris: Vec<&str> = resources.iter().map(|r| r.uri.as_str()).collect();
     assert!(uris.contains(&"test://tb/info"), "{uris:?}");
-    assert!(uris.iter().any(|u| u.starts_with("demo://ev/")), "everything's resources: {uris:?}");
+    assert!(
+        uris.iter().any(|u| u.starts_with("demo://ev/")),
+        "everything's resources: {uris:?}"
+    );
 
     let read = client
-        .read_resource(rmcp::model::ReadResourceRequestParams::new("test://tb/info"))
+        .read_resource(rmcp::model::ReadResourceRequestParams::new(
+            "test://tb/info",
+        ))
         .await
         .expect("read test://tb/info");
     let read = serde_json::to_value(read).expect("json");
     assert_eq!(read["contents"][0]["text"], json!(r#"{"server":"tb"}"#));
 
-    let templates = client.list_all_resource_templates().await.expect("templates");
-    assert!(templates.iter().any(|t| t.uri_template == "test://tb/item/{id}"), "{templates:?}");
+    let templates = client
+        .list_all_resource_templates()
+        .await
+        .expect("templates");
+    assert!(
+        templates
+            .iter()
+            .any(|t| t.uri_template == "test://tb/item/{id}"),
+        "{templates:?}"
+    );
     let item = client
-        .read_resource(rmcp::model::ReadResourceRequestParams::new("test://tb/item/42"))
+        .read_resource(rmcp::model::ReadResourceRequestParams::new(
+            "test://tb/item/42",
+        ))
         .await
         .expect("read templated resource");
-    assert_eq!(serde_json::to_value(item).expect("json")["contents"][0]["text"], json!("item 42"));
+    assert_eq!(
+        serde_json::to_value(item).expect("json")["contents"][0]["text"],
+        json!("item 42")
+    );
 
     let prompts = client.list_all_prompts().await.expect("prompts/list");
     assert!(prompts.iter().any(|p| p.name == "tb_greet"), "{prompts:?}");
     let mut get = rmcp::model::GetPromptRequestParams::new("tb_greet");
     get.arguments = json!({"name": "Ann"}).as_object().cloned();
-    let prompt = serde_json::to_value(client.get_prompt(get).await.expect("prompts/get")).expect("json");
-    assert_eq!(prompt["messages"][0]["content"]["text"], json!("Hello, Ann!"));
+    let prompt =
+        serde_json::to_value(client.get_prompt(get).await.expect("prompts/get")).expect("json");
+    assert_eq!(
+        prompt["messages"][0]["content"]["text"],
+        json!("Hello, Ann!")
+    );
 
-    let values = client.complete_prompt_simple("tb_greet", "name", "al").await.expect("complete");
+    let values = client
+        .complete_prompt_simple("tb_greet", "name", "al")
+        .await
+        .expect("complete");
     assert_eq!(values, vec!["alice".to_owned(), "albert".to_owned()]);
 }
 
@@ -108,11 +162,19 @@ async fn pagination_is_followed_on_the_backend_side_and_offered_on_ours() {
     assert_eq!(first.tools.len(), 1000);
     assert!(first.next_cursor.is_some(), "magg pages a long list");
     let names = client.tool_names().await;
-    assert!(names.iter().any(|n| n == "pg_gen_4"), "all pages of a paginating backend");
-    assert!(names.iter().any(|n| n == "big_gen_1199"), "every page of magg's own list");
+    assert!(
+        names.iter().any(|n| n == "pg_gen_4"),
+        "all pages of a paginating backend"
+    );
+    assert!(
+        names.iter().any(|n| n == "big_gen_1199"),
+        "every page of magg's own list"
+    );
     let bad = client
         .service
-        .list_tools(Some(rmcp::model::PaginatedRequestParams::default().with_cursor(Some("bogus".into()))))
+        .list_tools(Some(
+            rmcp::model::PaginatedRequestParams::default().with_cursor(Some("bogus".into())),
+        ))
         .await;
     assert!(bad.is_err(), "a cursor magg never gave out is refused");
 }
@@ -123,9 +185,20 @@ async fn list_servers_and_status_report_each_backend() {
     let mut magg = Magg::stdio(&config.path).await;
     let client = magg.client();
     client.tool_names().await; // waits for the backends to start
-    let servers = magg_body(&client.call("magg_list_servers", json!({})).await.expect("list"));
+    let servers = magg_body(
+        &client
+            .call("magg_list_servers", json!({}))
+            .await
+            .expect("list"),
+    );
     assert_eq!(servers["errors"], json!(null));
-    let tb = servers["output"].as_array().expect("array").iter().find(|s| s["name"] == "tb").cloned().expect("tb listed");
+    let tb = servers["output"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|s| s["name"] == "tb")
+        .cloned()
+        .expect("tb listed");
     assert_eq!(tb["prefix"], json!("tb"));
     assert_eq!(tb["mounted"], json!(true));
     assert_eq!(tb["status"], json!("running"));
@@ -146,9 +219,34 @@ async fn backend_env_and_cwd_come_from_the_config_with_a_minimal_inherited_envir
     let config = TempConfig::new(&json!({"servers": {"tb": tb}}));
     let mut magg = Magg::stdio_with(&config.path, &[], &[("MAGG_TEST_SECRET", "leak")]).await;
     let client = magg.client();
-    assert_eq!(text(&client.call_eventually("tb_env", json!({"name": "GREETING"})).await), "hello");
-    assert_eq!(text(&client.call("tb_env", json!({"name": "MAGG_TEST_SECRET"})).await.expect("env")), "<unset>");
-    assert!(text(&client.call("tb_env", json!({"name": "PATH"})).await.expect("env")) != "<unset>");
+    assert_eq!(
+        text(
+            &client
+                .call_eventually("tb_env", json!({"name": "GREETING"}))
+                .await
+        ),
+        "hello"
+    );
+    assert_eq!(
+        text(
+            &client
+                .call("tb_env", json!({"name": "MAGG_TEST_SECRET"}))
+                .await
+                .expect("env")
+        ),
+        "<unset>"
+    );
+    assert!(
+        text(
+            &client
+                .call("tb_env", json!({"name": "PATH"}))
+                .await
+                .expect("env")
+        ) != "<unset>"
+    );
     let cwd = text(&client.call("tb_cwd", json!({})).await.expect("cwd")).to_owned();
-    assert_eq!(std::fs::canonicalize(cwd).ok(), std::fs::canonicalize(dir.path()).ok());
+    assert_eq!(
+        std::fs::canonicalize(cwd).ok(),
+        std::fs::canonicalize(dir.path()).ok()
+    );
 }

@@ -43,7 +43,11 @@ fn server_list_json_and_config_path_read_a_magg_config() {
     let listed: Value = serde_json::from_str(&stdout).expect("JSON on stdout");
     assert_eq!(listed["servers"]["tb"]["prefix"], json!("tb"));
     assert_eq!(listed["servers"]["tb"]["notes"], json!("the test backend"));
-    assert_eq!(listed["servers"]["tb"]["futureKey"], json!({"kept": true}), "unknown keys survive");
+    assert_eq!(
+        listed["servers"]["tb"]["futureKey"],
+        json!({"kept": true}),
+        "unknown keys survive"
+    );
     assert_eq!(listed["servers"]["off"]["enabled"], json!(false));
 
     let (code, stdout, _) = run_cli(&["config", "path", "--config", &path]);
@@ -65,15 +69,24 @@ fn magg_config_path_and_magg_path_are_discovered_in_order() {
         .env("MAGG_CONFIG_PATH", &config.path)
         .output()
         .expect("run");
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), config.path.to_string_lossy());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        config.path.to_string_lossy()
+    );
 
     let out = std::process::Command::new(crate::harness::bin("magg"))
         .args(["config", "path"])
         .env_remove("MAGG_CONFIG_PATH")
-        .env("MAGG_PATH", format!("/nonexistent/dir:{}", config.dir.path().display()))
+        .env(
+            "MAGG_PATH",
+            format!("/nonexistent/dir:{}", config.dir.path().display()),
+        )
         .output()
         .expect("run");
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), config.path.to_string_lossy());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        config.path.to_string_lossy()
+    );
 }
 
 #[test]
@@ -87,7 +100,11 @@ fn claude_desktop_style_files_are_read_with_variable_interpolation() {
         .env("MAGG_TEST_PKG", "@scope/pkg")
         .output()
         .expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let listed: Value = serde_json::from_slice(&out.stdout).expect("JSON");
     let server = &listed["servers"]["my-files"];
     assert_eq!(server["args"], json!(["-y", "@scope/pkg"]));

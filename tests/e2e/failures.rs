@@ -11,12 +11,26 @@ async fn unknown_tool_is_a_protocol_error_naming_it_and_close_matches() {
     let config = TempConfig::new(&json!({"servers": {"tb": test_backend("tb", "tb", &[])}}));
     let mut magg = Magg::stdio(&config.path).await;
     let client = magg.client();
-    let err = client.call("tb_ecko", json!({})).await.expect_err("unknown tool");
+    let err = client
+        .call("tb_ecko", json!({}))
+        .await
+        .expect_err("unknown tool");
     let message = err.to_string();
     assert!(message.contains("tb_ecko"), "{message}");
-    assert!(message.contains("tb_echo"), "suggests the close match: {message}");
+    assert!(
+        message.contains("tb_echo"),
+        "suggests the close match: {message}"
+    );
     // magg keeps serving
-    assert_eq!(text(&client.call("tb_echo", json!({"text": "still"})).await.expect("echo")), "still");
+    assert_eq!(
+        text(
+            &client
+                .call("tb_echo", json!({"text": "still"}))
+                .await
+                .expect("echo")
+        ),
+        "still"
+    );
 }
 
 #[tokio::test]
@@ -24,7 +38,10 @@ async fn malformed_arguments_get_a_readable_tool_error() {
     let config = TempConfig::new(&json!({"servers": {"tb": test_backend("tb", "tb", &[])}}));
     let mut magg = Magg::stdio(&config.path).await;
     let client = magg.client();
-    let result = client.call("tb_add", json!({"a": "x", "b": 1})).await.expect("tool result");
+    let result = client
+        .call("tb_add", json!({"a": "x", "b": 1}))
+        .await
+        .expect("tool result");
     assert_eq!(result["isError"], json!(true));
     assert!(text(&result).contains("'a'"), "{result}");
 }
@@ -36,7 +53,9 @@ async fn unknown_resource_and_prompt_are_errors_naming_them() {
     let client = &magg.client().service;
     client.list_all_tools().await.expect("started");
     let err = client
-        .read_resource(rmcp::model::ReadResourceRequestParams::new("nothing://here"))
+        .read_resource(rmcp::model::ReadResourceRequestParams::new(
+            "nothing://here",
+        ))
         .await
         .expect_err("unknown resource");
     assert!(err.to_string().contains("nothing://here"), "{err}");
@@ -58,7 +77,10 @@ async fn a_backend_that_dies_mid_call_gives_an_error_and_comes_back() {
     let pid_before = text(&client.call_eventually("tb_pid", json!({})).await).to_owned();
     let other_pid = text(&client.call("other_pid", json!({})).await.expect("other")).to_owned();
 
-    let crash = client.call("tb_crash", json!({})).await.expect("a tool result, not a hang");
+    let crash = client
+        .call("tb_crash", json!({}))
+        .await
+        .expect("a tool result, not a hang");
     assert_eq!(crash["isError"], json!(true));
     assert!(text(&crash).contains("`tb`"), "names the server: {crash}");
 
@@ -84,9 +106,14 @@ async fn failing_and_hanging_backends_never_block_the_others() {
     let config = TempConfig::new(&config);
     let started = Instant::now();
     let mut magg = Magg::stdio_with(&config.path, &[], &[("MAGG_LIST_WAIT", "0")]).await;
-    assert!(started.elapsed() < Duration::from_secs(10), "initialize is answered at once");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "initialize is answered at once"
+    );
     let client = magg.client();
-    let echo = client.call_eventually("tb_echo", json!({"text": "ok"})).await;
+    let echo = client
+        .call_eventually("tb_echo", json!({"text": "ok"}))
+        .await;
     assert_eq!(text(&echo), "ok");
 
     // Wait for the hanging backend to hit its init timeout, then read the reasons.
@@ -95,11 +122,21 @@ async fn failing_and_hanging_backends_never_block_the_others() {
     let status = magg_body(&client.call("magg_status", json!({})).await.expect("status"));
     let backends = &status["output"]["backends"];
     assert_eq!(backends["tb"]["status"], json!("running"));
-    let reason = |name: &str| backends[name]["reason"].as_str().unwrap_or_default().to_owned();
-    assert!(reason("missing").contains("could not start"), "{}", backends["missing"]);
+    let reason = |name: &str| {
+        backends[name]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(
+        reason("missing").contains("could not start"),
+        "{}",
+        backends["missing"]
+    );
     assert!(reason("dies").contains("exit"), "{}", backends["dies"]);
     assert!(
-        backends["hang"]["status"] == json!("starting") || reason("hang").contains("backend_init_timeout"),
+        backends["hang"]["status"] == json!("starting")
+            || reason("hang").contains("backend_init_timeout"),
         "{}",
         backends["hang"]
     );
@@ -108,7 +145,9 @@ async fn failing_and_hanging_backends_never_block_the_others() {
 
 #[tokio::test]
 async fn backend_stderr_goes_to_maggs_log() {
-    let config = TempConfig::new(&json!({"stderr_show": true, "servers": {"tb": test_backend("tb", "tb", &[])}}));
+    let config = TempConfig::new(
+        &json!({"stderr_show": true, "servers": {"tb": test_backend("tb", "tb", &[])}}),
+    );
     let mut magg = Magg::stdio(&config.path).await;
     magg.client().tool_names().await;
     magg.wait_for_log("magg-test-backend tb starting").await;
@@ -125,7 +164,10 @@ fn a_config_that_does_not_parse_stops_serve_with_exit_2_naming_file_line_and_fie
     assert!(stdout.is_empty(), "nothing on stdout: {stdout}");
     assert!(stderr.contains(&path), "names the file: {stderr}");
     assert!(stderr.contains(":6:"), "names the line: {stderr}");
-    assert!(stderr.contains("servers.fs.args"), "names the field: {stderr}");
+    assert!(
+        stderr.contains("servers.fs.args"),
+        "names the field: {stderr}"
+    );
 
     let syntax = TempConfig::raw("{\"servers\": {,}}");
     let (code, _, stderr) = run_cli(&["serve", "--config", &syntax.path.to_string_lossy()]);

@@ -9,7 +9,9 @@ use std::{
 
 use rmcp::{
     ClientHandler, RoleClient, ServiceExt,
-    model::{CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, Implementation},
+    model::{
+        CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, Implementation,
+    },
     service::{NotificationContext, RunningService},
     transport::StreamableHttpClientTransport,
 };
@@ -158,7 +160,10 @@ impl Client {
             false
         })
         .await;
-        assert!(matches!(found, Ok(true)), "no {what} notification within {WAIT:?}");
+        assert!(
+            matches!(found, Ok(true)),
+            "no {what} notification within {WAIT:?}"
+        );
     }
 
     /// The names of all tools, every page.
@@ -235,7 +240,9 @@ impl Magg {
         cmd
     }
 
-    fn collect_stderr(child: &mut Child) -> (Arc<Mutex<Vec<String>>>, mpsc::UnboundedReceiver<String>) {
+    fn collect_stderr(
+        child: &mut Child,
+    ) -> (Arc<Mutex<Vec<String>>>, mpsc::UnboundedReceiver<String>) {
         let log = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = mpsc::unbounded_channel();
         let stderr = child.stderr.take().expect("stderr piped");
@@ -315,7 +322,11 @@ impl Magg {
 
     /// Whether magg's log has a line containing `needle`.
     pub fn logged(&self, needle: &str) -> bool {
-        self.log.lock().expect("log lock").iter().any(|l| l.contains(needle))
+        self.log
+            .lock()
+            .expect("log lock")
+            .iter()
+            .any(|l| l.contains(needle))
     }
 
     /// Waits until magg's log has a line containing `needle`.

@@ -7,7 +7,7 @@ use rmcp::ServiceExt as _;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::harness::{Client, Magg, TempConfig, bin, everything, test_backend, text, WAIT};
+use crate::harness::{Client, Magg, TempConfig, WAIT, bin, everything, test_backend, text};
 
 #[tokio::test]
 async fn several_http_clients_each_get_their_own_session() {
@@ -18,7 +18,10 @@ async fn several_http_clients_each_get_their_own_session() {
     let magg = Magg::http(&config.path, false).await;
     let (a, b) = tokio::join!(magg.http_client(), magg.http_client());
     let (names_a, names_b) = tokio::join!(a.tool_names(), b.tool_names());
-    assert!(names_a.contains(&"tb_echo".to_owned()) && names_a.contains(&"ev_echo".to_owned()), "{names_a:?}");
+    assert!(
+        names_a.contains(&"tb_echo".to_owned()) && names_a.contains(&"ev_echo".to_owned()),
+        "{names_a:?}"
+    );
     assert_eq!(names_a, names_b);
     let (ra, rb) = tokio::join!(
         a.call("tb_slow", json!({"ms": 200})),
@@ -26,7 +29,10 @@ async fn several_http_clients_each_get_their_own_session() {
     );
     assert_eq!(text(&ra.expect("a")), "slept 200 ms");
     assert_eq!(text(&rb.expect("b")), "from b");
-    let ev = a.call("ev_echo", json!({"message": "over http"})).await.expect("ev");
+    let ev = a
+        .call("ev_echo", json!({"message": "over http"}))
+        .await
+        .expect("ev");
     assert_eq!(text(&ev), "Echo: over http");
 }
 
@@ -53,8 +59,13 @@ async fn hybrid_serves_stdio_and_http_over_the_same_backends() {
     let over_http = text(&http.call_eventually("tb_pid", json!({})).await).to_owned();
     let mut params = rmcp::model::CallToolRequestParams::new("tb_pid");
     params.arguments = Some(Default::default());
-    let over_stdio = serde_json::to_value(stdio.call_tool(params).await.expect("stdio call")).expect("json");
-    assert_eq!(over_http, text(&over_stdio), "one backend process serves both");
+    let over_stdio =
+        serde_json::to_value(stdio.call_tool(params).await.expect("stdio call")).expect("json");
+    assert_eq!(
+        over_http,
+        text(&over_stdio),
+        "one backend process serves both"
+    );
 }
 
 #[tokio::test]
@@ -73,9 +84,13 @@ async fn a_backend_reached_by_url_is_aggregated() {
         .expect("read")
         .expect("a line");
     let url = line.trim_start_matches("listening on ").trim().to_owned();
-    let config = TempConfig::new(&json!({"servers": {"remote": {"source": "test", "prefix": "remote", "uri": url}}}));
+    let config = TempConfig::new(
+        &json!({"servers": {"remote": {"source": "test", "prefix": "remote", "uri": url}}}),
+    );
     let mut magg = Magg::stdio(&config.path).await;
     let client: &mut Client = magg.client();
-    let echo = client.call_eventually("remote_echo", json!({"text": "far away"})).await;
+    let echo = client
+        .call_eventually("remote_echo", json!({"text": "far away"}))
+        .await;
     assert_eq!(text(&echo), "far away");
 }

@@ -11,3 +11,4 @@ mod cli;
 mod failures;
 mod http;
 mod proxy;
+mod sdk;

@@ -6,7 +6,8 @@ use crate::harness::{Magg, TempConfig, test_backend, text};
 
 fn embedded(result: &Value) -> (Value, Value) {
     let block = &result["content"][0];
-    let data = serde_json::from_str(block["resource"]["text"].as_str().unwrap_or("null")).expect("embedded JSON");
+    let data = serde_json::from_str(block["resource"]["text"].as_str().unwrap_or("null"))
+        .expect("embedded JSON");
     (data, block["_meta"].clone())
 }
 
@@ -18,18 +19,29 @@ async fn proxy_lists_describes_and_calls() {
     client.tool_names().await;
 
     let list = client
-        .call("proxy", json!({"action": "list", "type": "tool", "filter_server": "tb", "limit": 3}))
+        .call(
+            "proxy",
+            json!({"action": "list", "type": "tool", "filter_server": "tb", "limit": 3}),
+        )
         .await
         .expect("list");
     let (items, meta) = embedded(&list);
     assert_eq!(items.as_array().map(Vec::len), Some(3));
-    assert!(items[0]["name"].as_str().unwrap_or_default().starts_with("tb_"));
+    assert!(
+        items[0]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("tb_")
+    );
     assert_eq!(meta["proxyAction"], json!("list"));
     assert_eq!(meta["many"], json!(true));
     assert!(meta["totalCount"].as_u64().unwrap_or(0) >= 9);
 
     let info = client
-        .call("proxy", json!({"action": "info", "type": "tool", "path": "tb_echo"}))
+        .call(
+            "proxy",
+            json!({"action": "info", "type": "tool", "path": "tb_echo"}),
+        )
         .await
         .expect("info");
     let (tool, meta) = embedded(&info);
@@ -50,13 +62,22 @@ async fn proxy_lists_describes_and_calls() {
     assert_eq!(text(&string_args), "json string");
 
     let read = client
-        .call("proxy", json!({"action": "call", "type": "resource", "path": "test://tb/info"}))
+        .call(
+            "proxy",
+            json!({"action": "call", "type": "resource", "path": "test://tb/info"}),
+        )
         .await
         .expect("read");
-    assert_eq!(read["content"][0]["resource"]["mimeType"], json!("application/json"));
+    assert_eq!(
+        read["content"][0]["resource"]["mimeType"],
+        json!("application/json")
+    );
 
     let prompt = client
-        .call("proxy", json!({"action": "call", "type": "prompt", "path": "tb_greet", "args": {"name": "Bo"}}))
+        .call(
+            "proxy",
+            json!({"action": "call", "type": "prompt", "path": "tb_greet", "args": {"name": "Bo"}}),
+        )
         .await
         .expect("prompt");
     let (got, _) = embedded(&prompt);
@@ -69,13 +90,31 @@ async fn proxy_parameter_errors_are_readable_tool_errors() {
     let mut magg = Magg::stdio(&config.path).await;
     let client = magg.client();
     for (args, needle) in [
-        (json!({"action": "call", "type": "tool"}), "'path' is required"),
-        (json!({"action": "list", "type": "tool", "args": {"x": 1}}), "'args' should not be provided"),
-        (json!({"action": "info", "type": "tool", "path": "x", "limit": 5}), "only allowed for 'list'"),
-        (json!({"action": "explode", "type": "tool"}), "Invalid proxy action"),
-        (json!({"action": "info", "type": "tool", "path": "nope"}), "not found"),
+        (
+            json!({"action": "call", "type": "tool"}),
+            "'path' is required",
+        ),
+        (
+            json!({"action": "list", "type": "tool", "args": {"x": 1}}),
+            "'args' should not be provided",
+        ),
+        (
+            json!({"action": "info", "type": "tool", "path": "x", "limit": 5}),
+            "only allowed for 'list'",
+        ),
+        (
+            json!({"action": "explode", "type": "tool"}),
+            "Invalid proxy action",
+        ),
+        (
+            json!({"action": "info", "type": "tool", "path": "nope"}),
+            "not found",
+        ),
     ] {
-        let result = client.call("proxy", args.clone()).await.expect("a tool result");
+        let result = client
+            .call("proxy", args.clone())
+            .await
+            .expect("a tool result");
         assert_eq!(result["isError"], json!(true), "{args}");
         assert!(text(&result).contains(needle), "{args}: {}", text(&result));
     }

@@ -1,0 +1,75 @@
+"""Drive magg with the official MCP Python SDK, as an independent client.
+
+Usage: sdk_client.py stdio MAGG_BINARY CONFIG   (the SDK spawns `magg serve`)
+       sdk_client.py http URL                    (magg already serves streamable HTTP)
+
+Exits non-zero, with the reason on stderr, if anything a user would check is wrong.
+"""
+
+import asyncio
+import os
+import sys
+
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamable_http_client
+
+
+def check(condition, what):
+    if not condition:
+        raise AssertionError(what)
+
+
+async def exercise(session: ClientSession) -> None:
+    init = await session.initialize()
+    check(init.server_info.name == "magg", f"serverInfo: {init.server_info}")
+    tools = await session.list_tools()
+    names = [t.name for t in tools.tools]
+    for expected in ("magg_list_servers", "magg_status", "proxy", "tb_echo"):
+        check(expected in names, f"{expected} missing from {names}")
+
+    echo = await session.call_tool("tb_echo", {"text": "from python"})
+    check(not echo.is_error, f"tb_echo failed: {echo}")
+    check(echo.content[0].text == "from python", f"tb_echo text: {echo.content}")
+    check(echo.structured_content == {"text": "from python"}, f"structured: {echo.structured_content}")
+
+    failed = await session.call_tool("tb_fail", {"message": "boom"})
+    check(failed.is_error, "tb_fail must be an error result")
+
+    resource = await session.read_resource("test://tb/info")
+    check('"tb"' in resource.contents[0].text, f"resource: {resource}")
+
+    prompt = await session.get_prompt("tb_greet", {"name": "Py"})
+    check(prompt.messages[0].content.text == "Hello, Py!", f"prompt: {prompt}")
+
+    try:
+        await session.call_tool("tb_no_such_tool", {})
+    except Exception as error:  # the SDK raises on a JSON-RPC error
+        check("tb_no_such_tool" in str(error), f"error names the tool: {error}")
+    else:
+        raise AssertionError("an unknown tool must be a protocol error")
+
+    status = await session.call_tool("magg_status", {})
+    check(not status.is_error and '"mounted"' in status.content[0].text, f"status: {status}")
+
+
+async def main() -> None:
+    mode = sys.argv[1]
+    if mode == "stdio":
+        params = StdioServerParameters(
+            command=sys.argv[2],
+            args=["serve", "--config", sys.argv[3]],
+            env={"PATH": os.environ.get("PATH", ""), "MAGG_LIST_WAIT": "15"},
+        )
+        async with stdio_client(params) as (read, write):
+            async with ClientSession(read, write) as session:
+                await exercise(session)
+    else:
+        async with streamable_http_client(sys.argv[2]) as streams:
+            async with ClientSession(streams[0], streams[1]) as session:
+                await exercise(session)
+    print("python sdk: ok")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
