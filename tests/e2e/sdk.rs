@@ -1,4 +1,5 @@
-//! The official MCP Python SDK as an independent client, over stdio and streamable HTTP.
+//! Independent clients: the official MCP Python SDK (over stdio and streamable HTTP) and the MCP
+//! Inspector CLI (TypeScript SDK, over stdio).
 
 use std::path::Path;
 
@@ -13,7 +14,11 @@ fn python_client(args: &[&str]) -> (bool, String) {
         .args(args)
         .output()
         .expect("python3 runs (install the SDK: pip install -r tests/python/requirements.txt)");
-    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.success() && all.contains("python sdk: ok"), all)
 }
 
@@ -21,7 +26,11 @@ fn python_client(args: &[&str]) -> (bool, String) {
 fn the_python_sdk_drives_magg_over_stdio() {
     let config = TempConfig::new(&json!({"servers": {"tb": test_backend("tb", "tb", &[])}}));
     let magg = bin("magg");
-    let (ok, output) = python_client(&["stdio", &magg.to_string_lossy(), &config.path.to_string_lossy()]);
+    let (ok, output) = python_client(&[
+        "stdio",
+        &magg.to_string_lossy(),
+        &config.path.to_string_lossy(),
+    ]);
     assert!(ok, "{output}");
 }
 
@@ -34,4 +43,61 @@ async fn the_python_sdk_drives_magg_over_http() {
         .await
         .expect("join");
     assert!(ok, "{output}");
+}
+
+/// Runs the MCP Inspector's CLI (TypeScript SDK) against `magg serve` on stdio.
+fn inspector(config: &Path, args: &[&str]) -> (bool, String) {
+    let cli = Path::new(env!("CARGO_MANIFEST_DIR")).join("node/node_modules/.bin/mcp-inspector");
+    assert!(
+        cli.exists(),
+        "{} is missing: run `npm ci --prefix tests/node`",
+        cli.display()
+    );
+    let out = std::process::Command::new(cli)
+        .arg("--cli")
+        .arg("-e")
+        .arg(format!("MAGG_CONFIG_PATH={}", config.display()))
+        .args(["-e", "MAGG_LIST_WAIT=15"])
+        .arg(bin("magg"))
+        .arg("serve")
+        .args(args)
+        .output()
+        .expect("run the inspector");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn the_mcp_inspector_lists_and_calls_tools_through_magg() {
+    let config = TempConfig::new(&json!({"servers": {"tb": test_backend("tb", "tb", &[])}}));
+    let (ok, listed) = inspector(&config.path, &["--method", "tools/list"]);
+    assert!(ok, "{listed}");
+    let listed: serde_json::Value = serde_json::from_str(&listed).expect("JSON from the inspector");
+    let names: Vec<&str> = listed["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"tb_echo") && names.contains(&"proxy"),
+        "{names:?}"
+    );
+
+    let (ok, called) = inspector(
+        &config.path,
+        &[
+            "--method",
+            "tools/call",
+            "--tool-name",
+            "tb_echo",
+            "--tool-arg",
+            "text=inspected",
+        ],
+    );
+    assert!(ok, "{called}");
+    let called: serde_json::Value = serde_json::from_str(&called).expect("JSON");
+    assert_eq!(called["content"][0]["text"], json!("inspected"));
 }
