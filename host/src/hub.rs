@@ -18,8 +18,9 @@ pub use self::dispatch::error_result;
 use crate::{
     backend::{Backend, Changed, Status},
     catalog::{ListChanges, Snapshot},
-    config::{Config, Settings},
+    config::{Config, ServerConfig, Settings},
     plugins::Hooks,
+    reload::ReloadState,
     tools::{self, OwnTool},
 };
 
@@ -37,6 +38,8 @@ pub struct Hub {
     changes: mpsc::UnboundedSender<Changed>,
     settled: watch::Receiver<bool>,
     started: Instant,
+    reload: ReloadState,
+    edits: Mutex<()>,
 }
 
 impl Hub {
@@ -67,7 +70,12 @@ impl Hub {
             changes,
             settled,
             started: Instant::now(),
+            reload: ReloadState::default(),
+            edits: Mutex::new(()),
         });
+        if let Ok(text) = std::fs::read(&hub.config().path) {
+            hub.reload.seen(&text);
+        }
         hub.rebuild();
         let _ = settled_tx.send(hub.all_settled());
         tokio::spawn(catalog_task(Arc::downgrade(&hub), changes_rx, settled_tx));
@@ -93,6 +101,11 @@ impl Hub {
             Ok(b) => b.values().cloned().collect(),
             Err(poisoned) => poisoned.into_inner().values().cloned().collect(),
         }
+    }
+
+    /// The reloader's memory: what was last applied, and why the last reload failed.
+    pub fn reload_state(&self) -> &ReloadState {
+        &self.reload
     }
 
     /// The connected client sessions.
@@ -130,6 +143,144 @@ impl Hub {
         let _ = tokio::time::timeout(Duration::from_secs(3), all_stopped).await;
     }
 
+    /// Makes the running set of backends match `new`: servers that were removed or disabled are
+    /// stopped, added or enabled ones started, and a server whose launch settings (source,
+    /// prefix, command, args, uri, env, cwd, transport) changed is restarted. Every other
+    /// backend keeps its process and its calls in flight. Settings apply at the next start.
+    pub fn apply_config(&self, new: Config) -> ConfigDiff {
+        let mut diff = ConfigDiff::default();
+        let old = self.config();
+        if new.settings != old.settings {
+            tracing::warn!(
+                "settings in {} changed; they take effect when magg restarts (servers are applied now)",
+                new.path.display()
+            );
+        }
+        {
+            let mut backends = match self.backends.write() {
+                Ok(b) => b,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            let mut next: IndexMap<String, Arc<Backend>> = IndexMap::new();
+            for server in new.enabled_servers() {
+                let name = server.name.clone();
+                match backends.shift_remove(&name) {
+                    Some(backend) if same_launch(&backend.config, server) => {
+                        next.insert(name, backend);
+                    }
+                    Some(backend) => {
+                        backend.stop();
+                        diff.updated.push(name.clone());
+                        next.insert(name, self.start_backend(server));
+                    }
+                    None => {
+                        if old.servers.get(&name).is_some_and(|s| !s.enabled) {
+                            diff.enabled.push(name.clone());
+                        } else {
+                            diff.added.push(name.clone());
+                        }
+                        next.insert(name, self.start_backend(server));
+                    }
+                }
+            }
+            for (name, backend) in backends.drain(..) {
+                backend.stop();
+                if new.servers.contains_key(&name) {
+                    diff.disabled.push(name);
+                } else {
+                    diff.removed.push(name);
+                }
+            }
+            *backends = next;
+        }
+        match self.config.write() {
+            Ok(mut config) => *config = new,
+            Err(poisoned) => *poisoned.into_inner() = new,
+        }
+        let changes = self.rebuild();
+        if changes.any() {
+            self.sessions.notify(changes);
+        }
+        if !diff.is_empty() {
+            tracing::info!(?diff, "applied config change");
+        }
+        diff
+    }
+
+    /// Changes the config with `edit`, validates the result as if it had been read from the
+    /// file, saves it atomically, and applies it. Edits are serialised; in read-only mode, or if
+    /// the edit, the validation or the save fails, nothing changes and the reason is returned.
+    pub fn update_config<T>(
+        &self,
+        edit: impl FnOnce(&mut Config) -> Result<T, String>,
+    ) -> Result<(T, ConfigDiff), String> {
+        if self.settings.read_only {
+            return Err(
+                "magg is in read-only mode (read_only in the config or MAGG_READ_ONLY), so it does not change its config; \
+                 edit the config file by hand or run magg without read-only mode"
+                    .to_owned(),
+            );
+        }
+        let _guard = match self.edits.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let mut edited = self.config();
+        let value = edit(&mut edited)?;
+        let text = serde_json::to_string_pretty(&edited.to_json()).map_err(|e| e.to_string())?;
+        let mut checked =
+            crate::config::parse_str(&edited.path, &text, &crate::config::process_env)
+                .map_err(|e| format!("the change would make an invalid config: {e}"))?;
+        checked
+            .save()
+            .map_err(|e| format!("could not save the config: {e}"))?;
+        checked.exists = true;
+        if let Ok(saved) = std::fs::read(&checked.path) {
+            self.reload.seen(&saved);
+        }
+        Ok((value, self.apply_config(checked)))
+    }
+
+    /// The backend of the enabled server `name`.
+    pub fn backend(&self, name: &str) -> Option<Arc<Backend>> {
+        match self.backends.read() {
+            Ok(b) => b.get(name).cloned(),
+            Err(poisoned) => poisoned.into_inner().get(name).cloned(),
+        }
+    }
+
+    /// Waits until the backend of `name` has finished starting (or `limit` passed); its status.
+    pub async fn wait_started(&self, name: &str, limit: Duration) -> Option<Status> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let backend = self.backend(name)?;
+            let state = backend.state();
+            if state.status != Status::Starting || Instant::now() >= deadline {
+                return Some(state.status.clone());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops and starts the backend of `name` again with its current config.
+    pub fn restart(&self, name: &str) -> bool {
+        let mut backends = match self.backends.write() {
+            Ok(b) => b,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let Some(old) = backends.get(name).cloned() else {
+            return false;
+        };
+        old.stop();
+        let fresh = self.start_backend(&old.config);
+        backends.insert(name.to_owned(), fresh);
+        true
+    }
+
+    fn start_backend(&self, server: &ServerConfig) -> Arc<Backend> {
+        Backend::start(server.clone(), self.settings.clone(), self.changes.clone())
+    }
+
     /// Rebuilds the catalog from the current backend states; returns what changed.
     fn rebuild(&self) -> ListChanges {
         let old = self.catalog.load_full();
@@ -155,6 +306,44 @@ impl Hub {
     pub fn changes(&self) -> mpsc::UnboundedSender<Changed> {
         self.changes.clone()
     }
+}
+
+/// Which servers a config change touched.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ConfigDiff {
+    /// Servers new in the config (and enabled).
+    pub added: Vec<String>,
+    /// Servers gone from the config.
+    pub removed: Vec<String>,
+    /// Servers switched from disabled to enabled.
+    pub enabled: Vec<String>,
+    /// Servers switched from enabled to disabled.
+    pub disabled: Vec<String>,
+    /// Servers whose launch settings changed, so they were restarted.
+    pub updated: Vec<String>,
+}
+
+impl ConfigDiff {
+    /// Whether nothing changed for the running backends.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty()
+            && self.removed.is_empty()
+            && self.enabled.is_empty()
+            && self.disabled.is_empty()
+            && self.updated.is_empty()
+    }
+}
+
+/// Whether two server configs start the same backend (notes, kits and unknown keys aside).
+fn same_launch(a: &ServerConfig, b: &ServerConfig) -> bool {
+    a.source == b.source
+        && a.prefix == b.prefix
+        && a.command == b.command
+        && a.args == b.args
+        && a.uri == b.uri
+        && a.env == b.env
+        && a.cwd == b.cwd
+        && a.transport == b.transport
 }
 
 /// Rebuilds the catalog after every burst of backend changes and tells every session.

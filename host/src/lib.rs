@@ -14,4 +14,5 @@ pub mod config;
 pub mod frontend;
 pub mod hub;
 pub mod plugins;
+pub mod reload;
 pub mod tools;

@@ -4,6 +4,7 @@
 //! Results follow Magg's shape, a JSON object `{"errors": [...] | null, "output": ...}` as text
 //! and as `structuredContent`; a failure also sets `isError: true` so the model can tell.
 
+mod manage;
 mod proxy;
 
 use std::sync::Arc;
@@ -26,6 +27,18 @@ pub enum OwnTool {
     Status,
     /// `proxy`
     Proxy,
+    /// `magg_add_server`
+    AddServer,
+    /// `magg_remove_server`
+    RemoveServer,
+    /// `magg_enable_server`
+    EnableServer,
+    /// `magg_disable_server`
+    DisableServer,
+    /// `magg_reload_config`
+    ReloadConfig,
+    /// `magg_check`
+    Check,
 }
 
 /// magg's own tools, named with the configured self prefix and separator.
@@ -66,7 +79,145 @@ pub fn own_tools(settings: &Settings) -> Vec<(Tool, OwnTool)> {
             OwnTool::Status,
         ),
         (proxy::definition(), OwnTool::Proxy),
+        (
+            tool(
+                settings.prefixed("add_server"),
+                "Add an MCP server to magg's config file and start it now; its tools appear in \
+                 this server's tool list (prefixed) as soon as it is up, and clients are sent \
+                 tools/list_changed.\n\n\
+                 Use this for one server you know how to run. Use magg_load_kit to add a curated \
+                 group of servers, and magg_reload_config after editing the config file by hand.\n\n\
+                 Parameters: name (unique, e.g. \"time\"); source (URL of the package or repository); \
+                 prefix (tools become <prefix>_<tool>; letters and digits, no underscores; omit to \
+                 keep the tools' own names); command (the full command line, split like a shell, \
+                 e.g. \"npx -y @modelcontextprotocol/server-everything\" or \"uvx mcp-server-time\"); \
+                 or uri for an HTTP server (e.g. \"http://localhost:9000/mcp\"); env (object of \
+                 variables, or a JSON string); cwd; notes; enable (default true); transport \
+                 (object, e.g. {\"headers\": {\"Authorization\": \"Bearer …\"}}).\n\n\
+                 Returns {\"errors\": null, \"output\": {\"action\": \"server_added\", \"server\": {..., \
+                 \"mounted\": true}}}. If the server cannot start, nothing is saved and the result is \
+                 an error with the reason (isError true). Refused in read-only mode.",
+                json!({
+                    "type": "object",
+                    "properties": {
+                        "name": {"type": "string", "description": "Unique server name, e.g. \"time\""},
+                        "source": {"type": "string", "description": "URL of the server package/repository"},
+                        "prefix": {"type": ["string", "null"], "description": "Tool prefix (letters and digits, no underscores); default: none, tools keep their original names"},
+                        "command": {"type": ["string", "null"], "description": "Full command to run, e.g. 'python server.py' or 'npx @playwright/mcp@latest'; split like a shell command line"},
+                        "uri": {"type": ["string", "null"], "description": "URL of a streamable-HTTP MCP server"},
+                        "env": {"anyOf": [{"type": "object", "additionalProperties": {"type": "string"}}, {"type": "string"}, {"type": "null"}], "description": "Environment variables (object or JSON string)"},
+                        "cwd": {"type": ["string", "null"], "description": "Working directory (for commands)"},
+                        "notes": {"type": ["string", "null"], "description": "Setup notes for people and models"},
+                        "enable": {"type": ["boolean", "null"], "description": "Whether to start the server now (default: true)"},
+                        "transport": {"anyOf": [{"type": "object"}, {"type": "string"}, {"type": "null"}], "description": "Transport-specific configuration (object or JSON string), e.g. {\"headers\": {...}}"}
+                    },
+                    "required": ["name", "source"]
+                }),
+                ToolAnnotations::with_title("Add an MCP server")
+                    .read_only(false)
+                    .destructive(false)
+                    .idempotent(false)
+                    .open_world(true),
+            ),
+            OwnTool::AddServer,
+        ),
+        (
+            tool(
+                settings.prefixed("remove_server"),
+                "Remove a server from magg's config file and stop it; its tools leave the tool \
+                 list (clients get tools/list_changed). Use magg_disable_server instead to keep \
+                 its configuration for later. Parameter: name (as shown by magg_list_servers). \
+                 Errors if no server has that name, or in read-only mode.",
+                named_schema("Server name to remove"),
+                ToolAnnotations::with_title("Remove an MCP server")
+                    .read_only(false)
+                    .destructive(true)
+                    .idempotent(true)
+                    .open_world(false),
+            ),
+            OwnTool::RemoveServer,
+        ),
+        (
+            tool(
+                settings.prefixed("enable_server"),
+                "Enable a disabled server: sets \"enabled\": true in the config file and starts it; \
+                 returns whether it mounted. Parameter: name. Errors if it is unknown or already \
+                 enabled, or in read-only mode.",
+                named_schema("Server name to enable"),
+                ToolAnnotations::with_title("Enable an MCP server")
+                    .read_only(false)
+                    .destructive(false)
+                    .idempotent(true)
+                    .open_world(false),
+            ),
+            OwnTool::EnableServer,
+        ),
+        (
+            tool(
+                settings.prefixed("disable_server"),
+                "Disable a server: sets \"enabled\": false in the config file and stops it, keeping \
+                 its configuration (unlike magg_remove_server). Parameter: name. Errors if it is \
+                 unknown or already disabled, or in read-only mode.",
+                named_schema("Server name to disable"),
+                ToolAnnotations::with_title("Disable an MCP server")
+                    .read_only(false)
+                    .destructive(true)
+                    .idempotent(true)
+                    .open_world(false),
+            ),
+            OwnTool::DisableServer,
+        ),
+        (
+            tool(
+                settings.prefixed("reload_config"),
+                "Re-read magg's config file and apply what changed: added servers start, removed or \
+                 disabled ones stop, servers whose command, args, env, uri, prefix, cwd, source or \
+                 transport changed restart; all others keep running untouched. magg also does this \
+                 by itself when the file changes and on SIGHUP, so call it only after an edit it \
+                 has not picked up. A file that does not parse is rejected whole and nothing \
+                 changes; the error says where. Returns the changes applied.",
+                json!({"type": "object", "properties": {}, "additionalProperties": false}),
+                ToolAnnotations::with_title("Reload the config file")
+                    .read_only(false)
+                    .destructive(true)
+                    .idempotent(true)
+                    .open_world(false),
+            ),
+            OwnTool::ReloadConfig,
+        ),
+        (
+            tool(
+                settings.prefixed("check"),
+                "Check the health of every mounted server by asking it for its tool list, and \
+                 handle the unresponsive ones: action 'report' (default; changes nothing), \
+                 'remount' (restart them), 'unmount' (stop them until magg restarts or the config \
+                 is reloaded) or 'disable' (stop them and set enabled false in the config file). \
+                 timeout: seconds to wait per server (default 2.5). Returns per-server status \
+                 (healthy, timeout, error) and the actions taken.",
+                json!({
+                    "type": "object",
+                    "properties": {
+                        "action": {"type": "string", "enum": ["report", "remount", "unmount", "disable"], "default": "report", "description": "Action to take for unresponsive servers"},
+                        "timeout": {"type": "number", "default": 2.5, "description": "Timeout in seconds for health check per server"}
+                    }
+                }),
+                ToolAnnotations::with_title("Check server health")
+                    .read_only(false)
+                    .destructive(true)
+                    .idempotent(false)
+                    .open_world(false),
+            ),
+            OwnTool::Check,
+        ),
     ]
+}
+
+fn named_schema(description: &str) -> Value {
+    json!({
+        "type": "object",
+        "properties": {"name": {"type": "string", "description": description}},
+        "required": ["name"]
+    })
 }
 
 fn tool(
@@ -93,6 +244,16 @@ pub async fn call_own(
         OwnTool::ListServers => success(list_servers(hub)),
         OwnTool::Status => success(status(hub)),
         OwnTool::Proxy => proxy::call(hub, arguments.unwrap_or_default(), ct).await,
+        OwnTool::AddServer => manage::add_server(hub, arguments.unwrap_or_default()).await,
+        OwnTool::RemoveServer => manage::remove_server(hub, arguments.unwrap_or_default()),
+        OwnTool::EnableServer => {
+            manage::set_enabled(hub, arguments.unwrap_or_default(), true).await
+        }
+        OwnTool::DisableServer => {
+            manage::set_enabled(hub, arguments.unwrap_or_default(), false).await
+        }
+        OwnTool::ReloadConfig => manage::reload_config(hub),
+        OwnTool::Check => manage::check(hub, arguments.unwrap_or_default()).await,
     })
 }
 
@@ -218,6 +379,7 @@ fn status(hub: &Hub) -> Value {
             "path": config.path.display().to_string(),
             "exists": config.exists,
             "read_only": hub.settings.read_only,
+            "last_reload_error": hub.reload_state().last_error(),
         },
         "sessions": hub.sessions().count(),
         "version": env!("CARGO_PKG_VERSION"),

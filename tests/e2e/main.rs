@@ -10,5 +10,6 @@ mod aggregation;
 mod cli;
 mod failures;
 mod http;
+mod live;
 mod proxy;
 mod sdk;

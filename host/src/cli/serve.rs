@@ -9,6 +9,7 @@ use crate::{
     config::Config,
     frontend::{MaggServer, http},
     hub::Hub,
+    reload,
 };
 
 /// Runs the server until the stdio client goes away or magg gets SIGINT / SIGTERM.
@@ -27,9 +28,17 @@ async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
         format!("embedded default (no file at {})", config.path.display())
     };
     let enabled = config.enabled_servers().count();
+    let auto_reload = config.settings.auto_reload;
     let hub = Hub::start(config);
     let stop = CancellationToken::new();
     tokio::spawn(stop_on_signal(stop.clone()));
+    tokio::spawn(reload_on_sighup(std::sync::Arc::downgrade(&hub)));
+    if auto_reload && let Err(e) = reload::watch(&hub) {
+        tracing::warn!(
+            "cannot watch the config file for changes ({e}); SIGHUP and {} still reload it",
+            hub.settings.prefixed("reload_config")
+        );
+    }
     let mode = if args.hybrid {
         "stdio + HTTP"
     } else if args.http {
@@ -107,4 +116,19 @@ async fn stop_on_signal(stop: CancellationToken) {
     }
     tracing::info!("shutdown requested");
     stop.cancel();
+}
+
+/// SIGHUP re-reads the config file and applies what changed.
+async fn reload_on_sighup(hub: std::sync::Weak<Hub>) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        tracing::warn!("cannot watch SIGHUP");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        let Some(hub) = hub.upgrade() else { break };
+        tracing::info!("SIGHUP: reloading the config");
+        if let Ok(Some(diff)) = reload::reload(&hub, true) {
+            tracing::info!(?diff, "config reloaded");
+        }
+    }
 }

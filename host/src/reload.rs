@@ -1,0 +1,157 @@
+//! Config hot reload: a debounced watch on the config file (which survives editors that save by
+//! writing a new file and renaming it over the old one), SIGHUP, and the reload tool all end in
+//! [`reload`], which parses the file and applies the difference to the running hub. A file that
+//! does not parse or validate is rejected whole: the running set stays, and the reason is logged
+//! and shown by `magg_status`. magg's own saves are recognised by their content and not reloaded.
+
+use std::{
+    hash::{Hash as _, Hasher as _},
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use notify::{RecursiveMode, Watcher as _};
+use tokio::sync::mpsc;
+
+use crate::{
+    config,
+    hub::{ConfigDiff, Hub},
+};
+
+/// Quiet time after the last file event before the file is read.
+const DEBOUNCE: Duration = Duration::from_millis(150);
+
+/// What the reloader remembers between reloads.
+#[derive(Debug, Default)]
+pub struct ReloadState {
+    /// Hash of the file content last applied (or written by magg itself).
+    last_seen: Mutex<Option<u64>>,
+    /// Why the last reload was rejected, until a later one succeeds.
+    last_error: Mutex<Option<String>>,
+}
+
+impl ReloadState {
+    /// Records `text` as applied, so a file event for exactly this content is ignored.
+    pub fn seen(&self, text: &[u8]) {
+        if let Ok(mut last) = self.last_seen.lock() {
+            *last = Some(hash(text));
+        }
+    }
+
+    /// Why the last reload was rejected, if it was.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().ok().and_then(|e| e.clone())
+    }
+
+    fn is_seen(&self, text: &[u8]) -> bool {
+        self.last_seen
+            .lock()
+            .is_ok_and(|last| *last == Some(hash(text)))
+    }
+
+    fn set_error(&self, error: Option<String>) {
+        if let Ok(mut last) = self.last_error.lock() {
+            *last = error;
+        }
+    }
+}
+
+fn hash(bytes: &[u8]) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Why a reload did nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The file did not parse or validate; nothing was changed.
+    #[error("config rejected, nothing changed: {0}")]
+    Invalid(#[from] config::ConfigError),
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The config file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// Reads the config file and applies it. With `force` false, content magg has already applied
+/// (or written itself) is skipped and gives `Ok(None)`.
+pub fn reload(hub: &Hub, force: bool) -> Result<Option<ConfigDiff>, ReloadError> {
+    let path = hub.config().path;
+    let text = match std::fs::read(&path) {
+        Ok(text) => text,
+        Err(source) if source.kind() == std::io::ErrorKind::NotFound && !force => return Ok(None),
+        Err(source) => {
+            let error = ReloadError::Read { path, source };
+            hub.reload_state().set_error(Some(error.to_string()));
+            return Err(error);
+        }
+    };
+    if !force && hub.reload_state().is_seen(&text) {
+        return Ok(None);
+    }
+    match config::load(&path) {
+        Ok(new) => {
+            hub.reload_state().seen(&text);
+            hub.reload_state().set_error(None);
+            Ok(Some(hub.apply_config(new)))
+        }
+        Err(error) => {
+            tracing::error!(
+                "config reload rejected, the running servers stay as they are: {error}"
+            );
+            hub.reload_state().set_error(Some(error.to_string()));
+            Err(ReloadError::Invalid(error))
+        }
+    }
+}
+
+/// Watches the config file's directory and reloads after each burst of changes to the file.
+/// The watch ends when the hub is dropped.
+pub fn watch(hub: &Arc<Hub>) -> notify::Result<()> {
+    let path = hub.config().path;
+    let Some(dir) = path.parent().map(Path::to_path_buf) else {
+        return Ok(());
+    };
+    let file_name = path.file_name().map(|n| n.to_owned());
+    if !dir.is_dir() {
+        tracing::debug!(
+            "not watching {}: the directory does not exist",
+            dir.display()
+        );
+        return Ok(());
+    }
+    let (tx, mut rx) = mpsc::unbounded_channel::<()>();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if let Ok(event) = event
+            && event
+                .paths
+                .iter()
+                .any(|p| p.file_name() == file_name.as_deref())
+            && !event.kind.is_access()
+        {
+            let _ = tx.send(());
+        }
+    })?;
+    watcher.watch(&dir, RecursiveMode::NonRecursive)?;
+    let weak = Arc::downgrade(hub);
+    tokio::spawn(async move {
+        let _watcher = watcher;
+        while rx.recv().await.is_some() {
+            // Debounce: wait until the file has been quiet for a moment.
+            while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {}
+            let Some(hub) = weak.upgrade() else { break };
+            match reload(&hub, false) {
+                Ok(Some(diff)) => tracing::info!(?diff, "config file changed; applied"),
+                Ok(None) => {}
+                Err(_) => {} // logged and recorded by `reload`
+            }
+        }
+    });
+    Ok(())
+}

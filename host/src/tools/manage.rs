@@ -1,0 +1,357 @@
+//! The tools that change the running set of servers and the config file: add, remove, enable,
+//! disable, reload and check. Each edit is validated, saved atomically and applied at once;
+//! only the servers it touches start or stop.
+
+use std::{sync::Arc, time::Duration};
+
+use rmcp::model::{CallToolResult, JsonObject, PaginatedRequestParams};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{failure, success};
+use crate::{backend::Status, config::ServerConfig, hub::Hub, reload};
+
+/// Arguments of `magg_add_server`, as Magg names them.
+#[derive(Debug, Deserialize)]
+struct AddServer {
+    name: String,
+    source: String,
+    #[serde(default)]
+    prefix: Option<String>,
+    #[serde(default)]
+    command: Option<String>,
+    #[serde(default)]
+    uri: Option<String>,
+    #[serde(default)]
+    env: Option<Value>,
+    #[serde(default)]
+    cwd: Option<String>,
+    #[serde(default)]
+    notes: Option<String>,
+    #[serde(default)]
+    enable: Option<bool>,
+    #[serde(default)]
+    transport: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Named {
+    name: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Check {
+    #[serde(default)]
+    action: Option<String>,
+    #[serde(default)]
+    timeout: Option<f64>,
+}
+
+fn parse<T: serde::de::DeserializeOwned>(tool: &str, args: JsonObject) -> Result<T, String> {
+    serde_json::from_value(Value::Object(args))
+        .map_err(|e| format!("Invalid arguments for {tool}: {e}"))
+}
+
+/// A JSON object given as an object or as a string holding one (Magg accepts both).
+fn object_arg(
+    field: &str,
+    value: Option<Value>,
+) -> Result<Option<serde_json::Map<String, Value>>, String> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(map)) => Ok(Some(map)),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) => match serde_json::from_str(&s) {
+            Ok(Value::Object(map)) => Ok(Some(map)),
+            _ => Err(format!(
+                "'{field}' must be a JSON object, e.g. {{\"KEY\": \"value\"}}"
+            )),
+        },
+        Some(_) => Err(format!(
+            "'{field}' must be a JSON object, e.g. {{\"KEY\": \"value\"}}"
+        )),
+    }
+}
+
+/// `magg_add_server`: adds a server to the config, starts it, and reports whether it mounted.
+/// A server that fails to start is taken out again (as Magg does) and the reason returned.
+pub async fn add_server(hub: &Arc<Hub>, args: JsonObject) -> CallToolResult {
+    let args: AddServer = match parse("magg_add_server", args) {
+        Ok(a) => a,
+        Err(e) => return failure(e),
+    };
+    let mut server = ServerConfig::new(args.name.clone(), args.source.clone());
+    server.prefix = args.prefix.filter(|p| !p.is_empty());
+    server.uri = args.uri.filter(|u| !u.is_empty());
+    server.notes = args.notes;
+    server.enabled = args.enable.unwrap_or(true);
+    server.cwd = args.cwd.filter(|c| !c.is_empty()).map(Into::into);
+    if let Some(command) = args.command.filter(|c| !c.trim().is_empty()) {
+        match shell_words::split(&command) {
+            Ok(parts) if !parts.is_empty() => {
+                server.command = parts.first().cloned();
+                server.args = parts[1..].to_vec();
+            }
+            Ok(_) => return failure("'command' is empty"),
+            Err(e) => return failure(format!("'command' is not a valid shell command line: {e}")),
+        }
+    }
+    if server.command.is_none() && server.uri.is_none() {
+        return failure(format!(
+            "Server '{}' needs a way to run: provide either command (e.g. \"npx -y @scope/server\") or uri (e.g. \"http://localhost:8000/mcp\")",
+            args.name
+        ));
+    }
+    match object_arg("env", args.env) {
+        Ok(env) => {
+            for (k, v) in env.unwrap_or_default() {
+                let v = match v {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                server.env.insert(k, v);
+            }
+        }
+        Err(e) => return failure(e),
+    }
+    match object_arg("transport", args.transport) {
+        Ok(transport) => server.transport = transport.filter(|t| !t.is_empty()),
+        Err(e) => return failure(e),
+    }
+    let name = server.name.clone();
+    let added = server.clone();
+    let edit = hub.update_config(move |config| {
+        if config.servers.contains_key(&added.name) {
+            return Err(format!(
+                "Server '{}' already exists; remove it first or pick another name",
+                added.name
+            ));
+        }
+        config.servers.insert(added.name.clone(), added);
+        Ok(())
+    });
+    if let Err(e) = edit {
+        return failure(e);
+    }
+    let mut mounted = None;
+    if server.enabled {
+        let limit = hub
+            .settings
+            .backend_init_timeout
+            .unwrap_or(Duration::from_secs(300));
+        match hub
+            .wait_started(&name, limit + Duration::from_millis(500))
+            .await
+        {
+            Some(Status::Running) => mounted = Some(true),
+            status => {
+                let reason = match status {
+                    Some(Status::Failed { reason }) => reason,
+                    Some(Status::Starting) => "it did not finish starting in time".to_owned(),
+                    _ => "it stopped".to_owned(),
+                };
+                let _ = hub.update_config(|config| {
+                    config.servers.shift_remove(&name);
+                    Ok(())
+                });
+                return failure(format!(
+                    "Failed to mount server '{name}': {reason}. It was not added; check the command or uri and try again."
+                ));
+            }
+        }
+    }
+    success(json!({
+        "action": "server_added",
+        "server": {
+            "name": server.name,
+            "source": server.source,
+            "prefix": server.prefix,
+            "command": server.command_line(),
+            "uri": server.uri,
+            "cwd": server.cwd.as_ref().map(|c| c.display().to_string()),
+            "notes": server.notes,
+            "enabled": server.enabled,
+            "mounted": mounted,
+        }
+    }))
+}
+
+/// `magg_remove_server`.
+pub fn remove_server(hub: &Arc<Hub>, args: JsonObject) -> CallToolResult {
+    let Named { name } = match parse("magg_remove_server", args) {
+        Ok(a) => a,
+        Err(e) => return failure(e),
+    };
+    let result = hub.update_config(|config| {
+        config
+            .servers
+            .shift_remove(&name)
+            .map(|_| ())
+            .ok_or_else(|| format!("Server '{name}' not found"))
+    });
+    match result {
+        Ok(_) => success(json!({"action": "server_removed", "server": {"name": name}})),
+        Err(e) => failure(e),
+    }
+}
+
+/// `magg_enable_server` (`enable` true) and `magg_disable_server` (false).
+pub async fn set_enabled(hub: &Arc<Hub>, args: JsonObject, enable: bool) -> CallToolResult {
+    let tool = if enable {
+        "magg_enable_server"
+    } else {
+        "magg_disable_server"
+    };
+    let Named { name } = match parse(tool, args) {
+        Ok(a) => a,
+        Err(e) => return failure(e),
+    };
+    let result = hub.update_config(|config| {
+        let server = config
+            .servers
+            .get_mut(&name)
+            .ok_or_else(|| format!("Server '{name}' not found"))?;
+        if server.enabled == enable {
+            return Err(format!(
+                "Server '{name}' is already {}",
+                if enable { "enabled" } else { "disabled" }
+            ));
+        }
+        server.enabled = enable;
+        Ok(())
+    });
+    if let Err(e) = result {
+        return failure(e);
+    }
+    if enable {
+        let limit = hub
+            .settings
+            .backend_init_timeout
+            .unwrap_or(Duration::from_secs(300));
+        let mounted = matches!(hub.wait_started(&name, limit).await, Some(Status::Running));
+        success(json!({"action": "server_enabled", "server": {"name": name}, "mounted": mounted}))
+    } else {
+        success(json!({"action": "server_disabled", "server": {"name": name}}))
+    }
+}
+
+/// `magg_reload_config`: re-reads the config file and applies what changed.
+pub fn reload_config(hub: &Arc<Hub>) -> CallToolResult {
+    if !hub.settings.auto_reload {
+        return failure("Configuration reload is disabled. Set MAGG_AUTO_RELOAD=true to enable.");
+    }
+    if hub.settings.read_only {
+        return failure("Configuration reload is not allowed in read-only mode.");
+    }
+    match reload::reload(hub, true) {
+        Ok(diff) => success(json!({
+            "message": "Configuration reloaded successfully",
+            "config_path": hub.config().path.display().to_string(),
+            "read_only": hub.settings.read_only,
+            "changes": diff,
+        })),
+        Err(e) => failure(e.to_string()),
+    }
+}
+
+/// `magg_check`: pings every mounted server with tools/list and handles the unresponsive ones.
+pub async fn check(hub: &Arc<Hub>, args: JsonObject) -> CallToolResult {
+    let Check { action, timeout } = match parse("magg_check", args) {
+        Ok(a) => a,
+        Err(e) => return failure(e),
+    };
+    let action = action.unwrap_or_else(|| "report".to_owned());
+    if !matches!(
+        action.as_str(),
+        "report" | "remount" | "unmount" | "disable"
+    ) {
+        return failure(format!(
+            "Invalid action '{action}': use report, remount, unmount or disable"
+        ));
+    }
+    if action == "disable" && hub.settings.read_only {
+        return failure("Check action 'disable' is not allowed in read-only mode");
+    }
+    let limit = Duration::from_secs_f64(timeout.unwrap_or(2.5).clamp(0.1, 300.0));
+    let backends = hub.backends();
+    let probes = backends.iter().map(|backend| async move {
+        let result = match backend.peer() {
+            None => json!({"status": "error", "reason": format!("not running ({})", backend.state().status.label())}),
+            Some(peer) => {
+                let request = rmcp::model::ClientRequest::ListToolsRequest(rmcp::model::ListToolsRequest {
+                    method: Default::default(),
+                    params: Some(PaginatedRequestParams::default()),
+                    extensions: Default::default(),
+                });
+                match tokio::time::timeout(limit, peer.send_request(request)).await {
+                    Ok(Ok(rmcp::model::ServerResult::ListToolsResult(list))) => {
+                        json!({"status": "healthy", "tools_count": list.tools.len()})
+                    }
+                    Ok(Ok(_)) => json!({"status": "error", "reason": "unexpected reply to tools/list"}),
+                    Ok(Err(e)) => json!({"status": "error", "reason": e.to_string()}),
+                    Err(_) => json!({"status": "timeout", "reason": format!("No response within {}s", limit.as_secs_f64())}),
+                }
+            }
+        };
+        (backend.name.clone(), result)
+    });
+    let mut results: serde_json::Map<String, Value> = futures::future::join_all(probes)
+        .await
+        .into_iter()
+        .collect();
+    let unresponsive: Vec<String> = results
+        .iter()
+        .filter(|(_, r)| r["status"] != json!("healthy"))
+        .map(|(n, _)| n.clone())
+        .collect();
+    let mut actions = Vec::new();
+    if action != "report" {
+        for name in &unresponsive {
+            let done = match action.as_str() {
+                "remount" => {
+                    if hub.restart(name) {
+                        actions.push(format!("Remounted {name}"));
+                        "remounted"
+                    } else {
+                        "remount_failed"
+                    }
+                }
+                "unmount" => {
+                    if let Some(backend) = hub.backend(name) {
+                        backend.stop();
+                    }
+                    actions.push(format!("Unmounted {name}"));
+                    "unmounted"
+                }
+                _ => {
+                    let disabled = hub.update_config(|config| {
+                        if let Some(server) = config.servers.get_mut(name) {
+                            server.enabled = false;
+                        }
+                        Ok(())
+                    });
+                    match disabled {
+                        Ok(_) => {
+                            actions.push(format!("Disabled {name}"));
+                            "disabled"
+                        }
+                        Err(e) => {
+                            actions.push(format!("Failed to disable {name}: {e}"));
+                            "disable_failed"
+                        }
+                    }
+                }
+            };
+            if let Some(Value::Object(entry)) = results.get_mut(name) {
+                entry.insert("action".into(), json!(done));
+            }
+        }
+    }
+    success(json!({
+        "servers_checked": results.len(),
+        "healthy": results.len() - unresponsive.len(),
+        "unresponsive": unresponsive.len(),
+        "results": results,
+        "actions_taken": if actions.is_empty() { Value::Null } else { json!(actions) },
+    }))
+}

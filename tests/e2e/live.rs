@@ -1,0 +1,300 @@
+//! Live management: tools that change the set of servers, hot reload of the config file, and
+//! list_changed for every change.
+
+use serde_json::{Value, json};
+
+use crate::harness::{Magg, TempConfig, magg_body, test_backend, text};
+
+fn read_config(config: &TempConfig) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(&config.path).expect("read config"))
+        .expect("config JSON")
+}
+
+fn write_config(config: &TempConfig, value: &Value) {
+    // Save the way many editors do: write a new file, then rename it over the old one.
+    let tmp = config.dir.path().join(".config.json.swp");
+    std::fs::write(&tmp, serde_json::to_string_pretty(value).expect("json")).expect("write");
+    std::fs::rename(&tmp, &config.path).expect("rename");
+}
+
+#[tokio::test]
+async fn add_enable_disable_and_remove_change_the_running_set_and_the_file() {
+    let config = TempConfig::new(
+        &json!({"servers": {"keep": test_backend("keep", "keep", &[])}, "myOwnKey": 7}),
+    );
+    let mut magg = Magg::stdio(&config.path).await;
+    let client = magg.client();
+    client.tool_names().await;
+
+    let tb = test_backend("tb", "tb", &[]);
+    let command = format!("{} --name tb", tb["command"].as_str().expect("path"));
+    let added = client
+        .call("magg_add_server", json!({"name": "tb", "source": "test", "prefix": "tb", "command": command, "env": {"GREETING": "hi"}}))
+        .await
+        .expect("add");
+    let body = magg_body(&added);
+    assert_eq!(body["errors"], json!(null), "{body}");
+    assert_eq!(body["output"]["server"]["mounted"], json!(true));
+    client.notified("tools/list_changed").await;
+    assert_eq!(
+        text(
+            &client
+                .call("tb_env", json!({"name": "GREETING"}))
+                .await
+                .expect("call")
+        ),
+        "hi"
+    );
+
+    let file = read_config(&config);
+    assert_eq!(file["servers"]["tb"]["args"], json!(["--name", "tb"]));
+    assert_eq!(
+        file["myOwnKey"],
+        json!(7),
+        "keys magg does not know survive a save"
+    );
+
+    let again = client
+        .call(
+            "magg_add_server",
+            json!({"name": "tb", "source": "x", "command": "true"}),
+        )
+        .await
+        .expect("add");
+    assert_eq!(
+        again["isError"],
+        json!(true),
+        "a duplicate is an error result"
+    );
+    assert!(text(&again).contains("already exists"));
+
+    let disabled = client
+        .call("magg_disable_server", json!({"name": "tb"}))
+        .await
+        .expect("disable");
+    assert_eq!(disabled["isError"], json!(false), "{disabled}");
+    assert!(!client.tool_names().await.contains(&"tb_echo".to_owned()));
+    assert_eq!(
+        read_config(&config)["servers"]["tb"]["enabled"],
+        json!(false)
+    );
+
+    let enabled = client
+        .call("magg_enable_server", json!({"name": "tb"}))
+        .await
+        .expect("enable");
+    assert_eq!(
+        magg_body(&enabled)["output"]["mounted"],
+        json!(true),
+        "{enabled}"
+    );
+    assert!(client.tool_names().await.contains(&"tb_echo".to_owned()));
+
+    let removed = client
+        .call("magg_remove_server", json!({"name": "tb"}))
+        .await
+        .expect("remove");
+    assert_eq!(removed["isError"], json!(false));
+    assert!(read_config(&config)["servers"].get("tb").is_none());
+    let unknown = client
+        .call("magg_remove_server", json!({"name": "tb"}))
+        .await
+        .expect("remove again");
+    assert_eq!(unknown["isError"], json!(true));
+}
+
+#[tokio::test]
+async fn a_server_that_cannot_start_is_not_added() {
+    let config = TempConfig::new(&json!({"servers": {}}));
+    let mut magg = Magg::stdio(&config.path).await;
+    let client = magg.client();
+    let result = client
+        .call(
+            "magg_add_server",
+            json!({"name": "broken", "source": "x", "command": "/nonexistent/server --flag"}),
+        )
+        .await
+        .expect("add");
+    assert_eq!(result["isError"], json!(true));
+    assert!(text(&result).contains("could not start"), "{result}");
+    assert!(read_config(&config)["servers"].get("broken").is_none());
+}
+
+#[tokio::test]
+async fn read_only_mode_refuses_every_change() {
+    let config = TempConfig::new(
+        &json!({"read_only": true, "servers": {"tb": test_backend("tb", "tb", &[])}}),
+    );
+    let before = std::fs::read_to_string(&config.path).expect("read");
+    let mut magg = Magg::stdio(&config.path).await;
+    let client = magg.client();
+    for (tool, args) in [
+        (
+            "magg_add_server",
+            json!({"name": "x", "source": "x", "command": "true"}),
+        ),
+        ("magg_remove_server", json!({"name": "tb"})),
+        ("magg_disable_server", json!({"name": "tb"})),
+    ] {
+        let result = client.call(tool, args).await.expect("result");
+        assert_eq!(result["isError"], json!(true), "{tool}");
+        assert!(text(&result).contains("read-only"), "{tool}: {result}");
+    }
+    assert_eq!(std::fs::read_to_string(&config.path).expect("read"), before);
+}
+
+#[tokio::test]
+async fn editing_the_file_restarts_only_what_changed_and_notifies() {
+    let config = TempConfig::new(&json!({"servers": {
+        "keep": test_backend("keep", "keep", &[]),
+        "change": test_backend("change", "chg", &[]),
+    }}));
+    let mut magg = Magg::stdio(&config.path).await;
+    let client = magg.client();
+    let keep_pid = text(&client.call_eventually("keep_pid", json!({})).await).to_owned();
+    let change_pid = text(&client.call_eventually("chg_pid", json!({})).await).to_owned();
+
+    let mut edited = read_config(&config);
+    edited["servers"]["change"]["env"] = json!({"GREETING": "changed"});
+    edited["servers"]["new"] = test_backend("new", "new", &[]);
+    write_config(&config, &edited);
+
+    client.notified("tools/list_changed").await;
+    let fresh = text(
+        &client
+            .call_eventually("new_echo", json!({"text": "n"}))
+            .await,
+    )
+    .to_owned();
+    assert_eq!(fresh, "n");
+    let greeting = client
+        .call_eventually("chg_env", json!({"name": "GREETING"}))
+        .await;
+    assert_eq!(text(&greeting), "changed");
+    assert_ne!(
+        text(&client.call("chg_pid", json!({})).await.expect("pid")),
+        change_pid,
+        "the changed server restarted"
+    );
+    assert_eq!(
+        text(&client.call("keep_pid", json!({})).await.expect("pid")),
+        keep_pid,
+        "the untouched server kept its process"
+    );
+
+    let mut removed = read_config(&config);
+    removed["servers"]
+        .as_object_mut()
+        .expect("servers")
+        .remove("new");
+    write_config(&config, &removed);
+    client.notified("tools/list_changed").await;
+    let deadline = tokio::time::Instant::now() + crate::harness::WAIT;
+    while client.tool_names().await.contains(&"new_echo".to_owned()) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "new_echo never left the list"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_broken_edit_changes_nothing_and_status_says_why() {
+    let config = TempConfig::new(&json!({"servers": {"tb": test_backend("tb", "tb", &[])}}));
+    let mut magg = Magg::stdio(&config.path).await;
+    let client = magg.client();
+    let pid = text(&client.call_eventually("tb_pid", json!({})).await).to_owned();
+    std::fs::write(
+        &config.path,
+        "{\"servers\": {\"tb\": {\"source\": \"x\", \"command\": 5}}}",
+    )
+    .expect("write");
+    magg.wait_for_log("config reload rejected").await;
+    let client = magg.client();
+    assert_eq!(
+        text(&client.call("tb_pid", json!({})).await.expect("pid")),
+        pid,
+        "the running set stays"
+    );
+    let status = magg_body(&client.call("magg_status", json!({})).await.expect("status"));
+    let error = status["output"]["config"]["last_reload_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(error.contains("servers.tb.command"), "{status}");
+
+    // A change made through magg is refused too while the file is broken, and the file is kept.
+    let add = client
+        .call(
+            "magg_add_server",
+            json!({"name": "x", "source": "x", "command": "true"}),
+        )
+        .await
+        .expect("add");
+    assert_eq!(add["isError"], json!(true));
+    assert!(
+        std::fs::read_to_string(&config.path)
+            .expect("read")
+            .contains("\"command\": 5")
+    );
+}
+
+#[tokio::test]
+async fn sighup_applies_the_file_even_without_the_file_watch() {
+    let config = TempConfig::new(&json!({"auto_reload": false, "servers": {}}));
+    let mut magg = Magg::stdio(&config.path).await;
+    write_config(
+        &config,
+        &json!({"auto_reload": false, "servers": {"tb": test_backend("tb", "tb", &[])}}),
+    );
+    let pid = magg.child.id().expect("pid");
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let client = magg.client();
+    assert_eq!(
+        text(
+            &client
+                .call_eventually("tb_echo", json!({"text": "hup"}))
+                .await
+        ),
+        "hup"
+    );
+
+    let refused = client
+        .call("magg_reload_config", json!({}))
+        .await
+        .expect("reload");
+    assert_eq!(
+        refused["isError"],
+        json!(true),
+        "auto_reload false disables the reload tool, as in Magg"
+    );
+}
+
+#[tokio::test]
+async fn check_reports_healthy_servers_and_the_reload_tool_applies_the_file() {
+    let config = TempConfig::new(&json!({"servers": {"tb": test_backend("tb", "tb", &[])}}));
+    let mut magg = Magg::stdio(&config.path).await;
+    let client = magg.client();
+    client.tool_names().await;
+    let report = magg_body(&client.call("magg_check", json!({})).await.expect("check"));
+    assert_eq!(report["output"]["healthy"], json!(1), "{report}");
+    assert_eq!(
+        report["output"]["results"]["tb"]["status"],
+        json!("healthy")
+    );
+
+    let reloaded = client
+        .call("magg_reload_config", json!({}))
+        .await
+        .expect("reload");
+    assert_eq!(reloaded["isError"], json!(false), "{reloaded}");
+    assert_eq!(
+        magg_body(&reloaded)["output"]["message"],
+        json!("Configuration reloaded successfully")
+    );
+}
