@@ -36,6 +36,17 @@ pub struct Route {
     pub name: String,
 }
 
+/// magg's own tools, resources and resource templates, listed before every backend's.
+#[derive(Debug, Default)]
+pub struct OwnItems {
+    /// Tools and what each one is.
+    pub tools: Vec<(Tool, OwnTool)>,
+    /// Resources (served by magg itself).
+    pub resources: Vec<Resource>,
+    /// Resource templates (served by magg itself).
+    pub templates: Vec<ResourceTemplate>,
+}
+
 /// Which kinds of list differ between two snapshots.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ListChanges {
@@ -79,17 +90,20 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Builds a snapshot from magg's own tools and the backends, in config order.
+    /// Builds a snapshot from magg's own items and the backends, in config order.
     pub fn build(
         generation: u64,
         settings: &Settings,
-        own: &[(Tool, OwnTool)],
+        own: &OwnItems,
         backends: &[Arc<Backend>],
     ) -> Snapshot {
         let mut snap = Snapshot {
             generation,
+            resources: own.resources.clone(),
+            templates: own.templates.clone(),
             ..Snapshot::default()
         };
+        let own = &own.tools;
         for (tool, own_tool) in own {
             snap.tool_routes
                 .insert(tool.name.to_string(), ToolRoute::Own(*own_tool));

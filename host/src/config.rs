@@ -470,6 +470,15 @@ impl Config {
     pub fn save(&self) -> Result<(), ConfigError> {
         write::save(self)
     }
+
+    /// Checks an edited config as if it had just been read from its file (the same
+    /// validation and the same errors), and returns that freshly read form.
+    pub fn revalidated(&self) -> Result<Config, ConfigError> {
+        let text = serde_json::to_string_pretty(&self.to_json()).unwrap_or_default();
+        let mut config = parse_str(&self.path, &text, &process_env)?;
+        config.exists = self.exists;
+        Ok(config)
+    }
 }
 
 /// The directories searched for `config.json`: `MAGG_PATH` (colon-separated,

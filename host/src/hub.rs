@@ -11,17 +11,17 @@ use std::{
 
 use arc_swap::ArcSwap;
 use indexmap::IndexMap;
-use rmcp::{RoleServer, model::Tool, service::Peer};
+use rmcp::{RoleServer, service::Peer};
 use tokio::sync::{mpsc, watch};
 
 pub use self::dispatch::error_result;
 use crate::{
     backend::{Backend, Changed, Status},
-    catalog::{ListChanges, Snapshot},
+    catalog::{ListChanges, OwnItems, Snapshot},
     config::{Config, ServerConfig, Settings},
     plugins::Hooks,
     reload::ReloadState,
-    tools::{self, OwnTool},
+    tools,
 };
 
 /// The running aggregator.
@@ -33,7 +33,7 @@ pub struct Hub {
     config: RwLock<Config>,
     backends: RwLock<IndexMap<String, Arc<Backend>>>,
     catalog: ArcSwap<Snapshot>,
-    own_tools: Vec<(Tool, OwnTool)>,
+    own: OwnItems,
     sessions: Sessions,
     changes: mpsc::UnboundedSender<Changed>,
     settled: watch::Receiver<bool>,
@@ -49,7 +49,12 @@ impl Hub {
         let settings = Arc::new(config.settings.clone());
         let (changes, changes_rx) = mpsc::unbounded_channel();
         let (settled_tx, settled) = watch::channel(false);
-        let own_tools = tools::own_tools(&settings);
+        let (resources, templates) = tools::own_resources(&settings);
+        let own = OwnItems {
+            tools: tools::own_tools(&settings),
+            resources,
+            templates,
+        };
         let backends: IndexMap<String, Arc<Backend>> = config
             .enabled_servers()
             .map(|server| {
@@ -65,7 +70,7 @@ impl Hub {
             config: RwLock::new(config),
             backends: RwLock::new(backends),
             catalog: ArcSwap::from_pointee(Snapshot::default()),
-            own_tools,
+            own,
             sessions: Sessions::default(),
             changes,
             settled,
@@ -227,10 +232,9 @@ impl Hub {
         };
         let mut edited = self.config();
         let value = edit(&mut edited)?;
-        let text = serde_json::to_string_pretty(&edited.to_json()).map_err(|e| e.to_string())?;
-        let mut checked =
-            crate::config::parse_str(&edited.path, &text, &crate::config::process_env)
-                .map_err(|e| format!("the change would make an invalid config: {e}"))?;
+        let mut checked = edited
+            .revalidated()
+            .map_err(|e| format!("the change would make an invalid config: {e}"))?;
         checked
             .save()
             .map_err(|e| format!("could not save the config: {e}"))?;
@@ -287,7 +291,7 @@ impl Hub {
         let mut next = Snapshot::build(
             old.generation + 1,
             &self.settings,
-            &self.own_tools,
+            &self.own,
             &self.backends(),
         );
         next.tools = self.hooks.filter_tools(std::mem::take(&mut next.tools));

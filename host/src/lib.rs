@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod frontend;
 pub mod hub;
+pub mod kits;
 pub mod plugins;
 pub mod reload;
 pub mod tools;

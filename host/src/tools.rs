@@ -4,8 +4,12 @@
 //! Results follow Magg's shape, a JSON object `{"errors": [...] | null, "output": ...}` as text
 //! and as `structuredContent`; a failure also sets `isError: true` so the model can tell.
 
+mod kits;
 mod manage;
 mod proxy;
+mod resources;
+
+pub use self::resources::{own_resources, read_own};
 
 use std::sync::Arc;
 
@@ -39,6 +43,14 @@ pub enum OwnTool {
     ReloadConfig,
     /// `magg_check`
     Check,
+    /// `magg_load_kit`
+    LoadKit,
+    /// `magg_unload_kit`
+    UnloadKit,
+    /// `magg_list_kits`
+    ListKits,
+    /// `magg_kit_info`
+    KitInfo,
 }
 
 /// magg's own tools, named with the configured self prefix and separator.
@@ -209,6 +221,72 @@ pub fn own_tools(settings: &Settings) -> Vec<(Tool, OwnTool)> {
             ),
             OwnTool::Check,
         ),
+        (
+            tool(
+                settings.prefixed("load_kit"),
+                "Load a kit: a named, curated group of MCP servers (e.g. \"web\": fetch + time) \
+                 defined in a kit file. Adds its servers to the config file, tagged with the kit, \
+                 and starts them; their tools appear in the tool list (clients get \
+                 tools/list_changed). Use this instead of several magg_add_server calls when a kit \
+                 fits; call magg_list_kits first to see the kits and what each contains.\n\n\
+                 Parameter: name (the kit's file name without .json). A server whose name is \
+                 already taken by a different server, or whose prefix clashes, is skipped and \
+                 listed with the reason. Returns which servers were added, tagged, skipped, \
+                 mounted and failed; if any failed to start, the result is an error that says \
+                 which (the kit stays loaded). Refused in read-only mode.",
+                named_schema("Kit name to load (filename without .json), e.g. \"web\""),
+                ToolAnnotations::with_title("Load a kit of MCP servers")
+                    .read_only(false)
+                    .destructive(false)
+                    .idempotent(false)
+                    .open_world(true),
+            ),
+            OwnTool::LoadKit,
+        ),
+        (
+            tool(
+                settings.prefixed("unload_kit"),
+                "Unload a kit: removes it from the config file and stops and removes the servers \
+                 that only this kit owned. Servers another kit also loaded keep running (only this \
+                 kit's tag is removed), and servers you added yourself are never removed. \
+                 Parameter: name. Errors if the kit is not loaded, or in read-only mode.",
+                named_schema("Kit name to unload"),
+                ToolAnnotations::with_title("Unload a kit")
+                    .read_only(false)
+                    .destructive(true)
+                    .idempotent(true)
+                    .open_world(false),
+            ),
+            OwnTool::UnloadKit,
+        ),
+        (
+            tool(
+                settings.prefixed("list_kits"),
+                "List every kit magg can load (from kit.d/ beside the config file, the MAGG_PATH \
+                 directories, and the kits shipped with magg): name, description, servers, and \
+                 whether it is loaded. Changes nothing.",
+                json!({"type": "object", "properties": {}, "additionalProperties": false}),
+                ToolAnnotations::with_title("List kits")
+                    .read_only(true)
+                    .idempotent(true)
+                    .open_world(false),
+            ),
+            OwnTool::ListKits,
+        ),
+        (
+            tool(
+                settings.prefixed("kit_info"),
+                "Show one kit in full: description, author, version, keywords, links, and each \
+                 server's command, prefix and notes, plus whether it is loaded. Changes nothing. \
+                 Parameter: name.",
+                named_schema("Kit name to get information about"),
+                ToolAnnotations::with_title("Kit details")
+                    .read_only(true)
+                    .idempotent(true)
+                    .open_world(false),
+            ),
+            OwnTool::KitInfo,
+        ),
     ]
 }
 
@@ -254,6 +332,10 @@ pub async fn call_own(
         }
         OwnTool::ReloadConfig => manage::reload_config(hub),
         OwnTool::Check => manage::check(hub, arguments.unwrap_or_default()).await,
+        OwnTool::LoadKit => kits::load_kit(hub, arguments.unwrap_or_default()).await,
+        OwnTool::UnloadKit => kits::unload_kit(hub, arguments.unwrap_or_default()),
+        OwnTool::ListKits => kits::list_kits(hub),
+        OwnTool::KitInfo => kits::kit_info(hub, arguments.unwrap_or_default()),
     })
 }
 

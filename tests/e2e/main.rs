@@ -10,6 +10,7 @@ mod aggregation;
 mod cli;
 mod failures;
 mod http;
+mod kits;
 mod live;
 mod proxy;
 mod sdk;

@@ -100,6 +100,9 @@ impl Hub {
         mut params: ReadResourceRequestParams,
         ct: CancellationToken,
     ) -> Result<ReadResourceResponse, McpError> {
+        if let Some(own) = tools::read_own(self, &params.uri) {
+            return own.map(ReadResourceResponse::Complete);
+        }
         let mut route = self.snapshot().resource(&params.uri);
         if route.is_none() {
             self.wait_for_backends().await;
