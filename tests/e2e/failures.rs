@@ -174,3 +174,22 @@ fn a_config_that_does_not_parse_stops_serve_with_exit_2_naming_file_line_and_fie
     assert_eq!(code, 2);
     assert!(stderr.contains(":1:"), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_killed_backend_leaves_the_list_and_comes_back() {
+    let config = TempConfig::new(&json!({"servers": {"tb": test_backend("tb", "tb", &[])}}));
+    let mut magg = Magg::stdio(&config.path).await;
+    let client = magg.client();
+    let pid = text(&client.call_eventually("tb_pid", json!({})).await).to_owned();
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    // Down: its tools leave the list; up again: they come back. A notification each time.
+    client.notified("tools/list_changed").await;
+    client.notified("tools/list_changed").await;
+    let again = text(&client.call_eventually("tb_pid", json!({})).await).to_owned();
+    assert_ne!(again, pid);
+    magg.wait_for_log("backend failed").await;
+}

@@ -101,6 +101,20 @@ async fn add_enable_disable_and_remove_change_the_running_set_and_the_file() {
         .await
         .expect("remove again");
     assert_eq!(unknown["isError"], json!(true));
+
+    // magg's own saves never come back as reloads: after one edit by hand, exactly one applies.
+    let mut edited = read_config(&config);
+    edited["servers"]["keep"]["notes"] = json!("edited by hand");
+    write_config(&config, &edited);
+    magg.wait_for_log("config file changed; applied").await;
+    let applied = magg
+        .log
+        .lock()
+        .expect("log")
+        .iter()
+        .filter(|l| l.contains("config file changed; applied"))
+        .count();
+    assert_eq!(applied, 1, "only the hand edit was reloaded");
 }
 
 #[tokio::test]
@@ -297,4 +311,31 @@ async fn check_reports_healthy_servers_and_the_reload_tool_applies_the_file() {
         magg_body(&reloaded)["output"]["message"],
         json!("Configuration reloaded successfully")
     );
+}
+
+#[tokio::test]
+async fn a_backends_own_list_changed_reaches_the_client_with_the_new_tool() {
+    let config = TempConfig::new(&json!({"servers": {"tb": test_backend("tb", "tb", &[])}}));
+    let mut magg = Magg::stdio(&config.path).await;
+    let client = magg.client();
+    client.tool_names().await;
+    let grown = client
+        .call("tb_grow", json!({"name": "fresh"}))
+        .await
+        .expect("grow");
+    assert_eq!(text(&grown), "added fresh");
+    client.notified("tools/list_changed").await;
+    let deadline = tokio::time::Instant::now() + crate::harness::WAIT;
+    while !client.tool_names().await.contains(&"tb_fresh".to_owned()) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "tb_fresh never appeared"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let called = client
+        .call("tb_fresh", json!({"value": "v"}))
+        .await
+        .expect("call");
+    assert!(text(&called).contains("\"v\""), "{called}");
 }
