@@ -13,13 +13,17 @@
 //!    (budget: added p50 ≤ 50 µs).
 //! 2. **Throughput**: 1 and 8 concurrent callers (tasks sharing one client
 //!    connection) calling `echo` back to back for 3 s (1 s with `--quick`),
-//!    direct vs through magg (budget: ≥ 0.95× direct).
+//!    direct vs through magg (budget: ≥ 0.95× direct), and the CPU time each
+//!    server process spent per call (from `/proc/PID/task/*/schedstat`).
 //! 3. **tools/list with 100 backends × 50 generated tools**: time from spawn
 //!    until every backend's tools are listed, then p50/p99 of one tools/list
 //!    request (the first 1000-tool page; budget p50 ≤ 2 ms) and of a full
 //!    listing across all pages, plus magg's own RSS (not its children's).
 //!    Baseline: one `magg-test-backend` serving the same number of tools in
-//!    pages of 1000.
+//!    pages of 1000. Timed twice: with the rmcp client (requests sent raw to
+//!    bypass its list cache; the time includes deserialising 1000 tools), and
+//!    with a bare JSON-RPC client that reads the reply line unparsed (server
+//!    work plus the pipe), against a fresh magg and baseline.
 //! 4. **Spawn → initialize result**: `magg serve` with an empty config, 20
 //!    times (5 with `--quick`): p50/min/max (budget p50 ≤ 10 ms). Baseline: the
 //!    same for `magg-test-backend`.
@@ -47,6 +51,7 @@
 //! stopped at the end (by closing its stdin, then SIGTERM/SIGKILL if needed).
 
 mod mcp;
+mod raw;
 mod report;
 mod server;
 mod stats;
@@ -61,6 +66,7 @@ use anyhow::{Context, Result, bail, ensure};
 use serde_json::{Map, Value, json};
 
 use crate::{
+    raw::RawServer,
     report::{Budget, Report, Section},
     server::Server,
     stats::{Summary, millis},
@@ -79,6 +85,9 @@ const LIST_TOOLS_PER_BACKEND: usize = 50;
 const PAGE_SIZE: usize = 1000;
 /// Number of backends for the memory measurement.
 const RSS_BACKENDS: usize = 10;
+/// Environment of every magg: its first tools/list waits up to 10 s for
+/// backends that are still starting.
+const MAGG_ENV: &[(&str, &str)] = &[("MAGG_LIST_WAIT", "10")];
 
 /// How much to measure.
 #[derive(Debug, Clone, Copy)]
@@ -213,14 +222,7 @@ impl Env {
             "--config".to_owned(),
             config.display().to_string(),
         ];
-        Server::start(
-            label,
-            &self.magg,
-            &args,
-            &[("MAGG_LIST_WAIT", "10")],
-            &self.log(log),
-        )
-        .await
+        Server::start(label, &self.magg, &args, MAGG_ENV, &self.log(log)).await
     }
 }
 
@@ -270,7 +272,11 @@ async fn calls(env: &Env, opts: Options) -> Result<(Section, Section, usize)> {
     let config = env.write_config("one-backend.json", &[("tb".to_owned(), Vec::new())])?;
     let (direct, magg) = start_pair(
         env,
-        ("magg-test-backend (direct)", "direct-tb", &strings(&["--name", "tb"])),
+        (
+            "magg-test-backend (direct)",
+            "direct-tb",
+            &strings(&["--name", "tb"]),
+        ),
         ("magg (1 backend)", "magg-one-backend", &config),
     )
     .await?;
@@ -296,9 +302,14 @@ async fn measure_calls(
     mcp::check_echo(direct.peer(), "echo").await?;
     mcp::check_echo(magg.peer(), "tb_echo").await?;
 
-    eprintln!("magg-bench: 1/5 tools/call latency ({} calls each)", opts.calls);
-    let d = Summary::of(&mcp::call_latencies(direct.peer(), "echo", opts.warmup, opts.calls).await?);
-    let m = Summary::of(&mcp::call_latencies(magg.peer(), "tb_echo", opts.warmup, opts.calls).await?);
+    eprintln!(
+        "magg-bench: 1/5 tools/call latency ({} calls each)",
+        opts.calls
+    );
+    let d =
+        Summary::of(&mcp::call_latencies(direct.peer(), "echo", opts.warmup, opts.calls).await?);
+    let m =
+        Summary::of(&mcp::call_latencies(magg.peer(), "tb_echo", opts.warmup, opts.calls).await?);
 
     let mut lat = Section::new(
         "call_latency",
@@ -356,19 +367,48 @@ async fn measure_calls(
         ),
     );
     tput.line("callers      direct calls/s    magg calls/s   magg/direct");
+    // CPU time of the server processes during each run, per call: the direct
+    // backend; magg itself; magg's backend.
+    let magg_backend = match server::children_of(magg.pid()).as_slice() {
+        [pid] => *pid,
+        other => bail!("magg should have one backend process, found {other:?}"),
+    };
+    let pids = [direct.pid(), magg.pid(), magg_backend];
     let mut rows = Vec::new();
+    let mut cpu_lines = Vec::new();
     for callers in [1usize, 8] {
-        let direct_rate = mcp::throughput(direct.peer(), "echo", callers, opts.duration).await?;
-        let magg_rate = mcp::throughput(magg.peer(), "tb_echo", callers, opts.duration).await?;
+        let before = cpu_times(&pids)?;
+        let (direct_calls, direct_time) =
+            mcp::throughput(direct.peer(), "echo", callers, opts.duration).await?;
+        let between = cpu_times(&pids)?;
+        let (magg_calls, magg_time) =
+            mcp::throughput(magg.peer(), "tb_echo", callers, opts.duration).await?;
+        let after = cpu_times(&pids)?;
+        let direct_rate = direct_calls as f64 / direct_time.as_secs_f64();
+        let magg_rate = magg_calls as f64 / magg_time.as_secs_f64();
         let ratio = magg_rate / direct_rate;
+        let per_call = |from: u64, to: u64, calls: u64| {
+            to.saturating_sub(from) as f64 / 1e3 / calls.max(1) as f64
+        };
+        let direct_cpu = per_call(before[0], between[0], direct_calls);
+        let magg_cpu = per_call(between[1], after[1], magg_calls);
+        let magg_backend_cpu = per_call(between[2], after[2], magg_calls);
         tput.line(format!(
             "{callers:>7}  {direct_rate:>16.0}  {magg_rate:>14.0}  {ratio:>12.3}"
+        ));
+        cpu_lines.push(format!(
+            "{callers:>7}  {direct_cpu:>22.1}  {magg_cpu:>13.1}  {magg_backend_cpu:>19.1}"
         ));
         rows.push(json!({
             "callers": callers,
             "direct_calls_per_s": direct_rate.round(),
             "magg_calls_per_s": magg_rate.round(),
             "ratio": (ratio * 1000.0).round() / 1000.0,
+            "cpu_us_per_call": {
+                "direct_backend": stats::round2(direct_cpu),
+                "magg": stats::round2(magg_cpu),
+                "magg_backend": stats::round2(magg_backend_cpu),
+            },
         }));
         tput.figure(
             &format!("ratio_{callers}_callers"),
@@ -377,6 +417,18 @@ async fn measure_calls(
             "×",
             Some(Budget::AtLeast(0.95)),
         );
+        tput.figure(
+            &format!("magg_cpu_us_per_call_{callers}_callers"),
+            &format!("{callers} caller(s): magg CPU time per call"),
+            magg_cpu,
+            "µs",
+            None,
+        );
+    }
+    tput.line("CPU time per call, µs (all threads, from /proc/PID/task/*/schedstat):");
+    tput.line("callers  direct: backend        magg: magg   magg: its backend");
+    for line in cpu_lines {
+        tput.line(line);
     }
     tput.data("runs", Value::Array(rows));
     Ok((lat, tput, direct_tools.len()))
@@ -408,12 +460,26 @@ async fn list(env: &Env, opts: Options, builtin: usize) -> Result<Section> {
     ]);
     let (direct, magg) = start_pair(
         env,
-        ("magg-test-backend (baseline)", "direct-list-baseline", &baseline_args),
+        (
+            "magg-test-backend (baseline)",
+            "direct-list-baseline",
+            &baseline_args,
+        ),
         ("magg (100 backends)", "magg-hundred-backends", &config),
     )
     .await?;
     let result = measure_list(opts, builtin, &direct, &magg).await;
-    stop_both(result, magg, direct).await
+    let mut section = stop_both(result, magg, direct).await?;
+    raw_list(env, opts, &config, &baseline_args, &mut section).await?;
+    Ok(section)
+}
+
+/// Waits until `names` holds the generated tools of every one of the 100 backends.
+fn all_backends_listed(names: &[String]) -> bool {
+    let listed: HashSet<&str> = names.iter().map(String::as_str).collect();
+    names.len() >= LIST_BACKENDS * LIST_TOOLS_PER_BACKEND
+        && (0..LIST_BACKENDS)
+            .all(|i| listed.contains(format!("b{i}_gen_{}", LIST_TOOLS_PER_BACKEND - 1).as_str()))
 }
 
 async fn measure_list(
@@ -422,16 +488,9 @@ async fn measure_list(
     direct: &Server,
     magg: &Server,
 ) -> Result<Section> {
-    let expected: Vec<String> = (0..LIST_BACKENDS)
-        .map(|i| format!("b{i}_gen_{}", LIST_TOOLS_PER_BACKEND - 1))
-        .collect();
-    mcp::wait_for_tools(magg.peer(), Duration::from_secs(180), |names| {
-        let listed: HashSet<&str> = names.iter().map(String::as_str).collect();
-        names.len() >= LIST_BACKENDS * LIST_TOOLS_PER_BACKEND
-            && expected.iter().all(|t| listed.contains(t.as_str()))
-    })
-    .await
-    .context("magg did not list the tools of all 100 backends")?;
+    mcp::wait_for_tools(magg.peer(), Duration::from_secs(180), all_backends_listed)
+        .await
+        .context("magg did not list the tools of all 100 backends")?;
     let all_listed = magg.spawned_at.elapsed();
     let magg_rss = magg.rss_kb()?;
 
@@ -455,8 +514,7 @@ async fn measure_list(
         "tools_list",
         format!(
             "3. tools/list: magg with {LIST_BACKENDS} backends × ({LIST_TOOLS_PER_BACKEND} generated + {} built-in) tools, {} timed requests each",
-            builtin,
-            opts.list_reps
+            builtin, opts.list_reps
         ),
     );
     s.line(format!(
@@ -466,19 +524,14 @@ async fn measure_list(
         direct_names.len(),
         direct_first_page.len()
     ));
+    s.line(
+        "rmcp client (request sent raw, bypassing rmcp's list cache; includes parsing the reply):",
+    );
     s.line("                         p50 ms     p99 ms    mean ms");
-    let row = |name: &str, x: &Summary| {
-        format!(
-            "{name:<22} {:>8.3}   {:>8.3}   {:>8.3}",
-            x.p50 / 1e3,
-            x.p99 / 1e3,
-            x.mean / 1e3
-        )
-    };
-    s.line(row("one page, magg", &magg_page));
-    s.line(row("one page, direct", &direct_page));
-    s.line(row("all pages, magg", &magg_full));
-    s.line(row("all pages, direct", &direct_full));
+    s.line(list_row("one page, magg", &magg_page));
+    s.line(list_row("one page, direct", &direct_page));
+    s.line(list_row("all pages, magg", &magg_full));
+    s.line(list_row("all pages, direct", &direct_full));
     s.figure(
         "page_p50_ms",
         "one tools/list page (1000 tools), p50",
@@ -564,6 +617,129 @@ async fn measure_list(
         }),
     );
     Ok(s)
+}
+
+/// Measurement 3, second half: the same listings with the bare JSON-RPC client
+/// (no client-side parsing), against a fresh magg and baseline backend.
+async fn raw_list(
+    env: &Env,
+    opts: Options,
+    config: &Path,
+    baseline_args: &[String],
+    s: &mut Section,
+) -> Result<()> {
+    let magg_args = [
+        "serve".to_owned(),
+        "--config".to_owned(),
+        config.display().to_string(),
+    ];
+    let magg = RawServer::start(
+        "magg (100 backends, raw client)",
+        &env.magg,
+        &magg_args,
+        MAGG_ENV,
+        &env.log("magg-hundred-backends-raw"),
+    )
+    .await?;
+    let magg_result = raw_timings(magg, opts, true).await;
+    let direct = RawServer::start(
+        "magg-test-backend (baseline, raw client)",
+        &env.backend,
+        baseline_args,
+        &[],
+        &env.log("direct-list-baseline-raw"),
+    )
+    .await?;
+    let direct_result = raw_timings(direct, opts, false).await;
+    let (magg_page, magg_full) = magg_result?;
+    let (direct_page, direct_full) = direct_result?;
+
+    s.line("Bare JSON-RPC client (reply read as text, not parsed; server work + pipe only):");
+    s.line("                         p50 ms     p99 ms    mean ms");
+    s.line(list_row("one page, magg", &magg_page));
+    s.line(list_row("one page, direct", &direct_page));
+    s.line(list_row("all pages, magg", &magg_full));
+    s.line(list_row("all pages, direct", &direct_full));
+    s.figure(
+        "raw_page_p50_ms",
+        "bare client: one page (1000 tools), p50",
+        magg_page.p50 / 1e3,
+        "ms",
+        Some(Budget::AtMost(2.0)),
+    );
+    s.figure(
+        "raw_page_p99_ms",
+        "bare client: one page (1000 tools), p99",
+        magg_page.p99 / 1e3,
+        "ms",
+        None,
+    );
+    s.figure(
+        "raw_page_p50_ratio",
+        "bare client: one page p50, magg / direct",
+        magg_page.p50 / direct_page.p50,
+        "×",
+        None,
+    );
+    s.figure(
+        "raw_full_p50_ms",
+        "bare client: full listing, p50",
+        magg_full.p50 / 1e3,
+        "ms",
+        None,
+    );
+    s.figure(
+        "raw_full_p50_ratio",
+        "bare client: full listing p50, magg / direct",
+        magg_full.p50 / direct_full.p50,
+        "×",
+        None,
+    );
+    s.data(
+        "raw_client",
+        json!({
+            "magg": {"one_page": magg_page.to_json(), "all_pages": magg_full.to_json()},
+            "direct": {"one_page": direct_page.to_json(), "all_pages": direct_full.to_json()},
+        }),
+    );
+    Ok(())
+}
+
+/// Waits (for magg) until all backends are listed, then times single pages
+/// and full listings; stops the server either way.
+async fn raw_timings(
+    mut server: RawServer,
+    opts: Options,
+    wait: bool,
+) -> Result<(Summary, Summary)> {
+    let result = async {
+        if wait {
+            let deadline = std::time::Instant::now() + Duration::from_secs(180);
+            while !all_backends_listed(&server.tool_names().await?) {
+                ensure!(
+                    std::time::Instant::now() < deadline,
+                    "magg (raw client) did not list the tools of all 100 backends"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        server.list_latencies(3, true).await?;
+        let page = Summary::of(&server.list_latencies(opts.list_reps, false).await?);
+        let full = Summary::of(&server.list_latencies(opts.list_reps, true).await?);
+        anyhow::Ok((page, full))
+    }
+    .await;
+    server.shutdown().await;
+    result
+}
+
+fn list_row(name: &str, x: &Summary) -> String {
+    format!(
+        "{name:<22} {:>8.3}   {:>8.3}   {:>8.3}",
+        x.p50 / 1e3,
+        x.p99 / 1e3,
+        x.mean / 1e3
+    )
 }
 
 /// Measurement 4.
@@ -725,6 +901,24 @@ async fn measure_memory(opts: Options, direct: &Server, magg: &Server) -> Result
     Ok(s)
 }
 
+/// CPU time used so far by each of `pids`, in nanoseconds.
+fn cpu_times(pids: &[u32; 3]) -> Result<[u64; 3]> {
+    Ok([
+        server::cpu_ns(pids[0])?,
+        server::cpu_ns(pids[1])?,
+        server::cpu_ns(pids[2])?,
+    ])
+}
+
+/// The first three fields of `/proc/loadavg`, or `?`.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "?".to_owned())
+}
+
 /// Records the outcome of a measurement: its section, or a note about why it failed.
 fn record(report: &mut Report, failures: &mut Vec<String>, what: &str, result: Result<Section>) {
     match result {
@@ -743,6 +937,13 @@ async fn main() -> Result<()> {
     let Some(opts) = Options::parse(std::env::args().skip(1))? else {
         return Ok(());
     };
+    // On a worker thread, so that no timed loop is polled from `block_on`.
+    tokio::spawn(run(opts))
+        .await
+        .context("the bench task panicked")?
+}
+
+async fn run(opts: Options) -> Result<()> {
     let env = Env::locate()?;
     let started = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -756,10 +957,15 @@ async fn main() -> Result<()> {
     meta.insert("magg".into(), json!(env.magg));
     meta.insert("backend".into(), json!(env.backend));
     meta.insert("options".into(), opts.to_json());
+    let load_start = loadavg();
+    meta.insert("loadavg_start".into(), json!(load_start));
     let mut report = Report::new(meta);
     report.header(format!(
         "magg-bench ({} run, {cpus} CPUs)",
         if opts.quick { "quick" } else { "full" }
+    ));
+    report.header(format!(
+        "load average (1/5/15 min) at start: {load_start}  (other work on the machine skews the figures)"
     ));
     report.header(format!("magg:              {}", env.magg.display()));
     report.header(format!("magg-test-backend: {}", env.backend.display()));
@@ -805,9 +1011,11 @@ async fn main() -> Result<()> {
         failures.push(message);
     }
 
+    report.footer(format!("Load average at the end: {}", loadavg()));
     print!("{}", report.render());
     let json_path = env.target.join("bench-report.json");
-    let text = serde_json::to_string_pretty(&report.to_json()).context("cannot serialise report")?;
+    let text =
+        serde_json::to_string_pretty(&report.to_json()).context("cannot serialise report")?;
     std::fs::write(&json_path, text + "\n")
         .with_context(|| format!("cannot write {}", json_path.display()))?;
     println!("JSON report: {}", json_path.display());

@@ -31,7 +31,10 @@ pub async fn call_echo(peer: &Peer<RoleClient>, tool: &str, args: &JsonObject) -
         .await
         .with_context(|| format!("tools/call {tool} failed"))?;
     if result.is_error == Some(true) {
-        bail!("tools/call {tool} returned an error result: {:?}", result.content);
+        bail!(
+            "tools/call {tool} returned an error result: {:?}",
+            result.content
+        );
     }
     Ok(())
 }
@@ -61,9 +64,17 @@ pub async fn list_page(
 ) -> Result<(Vec<String>, Option<String>)> {
     let params = PaginatedRequestParams::default().with_cursor(cursor);
     let request = ClientRequest::ListToolsRequest(ListToolsRequest::with_param(params));
-    match peer.send_request(request).await.context("tools/list failed")? {
+    match peer
+        .send_request(request)
+        .await
+        .context("tools/list failed")?
+    {
         ServerResult::ListToolsResult(result) => Ok((
-            result.tools.into_iter().map(|t| t.name.into_owned()).collect(),
+            result
+                .tools
+                .into_iter()
+                .map(|t| t.name.into_owned())
+                .collect(),
             result.next_cursor,
         )),
         other => bail!("tools/list: unexpected reply {other:?}"),
@@ -112,33 +123,42 @@ pub async fn wait_for_tools(
 }
 
 /// Latencies of `count` sequential `echo` calls to `tool`, after `warmup` untimed ones.
+///
+/// The loop runs in a spawned task, like the throughput callers: a future
+/// polled by `block_on` on the main thread pays for cross-thread wake-ups.
 pub async fn call_latencies(
     peer: &Peer<RoleClient>,
     tool: &str,
     warmup: usize,
     count: usize,
 ) -> Result<Vec<Duration>> {
-    let args = echo_args();
-    for _ in 0..warmup {
-        call_echo(peer, tool, &args).await?;
-    }
-    let mut samples = Vec::with_capacity(count);
-    for _ in 0..count {
-        let start = Instant::now();
-        call_echo(peer, tool, &args).await?;
-        samples.push(start.elapsed());
-    }
-    Ok(samples)
+    let peer = peer.clone();
+    let tool = tool.to_owned();
+    tokio::spawn(async move {
+        let args = echo_args();
+        for _ in 0..warmup {
+            call_echo(&peer, &tool, &args).await?;
+        }
+        let mut samples = Vec::with_capacity(count);
+        for _ in 0..count {
+            let start = Instant::now();
+            call_echo(&peer, &tool, &args).await?;
+            samples.push(start.elapsed());
+        }
+        Ok(samples)
+    })
+    .await
+    .context("the latency task panicked")?
 }
 
-/// Calls per second with `callers` tasks calling `tool` back to back over the
-/// one shared connection of `peer`, for `duration`.
+/// The calls completed, and the time they took, by `callers` tasks calling
+/// `tool` back to back over the one shared connection of `peer` for `duration`.
 pub async fn throughput(
     peer: &Peer<RoleClient>,
     tool: &str,
     callers: usize,
     duration: Duration,
-) -> Result<f64> {
+) -> Result<(u64, Duration)> {
     let start = Instant::now();
     let deadline = start + duration;
     let mut tasks = tokio::task::JoinSet::new();
@@ -159,24 +179,30 @@ pub async fn throughput(
     while let Some(joined) = tasks.join_next().await {
         total += joined.context("a caller task panicked")??;
     }
-    Ok(total as f64 / start.elapsed().as_secs_f64())
+    Ok((total, start.elapsed()))
 }
 
-/// Times `reps` listings: the first page only (`full == false`) or every page.
+/// Times `reps` listings: the first page only (`full == false`) or every
+/// page. Runs in a spawned task, as [`call_latencies`] does.
 pub async fn list_latencies(
     peer: &Peer<RoleClient>,
     reps: usize,
     full: bool,
 ) -> Result<Vec<Duration>> {
-    let mut samples = Vec::with_capacity(reps);
-    for _ in 0..reps {
-        let start = Instant::now();
-        if full {
-            list_all(peer).await?;
-        } else {
-            list_page(peer, None).await?;
+    let peer = peer.clone();
+    tokio::spawn(async move {
+        let mut samples = Vec::with_capacity(reps);
+        for _ in 0..reps {
+            let start = Instant::now();
+            if full {
+                list_all(&peer).await?;
+            } else {
+                list_page(&peer, None).await?;
+            }
+            samples.push(start.elapsed());
         }
-        samples.push(start.elapsed());
-    }
-    Ok(samples)
+        Ok(samples)
+    })
+    .await
+    .context("the tools/list task panicked")?
 }

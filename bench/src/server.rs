@@ -14,7 +14,7 @@ use rmcp::{
     RoleClient, ServiceExt,
     service::{Peer, RunningService},
 };
-use tokio::process::{Child, Command};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 /// How long a server may take to answer `initialize`.
 const INIT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -77,32 +77,13 @@ impl Server {
         env: &[(&str, &str)],
         log: &Path,
     ) -> Result<Server> {
-        let log_file =
-            File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
-        let mut command = Command::new(program);
-        command
-            .args(args)
-            .envs(env.iter().copied())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log_file))
-            .kill_on_drop(true);
-        let spawned_at = Instant::now();
-        let mut child = command
-            .spawn()
-            .with_context(|| format!("{label}: cannot start {}", program.display()))?;
-        let pid = child
-            .id()
-            .with_context(|| format!("{label}: spawned process has no pid"))?;
-        track(&[pid]);
-        let stdout = child
-            .stdout
-            .take()
-            .with_context(|| format!("{label}: stdout not piped"))?;
-        let stdin = child
-            .stdin
-            .take()
-            .with_context(|| format!("{label}: stdin not piped"))?;
+        let Spawned {
+            pid,
+            mut child,
+            stdin,
+            stdout,
+            spawned_at,
+        } = spawn(label, program, args, env, log)?;
         let handshake = tokio::time::timeout(INIT_TIMEOUT, ().serve((stdout, stdin))).await;
         let init_time = spawned_at.elapsed();
         let client = match handshake {
@@ -111,9 +92,7 @@ impl Server {
                 // The transport (and so the child's stdin) is gone with the
                 // failed handshake: stop the process and any backends it started.
                 let children = children_of(pid);
-                track(&children);
-                stop_child(label, pid, &mut child).await;
-                reap(label, &children).await;
+                stop(label, pid, &mut child, &children).await;
                 let error = match failed {
                     Ok(Err(e)) => anyhow!(e).context("initialize failed"),
                     _ => anyhow!("no initialize result within {INIT_TIMEOUT:?}"),
@@ -160,8 +139,9 @@ impl Server {
             client,
             ..
         } = self;
+        // Taken before magg is told to stop, so that a backend it fails to
+        // stop is still found once magg has exited.
         let children = children_of(pid);
-        track(&children);
         let started = Instant::now();
         // Dropping the transport closes the child's stdin: magg then stops its
         // backends and exits, a test backend just exits.
@@ -171,16 +151,77 @@ impl Server {
         {
             incident(format!("{label}: closing the client session took over 5 s"));
         }
-        stop_child(&label, pid, &mut child).await;
-        let took = started.elapsed();
-        reap(&label, &children).await;
-        took
+        stop(&label, pid, &mut child, &children).await;
+        started.elapsed()
     }
+}
+
+/// A freshly spawned child with piped stdin and stdout.
+pub struct Spawned {
+    pub pid: u32,
+    pub child: Child,
+    pub stdin: ChildStdin,
+    pub stdout: ChildStdout,
+    pub spawned_at: Instant,
+}
+
+/// Spawns `program args` with `env` added and stderr to `log`; the child is
+/// killed if its handle is dropped.
+pub fn spawn(
+    label: &str,
+    program: &Path,
+    args: &[String],
+    env: &[(&str, &str)],
+    log: &Path,
+) -> Result<Spawned> {
+    let log_file = File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log_file))
+        .kill_on_drop(true);
+    let spawned_at = Instant::now();
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("{label}: cannot start {}", program.display()))?;
+    let pid = child
+        .id()
+        .with_context(|| format!("{label}: spawned process has no pid"))?;
+    track(&[pid]);
+    let stdout = child
+        .stdout
+        .take()
+        .with_context(|| format!("{label}: stdout not piped"))?;
+    let stdin = child
+        .stdin
+        .take()
+        .with_context(|| format!("{label}: stdin not piped"))?;
+    Ok(Spawned {
+        pid,
+        child,
+        stdin,
+        stdout,
+        spawned_at,
+    })
+}
+
+/// Stops `child` (pid `pid`) whose stdin has been closed, and then
+/// `children`, the processes it had started (magg's backends).
+pub async fn stop(label: &str, pid: u32, child: &mut Child, children: &[u32]) {
+    track(children);
+    stop_child(label, pid, child).await;
+    reap(label, children).await;
 }
 
 /// Waits for `child` to exit after its stdin closed; SIGTERM, then SIGKILL, if it does not.
 async fn stop_child(label: &str, pid: u32, child: &mut Child) {
-    if tokio::time::timeout(EXIT_TIMEOUT, child.wait()).await.is_ok() {
+    if tokio::time::timeout(EXIT_TIMEOUT, child.wait())
+        .await
+        .is_ok()
+    {
         return;
     }
     incident(format!(
@@ -259,6 +300,25 @@ pub fn children_of(pid: u32) -> Vec<u32> {
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter(|&p| matches!(stat(p), Some((state, ppid)) if ppid == pid && state != 'Z'))
         .collect()
+}
+
+/// CPU time used so far by all threads of `pid`, in nanoseconds (the first
+/// field of each `/proc/PID/task/TID/schedstat`).
+pub fn cpu_ns(pid: u32) -> Result<u64> {
+    let dir = format!("/proc/{pid}/task");
+    let mut total = 0;
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("cannot read {dir}"))? {
+        let path = entry.with_context(|| format!("cannot list {dir}"))?.path();
+        // A thread may end between listing and reading: skip it.
+        let Ok(text) = std::fs::read_to_string(path.join("schedstat")) else {
+            continue;
+        };
+        let first = text.split_whitespace().next().unwrap_or("0");
+        total += first
+            .parse::<u64>()
+            .with_context(|| format!("bad schedstat in {}", path.display()))?;
+    }
+    Ok(total)
 }
 
 /// `VmRSS` of `pid` in kB, from `/proc/PID/status`.
