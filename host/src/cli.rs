@@ -1,9 +1,22 @@
-//! The `magg` command line: argument parsing (clap), logging setup, and one function per
-//! command. Magg's command names, flags and exit codes are kept so existing setups keep working.
+//! The `magg` command line: argument parsing (clap), logging setup, dispatch to one function per
+//! command, and what the commands share: Magg-style messages, failures (exit 1), confirmation
+//! prompts and saving an edited config. Magg's command names, flags and exit codes are kept so
+//! existing setups keep working.
+//!
+//! The commands live in submodules: [`serve`] (`magg serve`), [`server`] (`magg server ...`)
+//! and [`kit`] (`magg kit ...`); `magg config ...` is here.
 
+mod kit;
 mod serve;
+mod server;
 
-use std::{io::Write as _, path::PathBuf, process::ExitCode};
+use std::{
+    fmt,
+    io::{IsTerminal as _, Write as _},
+    path::{Path, PathBuf},
+    process::ExitCode,
+    time::Duration,
+};
 
 use clap::{Args, Parser, Subcommand};
 use serde_json::{Value, json};
@@ -12,6 +25,9 @@ use tracing_subscriber::{
 };
 
 use crate::config::{self, Config};
+
+/// The help section of the options every command takes.
+const GLOBAL: &str = "Global Options";
 
 /// magg: many MCP servers behind one, managed mid-session.
 #[derive(Debug, Parser)]
@@ -24,16 +40,16 @@ use crate::config::{self, Config};
 )]
 pub struct Cli {
     /// Path to config file (default: the first config.json in $MAGG_PATH, else .magg/config.json)
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(long, global = true, help_heading = GLOBAL, value_name = "PATH")]
     pub config: Option<PathBuf>,
     /// Pass magg's whole environment to stdio MCP servers (default: a minimal one plus `env`)
-    #[arg(short = 'e', long, global = true)]
+    #[arg(short = 'e', long, global = true, help_heading = GLOBAL)]
     pub env_pass: bool,
     /// Set an environment variable for stdio MCP servers (repeatable)
-    #[arg(short = 'E', long, global = true, num_args = 2, value_names = ["KEY", "VALUE"], action = clap::ArgAction::Append)]
+    #[arg(short = 'E', long, global = true, help_heading = GLOBAL, num_args = 2, value_names = ["KEY", "VALUE"], action = clap::ArgAction::Append)]
     pub env_set: Vec<String>,
     /// Log level: error, warning, info, debug or trace (RUST_LOG, if set, wins)
-    #[arg(long, global = true, value_name = "LEVEL")]
+    #[arg(long, global = true, help_heading = GLOBAL, value_name = "LEVEL")]
     pub log_level: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
@@ -46,12 +62,17 @@ enum Command {
     /// Manage servers
     Server {
         #[command(subcommand)]
-        action: ServerCommand,
+        action: server::ServerCommand,
     },
-    /// Show the configuration
+    /// Manage configuration
     Config {
         #[command(subcommand)]
         action: ConfigCommand,
+    },
+    /// Manage kits
+    Kit {
+        #[command(subcommand)]
+        action: kit::KitCommand,
     },
 }
 
@@ -76,19 +97,15 @@ pub struct ServeArgs {
 }
 
 #[derive(Debug, Subcommand)]
-enum ServerCommand {
-    /// List configured servers
-    List {
-        /// Output as JSON (to stdout)
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-#[derive(Debug, Subcommand)]
 enum ConfigCommand {
     /// Show the configuration in use: file, settings and servers
     Show,
+    /// Export configuration
+    Export {
+        /// Output file (default: stdout)
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
     /// Show the configuration file path
     Path,
 }
@@ -128,12 +145,14 @@ pub fn main() -> ExitCode {
     crate::backend::set_extra_env(cli.env_pass, env_set);
     let result = match cli.command {
         Some(Command::Serve(args)) => serve::run(config, args),
-        Some(Command::Server {
-            action: ServerCommand::List { json },
-        }) => server_list(&config, json),
+        Some(Command::Server { action }) => server::run(config, action),
+        Some(Command::Kit { action }) => kit::run(config, action),
         Some(Command::Config {
             action: ConfigCommand::Show,
         }) => config_show(&config),
+        Some(Command::Config {
+            action: ConfigCommand::Export { output },
+        }) => config_export(&file_config(config), output.as_deref()),
         Some(Command::Config {
             action: ConfigCommand::Path,
         }) => {
@@ -145,7 +164,10 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("magg: {e:#}");
+            match e.downcast_ref::<Failed>() {
+                Some(failed) => failed.report(),
+                None => eprintln!("magg: {e:#}"),
+            }
             ExitCode::FAILURE
         }
     }
@@ -197,64 +219,12 @@ fn init_logging(cli_level: Option<&str>) -> Logs {
     }
 }
 
-fn server_json(server: &config::ServerConfig) -> Value {
-    let mut value = server.to_json();
-    if let Some(obj) = value.as_object_mut() {
-        obj.entry("enabled").or_insert(json!(server.enabled));
-    }
-    value
-}
-
-fn server_list(config: &Config, as_json: bool) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    if as_json {
-        let servers: serde_json::Map<String, Value> = config
-            .servers
-            .iter()
-            .map(|(name, server)| (name.clone(), server_json(server)))
-            .collect();
-        writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(&json!({"servers": servers}))?
-        )?;
-        return Ok(());
-    }
-    if config.servers.is_empty() {
-        writeln!(out, "No servers configured in {}.", config.path.display())?;
-        return Ok(());
-    }
-    writeln!(out, "Servers in {}:", config.path.display())?;
-    for server in config.servers.values() {
-        let run = server
-            .command_line()
-            .or_else(|| server.uri.clone())
-            .unwrap_or_default();
-        writeln!(
-            out,
-            "  {} [{}] prefix={} {}",
-            server.name,
-            if server.enabled {
-                "enabled"
-            } else {
-                "disabled"
-            },
-            server.prefix.as_deref().unwrap_or("(none)"),
-            run
-        )?;
-        if let Some(notes) = &server.notes {
-            writeln!(out, "      {notes}")?;
-        }
-    }
-    Ok(())
-}
-
 fn config_show(config: &Config) -> anyhow::Result<()> {
     let s = &config.settings;
     let servers: serde_json::Map<String, Value> = config
         .servers
         .iter()
-        .map(|(name, server)| (name.clone(), server_json(server)))
+        .map(|(name, server)| (name.clone(), server::dump_server(server)))
         .collect();
     let shown = json!({
         "path": config.path.display().to_string(),
@@ -276,4 +246,233 @@ fn config_show(config: &Config) -> anyhow::Result<()> {
     });
     println!("{}", serde_json::to_string_pretty(&shown)?);
     Ok(())
+}
+
+/// `magg config export`: `{"servers": {name: server}}` as Magg exports it (each server with its
+/// `"name"`, defaults left out, unknown keys kept), to stdout or to `output`.
+fn config_export(config: &Config, output: Option<&Path>) -> anyhow::Result<()> {
+    let servers: serde_json::Map<String, Value> = config
+        .servers
+        .iter()
+        .map(|(name, server)| {
+            let mut entry = serde_json::Map::new();
+            entry.insert("name".into(), Value::String(name.clone()));
+            if let Value::Object(fields) = server.to_json() {
+                entry.extend(fields);
+            }
+            (name.clone(), Value::Object(entry))
+        })
+        .collect();
+    output_json(&json!({ "servers": servers }), output)
+}
+
+/// Writes machine output: pretty JSON to stdout, or atomically to `output` when given.
+fn output_json(value: &Value, output: Option<&Path>) -> anyhow::Result<()> {
+    match output {
+        Some(path) => config::write_json_atomic(path, value)
+            .map_err(|e| Failed::new(format!("Failed to write to {}: {e}", path.display())).into()),
+        None => {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{}", serde_json::to_string_pretty(value)?)?;
+            out.flush()?;
+            Ok(())
+        }
+    }
+}
+
+/// An operation that failed in a way the user can act on (unknown server, read-only config,
+/// bad value, refused save). Reported as Magg does, `✗ message` and then `ⓘ hint` lines on
+/// stderr, and the process exits with 1.
+#[derive(Debug)]
+struct Failed {
+    message: String,
+    hints: Vec<String>,
+}
+
+impl Failed {
+    fn new(message: impl Into<String>) -> Failed {
+        Failed {
+            message: message.into(),
+            hints: Vec::new(),
+        }
+    }
+
+    /// Adds a line shown after the error (e.g. the names that would have worked).
+    fn hint(mut self, hint: impl Into<String>) -> Failed {
+        self.hints.push(hint.into());
+        self
+    }
+
+    fn report(&self) {
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "✗ {}", self.message);
+        for hint in &self.hints {
+            let _ = writeln!(err, "ⓘ {hint}");
+        }
+    }
+}
+
+impl fmt::Display for Failed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Failed {}
+
+/// Human-readable messages in Magg's shapes (`✓`, `ⓘ`, `⚠`). Success and information go to
+/// stdout, warnings to stderr (failures: [`Failed`]). Messages are best effort: a closed stdout
+/// does not turn a done change into a failure.
+mod say {
+    use std::io::Write as _;
+
+    /// `✓ text` on stdout.
+    pub(super) fn success(text: &str) {
+        let _ = writeln!(std::io::stdout(), "✓ {text}");
+    }
+
+    /// `ⓘ text` on stdout.
+    pub(super) fn info(text: &str) {
+        let _ = writeln!(std::io::stdout(), "ⓘ {text}");
+    }
+
+    /// Plain text on stdout.
+    pub(super) fn text(text: &str) {
+        let _ = writeln!(std::io::stdout(), "{text}");
+    }
+
+    /// `⚠ text` on stderr.
+    pub(super) fn warning(text: &str) {
+        let _ = writeln!(std::io::stderr(), "⚠ {text}");
+    }
+
+    /// Plain text on stderr, continuing a warning.
+    pub(super) fn warning_detail(text: &str) {
+        let _ = writeln!(std::io::stderr(), "{text}");
+    }
+}
+
+/// How long a confirmation waits for an answer on a stdin that is not a terminal (a pipe
+/// such as `echo y | magg ...` answers at once; an idle one must not hang a script).
+const PIPED_ANSWER_WAIT: Duration = Duration::from_secs(2);
+
+/// Asks `prompt [y/N]` (on stderr) and reads one line from stdin, like Magg's
+/// `confirm_action`: only `y` or `yes` (any case) confirm, end of input declines. On a
+/// terminal it waits for the answer; otherwise it reads what is piped in and declines after
+/// [`PIPED_ANSWER_WAIT`] without an answer.
+fn confirm(prompt: &str) -> bool {
+    {
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "{prompt} [y/N]: ");
+        let _ = err.flush();
+    }
+    let read_answer = || {
+        let mut line = String::new();
+        match std::io::stdin().read_line(&mut line) {
+            Ok(n) if n > 0 => Some(line),
+            _ => None,
+        }
+    };
+    let answer = if std::io::stdin().is_terminal() {
+        read_answer()
+    } else {
+        let (tx, rx) = std::sync::mpsc::channel();
+        // The reader may stay blocked on an idle pipe; it ends with the process.
+        std::thread::spawn(move || {
+            let _ = tx.send(read_answer());
+        });
+        rx.recv_timeout(PIPED_ANSWER_WAIT).ok().flatten()
+    };
+    match answer {
+        Some(line) => matches!(line.trim().to_lowercase().as_str(), "y" | "yes"),
+        None => {
+            let _ = writeln!(std::io::stderr());
+            false
+        }
+    }
+}
+
+/// Refuses to change a config whose `read_only` setting (file or `MAGG_READ_ONLY`) is on.
+fn ensure_writable(config: &Config) -> Result<(), Failed> {
+    if config.settings.read_only {
+        return Err(Failed::new(format!(
+            "Configuration {} is read-only (read_only in the file or MAGG_READ_ONLY); not changing it",
+            config.path.display()
+        ))
+        .hint("Unset read_only / MAGG_READ_ONLY to manage servers and kits from the command line"));
+    }
+    Ok(())
+}
+
+/// The config as its file has it, which changing commands edit and exports write: as loaded,
+/// except that with no config file the embedded default's servers are dropped (they are what
+/// `magg serve` runs without a file, not file content; Magg starts from an empty config, and a
+/// new file holds only what the user adds).
+fn file_config(mut config: Config) -> Config {
+    if !config.exists {
+        config.servers.clear();
+        config.kits.clear();
+    }
+    config
+}
+
+/// Validates an edited config exactly as a file read would ([`Config::revalidated`]) and saves
+/// it ([`Config::save`]). A running `magg serve` picks the change up from the file.
+///
+/// Both re-read the config; their log lines (e.g. about unknown keys) were already logged when
+/// the file was loaded, so they are not repeated.
+fn commit(config: &Config) -> Result<(), Failed> {
+    tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), || {
+        let mut fresh = config.revalidated().map_err(|e| {
+            Failed::new(format!(
+                "Invalid server configuration: {}",
+                describe_invalid(&e)
+            ))
+        })?;
+        // Keep the loaded format so that save() refuses to rewrite an mcpServers file.
+        fresh.format = config.format;
+        fresh
+            .save()
+            .map_err(|e| Failed::new(format!("Failed to save configuration: {e}")))
+    })
+}
+
+/// A validation error without its `file:line:column` and ` (line N)` references (which would
+/// point into the edited config, not the file on disk).
+fn describe_invalid(error: &config::ConfigError) -> String {
+    let text = match error {
+        config::ConfigError::Invalid {
+            field,
+            message,
+            fix,
+            ..
+        } if field.is_empty() => format!("{message}. Fix: {fix}"),
+        config::ConfigError::Invalid {
+            field,
+            message,
+            fix,
+            ..
+        } => format!("{field}: {message}. Fix: {fix}"),
+        other => return other.to_string(),
+    };
+    without_line_refs(&text)
+}
+
+/// `text` without ` (line N)` parts.
+fn without_line_refs(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(" (line ") {
+        let after = &rest[at + " (line ".len()..];
+        let digits = after.chars().take_while(char::is_ascii_digit).count();
+        out.push_str(&rest[..at]);
+        if digits > 0 && after[digits..].starts_with(')') {
+            rest = &after[digits + 1..];
+        } else {
+            out.push_str(" (line ");
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
 }

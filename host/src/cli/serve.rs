@@ -14,7 +14,7 @@ use crate::{
 
 /// Runs the server until the stdio client goes away or magg gets SIGINT / SIGTERM.
 pub fn run(config: Config, args: ServeArgs) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
@@ -82,7 +82,7 @@ async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
 async fn serve_stdio(hub: std::sync::Arc<Hub>, stop: CancellationToken) -> anyhow::Result<()> {
     let server = MaggServer::new(hub);
     let running = tokio::select! {
-        r = server.serve(rmcp::transport::stdio()) => match r {
+        r = server.serve(rmcp::transport::stdio_pipes()) => match r {
             Ok(running) => running,
             Err(e) => {
                 tracing::info!("stdio client went away before initializing: {e}");
