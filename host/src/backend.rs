@@ -8,6 +8,7 @@
 
 mod client;
 mod connect;
+pub mod lane;
 
 use std::{
     collections::VecDeque,
@@ -78,6 +79,8 @@ pub struct State {
     pub status: Status,
     /// The client side of the live connection, when running.
     pub peer: Option<Peer<RoleClient>>,
+    /// The fast lane for tools/call, for a running stdio backend.
+    pub lane: Option<Arc<lane::Lane>>,
     /// Process id of a stdio backend, when running.
     pub pid: Option<u32>,
     /// The backend's own `serverInfo`.
@@ -101,6 +104,7 @@ impl State {
         State {
             status,
             peer: None,
+            lane: None,
             pid: None,
             server_info: None,
             capabilities: None,
@@ -254,6 +258,7 @@ async fn supervise(
                 reason: reason.clone(),
             };
             s.peer = None;
+            s.lane = None;
             s.pid = None;
             s.tools = Arc::default();
             s.prompts = Arc::default();

@@ -6,6 +6,7 @@
 //! every session as list_changed notifications. This is the only module that talks to clients.
 
 pub mod http;
+pub mod stdio;
 
 use std::sync::Arc;
 

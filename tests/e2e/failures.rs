@@ -193,3 +193,31 @@ async fn a_killed_backend_leaves_the_list_and_comes_back() {
     assert_ne!(again, pid);
     magg.wait_for_log("backend failed").await;
 }
+
+#[tokio::test]
+async fn cancelling_a_call_reaches_the_backend() {
+    let config = TempConfig::new(
+        &json!({"stderr_show": true, "servers": {"tb": test_backend("tb", "tb", &[])}}),
+    );
+    let mut magg = Magg::stdio(&config.path).await;
+    let client = magg.client();
+    client.tool_names().await;
+    // Dropping the call makes the rmcp client send notifications/cancelled for it.
+    let slow = client.call("tb_slow", json!({"ms": 30_000}));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), slow)
+            .await
+            .is_err()
+    );
+    magg.wait_for_log("slow call cancelled").await;
+    let client = magg.client();
+    assert_eq!(
+        text(
+            &client
+                .call("tb_echo", json!({"text": "after"}))
+                .await
+                .expect("echo")
+        ),
+        "after"
+    );
+}

@@ -51,12 +51,12 @@ pub(super) async fn run(
         lists: lists_tx,
     };
     let init = async {
-        let (service, child) = open(backend, settings, handler).await?;
+        let (service, child, lane) = open(backend, settings, handler).await?;
         let peer = service.peer().clone();
         let lists = fetch_all(&peer)
             .await
             .map_err(|e| format!("listing failed: {e}"))?;
-        Ok::<_, String>((service, child, lists))
+        Ok::<_, String>((service, child, lane, lists))
     };
     let started = match settings.backend_init_timeout {
         Some(limit) => match tokio::time::timeout(limit, init).await {
@@ -69,7 +69,7 @@ pub(super) async fn run(
         },
         None => init.await,
     };
-    let (service, mut child, lists) = match started {
+    let (service, mut child, lane, lists) = match started {
         Ok(started) => started,
         Err(reason) => {
             return Outcome::Ended {
@@ -92,6 +92,7 @@ pub(super) async fn run(
     backend.set(changes, |s| {
         s.status = Status::Running;
         s.peer = Some(peer.clone());
+        s.lane = lane.clone();
         s.pid = pid;
         s.server_info = info.as_ref().and_then(|i| i.server_info.clone());
         s.capabilities = info.as_ref().map(|i| i.capabilities.clone());
@@ -152,7 +153,7 @@ async fn open(
     backend: &Arc<Backend>,
     settings: &Settings,
     handler: BackendClient,
-) -> Result<(Service, Option<Child>), String> {
+) -> Result<(Service, Option<Child>, Option<Arc<super::lane::Lane>>), String> {
     let config = &backend.config;
     if let Some((command, args)) = config.argv() {
         let command = command.as_str();
@@ -171,8 +172,9 @@ async fn open(
                 settings.stderr_show,
             ));
         }
-        match handler.serve((stdout, stdin)).await {
-            Ok(service) => Ok((service, Some(child))),
+        let (lane, pipes) = super::lane::wire(stdout, stdin);
+        match handler.serve(pipes).await {
+            Ok(service) => Ok((service, Some(child), Some(lane))),
             Err(e) => {
                 let status =
                     match tokio::time::timeout(Duration::from_millis(200), child.wait()).await {
@@ -194,7 +196,7 @@ async fn open(
             .serve(transport)
             .await
             .map_err(|e| format!("MCP initialize with {uri} failed: {e}"))?;
-        Ok((service, None))
+        Ok((service, None, None))
     } else {
         Err("needs a way to run: set `command` or `uri` in its config".to_owned())
     }

@@ -1,13 +1,12 @@
 //! `magg serve`: start the hub and serve it on stdio, streamable HTTP, or both.
 
 use anyhow::Context as _;
-use rmcp::ServiceExt as _;
 use tokio_util::sync::CancellationToken;
 
 use super::ServeArgs;
 use crate::{
     config::Config,
-    frontend::{MaggServer, http},
+    frontend::{MaggServer, http, stdio},
     hub::Hub,
     reload,
 };
@@ -82,7 +81,7 @@ async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
 async fn serve_stdio(hub: std::sync::Arc<Hub>, stop: CancellationToken) -> anyhow::Result<()> {
     let server = MaggServer::new(hub);
     let running = tokio::select! {
-        r = server.serve(rmcp::transport::stdio_pipes()) => match r {
+        r = stdio::serve(server) => match r {
             Ok(running) => running,
             Err(e) => {
                 tracing::info!("stdio client went away before initializing: {e}");
