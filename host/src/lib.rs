@@ -14,6 +14,7 @@ pub mod config;
 pub mod frontend;
 pub mod hub;
 pub mod kits;
+pub mod pipes;
 pub mod plugins;
 pub mod reload;
 pub mod tools;

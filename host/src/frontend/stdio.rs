@@ -31,6 +31,7 @@ use crate::{
     backend::lane::{self, Lane},
     catalog::ToolRoute,
     hub::Hub,
+    pipes,
 };
 
 const DUPLEX_BYTES: usize = 256 * 1024;
@@ -48,8 +49,8 @@ pub async fn serve(
     let (rmcp_read, rmcp_write) = tokio::io::split(rmcp_end);
     let (from_rmcp, to_rmcp) = tokio::io::split(our_end);
     let (out, lines) = mpsc::unbounded_channel();
-    tokio::spawn(lane::write_lines(stdout, lines));
-    tokio::spawn(lane::pump_lines(from_rmcp, out.clone()));
+    tokio::spawn(pipes::write_lines(stdout, lines));
+    tokio::spawn(pipes::pump_lines(from_rmcp, out.clone()));
     tokio::spawn(read_client(stdin, to_rmcp, out, hub));
     server.serve((rmcp_read, rmcp_write)).await
 }
