@@ -50,6 +50,9 @@ use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
 pub use error::ConfigError;
+pub(crate) use error::{Field, Pos, syntax_message};
+pub(crate) use locate::{ObjectLayout, line_column, top_level_object};
+pub(crate) use parse::describe;
 pub use write::write_json_atomic;
 
 /// The config file's name inside each search directory.

@@ -44,7 +44,7 @@ use std::path::{Path, PathBuf};
 use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
-use crate::config::{self, Config, ServerConfig};
+use crate::config::{self, Config, Field, Pos, ServerConfig};
 
 pub use output::{cli_list_json, kit_info, list_kits};
 
@@ -224,7 +224,7 @@ pub enum KitError {
 
     /// The kit file is JSON but a value is wrong (including any server
     /// entry that the config file would reject).
-    #[error("{}{}: invalid kit: {}{message}. Fix: {fix}", path.display(), Pos(*line, *column), FieldPrefix(field))]
+    #[error("{}{}: invalid kit: {}{message}. Fix: {fix}", path.display(), Pos(*line, *column), Field(field))]
     Invalid {
         /// The kit file.
         path: PathBuf,
@@ -282,32 +282,6 @@ impl KitError {
                 kit_name_of(path)
             }
             _ => None,
-        }
-    }
-}
-
-/// Renders `:line:column` (or nothing when unknown).
-struct Pos(Option<u32>, Option<u32>);
-
-impl fmt::Display for Pos {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.0, self.1) {
-            (Some(line), Some(column)) => write!(f, ":{line}:{column}"),
-            (Some(line), None) => write!(f, ":{line}"),
-            _ => Ok(()),
-        }
-    }
-}
-
-/// Renders `field: ` (or nothing for the whole file).
-struct FieldPrefix<'a>(&'a str);
-
-impl fmt::Display for FieldPrefix<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            write!(f, "{}: ", self.0)
         }
     }
 }

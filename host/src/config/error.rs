@@ -125,8 +125,18 @@ impl ConfigError {
     }
 }
 
+/// serde_json's description of a syntax error, without its
+/// ` at line N column M` suffix (the position is reported separately).
+pub(crate) fn syntax_message(err: &serde_json::Error) -> String {
+    let text = err.to_string();
+    match text.rfind(" at line ") {
+        Some(i) => text[..i].to_owned(),
+        None => text,
+    }
+}
+
 /// Renders `:line:column` (or nothing when unknown).
-struct Pos(Option<u32>, Option<u32>);
+pub(crate) struct Pos(pub(crate) Option<u32>, pub(crate) Option<u32>);
 
 impl fmt::Display for Pos {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -139,7 +149,7 @@ impl fmt::Display for Pos {
 }
 
 /// Renders `field: ` (or nothing for the whole document).
-struct Field<'a>(&'a str);
+pub(crate) struct Field<'a>(pub(crate) &'a str);
 
 impl fmt::Display for Field<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -98,6 +98,42 @@ pub(crate) fn line_column(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// One member of a JSON object, as byte offsets into the text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Member {
+    /// The decoded key.
+    pub(crate) key: String,
+    /// Offset of the key's opening quote.
+    pub(crate) key_start: usize,
+    /// Offset of the value's first byte.
+    pub(crate) value_start: usize,
+    /// Offset just after the value.
+    pub(crate) value_end: usize,
+}
+
+/// Where a JSON object and its members sit in the text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ObjectLayout {
+    /// Offset of the opening `{`.
+    pub(crate) open: usize,
+    /// Offset of the closing `}`.
+    pub(crate) close: usize,
+    /// The members in text order (duplicate keys included).
+    pub(crate) members: Vec<Member>,
+}
+
+/// The layout of the top-level object of `text` (already-valid JSON).
+/// `None` if the text is not an object or not as expected.
+pub(crate) fn top_level_object(text: &str) -> Option<ObjectLayout> {
+    let mut scanner = Scanner {
+        bytes: text.as_bytes(),
+        text,
+        pos: 0,
+    };
+    scanner.skip_ws();
+    scanner.object()
+}
+
 /// A forgiving walker over already-valid JSON text.
 struct Scanner<'a> {
     bytes: &'a [u8],
@@ -124,37 +160,13 @@ impl Scanner<'_> {
         };
         match (first, self.peek()?) {
             (Seg::Key(want), b'{') => {
-                self.pos += 1;
                 // serde_json keeps the last of duplicate keys, so find the last one.
-                let mut found: Option<(usize, usize)> = None;
-                loop {
-                    self.skip_ws();
-                    match self.peek()? {
-                        b'}' => break,
-                        b',' => {
-                            self.pos += 1;
-                            continue;
-                        }
-                        _ => {}
-                    }
-                    let key_start = self.pos;
-                    let key = self.string()?;
-                    self.skip_ws();
-                    if self.peek()? != b':' {
-                        return None;
-                    }
-                    self.pos += 1;
-                    self.skip_ws();
-                    if key == *want {
-                        found = Some((key_start, self.pos));
-                    }
-                    self.skip_value()?;
-                }
-                let (key_start, value_start) = found?;
+                let object = self.object()?;
+                let member = object.members.iter().rev().find(|m| m.key == *want)?;
                 if rest.is_empty() {
-                    return Some(key_start);
+                    return Some(member.key_start);
                 }
-                self.pos = value_start;
+                self.pos = member.value_start;
                 self.find(rest)
             }
             (Seg::Index(want), b'[') => {
@@ -179,6 +191,51 @@ impl Scanner<'_> {
             }
             _ => None,
         }
+    }
+
+    /// Reads the object at the current position (its `{`), up to and
+    /// including its `}`.
+    fn object(&mut self) -> Option<ObjectLayout> {
+        let open = self.pos;
+        if self.peek()? != b'{' {
+            return None;
+        }
+        self.pos += 1;
+        let mut members = Vec::new();
+        loop {
+            self.skip_ws();
+            match self.peek()? {
+                b'}' => break,
+                b',' => {
+                    self.pos += 1;
+                    continue;
+                }
+                _ => {}
+            }
+            let key_start = self.pos;
+            let key = self.string()?;
+            self.skip_ws();
+            if self.peek()? != b':' {
+                return None;
+            }
+            self.pos += 1;
+            self.skip_ws();
+            let value_start = self.pos;
+            self.skip_value()?;
+            members.push(Member {
+                key,
+                key_start,
+                value_start,
+                value_end: self.pos,
+            });
+        }
+        let close = self.pos;
+        self.pos += 1;
+        Some(ObjectLayout {
+            open,
+            close,
+            members,
+        })
     }
 
     /// Reads a string token and returns its decoded value.

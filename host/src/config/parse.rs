@@ -9,6 +9,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
+use super::error::syntax_message;
 use super::interpolate::interpolate;
 use super::locate::{FieldPath, locate};
 use super::{
@@ -149,16 +150,11 @@ pub(super) fn apply_env(settings: &mut Settings, env: EnvLookup<'_>, path: &Path
 
 /// A JSON syntax error, positioned by serde_json.
 fn syntax_error(path: &Path, err: &serde_json::Error) -> ConfigError {
-    let text = err.to_string();
-    let message = match text.rfind(" at line ") {
-        Some(i) => text[..i].to_owned(),
-        None => text,
-    };
     ConfigError::Syntax {
         path: path.to_owned(),
         line: err.line(),
         column: err.column(),
-        message,
+        message: syntax_message(err),
     }
 }
 
@@ -289,7 +285,7 @@ fn not_seconds(n: f64, allowed: &str) -> (String, String) {
 }
 
 /// Describes a JSON value for "found ..." in messages.
-fn describe(value: &Value) -> String {
+pub(crate) fn describe(value: &Value) -> String {
     match value {
         Value::Null => "null".to_owned(),
         Value::Bool(b) => b.to_string(),

@@ -10,7 +10,10 @@ use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
 use super::{Kit, KitError};
-use crate::config::{self, ConfigError, ServerConfig};
+use crate::config::{
+    self, ConfigError, ObjectLayout, ServerConfig, describe, line_column, syntax_message,
+    top_level_object,
+};
 
 /// Parses `text`, read from `path`, as the kit called `name`.
 pub(super) fn parse_kit(path: &Path, name: &str, text: &str) -> Result<Kit, KitError> {
@@ -19,7 +22,7 @@ pub(super) fn parse_kit(path: &Path, name: &str, text: &str) -> Result<Kit, KitE
     let ctx = Ctx {
         path,
         text,
-        layout: layout(text),
+        layout: top_level_object(text),
     };
     let Value::Object(root) = root else {
         return Err(ctx.invalid(
@@ -56,58 +59,11 @@ pub(super) fn parse_kit(path: &Path, name: &str, text: &str) -> Result<Kit, KitE
     Ok(kit)
 }
 
-/// The positions of the top-level members of a kit file's text.
-struct Layout {
-    /// Byte offset of the opening `{`.
-    open: usize,
-    /// Byte offset of the closing `}`.
-    close: usize,
-    /// Each member: key, byte offset of the key, byte offset after the value.
-    members: Vec<(String, usize, usize)>,
-}
-
-/// Finds the top-level members of `text` (valid JSON). `None` if the text is
-/// not an object or not as expected.
-fn layout(text: &str) -> Option<Layout> {
-    let mut scan = Scanner {
-        bytes: text.as_bytes(),
-        pos: 0,
-    };
-    scan.skip_ws();
-    let open = scan.pos;
-    scan.eat(b'{')?;
-    let mut members = Vec::new();
-    let close = loop {
-        scan.skip_ws();
-        match scan.peek()? {
-            b'}' => break scan.pos,
-            b',' => {
-                scan.pos += 1;
-                continue;
-            }
-            _ => {}
-        }
-        let key_start = scan.pos;
-        scan.string()?;
-        let key: String = serde_json::from_str(text.get(key_start..scan.pos)?).ok()?;
-        scan.skip_ws();
-        scan.eat(b':')?;
-        scan.skip_ws();
-        scan.value()?;
-        members.push((key, key_start, scan.pos));
-    };
-    Some(Layout {
-        open,
-        close,
-        members,
-    })
-}
-
 /// The kit file being parsed: for messages and positions.
 struct Ctx<'a> {
     path: &'a Path,
     text: &'a str,
-    layout: Option<Layout>,
+    layout: Option<ObjectLayout>,
 }
 
 impl Ctx<'_> {
@@ -123,8 +79,8 @@ impl Ctx<'_> {
                 .members
                 .iter()
                 .rev()
-                .find(|(key, _, _)| key == top)
-                .map(|(_, start, _)| *start)
+                .find(|member| member.key == top)
+                .map(|member| member.key_start)
         });
         let (line, column) = match offset {
             Some(offset) => {
@@ -173,16 +129,18 @@ impl Ctx<'_> {
     /// position unchanged.
     fn servers_only(&self) -> Option<String> {
         let layout = self.layout.as_ref()?;
-        let (_, start, end) = layout
+        let servers = layout
             .members
             .iter()
             .rev()
-            .find(|(key, _, _)| key == "servers")?;
+            .find(|member| member.key == "servers")?;
         let masked = self
             .text
             .char_indices()
             .map(|(i, c)| {
-                let keep = i == layout.open || i == layout.close || (*start..*end).contains(&i);
+                let keep = i == layout.open
+                    || i == layout.close
+                    || (servers.key_start..servers.value_end).contains(&i);
                 if keep || c == '\n' || c == '\r' {
                     c
                 } else {
@@ -256,90 +214,6 @@ impl Ctx<'_> {
     }
 }
 
-/// The 1-based line and column (in characters, as the config parser
-/// counts) of a byte offset.
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let before = text.get(..offset).unwrap_or(text);
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let column = before.get(line_start..).map_or(0, |s| s.chars().count()) + 1;
-    (line, column)
-}
-
-/// A forgiving walker over already-valid JSON text.
-struct Scanner<'a> {
-    bytes: &'a [u8],
-    pos: usize,
-}
-
-impl Scanner<'_> {
-    fn peek(&self) -> Option<u8> {
-        self.bytes.get(self.pos).copied()
-    }
-
-    fn skip_ws(&mut self) {
-        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
-            self.pos += 1;
-        }
-    }
-
-    fn eat(&mut self, byte: u8) -> Option<()> {
-        (self.peek()? == byte).then(|| self.pos += 1)
-    }
-
-    /// Skips a string, from its opening quote to after its closing quote.
-    fn string(&mut self) -> Option<()> {
-        self.eat(b'"')?;
-        loop {
-            match self.peek()? {
-                b'\\' => self.pos += 2,
-                b'"' => {
-                    self.pos += 1;
-                    return Some(());
-                }
-                _ => self.pos += 1,
-            }
-        }
-    }
-
-    /// Skips any value.
-    fn value(&mut self) -> Option<()> {
-        match self.peek()? {
-            b'"' => self.string(),
-            b'{' | b'[' => {
-                let mut depth = 0usize;
-                loop {
-                    match self.peek()? {
-                        b'"' => {
-                            self.string()?;
-                            continue;
-                        }
-                        b'{' | b'[' => depth += 1,
-                        b'}' | b']' => {
-                            depth = depth.checked_sub(1)?;
-                            if depth == 0 {
-                                self.pos += 1;
-                                return Some(());
-                            }
-                        }
-                        _ => {}
-                    }
-                    self.pos += 1;
-                }
-            }
-            _ => {
-                while !matches!(
-                    self.peek(),
-                    None | Some(b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')
-                ) {
-                    self.pos += 1;
-                }
-                Some(())
-            }
-        }
-    }
-}
-
 /// A config parser error about the kit's servers, as a kit error. Without
 /// `positions_kept` the line and column would point into a rebuilt text, so
 /// they are dropped.
@@ -372,34 +246,10 @@ fn config_error(path: &Path, err: ConfigError, positions_kept: bool) -> KitError
 }
 
 fn syntax_error(path: &Path, err: &serde_json::Error) -> KitError {
-    let text = err.to_string();
-    let message = match text.rfind(" at line ") {
-        Some(i) => text[..i].to_owned(),
-        None => text,
-    };
     KitError::Syntax {
         path: path.to_owned(),
         line: err.line(),
         column: err.column(),
-        message,
-    }
-}
-
-/// Describes a JSON value for "found ..." in messages.
-fn describe(value: &Value) -> String {
-    match value {
-        Value::Null => "null".to_owned(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => format!("the number {n}"),
-        Value::String(s) => {
-            let shown: String = s.chars().take(60).collect();
-            if shown.len() < s.len() {
-                format!("the string {:?}", format!("{shown}..."))
-            } else {
-                format!("the string {s:?}")
-            }
-        }
-        Value::Array(_) => "a list".to_owned(),
-        Value::Object(_) => "an object".to_owned(),
+        message: syntax_message(err),
     }
 }
