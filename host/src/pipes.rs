@@ -48,3 +48,82 @@ pub async fn pump_lines<R: AsyncRead + Unpin>(source: R, out: mpsc::UnboundedSen
         }
     }
 }
+
+/// The longest message line accepted on a pipe (bigger ones are dropped, with a log line).
+pub const MAX_LINE_BYTES: usize = 64 * 1024 * 1024;
+
+/// What [`read_line`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Line {
+    /// A whole line (with its `\n`, if any) is in the buffer.
+    Complete,
+    /// A line longer than the limit was read and thrown away; the buffer is empty.
+    TooLong(usize),
+    /// End of input (or a read error).
+    End,
+}
+
+/// Reads one line into `buf` (cleared first), keeping at most `max` bytes in memory: a longer
+/// line is read to its end and discarded.
+pub async fn read_line<R: AsyncBufReadExt + Unpin>(
+    reader: &mut R,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> Line {
+    buf.clear();
+    let mut dropped = 0usize;
+    loop {
+        let available = match reader.fill_buf().await {
+            Ok([]) | Err(_) => {
+                return if buf.is_empty() && dropped == 0 {
+                    Line::End
+                } else if dropped > 0 {
+                    Line::TooLong(dropped)
+                } else {
+                    Line::Complete
+                };
+            }
+            Ok(bytes) => bytes,
+        };
+        let (take, done) = match available.iter().position(|b| *b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (available.len(), false),
+        };
+        if dropped == 0 && buf.len() + take <= max {
+            buf.extend_from_slice(&available[..take]);
+        } else {
+            dropped += buf.len() + take;
+            buf.clear();
+        }
+        reader.consume(take);
+        if done {
+            return if dropped > 0 {
+                Line::TooLong(dropped)
+            } else {
+                Line::Complete
+            };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn long_lines_are_dropped_and_reading_goes_on() {
+        let input: &[u8] = b"short\nthis line is far too long\nok\n";
+        let mut reader = BufReader::with_capacity(4, input);
+        let mut buf = Vec::new();
+        assert_eq!(read_line(&mut reader, &mut buf, 10).await, Line::Complete);
+        assert_eq!(buf, b"short\n");
+        assert!(matches!(
+            read_line(&mut reader, &mut buf, 10).await,
+            Line::TooLong(26)
+        ));
+        assert!(buf.is_empty());
+        assert_eq!(read_line(&mut reader, &mut buf, 10).await, Line::Complete);
+        assert_eq!(buf, b"ok\n");
+        assert_eq!(read_line(&mut reader, &mut buf, 10).await, Line::End);
+    }
+}

@@ -94,3 +94,47 @@ async fn a_backend_reached_by_url_is_aggregated() {
         .await;
     assert_eq!(text(&echo), "far away");
 }
+
+#[tokio::test]
+async fn an_oversized_request_is_refused_and_magg_keeps_serving() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let config = TempConfig::new(&json!({"servers": {"tb": test_backend("tb", "tb", &[])}}));
+    let magg = Magg::http(&config.path, false).await;
+    let url = magg.url.clone().expect("url");
+    let authority = url
+        .trim_start_matches("http://")
+        .trim_end_matches("/mcp")
+        .to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&authority)
+        .await
+        .expect("connect");
+    let size = 9 * 1024 * 1024;
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {size}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    let chunk = vec![b' '; 64 * 1024];
+    for _ in 0..(size / chunk.len()) {
+        if stream.write_all(&chunk).await.is_err() {
+            break; // the server may refuse before reading it all
+        }
+    }
+    let mut reply = Vec::new();
+    let _ = tokio::time::timeout(WAIT, stream.read_to_end(&mut reply)).await;
+    let status = String::from_utf8_lossy(&reply)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(status.contains("413"), "status line: {status:?}");
+
+    let client = magg.http_client().await;
+    assert_eq!(
+        text(
+            &client
+                .call_eventually("tb_echo", json!({"text": "still here"}))
+                .await
+        ),
+        "still here"
+    );
+}

@@ -18,10 +18,7 @@ use std::{
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::{
-    io::{
-        AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, DuplexStream, ReadHalf,
-        WriteHalf,
-    },
+    io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, DuplexStream, ReadHalf, WriteHalf},
     sync::{mpsc, oneshot},
 };
 
@@ -138,14 +135,21 @@ async fn read_child<R: AsyncRead + Unpin>(
     lane: Arc<Lane>,
 ) {
     let mut reader = BufReader::new(child_out);
+    let mut line = Vec::new();
     loop {
-        let mut line = Vec::new();
-        match reader.read_until(b'\n', &mut line).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
+        match crate::pipes::read_line(&mut reader, &mut line, crate::pipes::MAX_LINE_BYTES).await {
+            crate::pipes::Line::Complete => {}
+            crate::pipes::Line::End => break,
+            crate::pipes::Line::TooLong(bytes) => {
+                tracing::error!(
+                    "dropped a {bytes}-byte message from a backend: messages are limited to {} bytes",
+                    crate::pipes::MAX_LINE_BYTES
+                );
+                continue;
+            }
         }
         if let Some(id) = lane_response_id(&line) {
-            lane.deliver(id, line);
+            lane.deliver(id, std::mem::take(&mut line));
         } else if to_rmcp.write_all(&line).await.is_err() {
             break;
         }

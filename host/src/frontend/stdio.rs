@@ -22,7 +22,7 @@ use rmcp::{
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::{
-    io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader, DuplexStream, WriteHalf},
+    io::{AsyncRead, AsyncWriteExt, BufReader, DuplexStream, WriteHalf},
     sync::mpsc,
 };
 
@@ -64,11 +64,18 @@ async fn read_client<R: AsyncRead + Unpin>(
     let mut reader = BufReader::new(stdin);
     let in_flight: InFlight = Arc::default();
     let mut initialized = false;
+    let mut line = Vec::new();
     loop {
-        let mut line = Vec::new();
-        match reader.read_until(b'\n', &mut line).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
+        match pipes::read_line(&mut reader, &mut line, pipes::MAX_LINE_BYTES).await {
+            pipes::Line::Complete => {}
+            pipes::Line::End => break,
+            pipes::Line::TooLong(bytes) => {
+                tracing::error!(
+                    "dropped a {bytes}-byte message from the client: messages are limited to {} bytes",
+                    pipes::MAX_LINE_BYTES
+                );
+                continue;
+            }
         }
         if initialized {
             if let Some(call) = fast_call(&hub, &line) {
