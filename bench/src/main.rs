@@ -29,6 +29,13 @@
 //!    same for `magg-test-backend`.
 //! 5. **RSS with 10 backends** after a few hundred calls: magg's own VmRSS
 //!    (budget ≤ 15 MiB). Baseline: one `magg-test-backend` after as many calls.
+//! 6. **Live changes**, 20 rounds each (5 with `--quick`), no budgets: the
+//!    config file of a running magg rewritten atomically (temp file + rename)
+//!    to add or remove a second backend, timed from the rename to
+//!    `notifications/tools/list_changed` and, when adding, to the new tool
+//!    answering; and `magg_add_server` called, timed to its result and to the
+//!    new tool answering. Baseline: spawn → initialize of `magg-test-backend`
+//!    alone. See `live.rs`.
 //!
 //! Run it from the workspace root with
 //!
@@ -50,6 +57,7 @@
 //! backends that are still starting. Every process the bench starts is
 //! stopped at the end (by closing its stdin, then SIGTERM/SIGKILL if needed).
 
+mod live;
 mod mcp;
 mod raw;
 mod report;
@@ -63,6 +71,7 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail, ensure};
+use rmcp::ClientHandler;
 use serde_json::{Map, Value, json};
 
 use crate::{
@@ -105,6 +114,8 @@ struct Options {
     spawn_reps: usize,
     /// Calls made before reading RSS.
     rss_calls: usize,
+    /// Rounds of each live-change measurement.
+    live_rounds: usize,
 }
 
 impl Options {
@@ -129,6 +140,7 @@ impl Options {
             list_reps: if quick { 50 } else { 200 },
             spawn_reps: if quick { 5 } else { 20 },
             rss_calls: 300,
+            live_rounds: if quick { 5 } else { 20 },
         }))
     }
 
@@ -141,6 +153,7 @@ impl Options {
             "list_reps": self.list_reps,
             "spawn_reps": self.spawn_reps,
             "rss_calls": self.rss_calls,
+            "live_rounds": self.live_rounds,
         })
     }
 }
@@ -191,6 +204,15 @@ impl Env {
     /// Writes a magg config with one test backend per `(name, extra args)`,
     /// each prefixed with its name.
     fn write_config(&self, file: &str, servers: &[(String, Vec<String>)]) -> Result<PathBuf> {
+        let path = self.work.join(file);
+        let text = self.config_text(servers)?;
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(path)
+    }
+
+    /// The text of a magg config with one test backend per `(name, extra
+    /// args)`, each prefixed with its name.
+    fn config_text(&self, servers: &[(String, Vec<String>)]) -> Result<String> {
         let mut map = Map::new();
         for (name, extra) in servers {
             let mut args = vec!["--name".to_owned(), name.clone()];
@@ -205,11 +227,7 @@ impl Env {
                 }),
             );
         }
-        let path = self.work.join(file);
-        let text = serde_json::to_string_pretty(&json!({ "servers": map }))
-            .context("cannot serialise config")?;
-        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
-        Ok(path)
+        serde_json::to_string_pretty(&json!({ "servers": map })).context("cannot serialise config")
     }
 
     async fn start_backend(&self, label: &str, log: &str, args: &[String]) -> Result<Server> {
@@ -217,12 +235,25 @@ impl Env {
     }
 
     async fn start_magg(&self, label: &str, log: &str, config: &Path) -> Result<Server> {
+        self.start_magg_with((), MAGG_ENV, label, log, config).await
+    }
+
+    /// Starts `magg serve --config CONFIG` with `env` added and `handler`
+    /// receiving its notifications.
+    async fn start_magg_with<H: ClientHandler>(
+        &self,
+        handler: H,
+        env: &[(&str, &str)],
+        label: &str,
+        log: &str,
+        config: &Path,
+    ) -> Result<Server<H>> {
         let args = [
             "serve".to_owned(),
             "--config".to_owned(),
             config.display().to_string(),
         ];
-        Server::start(label, &self.magg, &args, MAGG_ENV, &self.log(log)).await
+        Server::start_with(handler, label, &self.magg, &args, env, &self.log(log)).await
     }
 }
 
@@ -303,7 +334,7 @@ async fn measure_calls(
     mcp::check_echo(magg.peer(), "tb_echo").await?;
 
     eprintln!(
-        "magg-bench: 1/5 tools/call latency ({} calls each)",
+        "magg-bench: 1/6 tools/call latency ({} calls each)",
         opts.calls
     );
     let d =
@@ -356,7 +387,7 @@ async fn measure_calls(
     lat.data("magg", m.to_json());
 
     eprintln!(
-        "magg-bench: 2/5 throughput (1 and 8 callers, {:?} each)",
+        "magg-bench: 2/6 throughput (1 and 8 callers, {:?} each)",
         opts.duration
     );
     let mut tput = Section::new(
@@ -437,7 +468,7 @@ async fn measure_calls(
 /// Measurement 3.
 async fn list(env: &Env, opts: Options, builtin: usize) -> Result<Section> {
     eprintln!(
-        "magg-bench: 3/5 tools/list with {LIST_BACKENDS} backends × {LIST_TOOLS_PER_BACKEND} tools"
+        "magg-bench: 3/6 tools/list with {LIST_BACKENDS} backends × {LIST_TOOLS_PER_BACKEND} tools"
     );
     let servers: Vec<(String, Vec<String>)> = (0..LIST_BACKENDS)
         .map(|i| {
@@ -745,7 +776,7 @@ fn list_row(name: &str, x: &Summary) -> String {
 /// Measurement 4.
 async fn spawn(env: &Env, opts: Options) -> Result<Section> {
     eprintln!(
-        "magg-bench: 4/5 spawn → initialize ({} times each)",
+        "magg-bench: 4/6 spawn → initialize ({} times each)",
         opts.spawn_reps
     );
     let config = env.write_config("empty.json", &[])?;
@@ -835,7 +866,7 @@ async fn spawn(env: &Env, opts: Options) -> Result<Section> {
 
 /// Measurement 5.
 async fn memory(env: &Env, opts: Options) -> Result<Section> {
-    eprintln!("magg-bench: 5/5 RSS with {RSS_BACKENDS} backends");
+    eprintln!("magg-bench: 5/6 RSS with {RSS_BACKENDS} backends");
     let servers: Vec<(String, Vec<String>)> = (0..RSS_BACKENDS)
         .map(|i| (format!("r{i}"), Vec::new()))
         .collect();
@@ -995,6 +1026,8 @@ async fn run(opts: Options) -> Result<()> {
     record(&mut report, &mut failures, "4 (spawn)", result);
     let result = memory(&env, opts).await;
     record(&mut report, &mut failures, "5 (memory)", result);
+    let result = live::live(&env, opts).await;
+    record(&mut report, &mut failures, "6 (live changes)", result);
 
     for incident in server::incidents() {
         report.note(incident);

@@ -11,7 +11,7 @@ use std::{
 
 use anyhow::{Context, Result, anyhow};
 use rmcp::{
-    RoleClient, ServiceExt,
+    ClientHandler, RoleClient, ServiceExt,
     service::{Peer, RunningService},
 };
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
@@ -27,13 +27,15 @@ static TRACKED: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 /// Things that went wrong while stopping servers, for the report's notes.
 static INCIDENTS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
-fn track(pids: &[u32]) {
+/// Adds `pids` to the processes checked at the end of the run.
+pub fn track(pids: &[u32]) {
     if let Ok(mut tracked) = TRACKED.lock() {
         tracked.extend_from_slice(pids);
     }
 }
 
-fn incident(message: String) {
+/// Records something that went wrong for the report's notes (and says it on stderr).
+pub fn incident(message: String) {
     eprintln!("magg-bench: {message}");
     if let Ok(mut incidents) = INCIDENTS.lock() {
         incidents.push(message);
@@ -55,12 +57,13 @@ pub fn kill_leftovers() -> Vec<u32> {
     alive
 }
 
-/// A running MCP server process with an initialized client session on its stdio.
-pub struct Server {
+/// A running MCP server process with an initialized client session on its
+/// stdio, whose server-to-client messages go to the handler `H`.
+pub struct Server<H: ClientHandler = ()> {
     label: String,
     pid: u32,
     child: Child,
-    client: RunningService<RoleClient, ()>,
+    client: RunningService<RoleClient, H>,
     /// When the process was spawned.
     pub spawned_at: Instant,
     /// From spawn to receiving the `initialize` result.
@@ -69,7 +72,7 @@ pub struct Server {
 
 impl Server {
     /// Spawns `program args` with `env` added, stderr to `log`, and performs the
-    /// MCP handshake over its stdin/stdout.
+    /// MCP handshake over its stdin/stdout; notifications are ignored.
     pub async fn start(
         label: &str,
         program: &Path,
@@ -77,6 +80,21 @@ impl Server {
         env: &[(&str, &str)],
         log: &Path,
     ) -> Result<Server> {
+        Server::start_with((), label, program, args, env, log).await
+    }
+}
+
+impl<H: ClientHandler> Server<H> {
+    /// As [`Server::start`], with `handler` receiving the server's requests
+    /// and notifications.
+    pub async fn start_with(
+        handler: H,
+        label: &str,
+        program: &Path,
+        args: &[String],
+        env: &[(&str, &str)],
+        log: &Path,
+    ) -> Result<Server<H>> {
         let Spawned {
             pid,
             mut child,
@@ -84,7 +102,7 @@ impl Server {
             stdout,
             spawned_at,
         } = spawn(label, program, args, env, log)?;
-        let handshake = tokio::time::timeout(INIT_TIMEOUT, ().serve((stdout, stdin))).await;
+        let handshake = tokio::time::timeout(INIT_TIMEOUT, handler.serve((stdout, stdin))).await;
         let init_time = spawned_at.elapsed();
         let client = match handshake {
             Ok(Ok(client)) => client,

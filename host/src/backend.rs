@@ -133,6 +133,7 @@ pub struct Backend {
     state: ArcSwap<State>,
     stop: CancellationToken,
     stderr_tail: Mutex<VecDeque<String>>,
+    changed: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Backend {
@@ -157,6 +158,7 @@ impl Backend {
             state: ArcSwap::from_pointee(State::new(Status::Starting)),
             stop: CancellationToken::new(),
             stderr_tail: Mutex::new(VecDeque::new()),
+            changed: tokio::sync::watch::Sender::new(0),
         });
         tokio::spawn(supervise(backend.clone(), settings, changes));
         backend
@@ -170,6 +172,11 @@ impl Backend {
     /// The client side of the live connection, if the backend is running.
     pub fn peer(&self) -> Option<Peer<RoleClient>> {
         self.state.load().peer.clone()
+    }
+
+    /// A receiver that sees every change of the backend's state.
+    pub fn watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
     }
 
     /// Stops the backend for good: closes the connection and ends its process (group).
@@ -186,6 +193,7 @@ impl Backend {
         let mut next = State::clone(&self.state.load());
         f(&mut next);
         self.state.store(Arc::new(next));
+        self.changed.send_modify(|n| *n += 1);
         let _ = changes.send(Changed {
             server: self.name.clone(),
         });

@@ -256,13 +256,20 @@ impl Hub {
     /// Waits until the backend of `name` has finished starting (or `limit` passed); its status.
     pub async fn wait_started(&self, name: &str, limit: Duration) -> Option<Status> {
         let deadline = Instant::now() + limit;
+        let backend = self.backend(name)?;
+        let mut changed = backend.watch();
         loop {
-            let backend = self.backend(name)?;
             let state = backend.state();
-            if state.status != Status::Starting || Instant::now() >= deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if state.status != Status::Starting || left.is_zero() {
                 return Some(state.status.clone());
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            if !matches!(
+                tokio::time::timeout(left, changed.changed()).await,
+                Ok(Ok(()))
+            ) {
+                return Some(backend.state().status.clone());
+            }
         }
     }
 
