@@ -123,6 +123,17 @@ impl ClientHandler for Recorder {
     async fn on_resource_list_changed(&self, _c: NotificationContext<RoleClient>) {
         let _ = self.tx.send("resources/list_changed".into());
     }
+
+    async fn on_progress(
+        &self,
+        params: rmcp::model::ProgressNotificationParam,
+        _c: NotificationContext<RoleClient>,
+    ) {
+        let token = serde_json::to_string(&params.progress_token).unwrap_or_default();
+        let _ = self
+            .tx
+            .send(format!("progress {token} {}", params.progress));
+    }
 }
 
 /// An MCP client session with magg.
@@ -164,6 +175,16 @@ impl Client {
             matches!(found, Ok(true)),
             "no {what} notification within {WAIT:?}"
         );
+    }
+
+    /// Every event heard within `window` (for counting; tests wait on events, not on time).
+    pub async fn events_for(&mut self, window: Duration) -> Vec<String> {
+        let mut seen = Vec::new();
+        let deadline = tokio::time::Instant::now() + window;
+        while let Ok(Some(event)) = tokio::time::timeout_at(deadline, self.events.recv()).await {
+            seen.push(event);
+        }
+        seen
     }
 
     /// The names of all tools, every page.

@@ -14,3 +14,4 @@ mod kits;
 mod live;
 mod proxy;
 mod sdk;
+mod transparency;

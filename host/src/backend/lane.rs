@@ -33,6 +33,8 @@ pub struct Lane {
     out: mpsc::UnboundedSender<Vec<u8>>,
     pending: Mutex<HashMap<u64, oneshot::Sender<Vec<u8>>>>,
     next: AtomicU64,
+    /// Where progress notifications go, by progress token (as JSON text).
+    progress: Mutex<HashMap<String, mpsc::UnboundedSender<Vec<u8>>>>,
 }
 
 /// The backend's connection closed before it answered.
@@ -70,6 +72,59 @@ impl Lane {
             ),
         };
         let _ = self.out.send(line.into_bytes());
+    }
+
+    /// Sends the backend's progress notifications for `token` (JSON text, the client's own
+    /// token, which a lane call passes through unchanged) to `sink` as they are.
+    pub fn watch_progress(&self, token: String, sink: mpsc::UnboundedSender<Vec<u8>>) {
+        if let Ok(mut progress) = self.progress.lock() {
+            progress.insert(token, sink);
+        }
+    }
+
+    /// Stops forwarding progress for `token`.
+    pub fn unwatch_progress(&self, token: &str) {
+        if let Ok(mut progress) = self.progress.lock() {
+            progress.remove(token);
+        }
+    }
+
+    /// Forwards `line` if it is a progress notification for a watched token.
+    fn forward_progress(&self, line: &[u8]) -> bool {
+        const NEEDLE: &[u8] = b"notifications/progress";
+        if !line.windows(NEEDLE.len()).any(|w| w == NEEDLE) {
+            return false;
+        }
+        #[derive(Deserialize)]
+        struct Notification<'a> {
+            #[serde(default)]
+            method: Option<std::borrow::Cow<'a, str>>,
+            #[serde(borrow, default)]
+            params: Option<&'a RawValue>,
+        }
+        #[derive(Deserialize)]
+        struct Params<'a> {
+            #[serde(borrow, rename = "progressToken")]
+            token: &'a RawValue,
+        }
+        let Some(token) = serde_json::from_slice::<Notification<'_>>(line)
+            .ok()
+            .filter(|n| n.method.as_deref() == Some("notifications/progress"))
+            .and_then(|n| n.params)
+            .and_then(|p| serde_json::from_str::<Params<'_>>(p.get()).ok())
+            .map(|p| p.token.get().to_owned())
+        else {
+            return false;
+        };
+        let sink = self
+            .progress
+            .lock()
+            .ok()
+            .and_then(|p| p.get(&token).cloned());
+        match sink {
+            Some(sink) => sink.send(line.to_vec()).is_ok(),
+            None => false,
+        }
     }
 
     fn register(&self) -> (u64, oneshot::Receiver<Vec<u8>>) {
@@ -122,6 +177,7 @@ where
         out: out.clone(),
         pending: Mutex::new(HashMap::new()),
         next: AtomicU64::new(0),
+        progress: Mutex::new(HashMap::new()),
     });
     tokio::spawn(crate::pipes::write_lines(child_in, lines));
     tokio::spawn(crate::pipes::pump_lines(from_rmcp, out));
@@ -150,6 +206,7 @@ async fn read_child<R: AsyncRead + Unpin>(
         }
         if let Some(id) = lane_response_id(&line) {
             lane.deliver(id, std::mem::take(&mut line));
+        } else if lane.forward_progress(&line) {
         } else if to_rmcp.write_all(&line).await.is_err() {
             break;
         }

@@ -5,7 +5,9 @@
 //! its tool name and id rewritten, and the backend's response goes back the same way, never
 //! decoded into rmcp's types. Every other message (initialize, lists, magg's own tools,
 //! notifications, responses to server requests) goes to the rmcp server as before. Cancelling a
-//! fast-path call is forwarded to the backend under the lane's id. Both paths write whole lines
+//! fast-path call is forwarded to the backend under the lane's id, and the backend's progress
+//! notifications for the call (which carry the client's own progress token, passed through
+//! unchanged) go straight back to this client. Both paths write whole lines
 //! to stdout through one writer, so their messages never interleave mid-line.
 
 use std::{
@@ -102,6 +104,8 @@ struct FastCall {
     backend: String,
     tool: String,
     params: String,
+    /// The client's progress token (JSON text), if it asked for progress.
+    progress_token: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -135,6 +139,15 @@ fn fast_call(hub: &Hub, line: &[u8]) -> Option<FastCall> {
         return None;
     };
     let lane = route.backend.state().lane.clone()?;
+    #[derive(Deserialize)]
+    struct Meta<'a> {
+        #[serde(borrow, default, rename = "progressToken")]
+        progress_token: Option<&'a RawValue>,
+    }
+    let progress_token = params
+        .get("_meta")
+        .and_then(|m| serde_json::from_str::<Meta<'_>>(m.get()).ok())
+        .and_then(|m| m.progress_token.map(|t| t.get().to_owned()));
     let original = RawValue::from_string(serde_json::to_string(&route.name).ok()?).ok()?;
     params.insert("name".to_owned(), &original);
     Some(FastCall {
@@ -143,17 +156,24 @@ fn fast_call(hub: &Hub, line: &[u8]) -> Option<FastCall> {
         backend: route.backend.name.clone(),
         tool: route.name.clone(),
         params: serde_json::to_string(&params).ok()?,
+        progress_token,
     })
 }
 
 async fn run_fast(call: FastCall, out: mpsc::UnboundedSender<Vec<u8>>, in_flight: InFlight) {
     let key = call.client_id.get().to_owned();
+    if let Some(token) = &call.progress_token {
+        call.lane.watch_progress(token.clone(), out.clone());
+    }
     let response = match call.lane.send_tool_call(&call.params) {
         Ok((lane_id, rx)) => {
             if let Ok(mut map) = in_flight.lock() {
                 map.insert(key.clone(), (call.lane.clone(), lane_id));
             }
             let answer = rx.await;
+            if let Some(token) = &call.progress_token {
+                call.lane.unwatch_progress(token);
+            }
             let still_wanted = in_flight
                 .lock()
                 .is_ok_and(|mut map| map.remove(&key).is_some());
@@ -162,7 +182,12 @@ async fn run_fast(call: FastCall, out: mpsc::UnboundedSender<Vec<u8>>, in_flight
             }
             answer.ok()
         }
-        Err(lane::Closed) => None,
+        Err(lane::Closed) => {
+            if let Some(token) = &call.progress_token {
+                call.lane.unwatch_progress(token);
+            }
+            None
+        }
     };
     let line = match response.and_then(|line| with_id(&line, &call.client_id)) {
         Some(line) => line,
