@@ -250,6 +250,19 @@ impl ServerConfig {
         }
     }
 
+    /// Sets `command` and `args` from one command line split like a shell
+    /// (`"npx -y @scope/server"`), as Magg's `add_server` does. Returns false, changing
+    /// nothing, when the line holds no words; an error when it does not split (e.g. an
+    /// unclosed quote).
+    pub fn set_command_line(&mut self, line: &str) -> Result<bool, String> {
+        let Some((command, args)) = split_command_line(line)? else {
+            return Ok(false);
+        };
+        self.command = Some(command);
+        self.args = args;
+        Ok(true)
+    }
+
     /// Magg's per-server file form: no `name`, defaults left out (`enabled`
     /// only when false; empty `args`, `env`, `kits` omitted), unknown keys kept.
     pub fn to_json(&self) -> Value {
@@ -482,6 +495,18 @@ impl Config {
         config.exists = self.exists;
         Ok(config)
     }
+}
+
+/// Splits a whole command line like a shell into the program and its arguments (Magg's
+/// `parse_command_arg`); `None` when it holds no words.
+pub fn split_command_line(line: &str) -> Result<Option<(String, Vec<String>)>, String> {
+    let mut words =
+        shell_words::split(line).map_err(|e| format!("not a valid command line: {e}"))?;
+    if words.is_empty() {
+        return Ok(None);
+    }
+    let program = words.remove(0);
+    Ok(Some((program, words)))
 }
 
 /// The directories searched for `config.json`: `MAGG_PATH` (colon-separated,

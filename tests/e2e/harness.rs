@@ -89,6 +89,19 @@ impl TempConfig {
         Self::raw(&serde_json::to_string_pretty(config).expect("config json"))
     }
 
+    /// The config file as JSON, as it is on disk now.
+    pub fn read(&self) -> Value {
+        serde_json::from_str(&std::fs::read_to_string(&self.path).expect("read config"))
+            .expect("config JSON")
+    }
+
+    /// Replaces the config file the way many editors save: a new file renamed over the old.
+    pub fn write(&self, value: &Value) {
+        let tmp = self.dir.path().join(".config.json.swp");
+        std::fs::write(&tmp, serde_json::to_string_pretty(value).expect("json")).expect("write");
+        std::fs::rename(&tmp, &self.path).expect("rename");
+    }
+
     /// Writes `text` verbatim as `config.json`.
     pub fn raw(text: &str) -> TempConfig {
         let dir = tempfile::tempdir().expect("temp dir");

@@ -12,10 +12,6 @@ fn kit_file(config: &TempConfig, name: &str, servers: Value) {
     std::fs::write(dir.join(format!("{name}.json")), kit.to_string()).expect("write kit");
 }
 
-fn read_config(config: &TempConfig) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(&config.path).expect("read")).expect("json")
-}
-
 #[tokio::test]
 async fn kits_load_and_unload_only_what_they_own() {
     let config = TempConfig::new(&json!({"servers": {"mine": test_backend("mine", "mine", &[])}}));
@@ -67,10 +63,7 @@ async fn kits_load_and_unload_only_what_they_own() {
         ),
         "kit"
     );
-    assert_eq!(
-        read_config(&config)["servers"]["a1"]["kits"],
-        json!(["alpha"])
-    );
+    assert_eq!(config.read()["servers"]["a1"]["kits"], json!(["alpha"]));
 
     let again = client
         .call("magg_load_kit", json!({"name": "alpha"}))
@@ -113,7 +106,7 @@ async fn kits_load_and_unload_only_what_they_own() {
         .await
         .expect("unload");
     assert_eq!(unloaded["isError"], json!(false), "{unloaded}");
-    let file = read_config(&config);
+    let file = config.read();
     assert!(
         file["servers"].get("a1").is_none(),
         "a1 belonged only to alpha"

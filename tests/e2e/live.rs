@@ -1,21 +1,9 @@
 //! Live management: tools that change the set of servers, hot reload of the config file, and
 //! list_changed for every change.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::harness::{Magg, TempConfig, magg_body, test_backend, text};
-
-fn read_config(config: &TempConfig) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(&config.path).expect("read config"))
-        .expect("config JSON")
-}
-
-fn write_config(config: &TempConfig, value: &Value) {
-    // Save the way many editors do: write a new file, then rename it over the old one.
-    let tmp = config.dir.path().join(".config.json.swp");
-    std::fs::write(&tmp, serde_json::to_string_pretty(value).expect("json")).expect("write");
-    std::fs::rename(&tmp, &config.path).expect("rename");
-}
 
 #[tokio::test]
 async fn add_enable_disable_and_remove_change_the_running_set_and_the_file() {
@@ -46,7 +34,7 @@ async fn add_enable_disable_and_remove_change_the_running_set_and_the_file() {
         "hi"
     );
 
-    let file = read_config(&config);
+    let file = config.read();
     assert_eq!(file["servers"]["tb"]["args"], json!(["--name", "tb"]));
     assert_eq!(
         file["myOwnKey"],
@@ -74,10 +62,7 @@ async fn add_enable_disable_and_remove_change_the_running_set_and_the_file() {
         .expect("disable");
     assert_eq!(disabled["isError"], json!(false), "{disabled}");
     assert!(!client.tool_names().await.contains(&"tb_echo".to_owned()));
-    assert_eq!(
-        read_config(&config)["servers"]["tb"]["enabled"],
-        json!(false)
-    );
+    assert_eq!(config.read()["servers"]["tb"]["enabled"], json!(false));
 
     let enabled = client
         .call("magg_enable_server", json!({"name": "tb"}))
@@ -95,7 +80,7 @@ async fn add_enable_disable_and_remove_change_the_running_set_and_the_file() {
         .await
         .expect("remove");
     assert_eq!(removed["isError"], json!(false));
-    assert!(read_config(&config)["servers"].get("tb").is_none());
+    assert!(config.read()["servers"].get("tb").is_none());
     let unknown = client
         .call("magg_remove_server", json!({"name": "tb"}))
         .await
@@ -103,9 +88,9 @@ async fn add_enable_disable_and_remove_change_the_running_set_and_the_file() {
     assert_eq!(unknown["isError"], json!(true));
 
     // magg's own saves never come back as reloads: after one edit by hand, exactly one applies.
-    let mut edited = read_config(&config);
+    let mut edited = config.read();
     edited["servers"]["keep"]["notes"] = json!("edited by hand");
-    write_config(&config, &edited);
+    config.write(&edited);
     magg.wait_for_log("config file changed; applied").await;
     let applied = magg
         .log
@@ -131,7 +116,7 @@ async fn a_server_that_cannot_start_is_not_added() {
         .expect("add");
     assert_eq!(result["isError"], json!(true));
     assert!(text(&result).contains("could not start"), "{result}");
-    assert!(read_config(&config)["servers"].get("broken").is_none());
+    assert!(config.read()["servers"].get("broken").is_none());
 }
 
 #[tokio::test]
@@ -168,10 +153,10 @@ async fn editing_the_file_restarts_only_what_changed_and_notifies() {
     let keep_pid = text(&client.call_eventually("keep_pid", json!({})).await).to_owned();
     let change_pid = text(&client.call_eventually("chg_pid", json!({})).await).to_owned();
 
-    let mut edited = read_config(&config);
+    let mut edited = config.read();
     edited["servers"]["change"]["env"] = json!({"GREETING": "changed"});
     edited["servers"]["new"] = test_backend("new", "new", &[]);
-    write_config(&config, &edited);
+    config.write(&edited);
 
     client.notified("tools/list_changed").await;
     let fresh = text(
@@ -196,12 +181,12 @@ async fn editing_the_file_restarts_only_what_changed_and_notifies() {
         "the untouched server kept its process"
     );
 
-    let mut removed = read_config(&config);
+    let mut removed = config.read();
     removed["servers"]
         .as_object_mut()
         .expect("servers")
         .remove("new");
-    write_config(&config, &removed);
+    config.write(&removed);
     client.notified("tools/list_changed").await;
     let deadline = tokio::time::Instant::now() + crate::harness::WAIT;
     while client.tool_names().await.contains(&"new_echo".to_owned()) {
@@ -258,10 +243,7 @@ async fn a_broken_edit_changes_nothing_and_status_says_why() {
 async fn sighup_applies_the_file_even_without_the_file_watch() {
     let config = TempConfig::new(&json!({"auto_reload": false, "servers": {}}));
     let mut magg = Magg::stdio(&config.path).await;
-    write_config(
-        &config,
-        &json!({"auto_reload": false, "servers": {"tb": test_backend("tb", "tb", &[])}}),
-    );
+    config.write(&json!({"auto_reload": false, "servers": {"tb": test_backend("tb", "tb", &[])}}));
     let pid = magg.child.id().expect("pid");
     let status = std::process::Command::new("kill")
         .args(["-HUP", &pid.to_string()])

@@ -189,13 +189,8 @@ fn parse_env(values: &[String]) -> Result<IndexMap<String, String>, Failed> {
 /// Magg's `parse_command_arg`: a whole command line split like a shell; `None` when it holds
 /// no words.
 fn parse_command(line: &str) -> Result<Option<(String, Vec<String>)>, Failed> {
-    let mut words =
-        shell_words::split(line).map_err(|e| Failed::new(format!("Invalid command: {e}")))?;
-    if words.is_empty() {
-        return Ok(None);
-    }
-    let program = words.remove(0);
-    Ok(Some((program, words)))
+    crate::config::split_command_line(line)
+        .map_err(|e| Failed::new(format!("Invalid command: {e}")))
 }
 
 /// Magg's `parse_transport_arg`: a JSON object (an empty one means no transport options).

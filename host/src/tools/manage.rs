@@ -87,13 +87,10 @@ pub async fn add_server(hub: &Arc<Hub>, args: JsonObject) -> CallToolResult {
     server.enabled = args.enable.unwrap_or(true);
     server.cwd = args.cwd.filter(|c| !c.is_empty()).map(Into::into);
     if let Some(command) = args.command.filter(|c| !c.trim().is_empty()) {
-        match shell_words::split(&command) {
-            Ok(parts) if !parts.is_empty() => {
-                server.command = parts.first().cloned();
-                server.args = parts[1..].to_vec();
-            }
-            Ok(_) => return failure("'command' is empty"),
-            Err(e) => return failure(format!("'command' is not a valid shell command line: {e}")),
+        match server.set_command_line(&command) {
+            Ok(true) => {}
+            Ok(false) => return failure("'command' is empty"),
+            Err(e) => return failure(format!("'command' is {e}")),
         }
     }
     if server.command.is_none() && server.uri.is_none() {
