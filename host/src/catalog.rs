@@ -13,7 +13,12 @@ use std::{collections::HashMap, sync::Arc};
 use rmcp::model::{Prompt, Resource, ResourceTemplate, Tool};
 
 pub use self::uri::{UriTemplate, prefix_uri, split_prefixed_uri};
-use crate::{backend::Backend, config::Settings, tools::OwnTool};
+use crate::{
+    backend::Backend,
+    config::Settings,
+    plugins::{FilterTool, Plugins},
+    tools::OwnTool,
+};
 
 /// The longest tool name MCP allows.
 pub const MAX_TOOL_NAME: usize = 64;
@@ -262,6 +267,83 @@ impl Snapshot {
             .collect();
         scored.sort();
         scored.into_iter().take(3).map(|(_, n)| n).collect()
+    }
+
+    /// The tools as tool filters see them: each with its server (`magg` for magg's own) and
+    /// its name on that server.
+    pub fn filter_input(&self) -> Vec<FilterTool> {
+        self.tools
+            .iter()
+            .filter_map(|tool| {
+                let (server, original) = match self.tool_routes.get(tool.name.as_ref())? {
+                    ToolRoute::Own(_) => (Plugins::own_server().to_owned(), tool.name.to_string()),
+                    ToolRoute::Backend(route) => (route.backend.name.clone(), route.name.clone()),
+                };
+                Some(FilterTool {
+                    server,
+                    original_name: original,
+                    name: tool.name.to_string(),
+                    description: tool.description.as_ref().map(|d| d.to_string()),
+                    input_schema: serde_json::to_string(&tool.input_schema)
+                        .unwrap_or_else(|_| "{}".to_owned()),
+                })
+            })
+            .collect()
+    }
+
+    /// Keeps only the tools the filters returned (matched by server and original name), in the
+    /// order returned, with the names and descriptions they gave. A new name that breaks MCP's
+    /// tool name rule, or that another tool already has, keeps the tool under its old name.
+    pub fn apply_filtered(&mut self, filtered: Vec<FilterTool>) {
+        let mut by_key: HashMap<(String, String), (Tool, ToolRoute)> = HashMap::new();
+        for tool in std::mem::take(&mut self.tools) {
+            let Some(route) = self.tool_routes.remove(tool.name.as_ref()) else {
+                continue;
+            };
+            let key = match &route {
+                ToolRoute::Own(_) => (Plugins::own_server().to_owned(), tool.name.to_string()),
+                ToolRoute::Backend(r) => (r.backend.name.clone(), r.name.clone()),
+            };
+            by_key.insert(key, (tool, route));
+        }
+        for out in filtered {
+            let Some((mut tool, route)) = by_key.remove(&(out.server, out.original_name)) else {
+                continue;
+            };
+            if out.name != tool.name {
+                let valid = !out.name.is_empty()
+                    && out.name.len() <= MAX_TOOL_NAME
+                    && out
+                        .name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+                if !valid {
+                    tracing::warn!(
+                        "a tool filter renamed `{}` to `{}`, which breaks MCP's tool name rule; keeping `{}`",
+                        tool.name,
+                        out.name,
+                        tool.name
+                    );
+                } else if self.tool_routes.contains_key(&out.name)
+                    || by_key.values().any(|(t, _)| t.name == out.name)
+                {
+                    tracing::warn!(
+                        "a tool filter renamed `{}` to `{}`, which another tool has; keeping `{}`",
+                        tool.name,
+                        out.name,
+                        tool.name
+                    );
+                } else {
+                    tool.name = out.name.into();
+                }
+            }
+            tool.description = out.description.map(Into::into);
+            if self.tool_routes.contains_key(tool.name.as_ref()) {
+                continue;
+            }
+            self.tool_routes.insert(tool.name.to_string(), route);
+            self.tools.push(tool);
+        }
     }
 
     /// Which lists differ from `older`.

@@ -7,6 +7,7 @@
 //! and [`kit`] (`magg kit ...`); `magg config ...` is here.
 
 mod kit;
+mod plugin;
 mod serve;
 mod server;
 
@@ -74,6 +75,11 @@ enum Command {
         #[command(subcommand)]
         action: kit::KitCommand,
     },
+    /// Inspect WebAssembly plugins
+    Plugin {
+        #[command(subcommand)]
+        action: plugin::PluginCommand,
+    },
 }
 
 /// Options of `magg serve`.
@@ -94,6 +100,10 @@ pub struct ServeArgs {
     /// Suppress the startup banner
     #[arg(long)]
     pub no_banner: bool,
+    /// Load WebAssembly plugins from DIR (default: `plugins_dir` / MAGG_PLUGINS_DIR, else
+    /// `plugins/` beside the config file when it exists)
+    #[arg(long, value_name = "DIR")]
+    pub plugins: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -147,6 +157,7 @@ pub fn main() -> ExitCode {
         Some(Command::Serve(args)) => serve::run(config, args),
         Some(Command::Server { action }) => server::run(config, action),
         Some(Command::Kit { action }) => kit::run(config, action),
+        Some(Command::Plugin { action }) => plugin::run(config, action),
         Some(Command::Config {
             action: ConfigCommand::Show,
         }) => config_show(&config),

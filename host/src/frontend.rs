@@ -32,6 +32,12 @@ appear here under each server's prefix (e.g. `time_get_current_time`). Use {list
 {status} to see the servers and their state. If a tool you expect is missing, the `proxy` tool \
 can list and call everything magg serves.";
 
+tokio::task_local! {
+    /// The client session whose tools/call is running, for magg's own tools that ask the
+    /// client something (sampling in `magg_smart_configure`).
+    pub static CALLER: rmcp::service::Peer<RoleServer>;
+}
+
 /// The handler of one client session; cheap to clone, all state lives in the hub.
 #[derive(Clone)]
 pub struct MaggServer {
@@ -101,7 +107,12 @@ impl ServerHandler for MaggServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        self.hub.call_tool(request, context.ct).await
+        CALLER
+            .scope(
+                context.peer.clone(),
+                self.hub.call_tool(request, context.ct),
+            )
+            .await
     }
 
     async fn list_prompts(

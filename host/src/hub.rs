@@ -19,7 +19,7 @@ use crate::{
     backend::{Backend, Changed, Status},
     catalog::{ListChanges, OwnItems, Snapshot},
     config::{Config, ServerConfig, Settings},
-    plugins::Hooks,
+    plugins::{PluginConfigs, Plugins},
     reload::ReloadState,
     tools,
 };
@@ -28,8 +28,8 @@ use crate::{
 pub struct Hub {
     /// Settings in force (fixed for the life of the process).
     pub settings: Arc<Settings>,
-    /// Routing hooks and tool filters applied on the call path.
-    pub hooks: Hooks,
+    /// The WebAssembly plugins: tool filters, routing hooks, configure and search plugins.
+    pub plugins: Plugins,
     config: RwLock<Config>,
     backends: RwLock<IndexMap<String, Arc<Backend>>>,
     catalog: ArcSwap<Snapshot>,
@@ -39,7 +39,8 @@ pub struct Hub {
     settled: watch::Receiver<bool>,
     started: Instant,
     reload: ReloadState,
-    edits: Mutex<()>,
+    edits: tokio::sync::Mutex<()>,
+    rebuilding: tokio::sync::Mutex<()>,
 }
 
 impl Hub {
@@ -66,7 +67,11 @@ impl Hub {
             .collect();
         let hub = Arc::new(Hub {
             settings,
-            hooks: Hooks::default(),
+            plugins: Plugins::new(
+                crate::plugins::plugins_dir(&config),
+                crate::plugins::cache_dir(),
+                PluginConfigs::from_json(config.extra.get("plugins")),
+            ),
             config: RwLock::new(config),
             backends: RwLock::new(backends),
             catalog: ArcSwap::from_pointee(Snapshot::default()),
@@ -76,13 +81,28 @@ impl Hub {
             settled,
             started: Instant::now(),
             reload: ReloadState::default(),
-            edits: Mutex::new(()),
+            edits: tokio::sync::Mutex::new(()),
+            rebuilding: tokio::sync::Mutex::new(()),
         });
         if let Ok(text) = std::fs::read(&hub.config().path) {
             hub.reload.seen(&text);
         }
-        hub.rebuild();
+        hub.catalog
+            .store(Arc::new(hub.build_unfiltered(&hub.snapshot())));
         let _ = settled_tx.send(hub.all_settled());
+        let weak = Arc::downgrade(&hub);
+        hub.plugins.start(move || {
+            let weak = weak.clone();
+            async move {
+                if let Some(hub) = weak.upgrade() {
+                    let diff = hub.rebuild().await;
+                    tracing::debug!(?diff, "catalog rebuilt for changed tool filters");
+                    if diff.any() {
+                        hub.sessions.notify(diff);
+                    }
+                }
+            }
+        });
         tokio::spawn(catalog_task(Arc::downgrade(&hub), changes_rx, settled_tx));
         hub
     }
@@ -121,10 +141,14 @@ impl Hub {
     /// Waits, within the `list_wait` grace period after start, until no backend is still
     /// starting, so that the first lists a client asks for are complete. Never waits after it.
     pub async fn wait_for_backends(&self) {
-        if *self.settled.borrow() {
+        if *self.settled.borrow() && self.plugins.is_ready() {
             return;
         }
         let deadline = self.started + self.settings.list_wait;
+        let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+            return;
+        };
+        self.plugins.wait_ready(left).await;
         let Some(left) = deadline.checked_duration_since(Instant::now()) else {
             return;
         };
@@ -152,7 +176,7 @@ impl Hub {
     /// stopped, added or enabled ones started, and a server whose launch settings (source,
     /// prefix, command, args, uri, env, cwd, transport) changed is restarted. Every other
     /// backend keeps its process and its calls in flight. Settings apply at the next start.
-    pub fn apply_config(&self, new: Config) -> ConfigDiff {
+    pub async fn apply_config(&self, new: Config) -> ConfigDiff {
         let mut diff = ConfigDiff::default();
         let old = self.config();
         if new.settings != old.settings {
@@ -198,11 +222,13 @@ impl Hub {
             }
             *backends = next;
         }
+        self.plugins
+            .set_configs(PluginConfigs::from_json(new.extra.get("plugins")));
         match self.config.write() {
             Ok(mut config) => *config = new,
             Err(poisoned) => *poisoned.into_inner() = new,
         }
-        let changes = self.rebuild();
+        let changes = self.rebuild().await;
         if changes.any() {
             self.sessions.notify(changes);
         }
@@ -215,7 +241,7 @@ impl Hub {
     /// Changes the config with `edit`, validates the result as if it had been read from the
     /// file, saves it atomically, and applies it. Edits are serialised; in read-only mode, or if
     /// the edit, the validation or the save fails, nothing changes and the reason is returned.
-    pub fn update_config<T>(
+    pub async fn update_config<T>(
         &self,
         edit: impl FnOnce(&mut Config) -> Result<T, String>,
     ) -> Result<(T, ConfigDiff), String> {
@@ -226,10 +252,7 @@ impl Hub {
                     .to_owned(),
             );
         }
-        let _guard = match self.edits.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let _guard = self.edits.lock().await;
         let mut edited = self.config();
         let value = edit(&mut edited)?;
         let mut checked = edited
@@ -242,7 +265,7 @@ impl Hub {
         if let Ok(saved) = std::fs::read(&checked.path) {
             self.reload.seen(&saved);
         }
-        Ok((value, self.apply_config(checked)))
+        Ok((value, self.apply_config(checked).await))
     }
 
     /// The backend of the enabled server `name`.
@@ -292,19 +315,28 @@ impl Hub {
         Backend::start(server.clone(), self.settings.clone(), self.changes.clone())
     }
 
-    /// Rebuilds the catalog from the current backend states; returns what changed.
-    fn rebuild(&self) -> ListChanges {
+    /// Rebuilds the catalog from the current backend states and runs the tool filters over
+    /// it; returns what changed. Rebuilds are serialised, so the newest always lands last.
+    async fn rebuild(&self) -> ListChanges {
+        let _one_at_a_time = self.rebuilding.lock().await;
         let old = self.catalog.load_full();
-        let mut next = Snapshot::build(
+        let mut next = self.build_unfiltered(&old);
+        if self.plugins.has_filters() {
+            let filtered = self.plugins.filter_tools(next.filter_input()).await;
+            next.apply_filtered(filtered);
+        }
+        let changes = next.changes_since(&old);
+        self.catalog.store(Arc::new(next));
+        changes
+    }
+
+    fn build_unfiltered(&self, old: &Snapshot) -> Snapshot {
+        Snapshot::build(
             old.generation + 1,
             &self.settings,
             &self.own,
             &self.backends(),
-        );
-        next.tools = self.hooks.filter_tools(std::mem::take(&mut next.tools));
-        let changes = next.changes_since(&old);
-        self.catalog.store(Arc::new(next));
-        changes
+        )
     }
 
     fn all_settled(&self) -> bool {
@@ -369,7 +401,7 @@ async fn catalog_task(
             servers.push(more.server);
         }
         let Some(hub) = hub.upgrade() else { break };
-        let diff = hub.rebuild();
+        let diff = hub.rebuild().await;
         tracing::debug!(?servers, ?diff, "catalog rebuilt");
         if diff.any() {
             hub.sessions.notify(diff);

@@ -81,7 +81,7 @@ pub enum ReloadError {
 
 /// Reads the config file and applies it. With `force` false, content magg has already applied
 /// (or written itself) is skipped and gives `Ok(None)`.
-pub fn reload(hub: &Hub, force: bool) -> Result<Option<ConfigDiff>, ReloadError> {
+pub async fn reload(hub: &Hub, force: bool) -> Result<Option<ConfigDiff>, ReloadError> {
     let path = hub.config().path;
     let text = match std::fs::read(&path) {
         Ok(text) => text,
@@ -99,7 +99,7 @@ pub fn reload(hub: &Hub, force: bool) -> Result<Option<ConfigDiff>, ReloadError>
         Ok(new) => {
             hub.reload_state().seen(&text);
             hub.reload_state().set_error(None);
-            Ok(Some(hub.apply_config(new)))
+            Ok(Some(hub.apply_config(new).await))
         }
         Err(error) => {
             tracing::error!(
@@ -146,7 +146,7 @@ pub fn watch(hub: &Arc<Hub>) -> notify::Result<()> {
             // Debounce: wait until the file has been quiet for a moment.
             while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {}
             let Some(hub) = weak.upgrade() else { break };
-            match reload(&hub, false) {
+            match reload(&hub, false).await {
                 Ok(Some(diff)) => tracing::info!(?diff, "config file changed; applied"),
                 Ok(None) => {}
                 Err(_) => {} // logged and recorded by `reload`

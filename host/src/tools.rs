@@ -4,6 +4,7 @@
 //! Results follow Magg's shape, a JSON object `{"errors": [...] | null, "output": ...}` as text
 //! and as `structuredContent`; a failure also sets `isError: true` so the model can tell.
 
+mod discover;
 mod kits;
 mod manage;
 mod proxy;
@@ -51,6 +52,10 @@ pub enum OwnTool {
     ListKits,
     /// `magg_kit_info`
     KitInfo,
+    /// `magg_smart_configure`
+    SmartConfigure,
+    /// `magg_search_servers`
+    SearchServers,
 }
 
 /// magg's own tools, named with the configured self prefix and separator.
@@ -287,6 +292,68 @@ pub fn own_tools(settings: &Settings) -> Vec<(Tool, OwnTool)> {
             ),
             OwnTool::KitInfo,
         ),
+        (
+            tool(
+                settings.prefixed("search_servers"),
+                "Search MCP server registries for servers that do something, e.g. \"time\" or \
+                 \"postgres\". Each search provider plugin (e.g. the MCP Registry, npm) is asked \
+                 at once; results are merged. Changes nothing; reaches the network only through \
+                 the hosts the config grants each provider.\n\n\
+                 Returns {\"errors\": null, \"output\": {\"query\", \"total\", \"results\": [ {source, \
+                 name, description, url?, install_command?, tags?, config?} ], \"sources\": \
+                 {provider: {results: n} | {error}}}}. `config` is ready to pass to magg_add_server. \
+                 Next step: magg_add_server with a result's config, or magg_smart_configure with its \
+                 url. Fails (isError) when no search provider plugin is loaded.",
+                json!({
+                    "type": "object",
+                    "properties": {
+                        "query": {"type": "string", "description": "What to look for, e.g. \"weather\" or \"github issues\""},
+                        "limit": {"type": "integer", "minimum": 1, "maximum": 50, "default": 5,
+                                  "description": "Most results per search provider (default 5)"}
+                    },
+                    "required": ["query"],
+                    "additionalProperties": false
+                }),
+                ToolAnnotations::with_title("Search for MCP servers")
+                    .read_only(true)
+                    .idempotent(true)
+                    .open_world(true),
+            ),
+            OwnTool::SearchServers,
+        ),
+        (
+            tool(
+                settings.prefixed("smart_configure"),
+                "Work out a server config from a source: an npm, PyPI or GitHub URL, an MCP HTTP \
+                 endpoint, or a local project directory (whose marker files — package.json, \
+                 pyproject.toml, Cargo.toml, go.mod... — tell how to run it). Configure plugins are \
+                 asked first; without their answer, the client's LLM is asked through sampling when \
+                 the client supports it, else magg's built-in rules apply.\n\n\
+                 With allow_add false (default) it changes nothing and returns {\"action\": \
+                 \"metadata_based_config\", \"metadata\": [...], \"suggested_config\": {name, source, \
+                 command?, args?, uri?, cwd?, env?, notes?}, \"suggested_by\"} — review it, then call \
+                 magg_add_server. With allow_add true it also adds and starts the server (writing the \
+                 config file, like magg_add_server) and returns {\"action\": \"smart_configured\", \
+                 \"server\", \"config\"}. Use magg_add_server directly when you already know the \
+                 command.",
+                json!({
+                    "type": "object",
+                    "properties": {
+                        "source": {"type": "string", "description": "URL or local path, e.g. \"https://www.npmjs.com/package/@modelcontextprotocol/server-memory\" or \"/home/me/my-server\""},
+                        "server_name": {"type": "string", "description": "Name for the server (default: derived from the source)"},
+                        "allow_add": {"type": "boolean", "default": false, "description": "Add and start the server too (default false: only suggest)"}
+                    },
+                    "required": ["source"],
+                    "additionalProperties": false
+                }),
+                ToolAnnotations::with_title("Suggest (and optionally add) a server config")
+                    .read_only(false)
+                    .destructive(false)
+                    .idempotent(false)
+                    .open_world(true),
+            ),
+            OwnTool::SmartConfigure,
+        ),
     ]
 }
 
@@ -323,19 +390,25 @@ pub async fn call_own(
         OwnTool::Status => success(status(hub)),
         OwnTool::Proxy => proxy::call(hub, arguments.unwrap_or_default(), ct).await,
         OwnTool::AddServer => manage::add_server(hub, arguments.unwrap_or_default()).await,
-        OwnTool::RemoveServer => manage::remove_server(hub, arguments.unwrap_or_default()),
+        OwnTool::RemoveServer => manage::remove_server(hub, arguments.unwrap_or_default()).await,
         OwnTool::EnableServer => {
             manage::set_enabled(hub, arguments.unwrap_or_default(), true).await
         }
         OwnTool::DisableServer => {
             manage::set_enabled(hub, arguments.unwrap_or_default(), false).await
         }
-        OwnTool::ReloadConfig => manage::reload_config(hub),
+        OwnTool::ReloadConfig => manage::reload_config(hub).await,
         OwnTool::Check => manage::check(hub, arguments.unwrap_or_default()).await,
         OwnTool::LoadKit => kits::load_kit(hub, arguments.unwrap_or_default()).await,
-        OwnTool::UnloadKit => kits::unload_kit(hub, arguments.unwrap_or_default()),
+        OwnTool::UnloadKit => kits::unload_kit(hub, arguments.unwrap_or_default()).await,
         OwnTool::ListKits => kits::list_kits(hub),
         OwnTool::KitInfo => kits::kit_info(hub, arguments.unwrap_or_default()),
+        OwnTool::SmartConfigure => {
+            discover::smart_configure(hub, arguments.unwrap_or_default()).await
+        }
+        OwnTool::SearchServers => {
+            discover::search_servers(hub, arguments.unwrap_or_default()).await
+        }
     })
 }
 
@@ -462,6 +535,10 @@ fn status(hub: &Hub) -> Value {
             "exists": config.exists,
             "read_only": hub.settings.read_only,
             "last_reload_error": hub.reload_state().last_error(),
+        },
+        "plugins": {
+            "dir": hub.plugins.dir().map(|d| d.display().to_string()),
+            "loaded": hub.plugins.status(),
         },
         "sessions": hub.sessions().count(),
         "version": env!("CARGO_PKG_VERSION"),

@@ -41,6 +41,30 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// The workspace's target directory.
+pub fn target_dir() -> PathBuf {
+    bin("magg")
+        .parent()
+        .and_then(Path::parent)
+        .expect("target directory")
+        .to_owned()
+}
+
+/// A built plugin: `target/plugins/<name>.wasm` (shipped with magg) or
+/// `target/plugins/fixtures/<name>.wasm` (test plugins).
+pub fn plugin(name: &str) -> PathBuf {
+    let dir = target_dir().join("plugins");
+    let path = [
+        dir.join(format!("{name}.wasm")),
+        dir.join("fixtures").join(format!("{name}.wasm")),
+    ]
+    .into_iter()
+    .find(|p| p.exists());
+    path.unwrap_or_else(|| {
+        panic!("plugin {name} is not built: run plugins/build.sh before the tests")
+    })
+}
+
 /// `dist/index.js` of `@modelcontextprotocol/server-everything` from npm.
 pub fn everything_js() -> PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -100,6 +124,22 @@ impl TempConfig {
         let tmp = self.dir.path().join(".config.json.swp");
         std::fs::write(&tmp, serde_json::to_string_pretty(value).expect("json")).expect("write");
         std::fs::rename(&tmp, &self.path).expect("rename");
+    }
+
+    /// The plugins directory beside the config (where magg looks by default), created.
+    pub fn plugins_dir(&self) -> PathBuf {
+        let dir = self.dir.path().join("plugins");
+        std::fs::create_dir_all(&dir).expect("plugins dir");
+        dir
+    }
+
+    /// Installs the built plugin `name` as `<as_name>.wasm` in the plugins directory, the way a
+    /// deploy does: copied beside it, then renamed into place.
+    pub fn install_plugin(&self, name: &str, as_name: &str) {
+        let dir = self.plugins_dir();
+        let tmp = dir.join(format!(".{as_name}.partial"));
+        std::fs::copy(plugin(name), &tmp).expect("copy plugin");
+        std::fs::rename(&tmp, dir.join(format!("{as_name}.wasm"))).expect("rename plugin");
     }
 
     /// Writes `text` verbatim as `config.json`.
@@ -267,6 +307,7 @@ impl Magg {
             .args(args)
             .env("RUST_LOG", "info")
             .env("MAGG_LIST_WAIT", "15")
+            .env("MAGG_CACHE_DIR", target_dir().join("test-cache"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

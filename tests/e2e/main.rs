@@ -12,6 +12,7 @@ mod failures;
 mod http;
 mod kits;
 mod live;
+mod plugins;
 mod proxy;
 mod sdk;
 mod transparency;

@@ -20,7 +20,10 @@ pub fn run(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     runtime.block_on(serve(config, args))
 }
 
-async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
+async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
+    if let Some(dir) = &args.plugins {
+        config.settings.plugins_dir = Some(dir.clone());
+    }
     let where_from = if config.exists {
         config.path.display().to_string()
     } else {
@@ -29,6 +32,9 @@ async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     let enabled = config.enabled_servers().count();
     let auto_reload = config.settings.auto_reload;
     let hub = Hub::start(config);
+    if let Some(dir) = hub.plugins.dir() {
+        tracing::info!("plugins directory: {}", dir.display());
+    }
     let stop = CancellationToken::new();
     tokio::spawn(stop_on_signal(stop.clone()));
     tokio::spawn(reload_on_sighup(std::sync::Arc::downgrade(&hub)));
@@ -126,7 +132,7 @@ async fn reload_on_sighup(hub: std::sync::Weak<Hub>) {
     while hup.recv().await.is_some() {
         let Some(hub) = hub.upgrade() else { break };
         tracing::info!("SIGHUP: reloading the config");
-        if let Ok(Some(diff)) = reload::reload(&hub, true) {
+        if let Ok(Some(diff)) = reload::reload(&hub, true).await {
             tracing::info!(?diff, "config reloaded");
         }
     }

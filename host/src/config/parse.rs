@@ -87,7 +87,10 @@ pub(super) fn parse_document(path: &Path, text: &str, env: EnvLookup<'_>) -> Res
             ctx.file_setting(&mut config.settings, key, value, &field)?;
             config.file_settings.insert(key.clone(), value.clone());
         } else {
-            if matches!(key.as_str(), "path" | "config_path") || format == ConfigFormat::McpServers
+            if key == "plugins" {
+                // Per-plugin settings, read by the plugin registry.
+            } else if matches!(key.as_str(), "path" | "config_path")
+                || format == ConfigFormat::McpServers
             {
                 // Known to Magg (its search path) or another application's setting.
                 tracing::debug!("keeping config key {key:?} in {} unused", path.display());

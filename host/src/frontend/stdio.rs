@@ -124,7 +124,7 @@ fn contains(line: &[u8], needle: &[u8]) -> bool {
 
 /// The fast-path form of `line`, if it is a tools/call that can take it.
 fn fast_call(hub: &Hub, line: &[u8]) -> Option<FastCall> {
-    if !contains(line, b"tools/call") || hub.hooks.has_routing_hooks() {
+    if !contains(line, b"tools/call") || hub.plugins.has_routing_hooks() {
         return None;
     }
     let probe: Probe<'_> = serde_json::from_slice(line).ok()?;

@@ -52,7 +52,7 @@ impl Hub {
             }
             ToolRoute::Backend(route) => route,
         };
-        if self.hooks.has_routing_hooks() {
+        if self.plugins.has_routing_hooks() {
             return self.call_hooked(route, params, ct).await;
         }
         params.name = route.name.into();
@@ -61,7 +61,8 @@ impl Hub {
     }
 
     /// The call path with routing hooks: before-call hooks may rewrite, reroute, deny or answer
-    /// the call; after-call hooks may rewrite the result.
+    /// the call; after-call hooks may rewrite the result. A rerouted call goes to its new tool
+    /// without running the hooks again.
     async fn call_hooked(
         self: &Arc<Self>,
         route: Route,
@@ -73,22 +74,42 @@ impl Hub {
             tool: params.name.to_string(),
             arguments: params.arguments.take(),
         };
-        let call = match self.hooks.before_call(call) {
+        let (decision, run) = self.plugins.before_call(call).await;
+        let call = match decision {
             Decision::Proceed(call) => call,
             Decision::Answer(result) => return Ok(CallToolResponse::Complete(result)),
-            Decision::Deny(reason) => {
-                return Ok(CallToolResponse::Complete(error_result(format!(
-                    "The call to `{}` was denied by a routing hook: {reason}",
-                    params.name
-                ))));
+            Decision::Deny(message) => {
+                return Ok(CallToolResponse::Complete(error_result(message)));
             }
         };
-        params.arguments = call.arguments.clone();
-        params.name = route.name.clone().into();
-        self.wait_if_starting(&route.backend).await;
-        match call_backend(&route.backend, params, ct).await? {
+        let target = if call.tool == params.name {
+            ToolRoute::Backend(route)
+        } else {
+            match self.snapshot().tool(&call.tool).cloned() {
+                Some(target) => target,
+                None => {
+                    return Ok(CallToolResponse::Complete(error_result(format!(
+                        "A routing hook rerouted `{}` to `{}`, which is not a tool magg has. \
+                         Check the hook's settings (magg_status lists plugins).",
+                        params.name, call.tool
+                    ))));
+                }
+            }
+        };
+        let response = match target {
+            ToolRoute::Own(own) => CallToolResponse::Complete(
+                tools::call_own(self, own, call.arguments.clone(), ct).await?,
+            ),
+            ToolRoute::Backend(route) => {
+                params.arguments = call.arguments.clone();
+                params.name = route.name.clone().into();
+                self.wait_if_starting(&route.backend).await;
+                call_backend(&route.backend, params, ct).await?
+            }
+        };
+        match response {
             CallToolResponse::Complete(result) => Ok(CallToolResponse::Complete(
-                self.hooks.after_call(&call, result),
+                self.plugins.after_call(run, &call, result).await,
             )),
             other => Ok(other),
         }

@@ -52,8 +52,9 @@ pub async fn load_kit(hub: &Arc<Hub>, args: JsonObject) -> CallToolResult {
             ),
         });
     };
-    let result =
-        hub.update_config(|config| kits::load_kit(config, kit, None).map_err(|e| e.to_string()));
+    let result = hub
+        .update_config(|config| kits::load_kit(config, kit, None).map_err(|e| e.to_string()))
+        .await;
     let report = match result {
         Ok((report, _diff)) => report,
         Err(e) => return failure(e),
@@ -96,12 +97,15 @@ pub async fn load_kit(hub: &Arc<Hub>, args: JsonObject) -> CallToolResult {
 }
 
 /// `magg_unload_kit`: removes the kit and the servers only it owned.
-pub fn unload_kit(hub: &Arc<Hub>, args: JsonObject) -> CallToolResult {
+pub async fn unload_kit(hub: &Arc<Hub>, args: JsonObject) -> CallToolResult {
     let name = match name_arg("magg_unload_kit", args) {
         Ok(n) => n,
         Err(e) => return failure(e),
     };
-    match hub.update_config(|config| kits::unload_kit(config, &name).map_err(|e| e.to_string())) {
+    match hub
+        .update_config(|config| kits::unload_kit(config, &name).map_err(|e| e.to_string()))
+        .await
+    {
         Ok((report, _)) => success(json!({
             "action": "kit_unloaded",
             "kit": name,

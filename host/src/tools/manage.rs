@@ -47,7 +47,10 @@ struct Check {
     timeout: Option<f64>,
 }
 
-fn parse<T: serde::de::DeserializeOwned>(tool: &str, args: JsonObject) -> Result<T, String> {
+pub(super) fn parse<T: serde::de::DeserializeOwned>(
+    tool: &str,
+    args: JsonObject,
+) -> Result<T, String> {
     serde_json::from_value(Value::Object(args))
         .map_err(|e| format!("Invalid arguments for {tool}: {e}"))
 }
@@ -117,16 +120,18 @@ pub async fn add_server(hub: &Arc<Hub>, args: JsonObject) -> CallToolResult {
     }
     let name = server.name.clone();
     let added = server.clone();
-    let edit = hub.update_config(move |config| {
-        if config.servers.contains_key(&added.name) {
-            return Err(format!(
-                "Server '{}' already exists; remove it first or pick another name",
-                added.name
-            ));
-        }
-        config.servers.insert(added.name.clone(), added);
-        Ok(())
-    });
+    let edit = hub
+        .update_config(move |config| {
+            if config.servers.contains_key(&added.name) {
+                return Err(format!(
+                    "Server '{}' already exists; remove it first or pick another name",
+                    added.name
+                ));
+            }
+            config.servers.insert(added.name.clone(), added);
+            Ok(())
+        })
+        .await;
     if let Err(e) = edit {
         return failure(e);
     }
@@ -147,10 +152,12 @@ pub async fn add_server(hub: &Arc<Hub>, args: JsonObject) -> CallToolResult {
                     Some(Status::Starting) => "it did not finish starting in time".to_owned(),
                     _ => "it stopped".to_owned(),
                 };
-                let _ = hub.update_config(|config| {
-                    config.servers.shift_remove(&name);
-                    Ok(())
-                });
+                let _ = hub
+                    .update_config(|config| {
+                        config.servers.shift_remove(&name);
+                        Ok(())
+                    })
+                    .await;
                 return failure(format!(
                     "Failed to mount server '{name}': {reason}. It was not added; check the command or uri and try again."
                 ));
@@ -174,18 +181,20 @@ pub async fn add_server(hub: &Arc<Hub>, args: JsonObject) -> CallToolResult {
 }
 
 /// `magg_remove_server`.
-pub fn remove_server(hub: &Arc<Hub>, args: JsonObject) -> CallToolResult {
+pub async fn remove_server(hub: &Arc<Hub>, args: JsonObject) -> CallToolResult {
     let Named { name } = match parse("magg_remove_server", args) {
         Ok(a) => a,
         Err(e) => return failure(e),
     };
-    let result = hub.update_config(|config| {
-        config
-            .servers
-            .shift_remove(&name)
-            .map(|_| ())
-            .ok_or_else(|| format!("Server '{name}' not found"))
-    });
+    let result = hub
+        .update_config(|config| {
+            config
+                .servers
+                .shift_remove(&name)
+                .map(|_| ())
+                .ok_or_else(|| format!("Server '{name}' not found"))
+        })
+        .await;
     match result {
         Ok(_) => success(json!({"action": "server_removed", "server": {"name": name}})),
         Err(e) => failure(e),
@@ -203,20 +212,22 @@ pub async fn set_enabled(hub: &Arc<Hub>, args: JsonObject, enable: bool) -> Call
         Ok(a) => a,
         Err(e) => return failure(e),
     };
-    let result = hub.update_config(|config| {
-        let server = config
-            .servers
-            .get_mut(&name)
-            .ok_or_else(|| format!("Server '{name}' not found"))?;
-        if server.enabled == enable {
-            return Err(format!(
-                "Server '{name}' is already {}",
-                if enable { "enabled" } else { "disabled" }
-            ));
-        }
-        server.enabled = enable;
-        Ok(())
-    });
+    let result = hub
+        .update_config(|config| {
+            let server = config
+                .servers
+                .get_mut(&name)
+                .ok_or_else(|| format!("Server '{name}' not found"))?;
+            if server.enabled == enable {
+                return Err(format!(
+                    "Server '{name}' is already {}",
+                    if enable { "enabled" } else { "disabled" }
+                ));
+            }
+            server.enabled = enable;
+            Ok(())
+        })
+        .await;
     if let Err(e) = result {
         return failure(e);
     }
@@ -233,14 +244,14 @@ pub async fn set_enabled(hub: &Arc<Hub>, args: JsonObject, enable: bool) -> Call
 }
 
 /// `magg_reload_config`: re-reads the config file and applies what changed.
-pub fn reload_config(hub: &Arc<Hub>) -> CallToolResult {
+pub async fn reload_config(hub: &Arc<Hub>) -> CallToolResult {
     if !hub.settings.auto_reload {
         return failure("Configuration reload is disabled. Set MAGG_AUTO_RELOAD=true to enable.");
     }
     if hub.settings.read_only {
         return failure("Configuration reload is not allowed in read-only mode.");
     }
-    match reload::reload(hub, true) {
+    match reload::reload(hub, true).await {
         Ok(diff) => success(json!({
             "message": "Configuration reloaded successfully",
             "config_path": hub.config().path.display().to_string(),
@@ -321,12 +332,14 @@ pub async fn check(hub: &Arc<Hub>, args: JsonObject) -> CallToolResult {
                     "unmounted"
                 }
                 _ => {
-                    let disabled = hub.update_config(|config| {
-                        if let Some(server) = config.servers.get_mut(name) {
-                            server.enabled = false;
-                        }
-                        Ok(())
-                    });
+                    let disabled = hub
+                        .update_config(|config| {
+                            if let Some(server) = config.servers.get_mut(name) {
+                                server.enabled = false;
+                            }
+                            Ok(())
+                        })
+                        .await;
                     match disabled {
                         Ok(_) => {
                             actions.push(format!("Disabled {name}"));

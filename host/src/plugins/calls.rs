@@ -1,0 +1,385 @@
+//! The four plugin kinds at work: filters over the tool list, routing hooks around a call,
+//! configure plugins asked in turn, and search providers asked all at once. Each applies the
+//! plugin's failure policy when a call into it faults.
+
+use std::{collections::HashSet, sync::Arc, time::Instant};
+
+use rmcp::model::{CallToolResult, ContentBlock, JsonObject};
+use wasmtime::{Store, component::Instance};
+
+use super::{
+    Decision, FailurePolicy, Kind, PluginError, ToolCall,
+    bindings::{configure, routing_hook, types},
+    instance::{Call, HostState},
+    registry::{Plugin, PluginSet},
+};
+
+impl PluginSet {
+    /// Runs every tool filter in file-name order; each sees the previous one's output. A tool
+    /// a filter returns that it was not given (by `server` and `original-name`) is dropped.
+    pub(crate) async fn filter(&self, mut tools: Vec<types::Tool>) -> Vec<types::Tool> {
+        for plugin in self.of(Kind::ToolFilter) {
+            match plugin.run_filter(&tools).await {
+                Ok(out) => tools = reconcile(&plugin.name, &tools, out),
+                Err(e) => {
+                    plugin.record_fault(&e);
+                    if plugin.policy(Kind::ToolFilter) == FailurePolicy::Closed {
+                        tracing::error!("{e}; hiding the tools it was given (on_error: closed)");
+                        tools.retain(|t| t.server == OWN_SERVER);
+                    } else {
+                        tracing::error!("{e}; showing the list unfiltered (on_error: open)");
+                    }
+                }
+            }
+        }
+        tools
+    }
+
+    /// The first suggestion of the configure plugins, in file-name order, with the name of
+    /// the plugin that made it; faults are logged and the next plugin is asked.
+    pub(crate) async fn suggest(
+        &self,
+        facts: &configure::SourceFacts,
+    ) -> Option<(String, configure::Suggestion)> {
+        for plugin in self.of(Kind::Configure) {
+            match plugin.run_suggest(facts).await {
+                Ok(Some(suggestion)) => return Some((plugin.name.clone(), suggestion)),
+                Ok(None) => {}
+                Err(e) => {
+                    plugin.record_fault(&e);
+                    tracing::error!("{e}; asking the next configure plugin");
+                }
+            }
+        }
+        None
+    }
+
+    /// Asks every search provider at once.
+    pub(crate) async fn search(&self, query: &str, limit: u32) -> Vec<SearchOutcome> {
+        let asks = self.of(Kind::SearchProvider).map(|plugin| async move {
+            let result = match plugin.run_search(query, limit).await {
+                Ok(found) => found,
+                Err(e) => {
+                    plugin.record_fault(&e);
+                    Err(e.to_string())
+                }
+            };
+            SearchOutcome {
+                plugin: plugin.name.clone(),
+                result,
+            }
+        });
+        futures::future::join_all(asks).await
+    }
+}
+
+/// The server name magg's own tools carry in a filter's input.
+pub(crate) const OWN_SERVER: &str = "magg";
+
+/// What one search provider found, or why it found nothing.
+#[derive(Debug)]
+pub struct SearchOutcome {
+    /// The provider's plugin name.
+    pub plugin: String,
+    /// Its results, or its error.
+    pub result: Result<Vec<types::SearchResult>, String>,
+}
+
+fn reconcile(plugin: &str, given: &[types::Tool], out: Vec<types::Tool>) -> Vec<types::Tool> {
+    let known: HashSet<(&str, &str)> = given
+        .iter()
+        .map(|t| (t.server.as_str(), t.original_name.as_str()))
+        .collect();
+    let mut seen = HashSet::new();
+    let mut kept = Vec::with_capacity(out.len());
+    for tool in out {
+        let key = (tool.server.clone(), tool.original_name.clone());
+        if !known.contains(&(key.0.as_str(), key.1.as_str())) {
+            tracing::warn!(
+                "plugin {plugin}: ignoring tool `{}` of server `{}`, which it was not given",
+                tool.original_name,
+                tool.server
+            );
+            continue;
+        }
+        if seen.insert(key) {
+            kept.push(tool);
+        }
+    }
+    kept
+}
+
+/// The routing hooks of one call: the plugin set it started on and, for each hook that let
+/// it proceed, the instance whose after-call sees the result.
+pub struct HookRun {
+    set: Arc<PluginSet>,
+    active: Vec<(Arc<Plugin>, Store<HostState>, routing_hook::Guest)>,
+}
+
+impl HookRun {
+    /// The run for a call with no hooks (or whose hooks are done).
+    pub(crate) fn new(set: Arc<PluginSet>) -> HookRun {
+        HookRun {
+            set,
+            active: Vec::new(),
+        }
+    }
+
+    /// Runs the before-call of every routing hook, in file-name order, each on what the one
+    /// before decided. A deny or an answer ends the run.
+    pub(crate) async fn before(&mut self, mut call: ToolCall) -> Decision {
+        let hooks: Vec<Arc<Plugin>> = self.set.of(Kind::RoutingHook).cloned().collect();
+        for plugin in hooks {
+            let started = Instant::now();
+            match plugin.run_before(&call).await {
+                Ok((decision, store, guest)) => {
+                    tracing::trace!(plugin = %plugin.name, elapsed = ?started.elapsed(), "before-call");
+                    match decision {
+                        BeforeOutcome::Proceed(next) => {
+                            call = next;
+                            self.active.push((plugin, store, guest));
+                        }
+                        BeforeOutcome::Answer(result) => return Decision::Answer(result),
+                        BeforeOutcome::Deny(reason) => {
+                            return Decision::Deny(format!(
+                                "The call to `{}` was denied by routing hook `{}`: {reason}",
+                                call.tool, plugin.name
+                            ));
+                        }
+                    }
+                }
+                Err(e) => {
+                    plugin.record_fault(&e);
+                    if plugin.policy(Kind::RoutingHook) == FailurePolicy::Closed {
+                        tracing::error!("{e}; refusing the call (on_error: closed)");
+                        return Decision::Deny(format!(
+                            "The call to `{}` was refused because a routing hook failed: {e}. \
+                             Fix or remove the plugin (magg_status lists plugins and their \
+                             faults), or set plugins.{}.on_error to \"open\".",
+                            call.tool, plugin.name
+                        ));
+                    }
+                    tracing::error!("{e}; letting the call proceed (on_error: open)");
+                }
+            }
+        }
+        Decision::Proceed(call)
+    }
+
+    /// Runs the after-call of every hook that let the call proceed, in file-name order.
+    pub(crate) async fn after(self, call: &ToolCall, mut result: CallToolResult) -> CallToolResult {
+        let wit_call = wit_call(call);
+        for (plugin, mut store, guest) in self.active {
+            let outcome = plugin
+                .run_after(&mut store, &guest, &wit_call, &result)
+                .await;
+            match outcome {
+                Ok(Some(next)) => result = next,
+                Ok(None) => {}
+                Err(e) => {
+                    plugin.record_fault(&e);
+                    if plugin.policy(Kind::RoutingHook) == FailurePolicy::Closed {
+                        tracing::error!("{e}; withholding the result (on_error: closed)");
+                        return super::super::hub::error_result(format!(
+                            "The result of `{}` was withheld because a routing hook failed: {e}",
+                            call.tool
+                        ));
+                    }
+                    tracing::error!("{e}; passing the result on unchanged (on_error: open)");
+                }
+            }
+        }
+        result
+    }
+}
+
+/// What one hook's before-call decided, in magg's terms.
+enum BeforeOutcome {
+    Proceed(ToolCall),
+    Answer(CallToolResult),
+    Deny(String),
+}
+
+fn wit_call(call: &ToolCall) -> types::ToolCall {
+    types::ToolCall {
+        server: call.server.clone(),
+        tool: call.tool.clone(),
+        arguments: match &call.arguments {
+            Some(args) => serde_json::to_string(args).unwrap_or_else(|_| "{}".to_owned()),
+            None => "{}".to_owned(),
+        },
+    }
+}
+
+fn wit_result(result: &CallToolResult) -> types::CallResult {
+    types::CallResult {
+        content: serde_json::to_string(&result.content).unwrap_or_else(|_| "[]".to_owned()),
+        structured_content: result.structured_content.as_ref().map(|v| v.to_string()),
+        is_error: result.is_error.unwrap_or(false),
+    }
+}
+
+/// A plugin's call result as an MCP result; `base` keeps what the plugin cannot see (`_meta`).
+fn mcp_result(
+    result: types::CallResult,
+    base: Option<&CallToolResult>,
+) -> Result<CallToolResult, String> {
+    let content: Vec<ContentBlock> = serde_json::from_str(&result.content).map_err(|e| {
+        format!(
+            "result content is not a JSON array of MCP content blocks ({e}): {}",
+            preview(&result.content)
+        )
+    })?;
+    let structured = match result.structured_content {
+        Some(text) => Some(
+            serde_json::from_str(&text)
+                .map_err(|e| format!("structured-content is not JSON ({e}): {}", preview(&text)))?,
+        ),
+        None => None,
+    };
+    let mut out = base
+        .cloned()
+        .unwrap_or_else(|| CallToolResult::success(Vec::new()));
+    out.content = content;
+    out.structured_content = structured;
+    out.is_error = Some(result.is_error);
+    Ok(out)
+}
+
+fn parse_arguments(text: &str) -> Result<JsonObject, String> {
+    serde_json::from_str(text)
+        .map_err(|e| format!("arguments are not a JSON object ({e}): {}", preview(text)))
+}
+
+fn preview(text: &str) -> String {
+    let mut cut: String = text.chars().take(80).collect();
+    if cut.len() < text.len() {
+        cut.push('…');
+    }
+    format!("{cut:?}")
+}
+
+impl Plugin {
+    fn call(&self, kind: Kind) -> Call<'_> {
+        Call::new(&self.runtime, &self.prepared.pre, &self.config, kind)
+    }
+
+    async fn run_filter(&self, tools: &[types::Tool]) -> Result<Vec<types::Tool>, PluginError> {
+        let call = self.call(Kind::ToolFilter);
+        let exports = self.prepared.exports.filter.as_ref();
+        let (mut store, guest) = open(&call, exports, |i, s, inst| i.load(s, inst)).await?;
+        guest
+            .call_filter(&mut store, tools)
+            .await
+            .map_err(|e| call.fault(&store, e))
+    }
+
+    async fn run_before(
+        &self,
+        tool_call: &ToolCall,
+    ) -> Result<(BeforeOutcome, Store<HostState>, routing_hook::Guest), PluginError> {
+        let call = self.call(Kind::RoutingHook);
+        let exports = self.prepared.exports.hook.as_ref();
+        let (mut store, guest) = open(&call, exports, |i, s, inst| i.load(s, inst)).await?;
+        let decision = guest
+            .call_before_call(&mut store, &wit_call(tool_call))
+            .await
+            .map_err(|e| call.fault(&store, e))?;
+        use routing_hook::Decision as D;
+        let outcome = match decision {
+            D::Proceed => BeforeOutcome::Proceed(tool_call.clone()),
+            D::Rewrite(arguments) => BeforeOutcome::Proceed(ToolCall {
+                arguments: Some(parse_arguments(&arguments).map_err(|e| call.bad_output(e))?),
+                ..tool_call.clone()
+            }),
+            D::Reroute(target) => BeforeOutcome::Proceed(ToolCall {
+                server: target.server,
+                tool: target.tool,
+                arguments: Some(
+                    parse_arguments(&target.arguments).map_err(|e| call.bad_output(e))?,
+                ),
+            }),
+            D::Answer(result) => {
+                BeforeOutcome::Answer(mcp_result(result, None).map_err(|e| call.bad_output(e))?)
+            }
+            D::Deny(reason) => BeforeOutcome::Deny(reason),
+        };
+        Ok((outcome, store, guest))
+    }
+
+    async fn run_after(
+        &self,
+        store: &mut Store<HostState>,
+        guest: &routing_hook::Guest,
+        tool_call: &types::ToolCall,
+        result: &CallToolResult,
+    ) -> Result<Option<CallToolResult>, PluginError> {
+        let call = self.call(Kind::RoutingHook);
+        Call::restart_clock(store);
+        let replaced = guest
+            .call_after_call(&mut *store, tool_call, &wit_result(result))
+            .await
+            .map_err(|e| call.fault(store, e))?;
+        match replaced {
+            None => Ok(None),
+            Some(next) => mcp_result(next, Some(result))
+                .map(Some)
+                .map_err(|e| call.bad_output(e)),
+        }
+    }
+
+    async fn run_suggest(
+        &self,
+        facts: &configure::SourceFacts,
+    ) -> Result<Option<configure::Suggestion>, PluginError> {
+        let call = self.call(Kind::Configure);
+        let exports = self.prepared.exports.configure.as_ref();
+        let (mut store, guest) = open(&call, exports, |i, s, inst| i.load(s, inst)).await?;
+        guest
+            .call_suggest(&mut store, facts)
+            .await
+            .map_err(|e| call.fault(&store, e))
+    }
+
+    async fn run_search(
+        &self,
+        query: &str,
+        limit: u32,
+    ) -> Result<Result<Vec<types::SearchResult>, String>, PluginError> {
+        let call = self.call(Kind::SearchProvider);
+        let wall = call.wall_limit();
+        let run = async {
+            let exports = self.prepared.exports.search.as_ref();
+            let (mut store, guest) = open(&call, exports, |i, s, inst| i.load(s, inst)).await?;
+            guest
+                .call_search(&mut store, query, limit)
+                .await
+                .map_err(|e| call.fault(&store, e))
+        };
+        match tokio::time::timeout(wall, run).await {
+            Ok(result) => result,
+            Err(_) => Err(PluginError::new(
+                &self.name,
+                Kind::SearchProvider,
+                format!(
+                    "ran past its time limit of {} ms waiting on the network (set \
+                     plugins.{}.timeout_ms to change it)",
+                    wall.as_millis(),
+                    self.name
+                ),
+            )),
+        }
+    }
+}
+
+/// A fresh instance and the guest of one exported interface in it.
+async fn open<I, G>(
+    call: &Call<'_>,
+    exports: Option<&I>,
+    load: impl FnOnce(&I, &mut Store<HostState>, &Instance) -> wasmtime::Result<G>,
+) -> Result<(Store<HostState>, G), PluginError> {
+    let (mut store, instance) = call.instantiate().await?;
+    let exports = exports.ok_or_else(|| call.bad_output("the export it was loaded for is gone"))?;
+    let guest = load(exports, &mut store, &instance).map_err(|e| call.fault(&store, e))?;
+    Ok((store, guest))
+}

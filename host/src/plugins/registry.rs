@@ -1,0 +1,655 @@
+//! The loaded plugins: which files of the plugins directory are serving, which failed to
+//! load and why, and the loop that watches the directory and swaps in a new set.
+//!
+//! One loop does every load and unload, so they never race. A change to the directory (a
+//! file added, rewritten in place, renamed over, or removed) is debounced, then the directory
+//! is rescanned: unchanged files keep their loaded plugin, changed files are compiled off the
+//! async executor (or loaded from the disk cache) and instantiated once to validate, and the
+//! new set replaces the old one in one atomic swap. A file that fails leaves its previous
+//! version serving, and the reason is kept for `magg_status` and the log.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{
+        Arc, Mutex, OnceLock, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, SystemTime},
+};
+
+use arc_swap::ArcSwap;
+use indexmap::IndexMap;
+use serde::Serialize;
+use tokio::sync::{Notify, mpsc, watch};
+
+use super::{
+    Decision, FailurePolicy, HookRun, Kind, PluginError, SearchOutcome, ToolCall,
+    bindings::{configure, types},
+    calls::OWN_SERVER,
+    config::{PluginConfig, PluginConfigs},
+    instance::{Call, Prepared, Runtime},
+};
+
+/// How long the directory must be quiet before a rescan.
+const DEBOUNCE: Duration = Duration::from_millis(40);
+
+/// One plugin that is serving.
+pub(crate) struct Plugin {
+    /// The plugin's name: its file name without `.wasm`.
+    pub name: String,
+    /// Its file.
+    pub file: PathBuf,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its modification time when loaded.
+    modified: Option<SystemTime>,
+    /// Its config entry.
+    pub config: Arc<PluginConfig>,
+    pub(crate) runtime: Arc<Runtime>,
+    pub(crate) prepared: Arc<Prepared>,
+    faults: AtomicU64,
+    last_fault: Mutex<Option<String>>,
+}
+
+impl Plugin {
+    /// The kinds it exports.
+    pub fn kinds(&self) -> Vec<Kind> {
+        self.prepared.exports.list()
+    }
+
+    pub(crate) fn policy(&self, kind: Kind) -> FailurePolicy {
+        self.config.policy(kind.default_policy())
+    }
+
+    pub(crate) fn record_fault(&self, e: &PluginError) {
+        self.faults.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut last) = self.last_fault.lock() {
+            *last = Some(e.detail.clone());
+        }
+    }
+
+    fn status(&self) -> PluginStatus {
+        PluginStatus {
+            name: self.name.clone(),
+            file: self.file.display().to_string(),
+            state: "loaded",
+            kinds: self.kinds().iter().map(|k| k.as_str()).collect(),
+            sha256: Some(self.prepared.hash.clone()),
+            size: Some(self.size),
+            from_cache: Some(self.prepared.from_cache),
+            error: None,
+            faults: self.faults.load(Ordering::Relaxed),
+            last_fault: self.last_fault.lock().ok().and_then(|l| l.clone()),
+        }
+    }
+}
+
+/// The plugins serving at one moment, in file-name order.
+#[derive(Default)]
+pub(crate) struct PluginSet {
+    plugins: Vec<Arc<Plugin>>,
+}
+
+impl PluginSet {
+    /// The plugins of `kind`, in file-name order.
+    pub(crate) fn of(&self, kind: Kind) -> impl Iterator<Item = &Arc<Plugin>> {
+        self.plugins
+            .iter()
+            .filter(move |p| p.kinds().contains(&kind))
+    }
+
+    fn has(&self, kind: Kind) -> bool {
+        self.of(kind).next().is_some()
+    }
+
+    /// The filter plugins and their versions, to tell whether the tool list must be rebuilt.
+    fn filter_identity(&self) -> Vec<(String, String, usize)> {
+        self.of(Kind::ToolFilter)
+            .map(|p| {
+                (
+                    p.name.clone(),
+                    p.prepared.hash.clone(),
+                    Arc::as_ptr(&p.config) as usize,
+                )
+            })
+            .collect()
+    }
+}
+
+/// A plugin's state, as `magg_status` and `magg plugin list` show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginStatus {
+    /// The plugin's name.
+    pub name: String,
+    /// Its file.
+    pub file: String,
+    /// `loaded`, `failed` (no version serving), `failed, previous version serving`, or
+    /// `disabled`.
+    pub state: &'static str,
+    /// The kinds it exports.
+    pub kinds: Vec<&'static str>,
+    /// SHA-256 of the serving file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Size of the serving file in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// Whether its compilation came from the disk cache.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_cache: Option<bool>,
+    /// Why the file on disk did not load.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// How many calls into it faulted since it loaded.
+    pub faults: u64,
+    /// The last fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_fault: Option<String>,
+}
+
+/// The plugin registry shared by the hub: the serving set and the loader.
+pub struct Plugins {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: Option<PathBuf>,
+    cache_dir: Option<PathBuf>,
+    runtime: OnceLock<Result<Arc<Runtime>, String>>,
+    set: ArcSwap<PluginSet>,
+    configs: RwLock<PluginConfigs>,
+    /// File name → why it did not load (while the problem lasts).
+    errors: Mutex<IndexMap<String, String>>,
+    /// Plugins the config disables.
+    disabled: Mutex<Vec<String>>,
+    ready: watch::Sender<bool>,
+    rescan: Notify,
+}
+
+impl Plugins {
+    /// A registry for `dir` (none: no plugins), with compiled components cached in
+    /// `cache_dir`. Nothing is loaded until [`Plugins::start`].
+    pub fn new(
+        dir: Option<PathBuf>,
+        cache_dir: Option<PathBuf>,
+        configs: PluginConfigs,
+    ) -> Plugins {
+        let (ready, _) = watch::channel(dir.is_none());
+        Plugins {
+            inner: Arc::new(Inner {
+                dir,
+                cache_dir,
+                runtime: OnceLock::new(),
+                set: ArcSwap::from_pointee(PluginSet::default()),
+                configs: RwLock::new(configs),
+                errors: Mutex::new(IndexMap::new()),
+                disabled: Mutex::new(Vec::new()),
+                ready,
+                rescan: Notify::new(),
+            }),
+        }
+    }
+
+    /// The plugins directory, if any.
+    pub fn dir(&self) -> Option<&Path> {
+        self.inner.dir.as_deref()
+    }
+
+    /// Loads the directory and keeps watching it; `on_filters_changed` runs (and is awaited)
+    /// whenever the set of tool filters (or one of their versions or configs) changes, before
+    /// the first scan counts as done. Must be called inside a Tokio runtime.
+    pub fn start<F>(&self, on_filters_changed: impl Fn() -> F + Send + Sync + 'static)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let Some(dir) = self.inner.dir.clone() else {
+            return;
+        };
+        let inner = self.inner.clone();
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let watcher = watch_dir(&dir, events_tx);
+        tokio::spawn(async move {
+            let _watcher = watcher;
+            loader(inner, events, on_filters_changed).await;
+        });
+    }
+
+    /// Takes a new config's `plugins` object; plugins whose entry changed are re-wrapped
+    /// (no recompilation) at the next scan, which this triggers.
+    pub fn set_configs(&self, configs: PluginConfigs) {
+        let changed = match self.inner.configs.write() {
+            Ok(mut current) => {
+                let changed = *current != configs;
+                *current = configs;
+                changed
+            }
+            Err(_) => false,
+        };
+        if changed {
+            self.inner.rescan.notify_one();
+        }
+    }
+
+    /// Waits (at most `limit`) until the first scan of the directory has finished.
+    pub async fn wait_ready(&self, limit: Duration) {
+        let mut ready = self.inner.ready.subscribe();
+        let _ = tokio::time::timeout(limit, ready.wait_for(|r| *r)).await;
+    }
+
+    /// Whether the first scan has finished.
+    pub fn is_ready(&self) -> bool {
+        *self.inner.ready.borrow()
+    }
+
+    fn set(&self) -> Arc<PluginSet> {
+        self.inner.set.load_full()
+    }
+
+    /// Whether any routing hook is loaded (lets the call path skip building a [`ToolCall`]).
+    pub fn has_routing_hooks(&self) -> bool {
+        self.inner.set.load().has(Kind::RoutingHook)
+    }
+
+    /// Whether any tool filter is loaded.
+    pub fn has_filters(&self) -> bool {
+        self.inner.set.load().has(Kind::ToolFilter)
+    }
+
+    /// Whether any configure plugin is loaded.
+    pub fn has_configure(&self) -> bool {
+        self.inner.set.load().has(Kind::Configure)
+    }
+
+    /// Runs the tool filters.
+    pub async fn filter_tools(&self, tools: Vec<types::Tool>) -> Vec<types::Tool> {
+        self.set().filter(tools).await
+    }
+
+    /// Runs the before-call hooks; the returned run carries the hooks that proceeded, for
+    /// [`Plugins::after_call`].
+    pub async fn before_call(&self, call: ToolCall) -> (Decision, HookRun) {
+        let mut run = HookRun::new(self.set());
+        let decision = run.before(call).await;
+        (decision, run)
+    }
+
+    /// Runs the after-call hooks of `run` over a result.
+    pub async fn after_call(
+        &self,
+        run: HookRun,
+        call: &ToolCall,
+        result: rmcp::model::CallToolResult,
+    ) -> rmcp::model::CallToolResult {
+        run.after(call, result).await
+    }
+
+    /// The first configure plugin's suggestion for `facts`, with its plugin's name.
+    pub async fn suggest(
+        &self,
+        facts: &configure::SourceFacts,
+    ) -> Option<(String, configure::Suggestion)> {
+        self.set().suggest(facts).await
+    }
+
+    /// Every search provider's results for `query`.
+    pub async fn search(&self, query: &str, limit: u32) -> Vec<SearchOutcome> {
+        self.set().search(query, limit).await
+    }
+
+    /// The name magg's own tools carry as their server in a filter's input.
+    pub fn own_server() -> &'static str {
+        OWN_SERVER
+    }
+
+    /// Every plugin: serving, failed or disabled, in file-name order.
+    pub fn status(&self) -> Vec<PluginStatus> {
+        let set = self.set();
+        let mut out: IndexMap<String, PluginStatus> = set
+            .plugins
+            .iter()
+            .map(|p| (p.name.clone(), p.status()))
+            .collect();
+        if let Ok(errors) = self.inner.errors.lock() {
+            for (name, error) in errors.iter() {
+                match out.get_mut(name) {
+                    Some(serving) => {
+                        serving.state = "failed, previous version serving";
+                        serving.error = Some(error.clone());
+                    }
+                    None => {
+                        let file = self
+                            .inner
+                            .dir
+                            .as_ref()
+                            .map(|d| d.join(format!("{name}.wasm")).display().to_string())
+                            .unwrap_or_default();
+                        out.insert(
+                            name.clone(),
+                            PluginStatus {
+                                name: name.clone(),
+                                file,
+                                state: "failed",
+                                kinds: Vec::new(),
+                                sha256: None,
+                                size: None,
+                                from_cache: None,
+                                error: Some(error.clone()),
+                                faults: 0,
+                                last_fault: None,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+        if let Ok(disabled) = self.inner.disabled.lock() {
+            for name in disabled.iter() {
+                out.entry(name.clone()).or_insert_with(|| PluginStatus {
+                    name: name.clone(),
+                    file: String::new(),
+                    state: "disabled",
+                    kinds: Vec::new(),
+                    sha256: None,
+                    size: None,
+                    from_cache: None,
+                    error: None,
+                    faults: 0,
+                    last_fault: None,
+                });
+            }
+        }
+        out.sort_keys();
+        out.into_values().collect()
+    }
+}
+
+impl Inner {
+    fn runtime(&self) -> Result<Arc<Runtime>, String> {
+        self.runtime
+            .get_or_init(|| Runtime::new(self.cache_dir.clone()).map(Arc::new))
+            .clone()
+    }
+
+    fn config_for(&self, name: &str) -> Result<PluginConfig, String> {
+        match self.configs.read() {
+            Ok(configs) => configs.get(name),
+            Err(_) => Ok(PluginConfig::default_for(name)),
+        }
+    }
+
+    fn set_error(&self, name: &str, error: Option<String>) {
+        if let Ok(mut errors) = self.errors.lock() {
+            match error {
+                Some(e) => {
+                    errors.insert(name.to_owned(), e);
+                }
+                None => {
+                    errors.shift_remove(name);
+                }
+            }
+        }
+    }
+}
+
+async fn loader<F: Future<Output = ()>>(
+    inner: Arc<Inner>,
+    mut events: mpsc::UnboundedReceiver<()>,
+    on_filters_changed: impl Fn() -> F,
+) {
+    loop {
+        let before = inner.set.load().filter_identity();
+        scan(&inner).await;
+        if inner.set.load().filter_identity() != before {
+            on_filters_changed().await;
+        }
+        let _ = inner.ready.send(true);
+        tokio::select! {
+            event = events.recv() => {
+                if event.is_none() {
+                    break;
+                }
+            }
+            _ = inner.rescan.notified() => {}
+        }
+        // Debounce: wait until the directory has been quiet for a moment.
+        loop {
+            match tokio::time::timeout(DEBOUNCE, events.recv()).await {
+                Ok(Some(())) => continue,
+                Ok(None) => return,
+                Err(_) => break,
+            }
+        }
+    }
+}
+
+/// Rescans the directory and swaps in the new set.
+async fn scan(inner: &Arc<Inner>) {
+    let Some(dir) = inner.dir.clone() else { return };
+    let files = match list_wasm(&dir) {
+        Ok(files) => files,
+        Err(e) => {
+            tracing::warn!("plugins directory {}: {e}", dir.display());
+            Vec::new()
+        }
+    };
+    let old = inner.set.load_full();
+    let mut next = Vec::new();
+    let mut disabled = Vec::new();
+    let mut seen = Vec::new();
+    for (name, path) in files {
+        seen.push(name.clone());
+        let previous = old.plugins.iter().find(|p| p.name == name).cloned();
+        let config = match inner.config_for(&name) {
+            Ok(config) => config,
+            Err(problem) => {
+                tracing::error!("plugin {name} not loaded: {problem}");
+                inner.set_error(&name, Some(problem));
+                continue;
+            }
+        };
+        if !config.enabled {
+            disabled.push(name);
+            inner.set_error(&path_name(&path), None);
+            continue;
+        }
+        match load_one(inner, &name, &path, previous.as_ref(), config).await {
+            Ok(plugin) => {
+                inner.set_error(&name, None);
+                next.push(plugin);
+            }
+            Err(problem) => {
+                let keeping = previous.is_some();
+                tracing::error!(
+                    "plugin {name} ({}) did not load: {problem}{}",
+                    path.display(),
+                    if keeping {
+                        "; the previous version keeps serving"
+                    } else {
+                        ""
+                    }
+                );
+                inner.set_error(&name, Some(problem));
+                if let Some(previous) = previous {
+                    next.push(previous);
+                }
+            }
+        }
+    }
+    if let Ok(mut errors) = inner.errors.lock() {
+        errors.retain(|name, _| seen.contains(name));
+    }
+    if let Ok(mut d) = inner.disabled.lock() {
+        *d = disabled;
+    }
+    let changed = next.len() != old.plugins.len()
+        || next
+            .iter()
+            .zip(old.plugins.iter())
+            .any(|(a, b)| !Arc::ptr_eq(a, b));
+    if changed {
+        for plugin in &next {
+            if !old.plugins.iter().any(|p| Arc::ptr_eq(p, plugin)) {
+                tracing::info!(
+                    "plugin {} loaded ({}; {} KiB{})",
+                    plugin.name,
+                    plugin
+                        .kinds()
+                        .iter()
+                        .map(|k| k.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    plugin.size / 1024,
+                    if plugin.prepared.from_cache {
+                        ", from cache"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
+        for plugin in &old.plugins {
+            if !next.iter().any(|p| p.name == plugin.name) {
+                tracing::info!("plugin {} unloaded", plugin.name);
+            }
+        }
+        inner.set.store(Arc::new(PluginSet { plugins: next }));
+    }
+}
+
+fn path_name(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// The plugin for `path`: the previous one when neither the file nor its config changed,
+/// the previous compilation with a new config, or a fresh load.
+async fn load_one(
+    inner: &Arc<Inner>,
+    name: &str,
+    path: &Path,
+    previous: Option<&Arc<Plugin>>,
+    config: PluginConfig,
+) -> Result<Arc<Plugin>, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read it: {e}"))?;
+    let modified = meta.modified().ok();
+    let size = meta.len();
+    let runtime = inner.runtime()?;
+    let same_file = |p: &Plugin| p.size == size && p.modified == modified && modified.is_some();
+    let prepared = match previous {
+        Some(p) if same_file(p) && *p.config == config => return Ok(p.clone()),
+        Some(p) if same_file(p) => p.prepared.clone(),
+        _ => {
+            let path = path.to_owned();
+            let name_owned = name.to_owned();
+            let rt = runtime.clone();
+            let prepared = tokio::task::spawn_blocking(move || {
+                let wasm = std::fs::read(&path).map_err(|e| format!("cannot read it: {e}"))?;
+                rt.prepare(&name_owned, &wasm)
+            })
+            .await
+            .map_err(|e| format!("loading it panicked: {e}"))??;
+            if let Some(p) = previous
+                && p.prepared.hash == prepared.hash
+                && *p.config == config
+            {
+                return Ok(p.clone());
+            }
+            Arc::new(prepared)
+        }
+    };
+    let config = Arc::new(config);
+    // Instantiate once, so a plugin whose start-up traps never serves.
+    let kind = prepared
+        .exports
+        .list()
+        .first()
+        .copied()
+        .unwrap_or(Kind::ToolFilter);
+    Call::new(&runtime, &prepared.pre, &config, kind)
+        .instantiate()
+        .await
+        .map_err(|e| format!("it does not start: {}", e.detail))?;
+    Ok(Arc::new(Plugin {
+        name: name.to_owned(),
+        file: path.to_owned(),
+        size,
+        modified,
+        config,
+        runtime,
+        prepared,
+        faults: AtomicU64::new(0),
+        last_fault: Mutex::new(None),
+    }))
+}
+
+/// The `*.wasm` files of `dir`, sorted by file name, as (plugin name, path).
+fn list_wasm(dir: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "wasm") && path.is_file() {
+            files.push((path_name(&path), path));
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn watch_dir(dir: &Path, events: mpsc::UnboundedSender<()>) -> Option<notify::RecommendedWatcher> {
+    use notify::Watcher;
+    if !dir.is_dir() {
+        tracing::warn!(
+            "plugins directory {} does not exist; create it and restart magg to load plugins",
+            dir.display()
+        );
+        return None;
+    }
+    let handler = move |event: notify::Result<notify::Event>| {
+        if let Ok(event) = event
+            && !event.kind.is_access()
+        {
+            let _ = events.send(());
+        }
+    };
+    match notify::recommended_watcher(handler) {
+        Ok(mut watcher) => match watcher.watch(dir, notify::RecursiveMode::NonRecursive) {
+            Ok(()) => Some(watcher),
+            Err(e) => {
+                tracing::warn!(
+                    "cannot watch plugins directory {}: {e}; plugin changes need a restart",
+                    dir.display()
+                );
+                None
+            }
+        },
+        Err(e) => {
+            tracing::warn!("cannot watch plugins directory {}: {e}", dir.display());
+            None
+        }
+    }
+}
+
+/// Loads `path` as `magg plugin check` does: compiles it, links it, instantiates it once, and
+/// returns the kinds it exports (or what is wrong). Uses (and fills) the compile cache.
+pub async fn check_file(
+    path: &Path,
+    cache_dir: Option<PathBuf>,
+) -> Result<(Vec<Kind>, bool), String> {
+    let wasm = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let name = path_name(path);
+    let runtime = Arc::new(Runtime::new(cache_dir)?);
+    let rt = runtime.clone();
+    let name_owned = name.clone();
+    let prepared = tokio::task::spawn_blocking(move || rt.prepare(&name_owned, &wasm))
+        .await
+        .map_err(|e| format!("loading it panicked: {e}"))??;
+    let config = Arc::new(PluginConfig::default_for(&name));
+    let kinds = prepared.exports.list();
+    let kind = kinds.first().copied().unwrap_or(Kind::ToolFilter);
+    Call::new(&runtime, &prepared.pre, &config, kind)
+        .instantiate()
+        .await
+        .map_err(|e| format!("it does not start: {}", e.detail))?;
+    Ok((kinds, prepared.from_cache))
+}

@@ -1,0 +1,477 @@
+//! `magg_smart_configure` and `magg_search_servers`: finding servers and turning a source (a
+//! URL or a local path) into a server config. Both are driven by plugins: configure plugins
+//! suggest configs, search providers search registries. Without a configure plugin's answer,
+//! `magg_smart_configure` asks the client's LLM through sampling when the client offers it, and
+//! otherwise uses Magg's built-in rules.
+
+// Sampling is the 2025-11-25 way to ask the client's LLM; rmcp marks it deprecated for the
+// stateless era, which most clients do not speak yet.
+#![allow(deprecated)]
+
+use std::{path::PathBuf, sync::Arc};
+
+use rmcp::model::{CallToolResult, CreateMessageRequestParams, JsonObject};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::{failure, manage, success};
+use crate::{
+    frontend::CALLER,
+    hub::Hub,
+    plugins::{PluginServerConfig, SourceFacts, Suggestion},
+};
+
+/// Marker files whose text a configure plugin gets (each cut at [`MARKER_CAP`]).
+const MARKERS: &[&str] = &[
+    "package.json",
+    "pyproject.toml",
+    "requirements.txt",
+    "Pipfile",
+    "setup.py",
+    "Cargo.toml",
+    "go.mod",
+    "pom.xml",
+    "build.gradle",
+    "Makefile",
+    "README.md",
+    "README.rst",
+    "README.txt",
+    "README",
+    "CLAUDE.md",
+    "mcp.json",
+    ".mcp.json",
+];
+
+/// The most of one marker file a configure plugin sees.
+const MARKER_CAP: usize = 64 * 1024;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SmartConfigure {
+    source: String,
+    #[serde(default)]
+    server_name: Option<String>,
+    #[serde(default)]
+    allow_add: bool,
+}
+
+/// `magg_smart_configure`.
+pub async fn smart_configure(hub: &Arc<Hub>, args: JsonObject) -> CallToolResult {
+    let args: SmartConfigure = match super::manage::parse("magg_smart_configure", args) {
+        Ok(a) => a,
+        Err(e) => return failure(e),
+    };
+    if args.source.trim().is_empty() {
+        return failure(
+            "'source' is empty: give a URL (npm, PyPI, GitHub, or an MCP endpoint) or a local path",
+        );
+    }
+    let facts = collect_facts(&args.source, args.server_name.as_deref());
+    let mut metadata = summary(&facts);
+    let suggested = hub.plugins.suggest(&facts).await;
+    let (config, by, project_type) = match suggested {
+        Some((plugin, suggestion)) => {
+            metadata.extend(suggestion.facts.iter().cloned());
+            let project_type = suggestion.project_type.clone();
+            (
+                config_json(&suggestion_config(suggestion)),
+                plugin,
+                project_type,
+            )
+        }
+        None => {
+            if let Some(peer) = CALLER.try_with(|p| p.clone()).ok().filter(|p| {
+                p.peer_info()
+                    .is_some_and(|info| info.capabilities.sampling.is_some())
+            }) {
+                return sample(hub, &peer, &args, &metadata).await;
+            }
+            let (config, project_type) = built_in(&facts);
+            (config, "built-in rules".to_owned(), project_type)
+        }
+    };
+    if let Some(kind) = &project_type
+        && !metadata.iter().any(|m| m.starts_with("Project type:"))
+    {
+        metadata.push(format!("Project type: {kind}"));
+    }
+    if !args.allow_add {
+        return success(json!({
+            "action": "metadata_based_config",
+            "metadata": metadata,
+            "suggested_config": config,
+            "suggested_by": by,
+        }));
+    }
+    add(hub, config, &by).await
+}
+
+/// Adds a suggested config through `magg_add_server`'s path.
+async fn add(hub: &Arc<Hub>, config: Value, by: &str) -> CallToolResult {
+    let Value::Object(mut fields) = config.clone() else {
+        return failure("the suggested config is not an object");
+    };
+    if fields.get("command").is_none() && fields.get("uri").is_none() {
+        return failure(format!(
+            "{by} found no way to run this source (no command and no uri); add it with \
+             magg_add_server and a command, e.g. {config}"
+        ));
+    }
+    // magg_add_server takes the command line as one string.
+    if let Some(Value::Array(args)) = fields.remove("args") {
+        let command = fields
+            .get("command")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let words: Vec<String> = std::iter::once(command)
+            .chain(args.iter().filter_map(|a| a.as_str().map(str::to_owned)))
+            .collect();
+        fields.insert("command".into(), json!(shell_words::join(words)));
+    }
+    let added = manage::add_server(hub, fields).await;
+    if added.is_error == Some(true) {
+        return added;
+    }
+    let server = added
+        .structured_content
+        .as_ref()
+        .and_then(|v| v.get("output"))
+        .and_then(|o| o.get("server"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    success(json!({
+        "action": "smart_configured",
+        "server": server,
+        "config": config,
+        "suggested_by": by,
+    }))
+}
+
+/// Magg's sampling path: the client's LLM writes the config.
+async fn sample(
+    hub: &Arc<Hub>,
+    peer: &rmcp::service::Peer<rmcp::RoleServer>,
+    args: &SmartConfigure,
+    metadata: &[String],
+) -> CallToolResult {
+    let prompt = format!(
+        "You are being asked by the magg smart_configure tool to analyze metadata and generate \
+         an optimal MCP server configuration.\n\nConfigure an MCP server for: {source}\n\n\
+         Server name requested: {name}\n\n=== METADATA COLLECTED ===\n{meta}\n\n=== TASK ===\n\
+         Based on the URL and metadata above, generate a complete JSON configuration for magg's \
+         {add} tool. Required fields: name (any string), prefix (letters and digits, no \
+         underscores), command (the full command line: python, node, npx, uvx...; omit for HTTP \
+         servers), uri (for HTTP servers), cwd (if needed), env (object, if needed), notes (setup \
+         steps for the user).\n\nReturn ONLY valid JSON, no explanations or markdown formatting.",
+        source = args.source,
+        name = args
+            .server_name
+            .as_deref()
+            .unwrap_or("<auto-generate based on source>"),
+        meta = if metadata.is_empty() {
+            "No metadata available".to_owned()
+        } else {
+            metadata
+                .iter()
+                .map(|m| format!("- {m}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        },
+        add = hub.settings.prefixed("add_server"),
+    );
+    let params: CreateMessageRequestParams = match serde_json::from_value(json!({
+        "messages": [{"role": "user", "content": {"type": "text", "text": prompt}}],
+        "maxTokens": 1000,
+        "temperature": 0.7,
+    })) {
+        Ok(p) => p,
+        Err(e) => return failure(format!("could not build the sampling request: {e}")),
+    };
+    let text = match peer.create_message(params).await {
+        Ok(result) => serde_json::to_value(&result)
+            .ok()
+            .and_then(|v| {
+                let content = v.get("content")?;
+                let block = match content {
+                    Value::Array(blocks) => blocks.first()?.clone(),
+                    other => other.clone(),
+                };
+                block.get("text")?.as_str().map(str::to_owned)
+            })
+            .unwrap_or_default(),
+        Err(e) => {
+            return failure(format!(
+                "the client's LLM did not answer (sampling failed): {e}"
+            ));
+        }
+    };
+    let parsed = extract_json(&text);
+    if !args.allow_add {
+        return success(json!({
+            "action": "smart_configure_prompt",
+            "source": args.source,
+            "metadata": metadata,
+            "response": parsed.clone().unwrap_or(Value::String(text)),
+        }));
+    }
+    let Some(Value::Object(mut config)) = parsed else {
+        return failure("No valid JSON configuration found in the LLM's response");
+    };
+    config.entry("source").or_insert_with(|| json!(args.source));
+    if let Some(name) = &args.server_name {
+        config.entry("name").or_insert_with(|| json!(name));
+    }
+    config.retain(|k, _| {
+        matches!(
+            k.as_str(),
+            "name"
+                | "source"
+                | "prefix"
+                | "command"
+                | "uri"
+                | "env"
+                | "cwd"
+                | "notes"
+                | "enable"
+                | "transport"
+        )
+    });
+    add(hub, Value::Object(config), "the client's LLM").await
+}
+
+/// The first JSON object in `text` (an LLM may wrap it in prose or a code fence).
+fn extract_json(text: &str) -> Option<Value> {
+    if let Ok(v) = serde_json::from_str(text.trim()) {
+        return Some(v);
+    }
+    let start = text.find('{')?;
+    let end = text.rfind('}')?;
+    serde_json::from_str(text.get(start..=end)?).ok()
+}
+
+/// What magg can tell about a source without a network: for a local path, its marker files.
+pub fn collect_facts(source: &str, name: Option<&str>) -> SourceFacts {
+    let mut facts = SourceFacts {
+        source: source.to_owned(),
+        name: name.map(str::to_owned),
+        path: None,
+        exists: false,
+        is_directory: false,
+        files: Vec::new(),
+        contents: Vec::new(),
+    };
+    let local = source.starts_with("file://")
+        || (!source.starts_with("http://")
+            && !source.starts_with("https://")
+            && source.contains('/'));
+    if !local {
+        return facts;
+    }
+    let raw = source.strip_prefix("file://").unwrap_or(source);
+    let path = match raw.strip_prefix("~/") {
+        Some(rest) => dirs::home_dir().unwrap_or_default().join(rest),
+        None => PathBuf::from(raw),
+    };
+    let path = std::path::absolute(&path).unwrap_or(path);
+    facts.path = Some(path.display().to_string());
+    facts.exists = path.exists();
+    facts.is_directory = path.is_dir();
+    if facts.is_directory
+        && let Ok(entries) = std::fs::read_dir(&path)
+    {
+        let mut files: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_file())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        for marker in MARKERS {
+            if files.iter().any(|f| f == marker)
+                && let Ok(bytes) = std::fs::read(path.join(marker))
+            {
+                let cut = &bytes[..bytes.len().min(MARKER_CAP)];
+                facts.contents.push((
+                    (*marker).to_owned(),
+                    String::from_utf8_lossy(cut).into_owned(),
+                ));
+            }
+        }
+        facts.files = files;
+    }
+    facts
+}
+
+/// Magg's metadata summary lines for what magg itself found.
+fn summary(facts: &SourceFacts) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(path) = &facts.path {
+        if !facts.exists {
+            out.push(format!("Path does not exist: {path}"));
+        } else if facts.is_directory {
+            let markers: Vec<&str> = facts.contents.iter().map(|(n, _)| n.as_str()).collect();
+            if !markers.is_empty() {
+                out.push(format!("Marker files: {}", markers.join(", ")));
+            }
+        }
+    }
+    out
+}
+
+fn suggestion_config(suggestion: Suggestion) -> PluginServerConfig {
+    suggestion.config
+}
+
+/// A plugin's server config as `magg_add_server`'s arguments.
+fn config_json(config: &PluginServerConfig) -> Value {
+    let mut out = Map::new();
+    out.insert("name".into(), json!(config.name));
+    out.insert("source".into(), json!(config.source));
+    if let Some(prefix) = &config.prefix {
+        out.insert("prefix".into(), json!(prefix));
+    }
+    if let Some(command) = &config.command {
+        out.insert("command".into(), json!(command));
+        out.insert("args".into(), json!(config.args));
+    }
+    if let Some(uri) = &config.uri {
+        out.insert("uri".into(), json!(uri));
+    }
+    if !config.env.is_empty() {
+        let env: Map<String, Value> = config
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(v)))
+            .collect();
+        out.insert("env".into(), Value::Object(env));
+    }
+    if let Some(cwd) = &config.cwd {
+        out.insert("cwd".into(), json!(cwd));
+    }
+    if let Some(notes) = &config.notes {
+        out.insert("notes".into(), json!(notes));
+    }
+    Value::Object(out)
+}
+
+/// Magg's built-in rules (`metadata_based_config`): the name from the source's last path
+/// segment, and for a local project `npx <name>` (Node) or `python -m <name>` (Python).
+fn built_in(facts: &SourceFacts) -> (Value, Option<String>) {
+    let stem = facts
+        .source
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or(&facts.source)
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let name = facts
+        .name
+        .clone()
+        .unwrap_or_else(|| stem.replace(['-', '_'], ""));
+    let mut config = Map::new();
+    config.insert("name".into(), json!(name));
+    config.insert("source".into(), json!(facts.source));
+    let has = |f: &str| facts.files.iter().any(|x| x == f);
+    let project = if has("package.json") {
+        Some("node_project")
+    } else if ["pyproject.toml", "requirements.txt", "Pipfile", "setup.py"]
+        .iter()
+        .any(|f| has(f))
+    {
+        Some("python_project")
+    } else {
+        None
+    };
+    let run_name = facts.name.clone().unwrap_or(stem);
+    match project {
+        Some("node_project") => {
+            config.insert("command".into(), json!("npx"));
+            config.insert("args".into(), json!([run_name]));
+        }
+        Some(_) => {
+            config.insert("command".into(), json!("python"));
+            config.insert("args".into(), json!(["-m", run_name]));
+        }
+        None => {}
+    }
+    if facts.is_directory {
+        config.insert("cwd".into(), json!(facts.path));
+    }
+    (Value::Object(config), project.map(str::to_owned))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SearchServers {
+    query: String,
+    #[serde(default = "five")]
+    limit: u32,
+}
+
+fn five() -> u32 {
+    5
+}
+
+/// `magg_search_servers`: every search provider's results, merged.
+pub async fn search_servers(hub: &Arc<Hub>, args: JsonObject) -> CallToolResult {
+    let args: SearchServers = match super::manage::parse("magg_search_servers", args) {
+        Ok(a) => a,
+        Err(e) => return failure(e),
+    };
+    if args.query.trim().is_empty() {
+        return failure("'query' is empty: say what kind of server to look for, e.g. \"time\"");
+    }
+    let limit = args.limit.clamp(1, 50);
+    let outcomes = hub.plugins.search(&args.query, limit).await;
+    if outcomes.is_empty() {
+        return failure(format!(
+            "No search provider plugins are loaded. Put a search provider (e.g. mcp-registry.wasm \
+             or npm-search.wasm from magg's plugins) in the plugins directory ({}) and grant it \
+             its host with plugins.<name>.allow_hosts in the config.",
+            hub.plugins
+                .dir()
+                .map(|d| d.display().to_string())
+                .unwrap_or_else(|| "none configured: set plugins_dir or use --plugins".to_owned())
+        ));
+    }
+    let mut results = Vec::new();
+    let mut sources = Map::new();
+    for outcome in outcomes {
+        match outcome.result {
+            Ok(found) => {
+                sources.insert(outcome.plugin.clone(), json!({"results": found.len()}));
+                for r in found.into_iter().take(limit as usize) {
+                    let mut item = Map::new();
+                    item.insert("source".into(), json!(r.source));
+                    item.insert("name".into(), json!(r.name));
+                    item.insert("description".into(), json!(r.description));
+                    if let Some(url) = r.url {
+                        item.insert("url".into(), json!(url));
+                    }
+                    if let Some(cmd) = r.install_command {
+                        item.insert("install_command".into(), json!(cmd));
+                    }
+                    if !r.tags.is_empty() {
+                        item.insert("tags".into(), json!(r.tags));
+                    }
+                    if let Some(config) = &r.install {
+                        item.insert("config".into(), config_json(config));
+                    }
+                    results.push(Value::Object(item));
+                }
+            }
+            Err(error) => {
+                sources.insert(outcome.plugin.clone(), json!({"error": error}));
+            }
+        }
+    }
+    success(json!({
+        "query": args.query,
+        "results": results,
+        "total": results.len(),
+        "sources": sources,
+    }))
+}

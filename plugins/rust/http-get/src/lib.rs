@@ -1,0 +1,352 @@
+//! A blocking HTTP GET over `wasi:http/outgoing-handler` for magg's search-provider plugins
+//! (a library, not a plugin).
+//!
+//! [`get`] sends one GET request, follows no redirects, reads the whole body (up to
+//! [`MAX_BODY`] bytes) and turns anything but a `200 OK` into an [`Error`] whose text names the
+//! host (e.g. `HTTP 503 from registry.npmjs.org`). It never traps.
+//!
+//! The `wasi:http` bindings are generated here (module [`wasi`]); a plugin whose world imports
+//! `wasi:http/outgoing-handler@0.2.12` points its `wit_bindgen::generate!` at them with
+//! `with`, so they are not generated twice:
+//!
+//! ```text
+//! with: {
+//!     "wasi:http/outgoing-handler@0.2.12": http_get::wasi::http::outgoing_handler,
+//!     "wasi:http/types@0.2.12": http_get::wasi::http::types,
+//!     "wasi:io/error@0.2.12": http_get::wasi::io::error,
+//!     "wasi:io/poll@0.2.12": http_get::wasi::io::poll,
+//!     "wasi:io/streams@0.2.12": http_get::wasi::io::streams,
+//!     "wasi:clocks/monotonic-clock@0.2.12": http_get::wasi::clocks::monotonic_clock,
+//! },
+//! ```
+
+use std::fmt;
+
+wit_bindgen::generate!({
+    inline: "
+        package magg:http-get;
+
+        world http-get {
+            import wasi:http/outgoing-handler@0.2.12;
+        }
+    ",
+    path: "../../../wit",
+    generate_all,
+    pub_export_macro: false,
+});
+
+use wasi::http::outgoing_handler;
+use wasi::http::types::{ErrorCode, Fields, Method, OutgoingRequest, RequestOptions, Scheme};
+use wasi::io::streams::StreamError;
+
+/// The most body bytes [`get`] reads; a longer body is an error.
+pub const MAX_BODY: usize = 4 * 1024 * 1024;
+
+/// The default for [`Options::timeout_ms`].
+pub const DEFAULT_TIMEOUT_MS: u64 = 15_000;
+
+/// How [`get`] makes its request.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The limit for connecting, for the first response byte and for each pause between body
+    /// bytes, in milliseconds (the host may enforce a shorter one).
+    pub timeout_ms: u64,
+    /// The `user-agent` header.
+    pub user_agent: &'static str,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            timeout_ms: DEFAULT_TIMEOUT_MS,
+            user_agent: "magg-plugin (+https://github.com/sitbon/magg)",
+        }
+    }
+}
+
+/// Why [`get`] failed; its `Display` text is meant for users.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// The URL is not an absolute `http://` or `https://` URL.
+    BadUrl(String),
+    /// The request could not be made or no response arrived.
+    Network {
+        /// The URL's host (and port).
+        host: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The server answered with a status other than 200.
+    Status {
+        /// The URL's host (and port).
+        host: String,
+        /// The status code.
+        status: u16,
+    },
+    /// The body was longer than [`MAX_BODY`].
+    TooLarge {
+        /// The URL's host (and port).
+        host: String,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::BadUrl(url) => write!(f, "not an http(s) URL: {url}"),
+            Error::Network { host, detail } => write!(f, "request to {host} failed: {detail}"),
+            Error::Status { host, status } if (300..400).contains(status) => {
+                write!(f, "HTTP {status} from {host} (redirects are not followed)")
+            }
+            Error::Status { host, status } => write!(f, "HTTP {status} from {host}"),
+            Error::TooLarge { host } => {
+                write!(
+                    f,
+                    "response from {host} is larger than {} MiB",
+                    MAX_BODY / (1024 * 1024)
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// The parts of an absolute http(s) URL that a `wasi:http` request takes.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Target<'a> {
+    /// Whether the scheme is `https`.
+    pub https: bool,
+    /// `host` or `host:port`.
+    pub authority: &'a str,
+    /// The path and query, at least `/`.
+    pub path_with_query: &'a str,
+}
+
+/// Splits an absolute `http://` or `https://` URL; the fragment is dropped.
+pub fn parse_url(url: &str) -> Result<Target<'_>, Error> {
+    let bad = || Error::BadUrl(url.to_string());
+    let (https, rest) = if let Some(rest) = strip_prefix_ignore_case(url, "https://") {
+        (true, rest)
+    } else if let Some(rest) = strip_prefix_ignore_case(url, "http://") {
+        (false, rest)
+    } else {
+        return Err(bad());
+    };
+    let rest = rest.split('#').next().unwrap_or_default();
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(end);
+    if authority.is_empty() || authority.contains('@') || authority.contains(char::is_whitespace) {
+        return Err(bad());
+    }
+    let path_with_query = if path.is_empty() {
+        "/"
+    } else if path.starts_with('?') {
+        // `http://host?q` has an empty path; HTTP wants `/?q`, which the caller should give.
+        return Err(bad());
+    } else {
+        path
+    };
+    Ok(Target {
+        https,
+        authority,
+        path_with_query,
+    })
+}
+
+fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
+}
+
+/// Percent-encodes `s` for use as a URL query value (everything but `A-Z a-z 0-9 - . _ ~`).
+pub fn encode_query_value(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for &b in s.as_bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// GETs `url` and returns its body, which must come with status 200 and be at most
+/// [`MAX_BODY`] bytes.
+pub fn get(url: &str, options: &Options) -> Result<Vec<u8>, Error> {
+    let target = parse_url(url)?;
+    let host = target.authority.to_string();
+    let network = |detail: String| Error::Network {
+        host: host.clone(),
+        detail,
+    };
+
+    let headers = Fields::from_list(&[
+        ("accept".to_string(), b"application/json".to_vec()),
+        (
+            "user-agent".to_string(),
+            options.user_agent.as_bytes().to_vec(),
+        ),
+    ])
+    .map_err(|e| network(format!("bad request headers: {e:?}")))?;
+    let request = OutgoingRequest::new(headers);
+    let bad_part = |what: &str| network(format!("the host refused the request's {what}"));
+    request
+        .set_method(&Method::Get)
+        .map_err(|()| bad_part("method"))?;
+    request
+        .set_scheme(Some(if target.https {
+            &Scheme::Https
+        } else {
+            &Scheme::Http
+        }))
+        .map_err(|()| bad_part("scheme"))?;
+    request
+        .set_authority(Some(target.authority))
+        .map_err(|()| bad_part("authority"))?;
+    request
+        .set_path_with_query(Some(target.path_with_query))
+        .map_err(|()| bad_part("path"))?;
+
+    let request_options = RequestOptions::new();
+    let timeout_ns = Some(options.timeout_ms.saturating_mul(1_000_000));
+    // A host that does not support a timeout refuses it; the request goes on without.
+    let _ = request_options.set_connect_timeout(timeout_ns);
+    let _ = request_options.set_first_byte_timeout(timeout_ns);
+    let _ = request_options.set_between_bytes_timeout(timeout_ns);
+
+    let pending = outgoing_handler::handle(request, Some(request_options))
+        .map_err(|e| network(describe(&e)))?;
+    pending.subscribe().block();
+    let response = match pending.get() {
+        Some(Ok(Ok(response))) => response,
+        Some(Ok(Err(e))) => return Err(network(describe(&e))),
+        Some(Err(())) | None => return Err(network("no response".to_string())),
+    };
+
+    let status = response.status();
+    if status != 200 {
+        return Err(Error::Status { host, status });
+    }
+
+    let body = response
+        .consume()
+        .map_err(|()| network("the response has no body".to_string()))?;
+    let stream = body
+        .stream()
+        .map_err(|()| network("the response body cannot be read".to_string()))?;
+    let mut bytes = Vec::new();
+    loop {
+        match stream.blocking_read(64 * 1024) {
+            Ok(chunk) => {
+                if bytes.len() + chunk.len() > MAX_BODY {
+                    return Err(Error::TooLarge { host });
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            Err(StreamError::Closed) => break,
+            Err(StreamError::LastOperationFailed(e)) => {
+                return Err(network(format!(
+                    "reading the body failed: {}",
+                    e.to_debug_string()
+                )));
+            }
+        }
+    }
+    drop(stream);
+    drop(body);
+    drop(response);
+    Ok(bytes)
+}
+
+/// Says what a `wasi:http` error code means, for users.
+fn describe(e: &ErrorCode) -> String {
+    match e {
+        ErrorCode::DnsTimeout => "DNS lookup timed out".to_string(),
+        ErrorCode::DnsError(d) => match (&d.rcode, d.info_code) {
+            (Some(rcode), _) => format!("DNS lookup failed ({rcode})"),
+            (None, Some(code)) => format!("DNS lookup failed (code {code})"),
+            (None, None) => "DNS lookup failed".to_string(),
+        },
+        ErrorCode::DestinationNotFound => "host not found".to_string(),
+        ErrorCode::DestinationUnavailable => "host unavailable".to_string(),
+        ErrorCode::DestinationIpProhibited => "destination IP prohibited".to_string(),
+        ErrorCode::DestinationIpUnroutable => "destination IP unroutable".to_string(),
+        ErrorCode::ConnectionRefused => "connection refused".to_string(),
+        ErrorCode::ConnectionTerminated => "connection closed".to_string(),
+        ErrorCode::ConnectionTimeout => "connection timed out".to_string(),
+        ErrorCode::ConnectionReadTimeout => "timed out waiting for the response".to_string(),
+        ErrorCode::ConnectionWriteTimeout => "timed out sending the request".to_string(),
+        ErrorCode::ConnectionLimitReached => "connection limit reached".to_string(),
+        ErrorCode::TlsProtocolError => "TLS error".to_string(),
+        ErrorCode::TlsCertificateError => "TLS certificate error".to_string(),
+        ErrorCode::TlsAlertReceived(a) => match &a.alert_message {
+            Some(m) => format!("TLS alert: {m}"),
+            None => "TLS alert".to_string(),
+        },
+        ErrorCode::HttpRequestDenied => {
+            "request denied (is this host granted to the plugin?)".to_string()
+        }
+        ErrorCode::HttpResponseIncomplete => "incomplete response".to_string(),
+        ErrorCode::HttpResponseTimeout => "timed out waiting for the response".to_string(),
+        ErrorCode::InternalError(Some(m)) => format!("internal error: {m}"),
+        ErrorCode::InternalError(None) => "internal error".to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_urls() {
+        assert_eq!(
+            parse_url("https://registry.npmjs.org/-/v1/search?text=a%20b&size=3").unwrap(),
+            Target {
+                https: true,
+                authority: "registry.npmjs.org",
+                path_with_query: "/-/v1/search?text=a%20b&size=3"
+            }
+        );
+        assert_eq!(
+            parse_url("HTTP://127.0.0.1:8080").unwrap(),
+            Target {
+                https: false,
+                authority: "127.0.0.1:8080",
+                path_with_query: "/"
+            }
+        );
+        assert_eq!(parse_url("http://h/p#frag").unwrap().path_with_query, "/p");
+        assert!(parse_url("ftp://h/").is_err());
+        assert!(parse_url("https://").is_err());
+        assert!(parse_url("https://user@h/").is_err());
+        assert!(parse_url("registry.npmjs.org").is_err());
+    }
+
+    #[test]
+    fn encodes_query_values() {
+        assert_eq!(encode_query_value("time mcp"), "time%20mcp");
+        assert_eq!(encode_query_value("a&b=c/d?é"), "a%26b%3Dc%2Fd%3F%C3%A9");
+        assert_eq!(encode_query_value("A-z_0.9~"), "A-z_0.9~");
+    }
+
+    #[test]
+    fn error_texts() {
+        let host = "registry.npmjs.org".to_string();
+        assert_eq!(
+            Error::Status {
+                host: host.clone(),
+                status: 503
+            }
+            .to_string(),
+            "HTTP 503 from registry.npmjs.org"
+        );
+        assert_eq!(
+            Error::Status { host, status: 301 }.to_string(),
+            "HTTP 301 from registry.npmjs.org (redirects are not followed)"
+        );
+    }
+}

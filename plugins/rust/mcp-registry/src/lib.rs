@@ -1,0 +1,478 @@
+//! `mcp-registry`: searches the official MCP Registry for servers (world
+//! `search-provider-plugin`).
+//!
+//! It sends `GET {base_url}/v0/servers?search=<query>&limit=<limit>&version=latest` and maps each
+//! entry like Magg's `_parse_registry_results`: `url` is the server's `websiteUrl`, else its
+//! repository URL, else its first remote's URL; `tags` are its packages' registry types (once
+//! each), `remote` when it has remotes, and `deprecated` when the registry says so;
+//! `install-command` comes from its first npm, PyPI or OCI package (`npx -y <id>`, `uvx <id>`,
+//! `docker run --rm -i <id>`). `install` is a ready config, chosen in this order: the first npm
+//! or PyPI package that speaks stdio (`npx -y <id>` / `uvx <id>`), else the first remote
+//! (`uri`), else the first OCI package that speaks stdio (`docker run --rm -i [-e VAR]... <id>`);
+//! its notes list the environment variables and headers the server needs. Entries the registry
+//! marks deleted are skipped. `source` is `mcp-registry`.
+//!
+//! Settings (`plugins.mcp-registry.settings` in magg's config), both optional:
+//!
+//! - `base_url`: the registry to ask (default `https://registry.modelcontextprotocol.io`); magg
+//!   must grant the plugin its host.
+//! - `timeout_ms`: the limit for connecting and for each wait on the response (default 15000).
+//!
+//! Network failures, non-200 answers and bodies that are not the registry's JSON come back as
+//! an error text such as `mcp-registry search: HTTP 503 from registry.modelcontextprotocol.io`.
+
+wit_bindgen::generate!({
+    world: "search-provider-plugin",
+    path: "../../../wit",
+    with: {
+        "wasi:http/outgoing-handler@0.2.12": http_get::wasi::http::outgoing_handler,
+        "wasi:http/types@0.2.12": http_get::wasi::http::types,
+        "wasi:io/error@0.2.12": http_get::wasi::io::error,
+        "wasi:io/poll@0.2.12": http_get::wasi::io::poll,
+        "wasi:io/streams@0.2.12": http_get::wasi::io::streams,
+        "wasi:clocks/monotonic-clock@0.2.12": http_get::wasi::clocks::monotonic_clock,
+    },
+});
+
+use exports::magg::plugin::search_provider::Guest;
+use magg::plugin::host;
+use magg::plugin::types::{SearchResult, ServerConfig};
+use serde_json::Value;
+
+/// The default for the `base_url` setting.
+const DEFAULT_BASE_URL: &str = "https://registry.modelcontextprotocol.io";
+
+/// The registry's page size limit.
+const MAX_LIMIT: u32 = 100;
+
+struct McpRegistry;
+
+impl Guest for McpRegistry {
+    fn search(query: String, limit: u32) -> Result<Vec<SearchResult>, String> {
+        search(&query, limit).map_err(|e| format!("mcp-registry search: {e}"))
+    }
+}
+
+export!(McpRegistry);
+
+fn search(query: &str, limit: u32) -> Result<Vec<SearchResult>, String> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let base = base_url()?;
+    let options = http_get::Options {
+        timeout_ms: timeout_ms()?,
+        ..http_get::Options::default()
+    };
+    let url = request_url(&base, query, limit);
+    let body = http_get::get(&url, &options).map_err(|e| e.to_string())?;
+    let mut results = parse(&body).map_err(|e| {
+        let host = http_get::parse_url(&url)
+            .map(|t| t.authority.to_string())
+            .unwrap_or(base);
+        format!("{host} sent a response that is not a server list: {e}")
+    })?;
+    results.truncate(limit as usize);
+    Ok(results)
+}
+
+fn request_url(base: &str, query: &str, limit: u32) -> String {
+    format!(
+        "{base}/v0/servers?search={}&limit={}&version=latest",
+        http_get::encode_query_value(query.trim()),
+        limit.min(MAX_LIMIT)
+    )
+}
+
+fn base_url() -> Result<String, String> {
+    let Some(base) = host::setting("base_url")
+        .map(|b| b.trim().to_string())
+        .filter(|b| !b.is_empty())
+    else {
+        return Ok(DEFAULT_BASE_URL.to_string());
+    };
+    let base = base.trim_matches('"').trim_end_matches('/').to_string();
+    http_get::parse_url(&base)
+        .map_err(|_| format!("setting `base_url` is not an http(s) URL: {base}"))?;
+    Ok(base)
+}
+
+fn timeout_ms() -> Result<u64, String> {
+    match host::setting("timeout_ms") {
+        None => Ok(http_get::DEFAULT_TIMEOUT_MS),
+        Some(t) => t
+            .trim()
+            .trim_matches('"')
+            .parse()
+            .map_err(|_| format!("setting `timeout_ms` is not a number: {t}")),
+    }
+}
+
+/// Maps a `/v0/servers` response body to search results.
+fn parse(body: &[u8]) -> Result<Vec<SearchResult>, String> {
+    let data: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let servers = data
+        .get("servers")
+        .and_then(Value::as_array)
+        .ok_or("it has no `servers` array")?;
+    Ok(servers.iter().filter_map(entry).collect())
+}
+
+fn entry(entry: &Value) -> Option<SearchResult> {
+    let server = entry.get("server")?;
+    let name = text(server, "name")?;
+    let status = entry
+        .get("_meta")
+        .and_then(|m| m.get("io.modelcontextprotocol.registry/official"))
+        .and_then(|o| text(o, "status"));
+    if status == Some("deleted") {
+        return None;
+    }
+    let packages: &[Value] = server
+        .get("packages")
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice);
+    let remotes: &[Value] = server
+        .get("remotes")
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice);
+    let repository_url = server.get("repository").and_then(|r| text(r, "url"));
+
+    let url = text(server, "websiteUrl")
+        .or(repository_url)
+        .or_else(|| remotes.first().and_then(|r| text(r, "url")))
+        .map(str::to_string);
+
+    let mut tags: Vec<String> = Vec::new();
+    for package in packages {
+        if let Some(kind) = text(package, "registryType")
+            && !tags.iter().any(|t| t == kind)
+        {
+            tags.push(kind.to_string());
+        }
+    }
+    if !remotes.is_empty() {
+        tags.push("remote".into());
+    }
+    if status == Some("deprecated") {
+        tags.push("deprecated".into());
+    }
+
+    let install_command = packages.iter().find_map(|p| {
+        let id = text(p, "identifier")?;
+        match text(p, "registryType")? {
+            "npm" => Some(format!("npx -y {id}")),
+            "pypi" => Some(format!("uvx {id}")),
+            "oci" => Some(format!("docker run --rm -i {id}")),
+            _ => None,
+        }
+    });
+
+    let description = text(server, "description")
+        .or_else(|| text(server, "title"))
+        .unwrap_or_default()
+        .to_string();
+    let install = install_config(server, name, packages, remotes, url.as_deref());
+    Some(SearchResult {
+        name: name.to_string(),
+        description,
+        source: "mcp-registry".into(),
+        url,
+        install_command,
+        tags,
+        install,
+    })
+}
+
+/// A config for the best way to run the server (see the module docs).
+fn install_config(
+    server: &Value,
+    name: &str,
+    packages: &[Value],
+    remotes: &[Value],
+    url: Option<&str>,
+) -> Option<ServerConfig> {
+    let stdio = |p: &&Value| {
+        p.get("transport")
+            .and_then(|t| text(t, "type"))
+            .is_none_or(|t| t == "stdio")
+    };
+    let of_type = |kind: &'static str| {
+        move |p: &&Value| text(p, "registryType") == Some(kind) && text(p, "identifier").is_some()
+    };
+    let config_name = name
+        .rsplit('/')
+        .next()
+        .filter(|n| !n.is_empty())
+        .unwrap_or(name)
+        .to_string();
+    let base = |source: String| ServerConfig {
+        name: config_name.clone(),
+        source,
+        prefix: None,
+        command: None,
+        args: Vec::new(),
+        uri: None,
+        env: Vec::new(),
+        cwd: None,
+        notes: None,
+    };
+    let mut about = name.to_string();
+    if let Some(version) = text(server, "version") {
+        about.push_str(&format!(" {version}"));
+    }
+
+    if let Some(package) = packages
+        .iter()
+        .filter(stdio)
+        .find(|p| of_type("npm")(p) || of_type("pypi")(p))
+    {
+        let id = text(package, "identifier")?;
+        let mut config = if text(package, "registryType") == Some("npm") {
+            let mut c = base(format!("https://www.npmjs.com/package/{id}"));
+            c.command = Some("npx".into());
+            c.args = vec!["-y".into(), id.into()];
+            c
+        } else {
+            let mut c = base(format!("https://pypi.org/project/{id}/"));
+            c.command = Some("uvx".into());
+            c.args = vec![id.into()];
+            c
+        };
+        let (env, needs) = environment(package);
+        config.env = env;
+        config.notes = Some(notes(&about, &needs, &[]));
+        return Some(config);
+    }
+    if let Some(remote) = remotes.iter().find(|r| text(r, "url").is_some()) {
+        let uri = text(remote, "url")?;
+        let mut config = base(uri.to_string());
+        config.uri = Some(uri.to_string());
+        let headers = inputs(remote.get("headers"));
+        let mut extra = Vec::new();
+        if uri.contains('{') {
+            extra.push("Fill in the `{...}` parts of the URL.".to_string());
+        }
+        let mut note = notes(&about, &[], &extra);
+        if !headers.is_empty() {
+            note.push_str(&format!(" Needs HTTP headers: {}.", headers.join(", ")));
+        }
+        config.notes = Some(note);
+        return Some(config);
+    }
+    if let Some(package) = packages.iter().filter(stdio).find(of_type("oci")) {
+        let id = text(package, "identifier")?;
+        let mut config = base(url.map_or_else(|| id.to_string(), str::to_string));
+        let (env, needs) = environment(package);
+        let mut args = vec!["run".to_string(), "--rm".into(), "-i".into()];
+        for var in package
+            .get("environmentVariables")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(var) = text(var, "name") {
+                args.extend(["-e".to_string(), var.to_string()]);
+            }
+        }
+        args.push(id.to_string());
+        config.command = Some("docker".into());
+        config.args = args;
+        config.env = env;
+        config.notes = Some(notes(&about, &needs, &["Needs Docker.".to_string()]));
+        return Some(config);
+    }
+    None
+}
+
+/// The package's environment variables: those with a fixed value or a default as config
+/// entries, and descriptions of the ones the user must set.
+fn environment(package: &Value) -> (Vec<(String, String)>, Vec<String>) {
+    let mut env = Vec::new();
+    let mut needs = Vec::new();
+    for var in package
+        .get("environmentVariables")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let Some(name) = text(var, "name") else {
+            continue;
+        };
+        if let Some(value) = text(var, "value").or_else(|| text(var, "default")) {
+            env.push((name.to_string(), value.to_string()));
+        } else {
+            needs.push(describe_input(name, var));
+        }
+    }
+    (env, needs)
+}
+
+/// Descriptions of a list of inputs (headers).
+fn inputs(list: Option<&Value>) -> Vec<String> {
+    list.and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|input| Some(describe_input(text(input, "name")?, input)))
+        .collect()
+}
+
+fn describe_input(name: &str, input: &Value) -> String {
+    let mut flags = Vec::new();
+    if input.get("isRequired").and_then(Value::as_bool) == Some(true) {
+        flags.push("required");
+    }
+    if input.get("isSecret").and_then(Value::as_bool) == Some(true) {
+        flags.push("secret");
+    }
+    let mut out = name.to_string();
+    match (text(input, "description"), flags.is_empty()) {
+        (Some(d), true) => out.push_str(&format!(" ({d})")),
+        (Some(d), false) => out.push_str(&format!(" ({}; {d})", flags.join(", "))),
+        (None, false) => out.push_str(&format!(" ({})", flags.join(", "))),
+        (None, true) => {}
+    }
+    out
+}
+
+fn notes(about: &str, env_needed: &[String], extra: &[String]) -> String {
+    let mut notes = format!("From the MCP Registry: {about}.");
+    if !env_needed.is_empty() {
+        notes.push_str(&format!(
+            " Set environment variables: {}.",
+            env_needed.join(", ")
+        ));
+    }
+    for e in extra {
+        notes.push(' ');
+        notes.push_str(e);
+    }
+    notes
+}
+
+fn text<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
+    value
+        .get(key)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_the_request_url() {
+        assert_eq!(
+            request_url("https://r.example", " time zone&x ", 500),
+            "https://r.example/v0/servers?search=time%20zone%26x&limit=100&version=latest"
+        );
+    }
+
+    #[test]
+    fn parses_the_fixture() {
+        let body = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../tests/fixtures/search/mcp-registry-v0-servers.json"
+        ))
+        .unwrap();
+        let results = parse(&body).unwrap();
+        assert!(results.len() >= 3);
+        for r in &results {
+            assert_eq!(r.source, "mcp-registry");
+            assert!(!r.name.is_empty());
+        }
+        let npm = results
+            .iter()
+            .find(|r| r.tags.first().map(String::as_str) == Some("npm"))
+            .unwrap();
+        let install = npm.install.as_ref().unwrap();
+        assert_eq!(install.command.as_deref(), Some("npx"));
+        assert_eq!(
+            npm.install_command.as_deref(),
+            Some(format!("npx -y {}", install.args[1]).as_str())
+        );
+        let pypi = results
+            .iter()
+            .find(|r| r.tags.first().map(String::as_str) == Some("pypi"))
+            .unwrap();
+        assert!(pypi.install_command.as_deref().unwrap().starts_with("uvx "));
+        let remote = results.iter().find(|r| r.tags == ["remote"]).unwrap();
+        assert!(remote.install.as_ref().unwrap().uri.is_some());
+        assert_eq!(remote.install_command, None);
+    }
+
+    #[test]
+    fn maps_entries() {
+        let body = br#"{"servers": [
+            {"server": {"name": "io.github.a/time", "description": "Time", "version": "1.0.0",
+              "repository": {"url": "https://github.com/a/time", "source": "github"},
+              "packages": [
+                {"registryType": "oci", "identifier": "docker.io/a/time:1.0.0", "transport": {"type": "stdio"},
+                 "environmentVariables": [{"name": "TZ", "description": "Zone", "isRequired": true}]},
+                {"registryType": "pypi", "identifier": "a-time", "version": "1.0.0", "transport": {"type": "stdio"},
+                 "environmentVariables": [{"name": "TZ", "default": "UTC"}, {"name": "KEY", "isSecret": true}]}
+              ]},
+             "_meta": {"io.modelcontextprotocol.registry/official": {"status": "deprecated"}}},
+            {"server": {"name": "gone/x", "description": "x", "version": "1"},
+             "_meta": {"io.modelcontextprotocol.registry/official": {"status": "deleted"}}},
+            {"server": {"description": "no name"}},
+            {"server": {"name": "com.example/remote", "description": "R", "version": "2",
+              "remotes": [{"type": "streamable-http", "url": "https://mcp.example.com/mcp",
+                "headers": [{"name": "Authorization", "isRequired": true, "isSecret": true}]}]}},
+            {"server": {"name": "com.example/docker", "description": "D", "version": "3", "websiteUrl": "https://example.com",
+              "packages": [{"registryType": "oci", "identifier": "ghcr.io/e/d:3", "transport": {"type": "stdio"},
+                "environmentVariables": [{"name": "TOKEN", "isSecret": true, "isRequired": true}]}]}}
+        ], "metadata": {"count": 5}}"#;
+        let results = parse(body).unwrap();
+        assert_eq!(results.len(), 3);
+
+        let time = &results[0];
+        assert_eq!(time.url.as_deref(), Some("https://github.com/a/time"));
+        assert_eq!(time.tags, ["oci", "pypi", "deprecated"]);
+        assert_eq!(
+            time.install_command.as_deref(),
+            Some("docker run --rm -i docker.io/a/time:1.0.0")
+        );
+        let install = time.install.as_ref().unwrap();
+        assert_eq!(
+            (install.name.as_str(), install.command.as_deref()),
+            ("time", Some("uvx"))
+        );
+        assert_eq!(install.args, ["a-time"]);
+        assert_eq!(install.env, [("TZ".to_string(), "UTC".to_string())]);
+        assert_eq!(install.source, "https://pypi.org/project/a-time/");
+        assert_eq!(
+            install.notes.as_deref(),
+            Some(
+                "From the MCP Registry: io.github.a/time 1.0.0. Set environment variables: KEY (secret)."
+            )
+        );
+
+        let remote = &results[1];
+        assert_eq!(remote.url.as_deref(), Some("https://mcp.example.com/mcp"));
+        assert_eq!(remote.tags, ["remote"]);
+        let install = remote.install.as_ref().unwrap();
+        assert_eq!(install.uri.as_deref(), Some("https://mcp.example.com/mcp"));
+        assert!(
+            install
+                .notes
+                .as_deref()
+                .unwrap()
+                .ends_with("Needs HTTP headers: Authorization (required, secret).")
+        );
+
+        let docker = &results[2];
+        let install = docker.install.as_ref().unwrap();
+        assert_eq!(install.command.as_deref(), Some("docker"));
+        assert_eq!(
+            install.args,
+            ["run", "--rm", "-i", "-e", "TOKEN", "ghcr.io/e/d:3"]
+        );
+        assert_eq!(install.source, "https://example.com");
+
+        assert!(parse(b"{}").is_err());
+        assert!(parse(b"<html>").is_err());
+    }
+}

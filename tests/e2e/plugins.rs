@@ -1,0 +1,665 @@
+//! WebAssembly plugins through `magg serve`: each kind end to end with a real client, hot
+//! replacement under load, and every fault kind contained.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::harness::{Magg, TempConfig, magg_body, plugin, run_cli, test_backend, text};
+
+fn with_plugins(plugins: Value) -> TempConfig {
+    TempConfig::new(&json!({
+        "servers": {"tb": test_backend("tb", "tb", &[])},
+        "plugins": plugins,
+    }))
+}
+
+fn status_of(body: &Value, name: &str) -> Value {
+    body["output"]["plugins"]["loaded"]
+        .as_array()
+        .and_then(|all| all.iter().find(|p| p["name"] == json!(name)))
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+#[tokio::test]
+async fn tool_filter_hides_renames_and_redescribes() {
+    let config = with_plugins(json!({"tool-filter": {"settings": {
+        "hide": ["tb_gen_*", "tb_crash"],
+        "rename": {"tb_add": "tb_sum"},
+        "describe": {"tb_echo": "Repeat the text back."},
+    }}}));
+    config.install_plugin("tool-filter", "tool-filter");
+    let mut magg = Magg::stdio(&config.path).await;
+    let client = magg.client();
+    let names = client.tool_names().await;
+    assert!(!names.contains(&"tb_crash".to_owned()), "{names:?}");
+    assert!(!names.contains(&"tb_add".to_owned()), "{names:?}");
+    assert!(names.contains(&"tb_sum".to_owned()), "{names:?}");
+    assert!(names.contains(&"magg_status".to_owned()), "{names:?}");
+
+    let tools = client.service.list_all_tools().await.expect("list");
+    let echo = tools.iter().find(|t| t.name == "tb_echo").expect("tb_echo");
+    assert_eq!(echo.description.as_deref(), Some("Repeat the text back."));
+
+    // A renamed tool is called by its new name and reaches the backend's own tool.
+    let sum = client
+        .call("tb_sum", json!({"a": 2, "b": 3}))
+        .await
+        .expect("sum");
+    assert_eq!(text(&sum), "5");
+    // A hidden tool is not callable.
+    let hidden = client.call("tb_crash", json!({})).await;
+    assert!(hidden.is_err(), "hidden tool was callable: {hidden:?}");
+}
+
+#[tokio::test]
+async fn routing_hook_denies_rewrites_reroutes_answers_and_rewrites_results() {
+    let config = with_plugins(json!({"routing-rules": {"settings": {
+        "rules": [
+            {"tool": "tb_fail", "action": "deny", "reason": "failing is not allowed here"},
+            {"tool": "tb_add", "action": "rewrite", "set": {"b": 100}},
+            {"tool": "tb_cwd", "action": "reroute", "to": "tb_echo"},
+            {"tool": "tb_pid", "action": "answer", "text": "no pids today"},
+        ],
+        "after": [{"tool": "tb_echo", "prepend": "hooked: "}],
+    }}}));
+    config.install_plugin("routing-rules", "routing-rules");
+    let mut magg = Magg::stdio(&config.path).await;
+    let client = magg.client();
+    client.tool_names().await;
+
+    let denied = client
+        .call("tb_fail", json!({}))
+        .await
+        .expect("deny is a result");
+    assert_eq!(denied["isError"], json!(true));
+    assert!(
+        text(&denied).contains("failing is not allowed here"),
+        "{denied}"
+    );
+    assert!(text(&denied).contains("routing-rules"), "{denied}");
+
+    let rewritten = client
+        .call("tb_add", json!({"a": 1, "b": 2}))
+        .await
+        .expect("add");
+    assert_eq!(text(&rewritten), "101");
+
+    let rerouted = client
+        .call("tb_cwd", json!({"text": "went to echo"}))
+        .await
+        .expect("reroute");
+    assert_eq!(text(&rerouted), "hooked: went to echo");
+
+    let answered = client.call("tb_pid", json!({})).await.expect("answer");
+    assert_eq!(text(&answered), "no pids today");
+
+    let echoed = client
+        .call("tb_echo", json!({"text": "hi"}))
+        .await
+        .expect("echo");
+    assert_eq!(text(&echoed), "hooked: hi");
+    assert_eq!(echoed["structuredContent"], json!({"text": "hi"}));
+
+    // Calls made through the proxy tool go through the same hooks.
+    let via_proxy = client
+        .call(
+            "proxy",
+            json!({"action": "call", "type": "tool", "path": "tb_add", "args": {"a": 1, "b": 2}}),
+        )
+        .await
+        .expect("proxy");
+    assert_eq!(text(&via_proxy), "101");
+    let denied_via_proxy = client
+        .call(
+            "proxy",
+            json!({"action": "call", "type": "tool", "path": "tb_fail", "args": {}}),
+        )
+        .await
+        .expect("proxy deny");
+    assert!(
+        text(&denied_via_proxy).contains("failing is not allowed here"),
+        "{denied_via_proxy}"
+    );
+}
+
+#[tokio::test]
+async fn python_hook_redacts_secrets_and_js_filter_describes_servers() {
+    let config = with_plugins(json!({}));
+    config.install_plugin("redact", "redact");
+    config.install_plugin("describe-servers", "describe-servers");
+    let mut magg = Magg::stdio(&config.path).await;
+    let client = magg.client();
+    client.tool_names().await;
+    let tools = client.service.list_all_tools().await.expect("list");
+    let echo = tools.iter().find(|t| t.name == "tb_echo").expect("tb_echo");
+    assert!(
+        echo.description
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("[tb] "),
+        "{:?}",
+        echo.description
+    );
+    let secret = "token sk-abcdefghijklmnopqrstuvwx here";
+    let result = client
+        .call("tb_echo", json!({"text": secret}))
+        .await
+        .expect("echo");
+    assert!(!text(&result).contains("sk-abcdefghijklmnop"), "{result}");
+    assert!(text(&result).contains("[redacted]"), "{result}");
+    let plain = client
+        .call("tb_echo", json!({"text": "nothing secret"}))
+        .await
+        .expect("echo");
+    assert_eq!(text(&plain), "nothing secret");
+}
+
+#[tokio::test]
+async fn plugin_added_replaced_and_removed_while_serving() {
+    let config = with_plugins(json!({}));
+    config.plugins_dir();
+    let mut magg = Magg::stdio(&config.path).await;
+    let client = magg.client();
+    client.tool_names().await;
+    let describe = async |client: &crate::harness::Client| -> String {
+        let tools = client.service.list_all_tools().await.expect("list");
+        let echo = tools
+            .iter()
+            .find(|t| t.name == "tb_echo")
+            .expect("tb_echo")
+            .clone();
+        echo.description.map(|d| d.to_string()).unwrap_or_default()
+    };
+    assert!(!describe(client).await.ends_with("[v1]"));
+
+    let eventually = async |client: &mut crate::harness::Client, suffix: &str| {
+        // Each change is announced; earlier announcements (a server starting) may come first.
+        for _ in 0..20 {
+            client.notified("tools/list_changed").await;
+            if describe(client).await.ends_with(suffix) {
+                return;
+            }
+        }
+        panic!("the description never ended with {suffix:?}");
+    };
+    config.install_plugin("marker-filter", "marker");
+    eventually(client, " [v1]").await;
+
+    // Replaced by atomic rename: the new version serves without a restart.
+    config.install_plugin("marker-filter-v2", "marker");
+    eventually(client, " [v2]").await;
+
+    // A file that is not a valid component leaves v2 serving, and says why.
+    std::fs::write(config.plugins_dir().join("marker.wasm"), b"\0asm garbage").expect("write");
+    let mut shown = Value::Null;
+    for _ in 0..200 {
+        let status = magg_body(&client.call("magg_status", json!({})).await.expect("status"));
+        shown = status_of(&status, "marker");
+        if shown["error"].is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        shown["state"],
+        json!("failed, previous version serving"),
+        "{shown}"
+    );
+    assert!(
+        shown["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not a valid WebAssembly component"),
+        "{shown}"
+    );
+    assert!(describe(client).await.ends_with(" [v2]"));
+    magg.wait_for_log("the previous version keeps serving")
+        .await;
+
+    let client = magg.client();
+    std::fs::remove_file(config.plugins_dir().join("marker.wasm")).expect("remove");
+    client.notified("tools/list_changed").await;
+    assert!(!describe(client).await.contains("[v"));
+}
+
+#[tokio::test]
+async fn hook_replaced_under_concurrent_calls_fails_no_call() {
+    let config = with_plugins(json!({"slow": {"settings": {"delay_ms": 5}}}));
+    config.install_plugin("slow-hook", "slow");
+    let mut magg = Magg::stdio(&config.path).await;
+    let client = magg.client();
+    client.tool_names().await;
+    let peer = client.service.peer().clone();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut callers = Vec::new();
+    for worker in 0..4 {
+        let peer = peer.clone();
+        let stop = stop.clone();
+        callers.push(tokio::spawn(async move {
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                i += 1;
+                let text = format!("w{worker}-{i}");
+                let params = rmcp::model::CallToolRequestParams::new("tb_echo").with_arguments(
+                    json!({"text": text})
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default(),
+                );
+                match peer.call_tool(params).await {
+                    Ok(r) if r.is_error != Some(true) => ok += 1,
+                    other => failed.push(format!("{other:?}")),
+                }
+            }
+            (ok, failed)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for version in ["marker-filter", "slow-hook", "routing-rules", "slow-hook"] {
+        // Alternate between hooks (and a filter) under the same file name.
+        config.install_plugin(version, "slow");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut total = 0;
+    for caller in callers {
+        let (ok, failed) = caller.await.expect("caller");
+        assert!(
+            failed.is_empty(),
+            "calls failed during the swap: {failed:?}"
+        );
+        total += ok;
+    }
+    assert!(total > 20, "only {total} calls ran");
+    assert!(magg.logged("plugin slow loaded"), "no swap happened");
+}
+
+async fn fault_magg(plugin_name: &str, settings: Value) -> (TempConfig, Magg) {
+    let config = with_plugins(json!({ plugin_name: settings }));
+    config.install_plugin(plugin_name, plugin_name);
+    let mut magg = Magg::stdio(&config.path).await;
+    magg.client().tool_names().await;
+    (config, magg)
+}
+
+async fn assert_contained(magg: &mut Magg, tool_args: Value, expect: &str) {
+    let client = magg.client();
+    let result = client
+        .call("tb_echo", tool_args)
+        .await
+        .expect("a result, not a hang");
+    assert_eq!(result["isError"], json!(true), "{result}");
+    assert!(
+        text(&result).contains(expect),
+        "expected {expect:?} in {result}"
+    );
+    // The next call, which does not trigger the fault, goes through: nothing is poisoned.
+    let fine = client
+        .call("tb_echo", json!({"text": "fine"}))
+        .await
+        .expect("next call");
+    assert_eq!(text(&fine), "fine");
+}
+
+#[tokio::test]
+async fn trapping_hook_fails_closed_and_magg_keeps_serving() {
+    let (_config, mut magg) = fault_magg("trap-hook", json!({})).await;
+    assert_contained(&mut magg, json!({"text": "trap"}), "trap-hook").await;
+    let status = magg_body(
+        &magg
+            .client()
+            .call("magg_status", json!({}))
+            .await
+            .expect("status"),
+    );
+    let shown = status_of(&status, "trap-hook");
+    assert_eq!(shown["faults"], json!(1), "{shown}");
+    assert!(
+        shown["last_fault"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("trapped"),
+        "{shown}"
+    );
+}
+
+#[tokio::test]
+async fn looping_hook_hits_its_time_limit() {
+    let (_config, mut magg) = fault_magg("loop-hook", json!({"timeout_ms": 300})).await;
+    assert_contained(&mut magg, json!({"text": "loop"}), "time limit of 300 ms").await;
+}
+
+#[tokio::test]
+async fn hungry_hook_hits_its_memory_limit() {
+    let (_config, mut magg) = fault_magg("hog-hook", json!({"memory_mb": 24})).await;
+    assert_contained(&mut magg, json!({"text": "hog"}), "out of memory").await;
+}
+
+#[tokio::test]
+async fn garbage_from_a_hook_is_refused() {
+    let (_config, mut magg) = fault_magg("garbage-hook", json!({})).await;
+    assert_contained(&mut magg, json!({"text": "garbage"}), "not a JSON object").await;
+    assert_contained(&mut magg, json!({"text": "badanswer"}), "not a JSON array").await;
+}
+
+#[tokio::test]
+async fn failing_hook_can_be_configured_to_fail_open() {
+    let (_config, mut magg) = fault_magg("trap-hook", json!({"on_error": "open"})).await;
+    let result = magg
+        .client()
+        .call("tb_echo", json!({"text": "trap"}))
+        .await
+        .expect("call");
+    assert_eq!(text(&result), "trap");
+}
+
+#[tokio::test]
+async fn trapping_filter_fails_open() {
+    let (_config, mut magg) = fault_magg("trap-filter", json!({})).await;
+    let names = magg.client().tool_names().await;
+    assert!(names.contains(&"tb_echo".to_owned()), "{names:?}");
+    magg.wait_for_log("showing the list unfiltered").await;
+}
+
+#[tokio::test]
+async fn smart_configure_asks_the_configure_plugin() {
+    let config = with_plugins(json!({}));
+    config.install_plugin("smart-configure", "smart-configure");
+    let project = config.dir.path().join("my-node-server");
+    std::fs::create_dir_all(&project).expect("project");
+    std::fs::write(
+        project.join("package.json"),
+        json!({"name": "my-node-server", "main": "server.js", "dependencies": {"@modelcontextprotocol/sdk": "1"}}).to_string(),
+    )
+    .expect("package.json");
+    let mut magg = Magg::stdio(&config.path).await;
+    let client = magg.client();
+    client.tool_names().await;
+
+    let local = magg_body(
+        &client
+            .call(
+                "magg_smart_configure",
+                json!({"source": project.display().to_string()}),
+            )
+            .await
+            .expect("local"),
+    );
+    let out = &local["output"];
+    assert_eq!(out["action"], json!("metadata_based_config"), "{local}");
+    assert_eq!(out["suggested_by"], json!("smart-configure"), "{local}");
+    assert_eq!(out["suggested_config"]["command"], json!("node"), "{local}");
+    assert_eq!(
+        out["suggested_config"]["args"],
+        json!(["server.js"]),
+        "{local}"
+    );
+    assert_eq!(
+        out["suggested_config"]["cwd"],
+        json!(project.display().to_string()),
+        "{local}"
+    );
+    assert!(
+        out["metadata"].to_string().contains("node_project"),
+        "{local}"
+    );
+
+    let npm = magg_body(
+        &client
+            .call(
+                "magg_smart_configure",
+                json!({"source": "https://www.npmjs.com/package/@modelcontextprotocol/server-memory"}),
+            )
+            .await
+            .expect("npm"),
+    );
+    assert_eq!(
+        npm["output"]["suggested_config"]["command"],
+        json!("npx"),
+        "{npm}"
+    );
+    assert_eq!(
+        npm["output"]["suggested_config"]["args"],
+        json!(["-y", "@modelcontextprotocol/server-memory"]),
+        "{npm}"
+    );
+    // Suggesting changes nothing.
+    assert!(config.read()["servers"].get("memory").is_none());
+    assert!(config.read()["servers"].get("server-memory").is_none());
+}
+
+#[tokio::test]
+async fn smart_configure_adds_with_built_in_rules_when_no_plugin_knows() {
+    let config = with_plugins(json!({}));
+    let project = config.dir.path().join("pytool");
+    std::fs::create_dir_all(&project).expect("project");
+    std::fs::write(project.join("requirements.txt"), "mcp\n").expect("requirements");
+    // `python -m pytool` in the project runs a real MCP server (the test backend).
+    std::fs::create_dir_all(project.join("pytool")).expect("package");
+    std::fs::write(
+        project.join("pytool/__main__.py"),
+        format!(
+            "import os\nos.execv({0:?}, [{0:?}, '--name', 'pytool'])\n",
+            crate::harness::bin("magg-test-backend")
+                .display()
+                .to_string()
+        ),
+    )
+    .expect("__main__.py");
+    let mut magg = Magg::stdio(&config.path).await;
+    let client = magg.client();
+    client.tool_names().await;
+    let result = magg_body(
+        &client
+            .call(
+                "magg_smart_configure",
+                json!({"source": project.display().to_string(), "allow_add": true}),
+            )
+            .await
+            .expect("configure"),
+    );
+    assert_eq!(
+        result["output"]["action"],
+        json!("smart_configured"),
+        "{result}"
+    );
+    assert_eq!(
+        result["output"]["suggested_by"],
+        json!("built-in rules"),
+        "{result}"
+    );
+    let saved = config.read();
+    let server = &saved["servers"]["pytool"];
+    assert_eq!(server["command"], json!("python"), "{saved}");
+    assert_eq!(server["args"], json!(["-m", "pytool"]), "{saved}");
+}
+
+/// A local HTTP server that answers every GET with `body` for paths starting with `prefix`,
+/// recording the request lines.
+async fn replay(
+    routes: Vec<(&'static str, String)>,
+) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let routes = routes.clone();
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16 * 1024];
+                let mut len = 0;
+                while !buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf[len..]).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => len += n,
+                    }
+                }
+                let head = String::from_utf8_lossy(&buf[..len]).into_owned();
+                let line = head.lines().next().unwrap_or_default().to_owned();
+                log.lock().expect("log").push(line.clone());
+                let path = line.split(' ').nth(1).unwrap_or_default();
+                let (status, body) = match routes.iter().find(|(p, _)| path.starts_with(p)) {
+                    Some((_, body)) => ("200 OK", body.clone()),
+                    None => ("404 Not Found", "{}".to_owned()),
+                };
+                let response = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    (port, seen)
+}
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/search")
+            .join(name),
+    )
+    .expect("search fixture")
+}
+
+#[tokio::test]
+async fn search_merges_providers_and_grants_only_configured_hosts() {
+    let (port, seen) = replay(vec![
+        ("/v0/servers", fixture("mcp-registry-v0-servers.json")),
+        ("/-/v1/search", fixture("npm-search.json")),
+    ])
+    .await;
+    let base = format!("http://127.0.0.1:{port}");
+    let grant = format!("127.0.0.1:{port}");
+    let config = with_plugins(json!({
+        "mcp-registry": {"settings": {"base_url": base}, "allow_hosts": [grant]},
+        "npm-search": {"settings": {"base_url": base}, "allow_hosts": [grant]},
+    }));
+    config.install_plugin("mcp-registry", "mcp-registry");
+    config.install_plugin("npm-search", "npm-search");
+    let mut magg = Magg::stdio(&config.path).await;
+    let client = magg.client();
+    client.tool_names().await;
+    let found = magg_body(
+        &client
+            .call("magg_search_servers", json!({"query": "time", "limit": 3}))
+            .await
+            .expect("search"),
+    );
+    let out = &found["output"];
+    let results = out["results"].as_array().expect("results");
+    let sources: Vec<&str> = results
+        .iter()
+        .filter_map(|r| r["source"].as_str())
+        .collect();
+    assert!(
+        sources.contains(&"mcp-registry") && sources.contains(&"npm"),
+        "{found}"
+    );
+    assert!(results.len() <= 6, "{found}");
+    assert_eq!(out["total"], json!(results.len()));
+    let npm = results
+        .iter()
+        .find(|r| r["source"] == json!("npm"))
+        .expect("npm result");
+    assert!(
+        npm["install_command"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("npx -y "),
+        "{npm}"
+    );
+    assert_eq!(npm["config"]["command"], json!("npx"), "{npm}");
+    let requests = seen.lock().expect("seen").clone();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.contains("/v0/servers?") && r.contains("search=time")),
+        "{requests:?}"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.contains("/-/v1/search?") && r.contains("text=time")),
+        "{requests:?}"
+    );
+
+    // Without a grant, the provider's request is refused by magg, and the search says so.
+    let ungranted = with_plugins(json!({"npm-search": {"settings": {"base_url": base}}}));
+    ungranted.install_plugin("npm-search", "npm-search");
+    let mut magg = Magg::stdio(&ungranted.path).await;
+    let client = magg.client();
+    client.tool_names().await;
+    let before = seen.lock().expect("seen").len();
+    let refused = magg_body(
+        &client
+            .call("magg_search_servers", json!({"query": "time"}))
+            .await
+            .expect("search"),
+    );
+    assert_eq!(refused["output"]["total"], json!(0), "{refused}");
+    assert!(
+        refused["output"]["sources"]["npm-search"]["error"].is_string(),
+        "{refused}"
+    );
+    assert_eq!(
+        seen.lock().expect("seen").len(),
+        before,
+        "a request got through"
+    );
+    magg.wait_for_log("is not in plugins.npm-search.allow_hosts")
+        .await;
+}
+
+#[tokio::test]
+async fn plugin_cli_checks_and_lists() {
+    let config = with_plugins(json!({"routing-rules": {"settings": {"rules": []}}}));
+    config.install_plugin("routing-rules", "routing-rules");
+    config.install_plugin("tool-filter", "tool-filter");
+    std::fs::write(config.plugins_dir().join("broken.wasm"), b"not wasm at all").expect("write");
+
+    let good = plugin("routing-rules");
+    let (code, out, err) = run_cli(&["plugin", "check", good.to_str().expect("path")]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("routing-hook"), "{out}");
+
+    let broken = config.plugins_dir().join("broken.wasm");
+    let (code, out, err) = run_cli(&["plugin", "check", broken.to_str().expect("path")]);
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(err.contains("not a WebAssembly file"), "{err}");
+
+    let config_arg = config.path.to_str().expect("path");
+    let (code, out, err) = run_cli(&["--config", config_arg, "plugin", "list", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let listed: Value = serde_json::from_str(&out).expect("json");
+    let by_name = |n: &str| {
+        listed["plugins"]
+            .as_array()
+            .and_then(|a| a.iter().find(|p| p["name"] == json!(n)))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(
+        by_name("routing-rules")["kinds"],
+        json!(["routing-hook"]),
+        "{listed}"
+    );
+    assert_eq!(
+        by_name("tool-filter")["kinds"],
+        json!(["tool-filter"]),
+        "{listed}"
+    );
+    assert_eq!(
+        by_name("broken")["state"],
+        json!("fails to load"),
+        "{listed}"
+    );
+}
