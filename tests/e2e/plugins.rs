@@ -663,3 +663,161 @@ async fn plugin_cli_checks_and_lists() {
         "{listed}"
     );
 }
+
+/// A client whose "LLM" answers every sampling request with one fixed text.
+struct Sampler {
+    answer: String,
+    asked: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl rmcp::ClientHandler for Sampler {
+    fn get_info(&self) -> rmcp::model::ClientConfig {
+        let capabilities = serde_json::from_value(json!({"sampling": {}})).expect("capabilities");
+        rmcp::model::ClientConfig::new(
+            capabilities,
+            rmcp::model::Implementation::new("sampler", "0"),
+        )
+    }
+
+    #[allow(deprecated)]
+    async fn create_message(
+        &self,
+        params: rmcp::model::CreateMessageRequestParams,
+        _context: rmcp::service::RequestContext<rmcp::RoleClient>,
+    ) -> Result<rmcp::model::CreateMessageResult, rmcp::ErrorData> {
+        self.asked
+            .lock()
+            .expect("asked")
+            .push(serde_json::to_string(&params.messages).unwrap_or_default());
+        Ok(serde_json::from_value(json!({
+            "model": "test-model",
+            "role": "assistant",
+            "content": {"type": "text", "text": self.answer},
+        }))
+        .expect("sampling result"))
+    }
+}
+
+#[tokio::test]
+async fn smart_configure_asks_the_clients_llm_when_no_plugin_knows() {
+    use rmcp::ServiceExt;
+    let config = with_plugins(json!({}));
+    let magg = Magg::http(&config.path, false).await;
+    let command = format!(
+        "{} --name sampled",
+        crate::harness::bin("magg-test-backend").display()
+    );
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sampler = Sampler {
+        answer: format!(
+            "Here you go:\n```json\n{}\n```",
+            json!({"name": "sampled", "prefix": "smp", "command": command, "notes": "from the LLM"})
+        ),
+        asked: asked.clone(),
+    };
+    let transport =
+        rmcp::transport::StreamableHttpClientTransport::from_uri(magg.url.clone().expect("url"));
+    let client = sampler.serve(transport).await.expect("connect");
+    let params = rmcp::model::CallToolRequestParams::new("magg_smart_configure").with_arguments(
+        json!({"source": "https://example.com/some/unknown-server", "allow_add": true})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+    );
+    let result = client.call_tool(params).await.expect("smart configure");
+    let body = result.structured_content.clone().expect("structured");
+    assert_eq!(
+        body["output"]["action"],
+        json!("smart_configured"),
+        "{body}"
+    );
+    assert_eq!(
+        body["output"]["suggested_by"],
+        json!("the client's LLM"),
+        "{body}"
+    );
+    let prompt = asked.lock().expect("asked").join("\n");
+    assert!(
+        prompt.contains("https://example.com/some/unknown-server"),
+        "{prompt}"
+    );
+    let saved = config.read();
+    assert_eq!(
+        saved["servers"]["sampled"]["prefix"],
+        json!("smp"),
+        "{saved}"
+    );
+    // The server the LLM configured is running: its tools are callable.
+    let params = rmcp::model::CallToolRequestParams::new("smp_echo").with_arguments(
+        json!({"text": "hi"})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+    );
+    let echoed = client.call_tool(params).await.expect("echo");
+    assert_eq!(echoed.is_error, Some(false));
+}
+
+#[tokio::test]
+async fn plugin_settings_change_with_the_config_file() {
+    let rules = |reason: &str| {
+        json!({
+            "servers": {"tb": test_backend("tb", "tb", &[])},
+            "plugins": {"routing-rules": {"settings": {"rules": [
+                {"tool": "tb_echo", "action": "deny", "reason": reason}
+            ]}}},
+        })
+    };
+    let config = TempConfig::new(&rules("first reason"));
+    config.install_plugin("routing-rules", "routing-rules");
+    let mut magg = Magg::stdio(&config.path).await;
+    let client = magg.client();
+    client.tool_names().await;
+    let first = client
+        .call("tb_echo", json!({"text": "x"}))
+        .await
+        .expect("call");
+    assert!(text(&first).contains("first reason"), "{first}");
+
+    config.write(&rules("second reason"));
+    let deadline = tokio::time::Instant::now() + crate::harness::WAIT;
+    loop {
+        let again = client
+            .call("tb_echo", json!({"text": "x"}))
+            .await
+            .expect("call");
+        if text(&again).contains("second reason") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "settings never changed: {again}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    // Disabling the plugin in the config unloads it.
+    let mut off = rules("unused");
+    off["plugins"]["routing-rules"]["enabled"] = json!(false);
+    config.write(&off);
+    let deadline = tokio::time::Instant::now() + crate::harness::WAIT;
+    loop {
+        let again = client
+            .call("tb_echo", json!({"text": "through"}))
+            .await
+            .expect("call");
+        if text(&again) == "through" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "plugin never disabled: {again}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let status = magg_body(&client.call("magg_status", json!({})).await.expect("status"));
+    assert_eq!(
+        status_of(&status, "routing-rules")["state"],
+        json!("disabled"),
+        "{status}"
+    );
+}

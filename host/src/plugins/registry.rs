@@ -402,7 +402,7 @@ async fn loader<F: Future<Output = ()>>(
         if inner.set.load().filter_identity() != before {
             on_filters_changed().await;
         }
-        let _ = inner.ready.send(true);
+        inner.ready.send_replace(true);
         tokio::select! {
             event = events.recv() => {
                 if event.is_none() {
