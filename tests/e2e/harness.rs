@@ -406,7 +406,13 @@ impl Magg {
 
     /// Waits until magg's log has a line containing `needle`.
     pub async fn wait_for_log(&self, needle: &str) {
-        let deadline = tokio::time::Instant::now() + WAIT;
+        self.wait_for_log_within(needle, WAIT).await;
+    }
+
+    /// Like [`Magg::wait_for_log`], for events that may take longer than [`WAIT`] (compiling
+    /// a large plugin on a cold cache).
+    pub async fn wait_for_log_within(&self, needle: &str, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
         while !self.logged(needle) {
             assert!(
                 tokio::time::Instant::now() < deadline,

@@ -130,18 +130,26 @@ async fn python_hook_redacts_secrets_and_js_filter_describes_servers() {
     config.install_plugin("redact", "redact");
     config.install_plugin("describe-servers", "describe-servers");
     let mut magg = Magg::stdio(&config.path).await;
+    // On a cold compile cache these large components take seconds to compile.
+    for name in ["describe-servers", "redact"] {
+        magg.wait_for_log_within(&format!("plugin {name} loaded"), Duration::from_secs(300))
+            .await;
+    }
     let client = magg.client();
-    client.tool_names().await;
-    let tools = client.service.list_all_tools().await.expect("list");
-    let echo = tools.iter().find(|t| t.name == "tb_echo").expect("tb_echo");
-    assert!(
-        echo.description
-            .as_deref()
-            .unwrap_or_default()
-            .starts_with("[tb] "),
-        "{:?}",
-        echo.description
-    );
+    let deadline = tokio::time::Instant::now() + crate::harness::WAIT;
+    loop {
+        let tools = client.service.list_all_tools().await.expect("list");
+        let echo = tools.iter().find(|t| t.name == "tb_echo").expect("tb_echo");
+        let description = echo.description.as_deref().unwrap_or_default();
+        if description.starts_with("[tb] ") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the JS filter never applied: {description:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
     let secret = "token sk-abcdefghijklmnopqrstuvwx here";
     let result = client
         .call("tb_echo", json!({"text": secret}))
