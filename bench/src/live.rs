@@ -410,7 +410,7 @@ fn row(name: &str, x: &Summary) -> String {
 /// Measurement 6.
 pub async fn live(env: &Env, opts: Options) -> Result<Section> {
     let rounds = opts.live_rounds;
-    eprintln!("magg-bench: 6/6 live changes ({rounds} rounds each)");
+    eprintln!("magg-bench: 6/7 live changes ({rounds} rounds each)");
     let base = baseline(env, rounds).await?;
     let file = file_rounds(env, rounds).await?;
     let tool = tool_rounds(env, rounds).await?;

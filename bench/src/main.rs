@@ -36,6 +36,15 @@
 //!    answering; and `magg_add_server` called, timed to its result and to the
 //!    new tool answering. Baseline: spawn → initialize of `magg-test-backend`
 //!    alone. See `live.rs`.
+//! 7. **Plugins** (`magg serve --plugins DIR`, built by `bash plugins/build.sh`
+//!    into `<target dir>/plugins`): added tools/call latency with 0, 1 and 4
+//!    Rust routing hooks and 1 Python hook against the backend called directly
+//!    (budget: one more Rust hook ≤ 10 µs p50); a hook and a filter replaced by
+//!    atomic rename while serving, timed until the new version answers (10
+//!    swaps each, 4 with `--quick`; budget ≤ 150 ms); spawn → first hooked call
+//!    with the 18 MB Python plugin, cold and from the compile cache (5 cached
+//!    starts, 2 with `--quick`); RSS with 10 backends and 4 plugins (budget ≤
+//!    15 MiB). See `plugins.rs`.
 //!
 //! Run it from the workspace root with
 //!
@@ -59,6 +68,7 @@
 
 mod live;
 mod mcp;
+mod plugins;
 mod raw;
 mod report;
 mod server;
@@ -116,6 +126,10 @@ struct Options {
     rss_calls: usize,
     /// Rounds of each live-change measurement.
     live_rounds: usize,
+    /// Plugin files replaced, per kind.
+    plugin_swaps: usize,
+    /// Starts with the plugin compile cache filled.
+    plugin_starts: usize,
 }
 
 impl Options {
@@ -141,6 +155,8 @@ impl Options {
             spawn_reps: if quick { 5 } else { 20 },
             rss_calls: 300,
             live_rounds: if quick { 5 } else { 20 },
+            plugin_swaps: if quick { 4 } else { 10 },
+            plugin_starts: if quick { 2 } else { 5 },
         }))
     }
 
@@ -154,6 +170,8 @@ impl Options {
             "spawn_reps": self.spawn_reps,
             "rss_calls": self.rss_calls,
             "live_rounds": self.live_rounds,
+            "plugin_swaps": self.plugin_swaps,
+            "plugin_starts": self.plugin_starts,
         })
     }
 }
@@ -334,7 +352,7 @@ async fn measure_calls(
     mcp::check_echo(magg.peer(), "tb_echo").await?;
 
     eprintln!(
-        "magg-bench: 1/6 tools/call latency ({} calls each)",
+        "magg-bench: 1/7 tools/call latency ({} calls each)",
         opts.calls
     );
     let d =
@@ -387,7 +405,7 @@ async fn measure_calls(
     lat.data("magg", m.to_json());
 
     eprintln!(
-        "magg-bench: 2/6 throughput (1 and 8 callers, {:?} each)",
+        "magg-bench: 2/7 throughput (1 and 8 callers, {:?} each)",
         opts.duration
     );
     let mut tput = Section::new(
@@ -468,7 +486,7 @@ async fn measure_calls(
 /// Measurement 3.
 async fn list(env: &Env, opts: Options, builtin: usize) -> Result<Section> {
     eprintln!(
-        "magg-bench: 3/6 tools/list with {LIST_BACKENDS} backends × {LIST_TOOLS_PER_BACKEND} tools"
+        "magg-bench: 3/7 tools/list with {LIST_BACKENDS} backends × {LIST_TOOLS_PER_BACKEND} tools"
     );
     let servers: Vec<(String, Vec<String>)> = (0..LIST_BACKENDS)
         .map(|i| {
@@ -776,7 +794,7 @@ fn list_row(name: &str, x: &Summary) -> String {
 /// Measurement 4.
 async fn spawn(env: &Env, opts: Options) -> Result<Section> {
     eprintln!(
-        "magg-bench: 4/6 spawn → initialize ({} times each)",
+        "magg-bench: 4/7 spawn → initialize ({} times each)",
         opts.spawn_reps
     );
     let config = env.write_config("empty.json", &[])?;
@@ -866,7 +884,7 @@ async fn spawn(env: &Env, opts: Options) -> Result<Section> {
 
 /// Measurement 5.
 async fn memory(env: &Env, opts: Options) -> Result<Section> {
-    eprintln!("magg-bench: 5/6 RSS with {RSS_BACKENDS} backends");
+    eprintln!("magg-bench: 5/7 RSS with {RSS_BACKENDS} backends");
     let servers: Vec<(String, Vec<String>)> = (0..RSS_BACKENDS)
         .map(|i| (format!("r{i}"), Vec::new()))
         .collect();
@@ -1028,6 +1046,8 @@ async fn run(opts: Options) -> Result<()> {
     record(&mut report, &mut failures, "5 (memory)", result);
     let result = live::live(&env, opts).await;
     record(&mut report, &mut failures, "6 (live changes)", result);
+    let result = plugins::plugins(&env, opts).await;
+    record(&mut report, &mut failures, "7 (plugins)", result);
 
     for incident in server::incidents() {
         report.note(incident);

@@ -1,7 +1,8 @@
-//! A bare JSON-RPC client over a child's stdio, for timing tools/list without
-//! any client-side parsing: a request is written as one line and the reply line
-//! is read back as text. What is timed is the server's work plus the pipe, which
-//! the rmcp client figures hide behind the cost of deserialising 1000 tools.
+//! A bare JSON-RPC client over a child's stdio, for timing tools/list and
+//! tools/call without any client-side parsing: a request is written as one line
+//! and the reply line is read back as text. What is timed is the server's work
+//! plus the pipe, which the rmcp client figures hide behind the cost of
+//! deserialising 1000 tools (or of its own request bookkeeping).
 
 use std::{path::Path, time::Duration, time::Instant};
 
@@ -23,6 +24,9 @@ pub struct RawServer {
     stdout: BufReader<ChildStdout>,
     next_id: u64,
     line: String,
+    /// When the first `notifications/tools/list_changed` since the last
+    /// [`RawServer::take_list_changed`] was read.
+    list_changed: Option<Instant>,
 }
 
 impl RawServer {
@@ -49,6 +53,7 @@ impl RawServer {
             stdout: BufReader::with_capacity(1 << 20, stdout),
             next_id: 1,
             line: String::new(),
+            list_changed: None,
         };
         let params = json!({
             "protocolVersion": "2025-06-18",
@@ -111,11 +116,66 @@ impl RawServer {
                 self.label
             );
             match reply_kind(&self.line, id) {
-                Reply::Other => continue,
+                Reply::Other => {
+                    if self.line.contains(LIST_CHANGED) {
+                        self.list_changed.get_or_insert_with(Instant::now);
+                    }
+                }
                 Reply::Result => return Ok(&self.line),
                 Reply::Error => bail!("{}: {method} failed: {}", self.label, self.line.trim()),
             }
         }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// When the first `notifications/tools/list_changed` read since the last
+    /// call of this was read (notifications are read only while waiting for a
+    /// reply); forgets it.
+    pub fn take_list_changed(&mut self) -> Option<Instant> {
+        self.list_changed.take()
+    }
+
+    /// Calls `tool` with `arguments`; returns the reply line, unparsed. A
+    /// result flagged as an error is returned too (see [`is_error_result`]).
+    pub async fn call(&mut self, tool: &str, arguments: &Value) -> Result<&str> {
+        let params = json!({"name": tool, "arguments": arguments});
+        self.request("tools/call", Some(params)).await
+    }
+
+    /// Latencies of `count` sequential calls of `tool`, after `warmup` untimed
+    /// ones; a result flagged as an error is an error.
+    pub async fn call_latencies(
+        &mut self,
+        tool: &str,
+        arguments: &Value,
+        warmup: usize,
+        count: usize,
+    ) -> Result<Vec<Duration>> {
+        for _ in 0..warmup {
+            self.checked_call(tool, arguments).await?;
+        }
+        let mut samples = Vec::with_capacity(count);
+        for _ in 0..count {
+            let start = Instant::now();
+            self.checked_call(tool, arguments).await?;
+            samples.push(start.elapsed());
+        }
+        Ok(samples)
+    }
+
+    async fn checked_call(&mut self, tool: &str, arguments: &Value) -> Result<()> {
+        let failed = is_error_result(self.call(tool, arguments).await?);
+        ensure!(
+            !failed,
+            "{}: tools/call {tool} returned an error result: {}",
+            self.label,
+            self.line.trim()
+        );
+        Ok(())
     }
 
     /// One tools/list page; returns the reply's `nextCursor`.
@@ -195,6 +255,14 @@ impl RawServer {
     }
 }
 
+/// The method of the notification [`RawServer`] keeps track of.
+const LIST_CHANGED: &str = "\"method\":\"notifications/tools/list_changed\"";
+
+/// Whether a tools/call reply line holds a result flagged as an error.
+pub fn is_error_result(line: &str) -> bool {
+    line.contains("\"isError\":true")
+}
+
 enum Reply {
     Result,
     Error,
@@ -245,5 +313,9 @@ mod tests {
         assert!(matches!(reply_kind(note, 3), Reply::Other));
         assert_eq!(next_cursor(ok).as_deref(), Some("magg:1000"));
         assert_eq!(next_cursor(r#"{"result":{"tools":[]}}"#), None);
+        assert!(note.contains(LIST_CHANGED));
+        let denied = r#"{"jsonrpc":"2.0","id":4,"result":{"content":[],"isError":true}}"#;
+        assert!(is_error_result(denied));
+        assert!(!is_error_result(ok));
     }
 }
