@@ -26,7 +26,7 @@ fn status_of(body: &Value, name: &str) -> Value {
 async fn tool_filter_hides_renames_and_redescribes() {
     let config = with_plugins(json!({"tool-filter": {"settings": {
         "hide": ["tb_gen_*", "tb_crash"],
-        "rename": {"tb_add": "tb_sum"},
+        "rename": {"tb_add": "tb_sum", "tb_cwd": "bad name!", "tb_pid": "tb_echo"},
         "describe": {"tb_echo": "Repeat the text back."},
     }}}));
     config.install_plugin("tool-filter", "tool-filter");
@@ -37,6 +37,14 @@ async fn tool_filter_hides_renames_and_redescribes() {
     assert!(!names.contains(&"tb_add".to_owned()), "{names:?}");
     assert!(names.contains(&"tb_sum".to_owned()), "{names:?}");
     assert!(names.contains(&"magg_status".to_owned()), "{names:?}");
+    // A new name that breaks MCP's tool name rule, or that another tool has, is not taken.
+    assert!(names.contains(&"tb_cwd".to_owned()), "{names:?}");
+    assert!(names.contains(&"tb_pid".to_owned()), "{names:?}");
+    assert_eq!(
+        names.iter().filter(|n| *n == "tb_echo").count(),
+        1,
+        "{names:?}"
+    );
 
     let tools = client.service.list_all_tools().await.expect("list");
     let echo = tools.iter().find(|t| t.name == "tb_echo").expect("tb_echo");

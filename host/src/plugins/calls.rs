@@ -180,7 +180,7 @@ impl HookRun {
                     plugin.record_fault(&e);
                     if plugin.policy(Kind::RoutingHook) == FailurePolicy::Closed {
                         tracing::error!("{e}; withholding the result (on_error: closed)");
-                        return super::super::hub::error_result(format!(
+                        return crate::hub::error_result(format!(
                             "The result of `{}` was withheld because a routing hook failed: {e}",
                             call.tool
                         ));

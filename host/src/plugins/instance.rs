@@ -234,6 +234,7 @@ impl Runtime {
             hash,
             from_cache,
             pre,
+            kinds: exports.list(),
             exports,
         })
     }
@@ -325,6 +326,8 @@ pub(crate) struct Prepared {
     pub from_cache: bool,
     pub(crate) pre: InstancePre<HostState>,
     pub(crate) exports: Kinds,
+    /// The kinds it exports, listed once at load.
+    pub(crate) kinds: Vec<Kind>,
 }
 
 /// The plugin interfaces a component exports, with what is needed to call each.

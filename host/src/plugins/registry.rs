@@ -53,8 +53,8 @@ pub(crate) struct Plugin {
 
 impl Plugin {
     /// The kinds it exports.
-    pub fn kinds(&self) -> Vec<Kind> {
-        self.prepared.exports.list()
+    pub fn kinds(&self) -> &[Kind] {
+        &self.prepared.kinds
     }
 
     pub(crate) fn policy(&self, kind: Kind) -> FailurePolicy {
@@ -88,9 +88,22 @@ impl Plugin {
 #[derive(Default)]
 pub(crate) struct PluginSet {
     plugins: Vec<Arc<Plugin>>,
+    /// Whether any plugin is a routing hook: read on every tools/call, so computed once.
+    has_hooks: bool,
+    /// Whether any plugin is a tool filter.
+    has_filters: bool,
 }
 
 impl PluginSet {
+    fn new(plugins: Vec<Arc<Plugin>>) -> PluginSet {
+        let has = |kind| plugins.iter().any(|p| p.kinds().contains(&kind));
+        PluginSet {
+            has_hooks: has(Kind::RoutingHook),
+            has_filters: has(Kind::ToolFilter),
+            plugins,
+        }
+    }
+
     /// The plugins of `kind`, in file-name order.
     pub(crate) fn of(&self, kind: Kind) -> impl Iterator<Item = &Arc<Plugin>> {
         self.plugins
@@ -164,6 +177,24 @@ struct Inner {
     disabled: Mutex<Vec<String>>,
     ready: watch::Sender<bool>,
     rescan: Notify,
+}
+
+impl PluginStatus {
+    /// The status of a plugin with no version serving.
+    fn not_serving(name: &str, file: String, state: &'static str, error: Option<String>) -> Self {
+        PluginStatus {
+            name: name.to_owned(),
+            file,
+            state,
+            kinds: Vec::new(),
+            sha256: None,
+            size: None,
+            from_cache: None,
+            error,
+            faults: 0,
+            last_fault: None,
+        }
+    }
 }
 
 impl Plugins {
@@ -247,12 +278,12 @@ impl Plugins {
 
     /// Whether any routing hook is loaded (lets the call path skip building a [`ToolCall`]).
     pub fn has_routing_hooks(&self) -> bool {
-        self.inner.set.load().has(Kind::RoutingHook)
+        self.inner.set.load().has_hooks
     }
 
     /// Whether any tool filter is loaded.
     pub fn has_filters(&self) -> bool {
-        self.inner.set.load().has(Kind::ToolFilter)
+        self.inner.set.load().has_filters
     }
 
     /// Whether any configure plugin is loaded.
@@ -325,18 +356,7 @@ impl Plugins {
                             .unwrap_or_default();
                         out.insert(
                             name.clone(),
-                            PluginStatus {
-                                name: name.clone(),
-                                file,
-                                state: "failed",
-                                kinds: Vec::new(),
-                                sha256: None,
-                                size: None,
-                                from_cache: None,
-                                error: Some(error.clone()),
-                                faults: 0,
-                                last_fault: None,
-                            },
+                            PluginStatus::not_serving(name, file, "failed", Some(error.clone())),
                         );
                     }
                 }
@@ -344,17 +364,8 @@ impl Plugins {
         }
         if let Ok(disabled) = self.inner.disabled.lock() {
             for name in disabled.iter() {
-                out.entry(name.clone()).or_insert_with(|| PluginStatus {
-                    name: name.clone(),
-                    file: String::new(),
-                    state: "disabled",
-                    kinds: Vec::new(),
-                    sha256: None,
-                    size: None,
-                    from_cache: None,
-                    error: None,
-                    faults: 0,
-                    last_fault: None,
+                out.entry(name.clone()).or_insert_with(|| {
+                    PluginStatus::not_serving(name, String::new(), "disabled", None)
                 });
             }
         }
@@ -512,7 +523,7 @@ async fn scan(inner: &Arc<Inner>) {
                 tracing::info!("plugin {} unloaded", plugin.name);
             }
         }
-        inner.set.store(Arc::new(PluginSet { plugins: next }));
+        inner.set.store(Arc::new(PluginSet::new(next)));
     }
 }
 
@@ -645,7 +656,7 @@ pub async fn check_file(
         .await
         .map_err(|e| format!("loading it panicked: {e}"))??;
     let config = Arc::new(PluginConfig::default_for(&name));
-    let kinds = prepared.exports.list();
+    let kinds = prepared.kinds.clone();
     let kind = kinds.first().copied().unwrap_or(Kind::ToolFilter);
     Call::new(&runtime, &prepared.pre, &config, kind)
         .instantiate()

@@ -18,7 +18,7 @@ use super::{failure, manage, success};
 use crate::{
     frontend::CALLER,
     hub::Hub,
-    plugins::{PluginServerConfig, SourceFacts, Suggestion},
+    plugins::{PluginServerConfig, SourceFacts},
 };
 
 /// Marker files whose text a configure plugin gets (each cut at [`MARKER_CAP`]).
@@ -73,11 +73,7 @@ pub async fn smart_configure(hub: &Arc<Hub>, args: JsonObject) -> CallToolResult
         Some((plugin, suggestion)) => {
             metadata.extend(suggestion.facts.iter().cloned());
             let project_type = suggestion.project_type.clone();
-            (
-                config_json(&suggestion_config(suggestion)),
-                plugin,
-                project_type,
-            )
+            (config_json(&suggestion.config), plugin, project_type)
         }
         None => {
             if let Some(peer) = CALLER.try_with(|p| p.clone()).ok().filter(|p| {
@@ -316,10 +312,6 @@ fn summary(facts: &SourceFacts) -> Vec<String> {
         }
     }
     out
-}
-
-fn suggestion_config(suggestion: Suggestion) -> PluginServerConfig {
-    suggestion.config
 }
 
 /// A plugin's server config as `magg_add_server`'s arguments.

@@ -123,6 +123,32 @@ pub struct Target<'a> {
     pub path_with_query: &'a str,
 }
 
+/// The `base_url` setting of a search provider: `value` trimmed of quotes and a trailing `/`,
+/// or `default` when unset or empty; an error naming the setting when it is not an http(s) URL.
+pub fn base_url_setting(value: Option<String>, default: &str) -> Result<String, String> {
+    let Some(base) = value
+        .map(|b| b.trim().to_string())
+        .filter(|b| !b.is_empty())
+    else {
+        return Ok(default.to_string());
+    };
+    let base = base.trim_matches('"').trim_end_matches('/').to_string();
+    parse_url(&base).map_err(|_| format!("setting `base_url` is not an http(s) URL: {base}"))?;
+    Ok(base)
+}
+
+/// The `timeout_ms` setting: [`DEFAULT_TIMEOUT_MS`] when unset; an error when not a number.
+pub fn timeout_setting(value: Option<String>) -> Result<u64, String> {
+    match value {
+        None => Ok(DEFAULT_TIMEOUT_MS),
+        Some(t) => t
+            .trim()
+            .trim_matches('"')
+            .parse()
+            .map_err(|_| format!("setting `timeout_ms` is not a number: {t}")),
+    }
+}
+
 /// Splits an absolute `http://` or `https://` URL; the fragment is dropped.
 pub fn parse_url(url: &str) -> Result<Target<'_>, Error> {
     let bad = || Error::BadUrl(url.to_string());

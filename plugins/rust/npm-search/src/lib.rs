@@ -84,27 +84,11 @@ fn request_url(base: &str, query: &str, limit: u32) -> String {
 }
 
 fn base_url() -> Result<String, String> {
-    let Some(base) = host::setting("base_url")
-        .map(|b| b.trim().to_string())
-        .filter(|b| !b.is_empty())
-    else {
-        return Ok(DEFAULT_BASE_URL.to_string());
-    };
-    let base = base.trim_matches('"').trim_end_matches('/').to_string();
-    http_get::parse_url(&base)
-        .map_err(|_| format!("setting `base_url` is not an http(s) URL: {base}"))?;
-    Ok(base)
+    http_get::base_url_setting(host::setting("base_url"), DEFAULT_BASE_URL)
 }
 
 fn timeout_ms() -> Result<u64, String> {
-    match host::setting("timeout_ms") {
-        None => Ok(http_get::DEFAULT_TIMEOUT_MS),
-        Some(t) => t
-            .trim()
-            .trim_matches('"')
-            .parse()
-            .map_err(|_| format!("setting `timeout_ms` is not a number: {t}")),
-    }
+    http_get::timeout_setting(host::setting("timeout_ms"))
 }
 
 /// Maps a `/-/v1/search` response body to search results.
