@@ -91,9 +91,10 @@ use crate::{
     stats::{Summary, millis},
 };
 
-const USAGE: &str = "usage: magg-bench [--quick]\n\n\
+const USAGE: &str = "usage: magg-bench [--quick] [--only N[,N...]]\n\n\
 Compares magg with direct calls to magg-test-backend and prints the figures;\n\
 writes them as JSON to <target dir>/bench-report.json.\n\
+--only runs only the numbered measurements (1 and 2 run together; 3 needs them).\n\
 Build first: cargo build --release --workspace\n\
 Run:         cargo run --release -p magg-bench -- [--quick]";
 
@@ -112,6 +113,8 @@ const MAGG_ENV: &[(&str, &str)] = &[("MAGG_LIST_WAIT", "10")];
 #[derive(Debug, Clone, Copy)]
 struct Options {
     quick: bool,
+    /// The measurements to run (bit N for measurement N); all by default.
+    only: u16,
     /// Sequential calls timed for latency.
     calls: usize,
     /// Untimed calls before them.
@@ -136,9 +139,26 @@ impl Options {
     /// Parses the command line; `Ok(None)` means help was printed.
     fn parse(args: impl Iterator<Item = String>) -> Result<Option<Options>> {
         let mut quick = false;
-        for arg in args {
+        let mut only = 0u16;
+        let mut args = args.peekable();
+        while let Some(arg) = args.next() {
             match arg.as_str() {
                 "--quick" => quick = true,
+                "--only" => {
+                    let list = args.next().context("--only needs a list such as 5,7")?;
+                    for n in list.split(',') {
+                        let n: u16 = n
+                            .trim()
+                            .parse()
+                            .ok()
+                            .filter(|n| (1..=7).contains(n))
+                            .with_context(|| format!("--only: {n:?} is not a measurement 1-7"))?;
+                        only |= 1 << n;
+                        if n <= 3 {
+                            only |= 0b110;
+                        }
+                    }
+                }
                 "--help" | "-h" => {
                     println!("{USAGE}");
                     return Ok(None);
@@ -148,6 +168,7 @@ impl Options {
         }
         Ok(Some(Options {
             quick,
+            only: if only == 0 { u16::MAX } else { only },
             calls: if quick { 500 } else { 5000 },
             warmup: 200,
             duration: Duration::from_secs(if quick { 1 } else { 3 }),
@@ -1025,29 +1046,42 @@ async fn run(opts: Options) -> Result<()> {
 
     let mut failures = Vec::new();
     let mut builtin = None;
-    match calls(&env, opts).await {
-        Ok((latency, throughput, tools)) => {
-            report.push(latency);
-            report.push(throughput);
-            builtin = Some(tools);
+    let wanted = |n: u16| opts.only & (1 << n) != 0;
+    if wanted(1) {
+        match calls(&env, opts).await {
+            Ok((latency, throughput, tools)) => {
+                report.push(latency);
+                report.push(throughput);
+                builtin = Some(tools);
+            }
+            Err(e) => record(&mut report, &mut failures, "1-2 (calls)", Err(e)),
         }
-        Err(e) => record(&mut report, &mut failures, "1-2 (calls)", Err(e)),
     }
-    match builtin {
-        Some(builtin) => {
-            let result = list(&env, opts, builtin).await;
-            record(&mut report, &mut failures, "3 (tools/list)", result);
+    if wanted(3) {
+        match builtin {
+            Some(builtin) => {
+                let result = list(&env, opts, builtin).await;
+                record(&mut report, &mut failures, "3 (tools/list)", result);
+            }
+            None => report.note("3 (tools/list) skipped: needs the tool count from 1-2"),
         }
-        None => report.note("3 (tools/list) skipped: needs the tool count from 1-2"),
     }
-    let result = spawn(&env, opts).await;
-    record(&mut report, &mut failures, "4 (spawn)", result);
-    let result = memory(&env, opts).await;
-    record(&mut report, &mut failures, "5 (memory)", result);
-    let result = live::live(&env, opts).await;
-    record(&mut report, &mut failures, "6 (live changes)", result);
-    let result = plugins::plugins(&env, opts).await;
-    record(&mut report, &mut failures, "7 (plugins)", result);
+    if wanted(4) {
+        let result = spawn(&env, opts).await;
+        record(&mut report, &mut failures, "4 (spawn)", result);
+    }
+    if wanted(5) {
+        let result = memory(&env, opts).await;
+        record(&mut report, &mut failures, "5 (memory)", result);
+    }
+    if wanted(6) {
+        let result = live::live(&env, opts).await;
+        record(&mut report, &mut failures, "6 (live changes)", result);
+    }
+    if wanted(7) {
+        let result = plugins::plugins(&env, opts).await;
+        record(&mut report, &mut failures, "7 (plugins)", result);
+    }
 
     for incident in server::incidents() {
         report.note(incident);

@@ -705,22 +705,25 @@ struct Rss {
     key: &'static str,
     label: &'static str,
     kb: u64,
+    anon_kb: u64,
     children: usize,
 }
 
-/// Part 4: RSS of magg with 10 backends: no plugins, and 4 plugins with the
-/// JavaScript filter or the Python hook as the fourth.
+/// Part 4: RSS of magg with 10 backends: no plugins, 4 Rust plugins, and 4
+/// plugins with the JavaScript filter or the Python hook as the fourth.
 async fn memory(env: &Env, opts: Options, cache: &Path) -> Result<Vec<Rss>> {
     let filter = built(env, "tool-filter.wasm")?;
     let rules = built(env, "routing-rules.wasm")?;
     let marker = built(env, "fixtures/marker-filter.wasm")?;
     let js = built(env, "describe-servers.wasm")?;
     let py = built(env, "redact.wasm")?;
+    let configure = built(env, "smart-configure.wasm")?;
     let rust: [(&Path, &str); 3] = [
         (&filter, "tool-filter.wasm"),
         (&rules, "routing-rules.wasm"),
         (&marker, "marker-filter.wasm"),
     ];
+    let rust_files = [rust.as_slice(), &[(&*configure, "smart-configure.wasm")]].concat();
     let js_files = [rust.as_slice(), &[(&*js, "describe-servers.wasm")]].concat();
     let py_files = [rust.as_slice(), &[(&*py, "redact.wasm")]].concat();
     let servers: Vec<(String, Vec<String>)> = (0..RSS_BACKENDS)
@@ -728,8 +731,13 @@ async fn memory(env: &Env, opts: Options, cache: &Path) -> Result<Vec<Rss>> {
         .collect();
     let config = env.write_config("plugins-ten-backends.json", &servers)?;
     let tools: Vec<String> = (0..RSS_BACKENDS).map(|i| format!("r{i}_echo")).collect();
-    let runs: [(&'static str, &'static str, Option<&Files>); 3] = [
+    let runs: [(&'static str, &'static str, Option<&Files>); 4] = [
         ("none", "no plugins", None),
+        (
+            "rust",
+            "tool-filter, routing-rules, marker-filter, smart-configure (Rust)",
+            Some(rust_files.as_slice()),
+        ),
         (
             "js",
             "tool-filter, routing-rules, marker-filter, describe-servers (JS)",
@@ -776,10 +784,12 @@ async fn memory(env: &Env, opts: Options, cache: &Path) -> Result<Vec<Rss>> {
             // Let anything freed after the calls settle before reading.
             tokio::time::sleep(Duration::from_millis(200)).await;
             let kb = server::rss_kb(magg.pid())?;
+            let anon_kb = server::rss_anon_kb(magg.pid())?;
             Ok(Rss {
                 key,
                 label,
                 kb,
+                anon_kb,
                 children: server::children_of(magg.pid()).len(),
             })
         }
@@ -1075,9 +1085,10 @@ fn report_memory(s: &mut Section, opts: Options, runs: &[Rss]) {
             _ => String::new(),
         };
         s.line(format!(
-            "  {:<66} {:>6.1} MiB{added}  ({} child processes)",
+            "  {:<66} {:>6.1} MiB{added}, anonymous {:.1} MiB  ({} child processes)",
             r.label,
             mib(r.kb),
+            mib(r.anon_kb),
             r.children
         ));
         let budget = (r.key != "none").then_some(Budget::AtMost(RSS_BUDGET_MIB));
@@ -1098,7 +1109,7 @@ fn report_memory(s: &mut Section, opts: Options, runs: &[Rss]) {
     }
     let rows: Vec<Value> = runs
         .iter()
-        .map(|r| json!({"key": r.key, "plugins": r.label, "rss_kb": r.kb, "child_processes": r.children}))
+        .map(|r| json!({"key": r.key, "plugins": r.label, "rss_kb": r.kb, "rss_anon_kb": r.anon_kb, "child_processes": r.children}))
         .collect();
     s.data("memory", Value::Array(rows));
 }
@@ -1133,6 +1144,7 @@ pub async fn plugins(env: &Env, opts: Options) -> Result<Section> {
         "tool-filter.wasm",
         "describe-servers.wasm",
         "fixtures/marker-filter.wasm",
+        "smart-configure.wasm",
     ]
     .iter()
     .map(|f| built(env, f))

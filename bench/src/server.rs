@@ -341,13 +341,23 @@ pub fn cpu_ns(pid: u32) -> Result<u64> {
 
 /// `VmRSS` of `pid` in kB, from `/proc/PID/status`.
 pub fn rss_kb(pid: u32) -> Result<u64> {
+    status_kb(pid, "VmRSS")
+}
+
+/// The anonymous part of a process's RSS (heap, stacks, plugin memory), in KiB: VmRSS less
+/// the pages of files it maps (its own executable's code, above all).
+pub fn rss_anon_kb(pid: u32) -> Result<u64> {
+    status_kb(pid, "RssAnon")
+}
+
+fn status_kb(pid: u32, field: &str) -> Result<u64> {
     let path = format!("/proc/{pid}/status");
     let status = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
     let line = status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .with_context(|| format!("no VmRSS line in {path}"))?;
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .with_context(|| format!("no {field} line in {path}"))?;
     let kb = line.trim().trim_end_matches("kB").trim();
     kb.parse()
-        .with_context(|| format!("bad VmRSS value {kb:?} in {path}"))
+        .with_context(|| format!("bad {field} value {kb:?} in {path}"))
 }

@@ -26,7 +26,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub use self::client::ListKind;
-use crate::config::{ServerConfig, Settings};
+use crate::{
+    config::{ServerConfig, Settings},
+    relay::{Calls, Sessions},
+};
 
 /// Longest pause between two restarts of a backend that keeps failing.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
@@ -81,6 +84,8 @@ pub struct State {
     pub peer: Option<Peer<RoleClient>>,
     /// The fast lane for tools/call, for a running stdio backend.
     pub lane: Option<Arc<lane::Lane>>,
+    /// The calls in flight on the live connection, with the client requests they serve.
+    pub calls: Option<Arc<Calls>>,
     /// Process id of a stdio backend, when running.
     pub pid: Option<u32>,
     /// The backend's own `serverInfo`.
@@ -105,6 +110,7 @@ impl State {
             status,
             peer: None,
             lane: None,
+            calls: None,
             pid: None,
             server_info: None,
             capabilities: None,
@@ -134,6 +140,8 @@ pub struct Backend {
     stop: CancellationToken,
     stderr_tail: Mutex<VecDeque<String>>,
     changed: tokio::sync::watch::Sender<u64>,
+    /// The client sessions, for what the backend sends them (progress, logs, requests).
+    pub(crate) sessions: Arc<Sessions>,
 }
 
 impl std::fmt::Debug for Backend {
@@ -151,8 +159,10 @@ impl Backend {
         config: ServerConfig,
         settings: Arc<Settings>,
         changes: mpsc::UnboundedSender<Changed>,
+        sessions: Arc<Sessions>,
     ) -> Arc<Backend> {
         let backend = Arc::new(Backend {
+            sessions,
             name: config.name.clone(),
             config,
             state: ArcSwap::from_pointee(State::new(Status::Starting)),

@@ -1,14 +1,37 @@
 //! The aggregator as an MCP server: the `ServerHandler` every client session talks to, and the
 //! transports it is served on (stdio, streamable HTTP, or both at once over one hub).
 //!
-//! Design: all sessions share one [`Hub`], so backends are shared across clients, as Magg does.
-//! Each session registers its peer with the hub when it initializes, so catalog changes reach
-//! every session as list_changed notifications. This is the only module that talks to clients.
+//! # Design
+//! - All sessions share one [`Hub`], so backends are shared across clients, as Magg does: one
+//!   process per stdio server however many clients connect.
+//! - Each session registers itself (a [`crate::relay::Session`]) when it initializes. Every
+//!   request that may reach a backend runs inside [`crate::relay::ORIGIN`]: the session, the
+//!   client's request id and its progress token. The backend connection records that origin
+//!   beside the request id and progress token magg gave the backend, while the call is in
+//!   flight.
+//! - So a backend's progress goes back to the calling session under the client's own token, and
+//!   a backend's request (sampling, elicitation, roots) goes to the session whose call caused
+//!   it: exactly for streamable-HTTP backends, which send it on that call's stream; for stdio
+//!   backends (a pipe does not say which call a request belongs to) the newest call in flight on
+//!   that backend; with none in flight, the most recently active session that has the
+//!   capability. A client that lacks the capability gets the backend an error at once, never a
+//!   hang. Requests to an HTTP client carry the client's request id, so they travel on that
+//!   request's stream.
+//! - A client's `notifications/cancelled` reaches the backend under the backend's own id.
+//! - Backend-wide traffic fans out: logging to every session whose level admits it (`logger`
+//!   names the backend), `resources/updated` only to sessions subscribed to that URI (magg
+//!   subscribes to a backend once per URI), list_changed to every session. `logging/setLevel`
+//!   sets the session's level and sends backends the most verbose level any session asked for;
+//!   `notifications/roots/list_changed` goes to every backend.
+//! - magg tells every backend it supports sampling, elicitation (form and URL) and roots: it
+//!   relays them for whichever client is calling, and backends start before any client does.
+//!
+//! This is the only module that talks to clients.
 
 pub mod http;
 pub mod stdio;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rmcp::{
     ErrorData as McpError, RoleServer, ServerHandler,
@@ -17,12 +40,15 @@ use rmcp::{
         GetPromptRequestParams, GetPromptResponse, Implementation, InitializeRequestParams,
         InitializeResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
         ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
-        ServerCapabilities, ServerConfig,
+        ServerCapabilities, ServerConfig, SubscribeRequestParams, UnsubscribeRequestParams,
     },
-    service::RequestContext,
+    service::{NotificationContext, RequestContext},
 };
 
-use crate::hub::Hub;
+use crate::{
+    hub::Hub,
+    relay::{ORIGIN, Origin, Session},
+};
 
 /// Items per page of magg's own list results.
 pub const PAGE_SIZE: usize = 1000;
@@ -32,26 +58,61 @@ appear here under each server's prefix (e.g. `time_get_current_time`). Use {list
 {status} to see the servers and their state. If a tool you expect is missing, the `proxy` tool \
 can list and call everything magg serves.";
 
-tokio::task_local! {
-    /// The client session whose tools/call is running, for magg's own tools that ask the
-    /// client something (sampling in `magg_smart_configure`).
-    pub static CALLER: rmcp::service::Peer<RoleServer>;
-}
-
 /// The handler of one client session; cheap to clone, all state lives in the hub.
 #[derive(Clone)]
 pub struct MaggServer {
     hub: Arc<Hub>,
+    /// The session, once it has initialized.
+    session: Arc<OnceLock<Arc<Session>>>,
 }
 
 impl MaggServer {
     /// A handler over `hub`.
     pub fn new(hub: Arc<Hub>) -> Self {
-        MaggServer { hub }
+        MaggServer {
+            hub,
+            session: Arc::default(),
+        }
+    }
+
+    /// The session's record, shared with the stdio fast path.
+    pub(crate) fn session_slot(&self) -> Arc<OnceLock<Arc<Session>>> {
+        self.session.clone()
+    }
+
+    /// The origin of a request of this session (none before it initialized).
+    fn origin(&self, context: &RequestContext<RoleServer>) -> Option<Origin> {
+        let session = self.session.get()?.clone();
+        session.touch();
+        Some(Origin {
+            session,
+            request_id: Some(context.id.clone()),
+            progress_token: context.meta.get_progress_token(),
+        })
+    }
+
+    /// Runs `work` for the request of `context`, so that what the backend sends for it finds
+    /// this session.
+    async fn traced<T>(
+        &self,
+        context: &RequestContext<RoleServer>,
+        work: impl Future<Output = T>,
+    ) -> T {
+        match self.origin(context) {
+            Some(origin) => ORIGIN.scope(origin, work).await,
+            None => work.await,
+        }
+    }
+
+    fn session(&self) -> Result<&Arc<Session>, McpError> {
+        self.session
+            .get()
+            .ok_or_else(|| McpError::invalid_request("the session has not initialized yet", None))
     }
 }
 
 impl ServerHandler for MaggServer {
+    #[allow(deprecated)] // logging: what 2025-11-25 clients speak
     fn get_info(&self) -> ServerConfig {
         let capabilities = ServerCapabilities::builder()
             .enable_tools()
@@ -60,7 +121,9 @@ impl ServerHandler for MaggServer {
             .enable_prompts_list_changed()
             .enable_resources()
             .enable_resources_list_changed()
+            .enable_resources_subscribe()
             .enable_completions()
+            .enable_logging()
             .build();
         let instructions = INSTRUCTIONS
             .replace(
@@ -79,7 +142,8 @@ impl ServerHandler for MaggServer {
         context: RequestContext<RoleServer>,
     ) -> Result<InitializeResult, McpError> {
         context.peer.set_peer_info(request.clone());
-        self.hub.sessions().add(context.peer.clone());
+        let session = self.hub.sessions().add(context.peer.clone());
+        let _ = self.session.set(session);
         tracing::info!(
             client = %request.client_info.name,
             version = %request.client_info.version,
@@ -107,12 +171,8 @@ impl ServerHandler for MaggServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        CALLER
-            .scope(
-                context.peer.clone(),
-                self.hub.call_tool(request, context.ct),
-            )
-            .await
+        let ct = context.ct.clone();
+        self.traced(&context, self.hub.call_tool(request, ct)).await
     }
 
     async fn list_prompts(
@@ -133,7 +193,9 @@ impl ServerHandler for MaggServer {
         request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
-        self.hub.get_prompt(request, context.ct).await
+        let ct = context.ct.clone();
+        self.traced(&context, self.hub.get_prompt(request, ct))
+            .await
     }
 
     async fn list_resources(
@@ -167,7 +229,9 @@ impl ServerHandler for MaggServer {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
-        self.hub.read_resource(request, context.ct).await
+        let ct = context.ct.clone();
+        self.traced(&context, self.hub.read_resource(request, ct))
+            .await
     }
 
     async fn complete(
@@ -175,16 +239,45 @@ impl ServerHandler for MaggServer {
         request: CompleteRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, McpError> {
-        self.hub.complete(request, context.ct).await
+        let ct = context.ct.clone();
+        self.traced(&context, self.hub.complete(request, ct)).await
     }
 
     #[allow(deprecated)]
     async fn set_level(
         &self,
-        _request: rmcp::model::SetLevelRequestParams,
+        request: rmcp::model::SetLevelRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
+        let session = self.session()?;
+        self.hub.set_level(session, request.level).await;
         Ok(())
+    }
+
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let session = self.session()?;
+        self.hub.subscribe(session, &request.uri).await
+    }
+
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let session = self.session()?;
+        self.hub.unsubscribe(session, &request.uri).await
+    }
+
+    async fn on_roots_list_changed(&self, _context: NotificationContext<RoleServer>) {
+        if let Some(session) = self.session.get() {
+            // A backend's roots/list that follows comes to this session.
+            session.touch();
+        }
+        self.hub.roots_list_changed();
     }
 }
 

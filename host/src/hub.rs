@@ -3,15 +3,15 @@
 //! every session when a list changed.
 
 mod dispatch;
+mod forward;
 
 use std::{
-    sync::{Arc, Mutex, RwLock},
+    sync::{Arc, RwLock},
     time::{Duration, Instant},
 };
 
 use arc_swap::ArcSwap;
 use indexmap::IndexMap;
-use rmcp::{RoleServer, service::Peer};
 use tokio::sync::{mpsc, watch};
 
 pub use self::dispatch::error_result;
@@ -20,6 +20,7 @@ use crate::{
     catalog::{ListChanges, OwnItems, Snapshot},
     config::{Config, ServerConfig, Settings},
     plugins::{PluginConfigs, Plugins},
+    relay::Sessions,
     reload::ReloadState,
     tools,
 };
@@ -34,7 +35,7 @@ pub struct Hub {
     backends: RwLock<IndexMap<String, Arc<Backend>>>,
     catalog: ArcSwap<Snapshot>,
     own: OwnItems,
-    sessions: Sessions,
+    sessions: Arc<Sessions>,
     changes: mpsc::UnboundedSender<Changed>,
     settled: watch::Receiver<bool>,
     started: Instant,
@@ -50,6 +51,7 @@ impl Hub {
         let settings = Arc::new(config.settings.clone());
         let (changes, changes_rx) = mpsc::unbounded_channel();
         let (settled_tx, settled) = watch::channel(false);
+        let sessions = Arc::new(Sessions::default());
         let (resources, templates) = tools::own_resources(&settings);
         let own = OwnItems {
             tools: tools::own_tools(&settings),
@@ -61,7 +63,12 @@ impl Hub {
             .map(|server| {
                 (
                     server.name.clone(),
-                    Backend::start(server.clone(), settings.clone(), changes.clone()),
+                    Backend::start(
+                        server.clone(),
+                        settings.clone(),
+                        changes.clone(),
+                        sessions.clone(),
+                    ),
                 )
             })
             .collect();
@@ -76,7 +83,7 @@ impl Hub {
             backends: RwLock::new(backends),
             catalog: ArcSwap::from_pointee(Snapshot::default()),
             own,
-            sessions: Sessions::default(),
+            sessions,
             changes,
             settled,
             started: Instant::now(),
@@ -104,6 +111,7 @@ impl Hub {
             }
         });
         tokio::spawn(catalog_task(Arc::downgrade(&hub), changes_rx, settled_tx));
+        tokio::spawn(sweep_task(Arc::downgrade(&hub)));
         hub
     }
 
@@ -312,7 +320,12 @@ impl Hub {
     }
 
     fn start_backend(&self, server: &ServerConfig) -> Arc<Backend> {
-        Backend::start(server.clone(), self.settings.clone(), self.changes.clone())
+        Backend::start(
+            server.clone(),
+            self.settings.clone(),
+            self.changes.clone(),
+            self.sessions.clone(),
+        )
     }
 
     /// Rebuilds the catalog from the current backend states and runs the tool filters over
@@ -389,6 +402,20 @@ fn same_launch(a: &ServerConfig, b: &ServerConfig) -> bool {
         && a.transport == b.transport
 }
 
+/// How often closed client sessions are looked for.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// Cleans up after client sessions that closed, while the hub lives.
+async fn sweep_task(hub: std::sync::Weak<Hub>) {
+    let mut tick = tokio::time::interval(SWEEP_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(hub) = hub.upgrade() else { break };
+        hub.sweep_sessions().await;
+    }
+}
+
 /// Rebuilds the catalog after every burst of backend changes and tells every session.
 async fn catalog_task(
     hub: std::sync::Weak<Hub>,
@@ -407,56 +434,5 @@ async fn catalog_task(
             hub.sessions.notify(diff);
         }
         let _ = settled.send(hub.all_settled());
-    }
-}
-
-/// Every connected client session, for list_changed fan-out.
-#[derive(Default)]
-pub struct Sessions {
-    peers: Mutex<Vec<Peer<RoleServer>>>,
-}
-
-impl Sessions {
-    /// Adds a session that has just initialized.
-    pub fn add(&self, peer: Peer<RoleServer>) {
-        if let Ok(mut peers) = self.peers.lock() {
-            peers.retain(|p| !p.is_transport_closed());
-            peers.push(peer);
-        }
-    }
-
-    /// How many sessions are connected.
-    pub fn count(&self) -> usize {
-        match self.peers.lock() {
-            Ok(mut peers) => {
-                peers.retain(|p| !p.is_transport_closed());
-                peers.len()
-            }
-            Err(_) => 0,
-        }
-    }
-
-    /// Sends the list_changed notifications for `changes` to every session.
-    pub fn notify(&self, changes: ListChanges) {
-        let peers: Vec<Peer<RoleServer>> = match self.peers.lock() {
-            Ok(mut peers) => {
-                peers.retain(|p| !p.is_transport_closed());
-                peers.clone()
-            }
-            Err(_) => return,
-        };
-        for peer in peers {
-            tokio::spawn(async move {
-                if changes.tools {
-                    let _ = peer.notify_tool_list_changed().await;
-                }
-                if changes.prompts {
-                    let _ = peer.notify_prompt_list_changed().await;
-                }
-                if changes.resources {
-                    let _ = peer.notify_resource_list_changed().await;
-                }
-            });
-        }
     }
 }

@@ -16,5 +16,6 @@ pub mod hub;
 pub mod kits;
 pub mod pipes;
 pub mod plugins;
+pub mod relay;
 pub mod reload;
 pub mod tools;

@@ -30,8 +30,11 @@ use rmcp::model::{CallToolResult, JsonObject};
 
 pub use self::{
     bindings::configure::{SourceFacts, Suggestion},
-    bindings::types::{SearchResult, ServerConfig as PluginServerConfig, Tool as FilterTool},
-    calls::{HookRun, SearchOutcome},
+    bindings::types::{
+        CallResult as HookResult, SearchResult, ServerConfig as PluginServerConfig,
+        Tool as FilterTool,
+    },
+    calls::{AfterText, HookRun, SearchOutcome},
     config::{FailurePolicy, PluginConfig, PluginConfigs},
     registry::{PluginStatus, Plugins, check_file},
 };

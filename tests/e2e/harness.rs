@@ -1,6 +1,7 @@
 //! Starting the real `magg` binary and real backends, and connecting real MCP clients to them.
 
 use std::{
+    collections::{BTreeMap, VecDeque},
     path::{Path, PathBuf},
     process::Stdio,
     sync::{Arc, Mutex},
@@ -8,11 +9,15 @@ use std::{
 };
 
 use rmcp::{
-    ClientHandler, RoleClient, ServiceExt,
+    ClientHandler, ErrorData, RoleClient, ServiceError, ServiceExt,
     model::{
-        CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, Implementation,
+        CallToolRequest, CallToolRequestParams, CallToolResult, CancelledNotificationParam,
+        ClientCapabilities, ClientConfig, ClientRequest, ElicitRequestParams, ElicitResult,
+        ElicitationAction, Implementation, PingRequest, RequestId,
+        ResourceUpdatedNotificationParam, ServerResult, SubscribeRequestParams,
+        UnsubscribeRequestParams,
     },
-    service::{NotificationContext, RunningService},
+    service::{NotificationContext, PeerRequestOptions, RequestContext, RunningService},
     transport::StreamableHttpClientTransport,
 };
 use serde_json::{Value, json};
@@ -151,30 +156,106 @@ impl TempConfig {
     }
 }
 
-/// What the test client heard from magg, in order.
+/// What a test client tells magg it can do, and the name it signs its answers with.
+#[derive(Clone, Debug)]
+pub struct ClientSpec {
+    /// Signs the answers: sampling answers `<name> says hi`, roots are `file:///magg-e2e/<name>`,
+    /// form elicitations answer `{"name": "<name>"}`.
+    pub name: String,
+    /// Declares `sampling`.
+    pub sampling: bool,
+    /// Declares `elicitation.form`.
+    pub elicitation_form: bool,
+    /// Declares `elicitation.url`.
+    pub elicitation_url: bool,
+    /// Declares `roots` (with `listChanged`).
+    pub roots: bool,
+}
+
+impl ClientSpec {
+    /// A client that declares sampling, form and URL elicitation, and roots.
+    pub fn full(name: &str) -> ClientSpec {
+        ClientSpec {
+            name: name.to_owned(),
+            sampling: true,
+            elicitation_form: true,
+            elicitation_url: true,
+            roots: true,
+        }
+    }
+
+    /// A client that declares none of them (it still answers if asked, so a test can see that
+    /// it was asked).
+    pub fn bare(name: &str) -> ClientSpec {
+        ClientSpec {
+            name: name.to_owned(),
+            sampling: false,
+            elicitation_form: false,
+            elicitation_url: false,
+            roots: false,
+        }
+    }
+
+    /// The declared capabilities.
+    pub fn capabilities(&self) -> ClientCapabilities {
+        let mut caps = serde_json::Map::new();
+        if self.sampling {
+            caps.insert("sampling".into(), json!({}));
+        }
+        if self.elicitation_form || self.elicitation_url {
+            let mut modes = serde_json::Map::new();
+            if self.elicitation_form {
+                modes.insert("form".into(), json!({}));
+            }
+            if self.elicitation_url {
+                modes.insert("url".into(), json!({}));
+            }
+            caps.insert("elicitation".into(), Value::Object(modes));
+        }
+        if self.roots {
+            caps.insert("roots".into(), json!({"listChanged": true}));
+        }
+        serde_json::from_value(Value::Object(caps)).expect("client capabilities")
+    }
+}
+
+/// What the test client heard from magg, in order, as event strings:
+/// - `tools/list_changed`, `prompts/list_changed`, `resources/list_changed`;
+/// - `progress <token as JSON> <progress>`;
+/// - `log <level> <logger or -> <data as compact JSON>`;
+/// - `updated <uri>`;
+/// - `sampling <text of the first message>`, `elicit form`, `elicit url <url>`, `roots`
+///   (magg asked this client; it answers as its [`ClientSpec`] says).
 #[derive(Clone)]
 pub struct Recorder {
     tx: mpsc::UnboundedSender<String>,
+    spec: Arc<ClientSpec>,
+}
+
+impl Recorder {
+    fn record(&self, event: String) {
+        let _ = self.tx.send(event);
+    }
 }
 
 impl ClientHandler for Recorder {
     fn get_info(&self) -> ClientConfig {
         ClientConfig::new(
-            ClientCapabilities::default(),
-            Implementation::new("magg-e2e", "0"),
+            self.spec.capabilities(),
+            Implementation::new(self.spec.name.clone(), "0"),
         )
     }
 
     async fn on_tool_list_changed(&self, _c: NotificationContext<RoleClient>) {
-        let _ = self.tx.send("tools/list_changed".into());
+        self.record("tools/list_changed".into());
     }
 
     async fn on_prompt_list_changed(&self, _c: NotificationContext<RoleClient>) {
-        let _ = self.tx.send("prompts/list_changed".into());
+        self.record("prompts/list_changed".into());
     }
 
     async fn on_resource_list_changed(&self, _c: NotificationContext<RoleClient>) {
-        let _ = self.tx.send("resources/list_changed".into());
+        self.record("resources/list_changed".into());
     }
 
     async fn on_progress(
@@ -183,9 +264,103 @@ impl ClientHandler for Recorder {
         _c: NotificationContext<RoleClient>,
     ) {
         let token = serde_json::to_string(&params.progress_token).unwrap_or_default();
-        let _ = self
-            .tx
-            .send(format!("progress {token} {}", params.progress));
+        self.record(format!("progress {token} {}", params.progress));
+    }
+
+    #[allow(deprecated)]
+    async fn on_logging_message(
+        &self,
+        params: rmcp::model::LoggingMessageNotificationParam,
+        _c: NotificationContext<RoleClient>,
+    ) {
+        let level = serde_json::to_value(params.level).unwrap_or(Value::Null);
+        self.record(format!(
+            "log {} {} {}",
+            level.as_str().unwrap_or("?"),
+            params.logger.as_deref().unwrap_or("-"),
+            params.data
+        ));
+    }
+
+    async fn on_resource_updated(
+        &self,
+        params: ResourceUpdatedNotificationParam,
+        _c: NotificationContext<RoleClient>,
+    ) {
+        self.record(format!("updated {}", params.uri));
+    }
+
+    #[allow(deprecated)]
+    async fn create_message(
+        &self,
+        params: rmcp::model::CreateMessageRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<rmcp::model::CreateMessageResult, ErrorData> {
+        let first = params
+            .messages
+            .first()
+            .and_then(|m| m.content.first())
+            .and_then(|c| c.as_text())
+            .map(|t| t.text.clone())
+            .unwrap_or_default();
+        self.record(format!("sampling {first}"));
+        Ok(serde_json::from_value(json!({
+            "model": "magg-e2e",
+            "role": "assistant",
+            "content": {"type": "text", "text": format!("{} says hi", self.spec.name)},
+        }))
+        .expect("sampling result"))
+    }
+
+    async fn create_elicitation(
+        &self,
+        request: ElicitRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, ErrorData> {
+        Ok(match request {
+            ElicitRequestParams::FormElicitationParams { .. } => {
+                self.record("elicit form".into());
+                ElicitResult::new(ElicitationAction::Accept)
+                    .with_content(json!({"name": self.spec.name}))
+            }
+            ElicitRequestParams::UrlElicitationParams { url, .. } => {
+                self.record(format!("elicit url {url}"));
+                ElicitResult::new(ElicitationAction::Accept)
+            }
+            _ => {
+                self.record("elicit other".into());
+                ElicitResult::new(ElicitationAction::Decline)
+            }
+        })
+    }
+
+    #[allow(deprecated)]
+    async fn list_roots(
+        &self,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<rmcp::model::ListRootsResult, ErrorData> {
+        self.record("roots".into());
+        Ok(rmcp::model::ListRootsResult::new(vec![
+            rmcp::model::Root::new(format!("file:///magg-e2e/{}", self.spec.name)),
+        ]))
+    }
+}
+
+/// Sends `notifications/cancelled` for a request when dropped armed (the caller gave up).
+struct CancelOnDrop {
+    peer: rmcp::Peer<RoleClient>,
+    id: Option<RequestId>,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            let peer = self.peer.clone();
+            let param = CancelledNotificationParam::new(Some(id), Some("test gave up".into()));
+            tokio::spawn(async move {
+                let _ = peer.notify_cancelled(param).await;
+            });
+        }
     }
 }
 
@@ -194,47 +369,144 @@ pub struct Client {
     /// The rmcp client (derefs to its `Peer`).
     pub service: RunningService<RoleClient, Recorder>,
     events: mpsc::UnboundedReceiver<String>,
+    /// Events received but not yet taken by [`Client::next_event`] (they did not match).
+    backlog: VecDeque<String>,
+    /// Every event received so far, for failure messages.
+    history: Vec<String>,
 }
 
 impl Client {
-    fn pair() -> (Recorder, mpsc::UnboundedReceiver<String>) {
+    fn pair(spec: ClientSpec) -> (Recorder, mpsc::UnboundedReceiver<String>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        (Recorder { tx }, rx)
+        (
+            Recorder {
+                tx,
+                spec: Arc::new(spec),
+            },
+            rx,
+        )
+    }
+
+    fn new(
+        service: RunningService<RoleClient, Recorder>,
+        events: mpsc::UnboundedReceiver<String>,
+    ) -> Client {
+        Client {
+            service,
+            events,
+            backlog: VecDeque::new(),
+            history: Vec::new(),
+        }
+    }
+
+    /// The spec of the default clients: no capabilities.
+    fn default_spec() -> ClientSpec {
+        ClientSpec::bare("magg-e2e")
     }
 
     /// Connects over streamable HTTP.
     pub async fn http(url: &str) -> Client {
-        let (recorder, events) = Self::pair();
+        Self::http_as(url, Self::default_spec()).await
+    }
+
+    /// Connects over streamable HTTP as a client described by `spec`.
+    pub async fn http_as(url: &str, spec: ClientSpec) -> Client {
+        let (recorder, events) = Self::pair(spec);
         let transport = StreamableHttpClientTransport::from_uri(url.to_owned());
         let service = tokio::time::timeout(WAIT, recorder.serve(transport))
             .await
             .expect("HTTP initialize timed out")
             .expect("HTTP initialize failed");
-        Client { service, events }
+        Self::new(service, events)
+    }
+
+    /// Connects over a child's stdio pipes as a client described by `spec`.
+    async fn stdio_as(child: &mut Child, spec: ClientSpec) -> Client {
+        let stdout = child.stdout.take().expect("stdout");
+        let stdin = child.stdin.take().expect("stdin");
+        let (recorder, events) = Self::pair(spec);
+        let service = tokio::time::timeout(WAIT, recorder.serve((stdout, stdin)))
+            .await
+            .expect("initialize timed out")
+            .expect("initialize failed");
+        Self::new(service, events)
+    }
+
+    /// Closes the session (over HTTP the transport ends it with a DELETE).
+    pub async fn close(self) {
+        let _ = tokio::time::timeout(WAIT, self.service.cancel()).await;
+    }
+
+    fn take(&mut self, event: String) -> String {
+        self.history.push(event.clone());
+        event
+    }
+
+    /// Waits up to [`WAIT`] for the first event that `pred` accepts and returns it. Events that
+    /// don't match stay for later calls (and for [`Client::events_for`]).
+    pub async fn next_event(&mut self, pred: impl Fn(&str) -> bool) -> String {
+        if let Some(at) = self.backlog.iter().position(|e| pred(e)) {
+            return self.backlog.remove(at).expect("backlog entry");
+        }
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            match tokio::time::timeout_at(deadline, self.events.recv()).await {
+                Ok(Some(event)) => {
+                    let event = self.take(event);
+                    if pred(&event) {
+                        return event;
+                    }
+                    self.backlog.push_back(event);
+                }
+                Ok(None) => panic!(
+                    "the client stopped before the expected event; events so far: {:#?}",
+                    self.history
+                ),
+                Err(_) => panic!(
+                    "no expected event within {WAIT:?}; events so far: {:#?}",
+                    self.history
+                ),
+            }
+        }
+    }
+
+    /// Fails if an event that `pred` accepts is already here or arrives within `window`.
+    /// Other events stay for later calls.
+    pub async fn expect_no_event(&mut self, window: Duration, pred: impl Fn(&str) -> bool) {
+        let deadline = tokio::time::Instant::now() + window;
+        while let Ok(Some(event)) = tokio::time::timeout_at(deadline, self.events.recv()).await {
+            let event = self.take(event);
+            self.backlog.push_back(event);
+        }
+        let unexpected: Vec<&String> = self.backlog.iter().filter(|e| pred(e)).collect();
+        assert!(
+            unexpected.is_empty(),
+            "unexpected events {unexpected:?}; events so far: {:#?}",
+            self.history
+        );
+    }
+
+    /// Every event heard so far (taken or not), in order.
+    pub fn history(&mut self) -> &[String] {
+        while let Ok(event) = self.events.try_recv() {
+            let event = self.take(event);
+            self.backlog.push_back(event);
+        }
+        &self.history
     }
 
     /// Waits for a notification named `what` (e.g. `tools/list_changed`).
     pub async fn notified(&mut self, what: &str) {
-        let found = tokio::time::timeout(WAIT, async {
-            while let Some(event) = self.events.recv().await {
-                if event == what {
-                    return true;
-                }
-            }
-            false
-        })
-        .await;
-        assert!(
-            matches!(found, Ok(true)),
-            "no {what} notification within {WAIT:?}"
-        );
+        self.next_event(|e| e == what).await;
     }
 
-    /// Every event heard within `window` (for counting; tests wait on events, not on time).
+    /// Every event heard within `window` (for counting; tests wait on events, not on time),
+    /// including those still waiting from before.
     pub async fn events_for(&mut self, window: Duration) -> Vec<String> {
-        let mut seen = Vec::new();
+        let mut seen: Vec<String> = self.backlog.drain(..).collect();
         let deadline = tokio::time::Instant::now() + window;
         while let Ok(Some(event)) = tokio::time::timeout_at(deadline, self.events.recv()).await {
+            let event = self.take(event);
             seen.push(event);
         }
         seen
@@ -251,14 +523,91 @@ impl Client {
             .collect()
     }
 
-    /// Calls a tool; the result as JSON, or the JSON-RPC error as `Err`.
-    pub async fn call(&self, name: &str, args: Value) -> Result<Value, rmcp::ServiceError> {
+    fn params(name: &str, args: Value) -> CallToolRequestParams {
         let mut params = CallToolRequestParams::new(name.to_owned());
         if let Value::Object(map) = args {
             params = params.with_arguments(map);
         }
-        let result: CallToolResult = self.service.call_tool(params).await?;
+        params
+    }
+
+    /// Calls a tool; the result as JSON, or the JSON-RPC error as `Err`.
+    pub async fn call(&self, name: &str, args: Value) -> Result<Value, rmcp::ServiceError> {
+        let result: CallToolResult = self.service.call_tool(Self::params(name, args)).await?;
         Ok(serde_json::to_value(result).expect("result json"))
+    }
+
+    /// Calls a tool and also returns the progress token the request carried, as JSON text
+    /// (the form `progress <token> <n>` events use). rmcp picks the token (a number, counting
+    /// up per client); dropping the future sends `notifications/cancelled`.
+    pub async fn call_tracked(
+        &self,
+        name: &str,
+        args: Value,
+    ) -> (String, Result<Value, ServiceError>) {
+        let request =
+            ClientRequest::CallToolRequest(CallToolRequest::new(Self::params(name, args)));
+        let peer = self.service.peer();
+        let handle = match peer
+            .send_request_with_option(request, PeerRequestOptions::no_options())
+            .await
+        {
+            Ok(handle) => handle,
+            Err(e) => return ("null".into(), Err(e)),
+        };
+        let token = serde_json::to_string(&handle.progress_token).expect("token json");
+        let mut guard = CancelOnDrop {
+            peer: peer.clone(),
+            id: Some(handle.id.clone()),
+        };
+        let answer = handle.await_response().await;
+        guard.id = None;
+        let result = answer.and_then(|r| match r {
+            ServerResult::CallToolResult(result) => {
+                Ok(serde_json::to_value(result).expect("result json"))
+            }
+            _ => Err(ServiceError::UnexpectedResponse),
+        });
+        (token, result)
+    }
+
+    /// Sends a `ping` (it uses up one request id and one progress token of this client).
+    pub async fn ping(&self) {
+        self.service
+            .send_request(ClientRequest::PingRequest(PingRequest::default()))
+            .await
+            .expect("ping");
+    }
+
+    /// `logging/setLevel` with an MCP level name (`debug`, `info`, … `emergency`).
+    #[allow(deprecated)]
+    pub async fn set_level(&self, level: &str) -> Result<(), ServiceError> {
+        let level: rmcp::model::LoggingLevel =
+            serde_json::from_value(json!(level)).expect("an MCP logging level");
+        self.service
+            .set_level(rmcp::model::SetLevelRequestParams::new(level))
+            .await
+    }
+
+    /// `resources/subscribe` to `uri`.
+    #[allow(deprecated)]
+    pub async fn subscribe(&self, uri: &str) -> Result<(), ServiceError> {
+        self.service
+            .subscribe(SubscribeRequestParams::new(uri))
+            .await
+    }
+
+    /// `resources/unsubscribe` from `uri`.
+    #[allow(deprecated)]
+    pub async fn unsubscribe(&self, uri: &str) -> Result<(), ServiceError> {
+        self.service
+            .unsubscribe(UnsubscribeRequestParams::new(uri))
+            .await
+    }
+
+    /// Sends `notifications/roots/list_changed`.
+    pub async fn notify_roots_list_changed(&self) -> Result<(), ServiceError> {
+        self.service.notify_roots_list_changed().await
     }
 
     /// Calls a tool until it succeeds (a backend may still be starting or restarting).
@@ -279,6 +628,43 @@ impl Client {
 /// The first text block of a tool result.
 pub fn text(result: &Value) -> &str {
     result["content"][0]["text"].as_str().unwrap_or_default()
+}
+
+/// All text blocks of a tool result, one a line.
+pub fn all_text(result: &Value) -> String {
+    result["content"]
+        .as_array()
+        .map(|blocks| {
+            blocks
+                .iter()
+                .filter_map(|b| b["text"].as_str())
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default()
+}
+
+/// The `progress <token> <n>` events among `events`: the steps each token got, in order.
+pub fn progress_steps(events: &[String]) -> BTreeMap<String, Vec<String>> {
+    let mut steps: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for event in events {
+        let mut parts = event.split(' ');
+        if parts.next() != Some("progress") {
+            continue;
+        }
+        if let (Some(token), Some(n)) = (parts.next(), parts.next()) {
+            steps
+                .entry(token.to_owned())
+                .or_default()
+                .push(n.to_owned());
+        }
+    }
+    steps
+}
+
+/// `["1", "2", …, "n"]`: the steps of a call that reports `n` progress notifications.
+pub fn steps_to(n: usize) -> Vec<String> {
+    (1..=n).map(|i| i.to_string()).collect()
 }
 
 /// The Magg-style `{"errors", "output"}` body of one of magg's own tools.
@@ -339,22 +725,30 @@ impl Magg {
 
     /// Like [`Magg::stdio`], with extra `serve` flags and environment variables.
     pub async fn stdio_with(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Magg {
+        Self::stdio_full(config, args, env, Client::default_spec()).await
+    }
+
+    /// Like [`Magg::stdio`], with a client described by `spec`.
+    pub async fn stdio_as(config: &Path, spec: ClientSpec) -> Magg {
+        Self::stdio_full(config, &[], &[], spec).await
+    }
+
+    async fn stdio_full(
+        config: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        spec: ClientSpec,
+    ) -> Magg {
         let mut cmd = Self::command(config, args);
         cmd.envs(env.iter().copied());
         let mut child = cmd.spawn().expect("spawn magg");
         let (log, _lines) = Self::collect_stderr(&mut child);
-        let stdout = child.stdout.take().expect("stdout");
-        let stdin = child.stdin.take().expect("stdin");
-        let (recorder, events) = Client::pair();
-        let service = tokio::time::timeout(WAIT, recorder.serve((stdout, stdin)))
-            .await
-            .expect("initialize timed out")
-            .expect("initialize failed");
+        let client = Client::stdio_as(&mut child, spec).await;
         Magg {
             child,
             log,
             url: None,
-            stdio: Some(Client { service, events }),
+            stdio: Some(client),
         }
     }
 
@@ -395,6 +789,26 @@ impl Magg {
         Client::http(self.url.as_deref().expect("serving HTTP")).await
     }
 
+    /// Connects a new HTTP client session described by `spec`.
+    pub async fn http_client_as(&self, spec: ClientSpec) -> Client {
+        Client::http_as(self.url.as_deref().expect("serving HTTP"), spec).await
+    }
+
+    /// In hybrid mode, connects the stdio client (described by `spec`) to magg's own stdin
+    /// and stdout; [`Magg::client`] and [`Magg::take_client`] then return it.
+    pub async fn connect_stdio(&mut self, spec: ClientSpec) {
+        assert!(
+            self.stdio.is_none(),
+            "the stdio client is already connected"
+        );
+        self.stdio = Some(Client::stdio_as(&mut self.child, spec).await);
+    }
+
+    /// Takes the stdio client out, so a test can use it and magg's log at the same time.
+    pub fn take_client(&mut self) -> Client {
+        self.stdio.take().expect("a stdio session")
+    }
+
     /// Whether magg's log has a line containing `needle`.
     pub fn logged(&self, needle: &str) -> bool {
         self.log
@@ -412,15 +826,91 @@ impl Magg {
     /// Like [`Magg::wait_for_log`], for events that may take longer than [`WAIT`] (compiling
     /// a large plugin on a cold cache).
     pub async fn wait_for_log_within(&self, needle: &str, limit: Duration) {
-        let deadline = tokio::time::Instant::now() + limit;
-        while !self.logged(needle) {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "magg never logged {needle:?}; log:\n{}",
-                self.log.lock().expect("log lock").join("\n")
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_for_line(&self.log, "magg", needle, 1, limit).await;
+    }
+
+    /// How many lines of magg's log contain `needle`.
+    pub fn log_count(&self, needle: &str) -> usize {
+        count_lines(&self.log, needle)
+    }
+
+    /// Waits until at least `count` lines of magg's log contain `needle`.
+    pub async fn wait_for_log_count(&self, needle: &str, count: usize) {
+        wait_for_line(&self.log, "magg", needle, count, WAIT).await;
+    }
+}
+
+fn count_lines(log: &Mutex<Vec<String>>, needle: &str) -> usize {
+    log.lock()
+        .expect("log lock")
+        .iter()
+        .filter(|l| l.contains(needle))
+        .count()
+}
+
+/// Polls `log` until `count` of its lines contain `needle`, failing after `limit`.
+async fn wait_for_line(
+    log: &Mutex<Vec<String>>,
+    who: &str,
+    needle: &str,
+    count: usize,
+    limit: Duration,
+) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while count_lines(log, needle) < count {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{who} logged {needle:?} fewer than {count} times; log:\n{}",
+            log.lock().expect("log lock").join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The rmcp test backend serving streamable HTTP on its own (`--http 127.0.0.1:0`), for
+/// configs that reach a backend by URL. Killed on drop.
+pub struct RemoteBackend {
+    /// The backend process, killed when this is dropped.
+    _child: Child,
+    /// `http://127.0.0.1:<port>/mcp`.
+    pub url: String,
+    /// Everything it wrote to stderr so far.
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl RemoteBackend {
+    /// A config entry reaching this backend by URL under `prefix`.
+    pub fn entry(&self, prefix: &str) -> Value {
+        json!({"source": "tests/fixtures/test-backend", "prefix": prefix, "uri": self.url})
+    }
+
+    /// Waits until the backend's stderr has a line containing `needle`.
+    pub async fn wait_for_log(&self, needle: &str) {
+        wait_for_line(&self.log, "the remote backend", needle, 1, WAIT).await;
+    }
+}
+
+/// Starts `magg-test-backend --name <name> --http 127.0.0.1:0` and reads its URL.
+pub async fn remote_test_backend(name: &str) -> RemoteBackend {
+    let mut child = Command::new(bin("magg-test-backend"))
+        .args(["--name", name, "--http", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn remote backend");
+    let (log, _lines) = Magg::collect_stderr(&mut child);
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let line = tokio::time::timeout(WAIT, lines.next_line())
+        .await
+        .expect("address line")
+        .expect("read")
+        .expect("a line");
+    let url = line.trim_start_matches("listening on ").trim().to_owned();
+    RemoteBackend {
+        _child: child,
+        url,
+        log,
     }
 }
 

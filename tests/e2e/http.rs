@@ -1,13 +1,12 @@
 //! Streamable HTTP: several sessions at once, hybrid mode over one set of backends, and
 //! backends reached by URL.
 
-use std::process::Stdio;
-
 use rmcp::ServiceExt as _;
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::harness::{Client, Magg, TempConfig, WAIT, bin, everything, test_backend, text};
+use crate::harness::{
+    Client, Magg, TempConfig, WAIT, everything, remote_test_backend, test_backend, text,
+};
 
 #[tokio::test]
 async fn several_http_clients_each_get_their_own_session() {
@@ -70,23 +69,8 @@ async fn hybrid_serves_stdio_and_http_over_the_same_backends() {
 
 #[tokio::test]
 async fn a_backend_reached_by_url_is_aggregated() {
-    let mut remote = tokio::process::Command::new(bin("magg-test-backend"))
-        .args(["--name", "remote", "--http", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn remote backend");
-    let mut lines = BufReader::new(remote.stdout.take().expect("stdout")).lines();
-    let line = tokio::time::timeout(WAIT, lines.next_line())
-        .await
-        .expect("address line")
-        .expect("read")
-        .expect("a line");
-    let url = line.trim_start_matches("listening on ").trim().to_owned();
-    let config = TempConfig::new(
-        &json!({"servers": {"remote": {"source": "test", "prefix": "remote", "uri": url}}}),
-    );
+    let remote = remote_test_backend("remote").await;
+    let config = TempConfig::new(&json!({"servers": {"remote": remote.entry("remote")}}));
     let mut magg = Magg::stdio(&config.path).await;
     let client: &mut Client = magg.client();
     let echo = client

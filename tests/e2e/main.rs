@@ -15,4 +15,6 @@ mod live;
 mod plugins;
 mod proxy;
 mod sdk;
+mod server_requests;
+mod sessions;
 mod transparency;

@@ -69,6 +69,8 @@ async fn routing_hook_denies_rewrites_reroutes_answers_and_rewrites_results() {
             {"tool": "tb_add", "action": "rewrite", "set": {"b": 100}},
             {"tool": "tb_cwd", "action": "reroute", "to": "tb_echo"},
             {"tool": "tb_pid", "action": "answer", "text": "no pids today"},
+            {"tool": "tb_meta", "action": "reroute", "to": "magg_list_servers"},
+            {"tool": "tb_env", "action": "reroute", "to": "tb_nonexistent"},
         ],
         "after": [{"tool": "tb_echo", "prepend": "hooked: "}],
     }}}));
@@ -102,6 +104,21 @@ async fn routing_hook_denies_rewrites_reroutes_answers_and_rewrites_results() {
 
     let answered = client.call("tb_pid", json!({})).await.expect("answer");
     assert_eq!(text(&answered), "no pids today");
+
+    // Rerouted to a tool with no stdio lane (magg's own): it still runs, hooks and all.
+    let own = client
+        .call("tb_meta", json!({}))
+        .await
+        .expect("reroute to magg_list_servers");
+    assert_ne!(own["isError"], json!(true), "{own}");
+    assert!(text(&own).contains("\"tb\""), "{own}");
+
+    let nowhere = client
+        .call("tb_env", json!({"name": "HOME"}))
+        .await
+        .expect("reroute to an unknown tool is a result");
+    assert_eq!(nowhere["isError"], json!(true));
+    assert!(text(&nowhere).contains("tb_nonexistent"), "{nowhere}");
 
     let echoed = client
         .call("tb_echo", json!({"text": "hi"}))

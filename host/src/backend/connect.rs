@@ -17,7 +17,10 @@ use tokio::{
 };
 
 use super::{Backend, Changed, ListKind, State, Status, client::BackendClient};
-use crate::config::{ServerConfig, Settings};
+use crate::{
+    config::{ServerConfig, Settings},
+    relay::Calls,
+};
 
 /// Variables a stdio backend inherits from magg's environment; everything else comes from its
 /// `env`. The same set the MCP SDKs pass by default, plus locale and temp dir.
@@ -39,6 +42,51 @@ pub(super) enum Outcome {
 
 type Service = RunningService<RoleClient, BackendClient>;
 
+/// Tells a backend that has just started what the clients already asked of all backends: the
+/// log level, and the resource subscriptions it has.
+#[allow(deprecated)] // logging and resources/subscribe are what 2025-11-25 servers speak
+fn catch_up(
+    backend: &Backend,
+    peer: &Peer<RoleClient>,
+    capabilities: Option<&rmcp::model::ServerCapabilities>,
+) {
+    let sessions = &backend.sessions;
+    let level = sessions
+        .most_verbose()
+        .filter(|_| capabilities.is_some_and(|c| c.logging.is_some()));
+    let uris = if capabilities
+        .and_then(|c| c.resources.as_ref())
+        .and_then(|r| r.subscribe)
+        .unwrap_or(false)
+    {
+        sessions.subscribed_on(&backend.name)
+    } else {
+        Vec::new()
+    };
+    if level.is_none() && uris.is_empty() {
+        return;
+    }
+    let peer = peer.clone();
+    let name = backend.name.clone();
+    tokio::spawn(async move {
+        if let Some(level) = level
+            && let Err(e) = peer
+                .set_level(rmcp::model::SetLevelRequestParams::new(level))
+                .await
+        {
+            tracing::warn!(server = %name, "could not set its log level: {e}");
+        }
+        for uri in uris {
+            if let Err(e) = peer
+                .subscribe(rmcp::model::SubscribeRequestParams::new(uri.clone()))
+                .await
+            {
+                tracing::warn!(server = %name, "could not subscribe again to {uri}: {e}");
+            }
+        }
+    });
+}
+
 /// Connects, serves and watches one life of the backend's connection.
 pub(super) async fn run(
     backend: &Arc<Backend>,
@@ -46,9 +94,12 @@ pub(super) async fn run(
     changes: &mpsc::UnboundedSender<Changed>,
 ) -> Outcome {
     let (lists_tx, mut lists_rx) = mpsc::unbounded_channel();
+    let calls = Arc::new(Calls::default());
     let handler = BackendClient {
         server: backend.name.clone(),
         lists: lists_tx,
+        sessions: backend.sessions.clone(),
+        calls: calls.clone(),
     };
     let init = async {
         let (service, child, lane) = open(backend, settings, handler).await?;
@@ -93,11 +144,14 @@ pub(super) async fn run(
         s.status = Status::Running;
         s.peer = Some(peer.clone());
         s.lane = lane.clone();
+        s.calls = Some(calls.clone());
         s.pid = pid;
         s.server_info = info.as_ref().and_then(|i| i.server_info.clone());
         s.capabilities = info.as_ref().map(|i| i.capabilities.clone());
         lists.apply(s);
     });
+
+    catch_up(backend, &peer, info.as_ref().map(|i| &i.capabilities));
 
     let service_ct = service.cancellation_token();
     let mut closed = tokio::spawn(service.waiting());

@@ -15,6 +15,7 @@ use std::{
     },
 };
 
+use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::{
@@ -27,14 +28,17 @@ const ID_PREFIX: &str = "magg:";
 /// Buffer between the pipes and rmcp.
 const DUPLEX_BYTES: usize = 256 * 1024;
 
+/// Lane id → the client's progress token (JSON text) and where its progress goes.
+type ProgressSinks = HashMap<u64, (String, mpsc::UnboundedSender<Vec<u8>>)>;
+
 /// The lane of one backend connection.
 #[derive(Debug)]
 pub struct Lane {
     out: mpsc::UnboundedSender<Vec<u8>>,
     pending: Mutex<HashMap<u64, oneshot::Sender<Vec<u8>>>>,
     next: AtomicU64,
-    /// Where progress notifications go, by progress token (as JSON text).
-    progress: Mutex<HashMap<String, mpsc::UnboundedSender<Vec<u8>>>>,
+    /// Where progress notifications go, by lane id: the client's token (JSON text) and sink.
+    progress: Mutex<ProgressSinks>,
 }
 
 /// The backend's connection closed before it answered.
@@ -42,19 +46,29 @@ pub struct Lane {
 pub struct Closed;
 
 impl Lane {
-    /// Sends a `tools/call` whose `params` are already JSON text. Returns the lane id of the
-    /// request and the receiver of the backend's whole response line (a JSON-RPC response with
-    /// that id); the receiver fails if the connection closes first.
+    /// Reserves the lane id of the next request, so that its params can carry it (as the
+    /// progress token) before it is sent.
+    pub fn reserve(&self) -> u64 {
+        self.next.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Sends a `tools/call` under the reserved lane id `id` whose `params` are already JSON
+    /// text. Returns the receiver of the backend's whole response line (a JSON-RPC response
+    /// with that id); the receiver fails if the connection closes first.
     pub fn send_tool_call(
         &self,
+        id: u64,
         params: &str,
-    ) -> Result<(u64, oneshot::Receiver<Vec<u8>>), Closed> {
-        let (id, rx) = self.register();
+    ) -> Result<oneshot::Receiver<Vec<u8>>, Closed> {
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.insert(id, tx);
+        }
         let line = format!(
             r#"{{"jsonrpc":"2.0","id":"{ID_PREFIX}{id}","method":"tools/call","params":{params}}}"#
         );
         self.send_line(line.into_bytes(), id)?;
-        Ok((id, rx))
+        Ok(rx)
     }
 
     /// Tells the backend the lane request `id` is cancelled, and stops waiting for it.
@@ -74,66 +88,68 @@ impl Lane {
         let _ = self.out.send(line.into_bytes());
     }
 
-    /// Sends the backend's progress notifications for `token` (JSON text, the client's own
-    /// token, which a lane call passes through unchanged) to `sink` as they are.
-    pub fn watch_progress(&self, token: String, sink: mpsc::UnboundedSender<Vec<u8>>) {
+    /// Sends the backend's progress notifications for the lane request `id` (which carries
+    /// the progress token `"magg:<id>"`, see [`progress_token`]) to `sink`, under the client's
+    /// own `token` (JSON text) again.
+    pub fn watch_progress(&self, id: u64, token: String, sink: mpsc::UnboundedSender<Vec<u8>>) {
         if let Ok(mut progress) = self.progress.lock() {
-            progress.insert(token, sink);
+            progress.insert(id, (token, sink));
         }
     }
 
-    /// Stops forwarding progress for `token`.
-    pub fn unwatch_progress(&self, token: &str) {
+    /// Stops forwarding progress for the lane request `id`.
+    pub fn unwatch_progress(&self, id: u64) {
         if let Ok(mut progress) = self.progress.lock() {
-            progress.remove(token);
+            progress.remove(&id);
         }
     }
 
-    /// Forwards `line` if it is a progress notification for a watched token.
+    /// Forwards `line` if it is a progress notification of a watched lane request, with the
+    /// client's token put back.
     fn forward_progress(&self, line: &[u8]) -> bool {
         const NEEDLE: &[u8] = b"notifications/progress";
         if !line.windows(NEEDLE.len()).any(|w| w == NEEDLE) {
             return false;
         }
-        #[derive(Deserialize)]
-        struct Notification<'a> {
-            #[serde(default)]
-            method: Option<std::borrow::Cow<'a, str>>,
-            #[serde(borrow, default)]
-            params: Option<&'a RawValue>,
-        }
-        #[derive(Deserialize)]
-        struct Params<'a> {
-            #[serde(borrow, rename = "progressToken")]
-            token: &'a RawValue,
-        }
-        let Some(token) = serde_json::from_slice::<Notification<'_>>(line)
+        let Some(mut message) = serde_json::from_slice::<IndexMap<&str, &RawValue>>(line)
             .ok()
-            .filter(|n| n.method.as_deref() == Some("notifications/progress"))
-            .and_then(|n| n.params)
-            .and_then(|p| serde_json::from_str::<Params<'_>>(p.get()).ok())
-            .map(|p| p.token.get().to_owned())
+            .filter(|m| {
+                m.get("method")
+                    .is_some_and(|m| m.get() == "\"notifications/progress\"")
+            })
         else {
             return false;
         };
-        let sink = self
-            .progress
-            .lock()
-            .ok()
-            .and_then(|p| p.get(&token).cloned());
-        match sink {
-            Some(sink) => sink.send(line.to_vec()).is_ok(),
-            None => false,
+        let Some(mut params) = message
+            .get("params")
+            .and_then(|p| serde_json::from_str::<IndexMap<&str, &RawValue>>(p.get()).ok())
+        else {
+            return false;
+        };
+        let Some(id) = params
+            .get("progressToken")
+            .and_then(|t| serde_json::from_str::<&str>(t.get()).ok())
+            .and_then(|t| t.strip_prefix(ID_PREFIX))
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            return false;
+        };
+        let Some((token, sink)) = self.progress.lock().ok().and_then(|p| p.get(&id).cloned())
+        else {
+            return false;
+        };
+        let Ok(token) = RawValue::from_string(token) else {
+            return false;
+        };
+        params.insert("progressToken", &token);
+        let Ok(params) = serde_json::value::to_raw_value(&params) else {
+            return false;
+        };
+        message.insert("params", &params);
+        match serde_json::to_vec(&message) {
+            Ok(out) => sink.send(out).is_ok(),
+            Err(_) => false,
         }
-    }
-
-    fn register(&self) -> (u64, oneshot::Receiver<Vec<u8>>) {
-        let id = self.next.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        if let Ok(mut pending) = self.pending.lock() {
-            pending.insert(id, tx);
-        }
-        (id, rx)
     }
 
     fn send_line(&self, line: Vec<u8>, id: u64) -> Result<(), Closed> {
@@ -215,6 +231,13 @@ async fn read_child<R: AsyncRead + Unpin>(
     let _ = to_rmcp.shutdown().await;
 }
 
+/// The progress token (JSON text) of the lane request `id`: magg's own, so that it never
+/// collides with the tokens of other clients of the same backend (magg's rmcp client numbers
+/// its own from 0, as most clients do).
+pub fn progress_token(id: u64) -> String {
+    format!("\"{ID_PREFIX}{id}\"")
+}
+
 /// The lane id of a response line, if it is a response to a lane request.
 fn lane_response_id(line: &[u8]) -> Option<u64> {
     const NEEDLE: &[u8] = b"\"magg:";
@@ -258,5 +281,34 @@ mod tests {
             "a request from the backend is never a lane response"
         );
         assert_eq!(lane_response_id(b"not json \"magg:1\""), None);
+    }
+
+    #[test]
+    fn progress_goes_back_under_the_clients_token_and_only_for_lane_tokens() {
+        let (out, _lines) = mpsc::unbounded_channel();
+        let lane = Lane {
+            out,
+            pending: Mutex::new(HashMap::new()),
+            next: AtomicU64::new(0),
+            progress: Mutex::new(HashMap::new()),
+        };
+        let (sink, mut seen) = mpsc::unbounded_channel();
+        lane.watch_progress(4, "3".to_owned(), sink);
+        // magg's own rmcp client numbers its tokens too: a numeric 3 is not this call's.
+        assert!(!lane.forward_progress(
+            br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":3,"progress":1}}"#
+        ));
+        assert!(lane.forward_progress(
+            br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"magg:4","progress":2,"total":3,"message":"m"}}"#
+        ));
+        let line = seen.try_recv().unwrap_or_default();
+        assert_eq!(
+            String::from_utf8_lossy(&line),
+            r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":3,"progress":2,"total":3,"message":"m"}}"#
+        );
+        lane.unwatch_progress(4);
+        assert!(!lane.forward_progress(
+            br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"magg:4","progress":3}}"#
+        ));
     }
 }

@@ -7,10 +7,12 @@ use std::sync::Arc;
 use rmcp::{
     ErrorData as McpError, ServiceError,
     model::{
-        CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams,
-        CompleteResult, ContentBlock, GetPromptRequestParams, GetPromptResponse,
-        ReadResourceRequestParams, ReadResourceResponse, Reference,
+        CallToolRequestParams, CallToolResponse, CallToolResult, ClientRequest,
+        CompleteRequestParams, CompleteResult, ContentBlock, GetPromptRequestParams,
+        GetPromptResponse, ReadResourceRequestParams, ReadResourceResponse, Reference, Request,
+        ServerResult,
     },
+    service::PeerRequestOptions,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -85,17 +87,35 @@ impl Hub {
         let target = if call.tool == params.name {
             ToolRoute::Backend(route)
         } else {
-            match self.snapshot().tool(&call.tool).cloned() {
-                Some(target) => target,
-                None => {
-                    return Ok(CallToolResponse::Complete(error_result(format!(
-                        "A routing hook rerouted `{}` to `{}`, which is not a tool magg has. \
-                         Check the hook's settings (magg_status lists plugins).",
-                        params.name, call.tool
-                    ))));
-                }
+            match self.reroute_target(&params.name, &call.tool) {
+                Ok(target) => target,
+                Err(message) => return Ok(CallToolResponse::Complete(error_result(message))),
             }
         };
+        self.finish_hooked(target, call, run, params, ct).await
+    }
+
+    /// The tool a routing hook rerouted `from` to, or the message for a name magg does not
+    /// have.
+    pub(crate) fn reroute_target(&self, from: &str, to: &str) -> Result<ToolRoute, String> {
+        self.snapshot().tool(to).cloned().ok_or_else(|| {
+            format!(
+                "A routing hook rerouted `{from}` to `{to}`, which is not a tool magg has. \
+                 Check the hook's settings (magg_status lists plugins)."
+            )
+        })
+    }
+
+    /// Calls `target` with the call the before-call hooks let proceed (`params` gives the
+    /// rest of the request, such as `_meta`), then runs the after-call hooks of `run`.
+    pub(crate) async fn finish_hooked(
+        self: &Arc<Self>,
+        target: ToolRoute,
+        call: ToolCall,
+        run: crate::plugins::HookRun,
+        mut params: CallToolRequestParams,
+        ct: CancellationToken,
+    ) -> Result<CallToolResponse, McpError> {
         let response = match target {
             ToolRoute::Own(own) => CallToolResponse::Complete(
                 tools::call_own(self, own, call.arguments.clone(), ct).await?,
@@ -244,9 +264,36 @@ async fn call_backend(
         Err(message) => return Ok(CallToolResponse::Complete(error_result(message))),
     };
     let tool = params.name.clone();
-    let result = tokio::select! {
-        r = peer.call_tool_once(params) => r,
-        _ = ct.cancelled() => return Err(cancelled()),
+    // Recorded before sending, so that what the backend sends for the call (progress, a
+    // sampling request) finds the client that made it.
+    let calls = backend.state().calls.clone();
+    let record = calls.zip(crate::relay::current_origin());
+    let record = record.map(|(calls, origin)| calls.begin(origin));
+    let request = ClientRequest::CallToolRequest(Request::new(params));
+    let result = match peer
+        .send_request_with_option(request, PeerRequestOptions::no_options())
+        .await
+    {
+        Ok(handle) => {
+            if let Some(record) = &record {
+                record.attach(handle.id.clone(), Some(handle.progress_token.clone()));
+            }
+            let mut abandon = CancelOnDrop::new(&peer, handle.id.clone());
+            let result = tokio::select! {
+                r = handle.await_response() => r,
+                _ = ct.cancelled() => return Err(cancelled()),
+            };
+            abandon.disarm();
+            result.and_then(|result| match result {
+                ServerResult::CallToolResult(result) => Ok(CallToolResponse::Complete(result)),
+                ServerResult::InputRequiredResult(result) => {
+                    Ok(CallToolResponse::InputRequired(result))
+                }
+                ServerResult::CreateTaskResult(result) => Ok(CallToolResponse::Task(result)),
+                _ => Err(ServiceError::UnexpectedResponse),
+            })
+        }
+        Err(e) => Err(e),
     };
     match result {
         Ok(response) => Ok(response),
@@ -262,6 +309,42 @@ async fn call_backend(
             "Calling `{tool}` on server `{}` failed: {other}",
             backend.name
         )))),
+    }
+}
+
+/// Tells the backend its request is cancelled when the caller stops waiting for the answer (a
+/// client's `notifications/cancelled`, or its session closing).
+struct CancelOnDrop {
+    peer: rmcp::service::Peer<rmcp::RoleClient>,
+    id: Option<rmcp::model::RequestId>,
+}
+
+impl CancelOnDrop {
+    fn new(peer: &rmcp::service::Peer<rmcp::RoleClient>, id: rmcp::model::RequestId) -> Self {
+        CancelOnDrop {
+            peer: peer.clone(),
+            id: Some(id),
+        }
+    }
+
+    fn disarm(&mut self) {
+        self.id = None;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        let Some(id) = self.id.take() else { return };
+        let peer = self.peer.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let params = rmcp::model::CancelledNotificationParam::new(
+                    Some(id),
+                    Some("cancelled by the client".to_owned()),
+                );
+                let _ = peer.notify_cancelled(params).await;
+            });
+        }
     }
 }
 
@@ -310,7 +393,7 @@ fn unknown_tool(name: &str, similar: &[&str]) -> McpError {
     )
 }
 
-fn backend_error(backend: &str, error: ServiceError) -> McpError {
+pub(super) fn backend_error(backend: &str, error: ServiceError) -> McpError {
     match error {
         ServiceError::McpError(error) => error,
         ServiceError::TransportClosed => McpError::internal_error(

@@ -114,6 +114,20 @@ fn reconcile(plugin: &str, given: &[types::Tool], out: Vec<types::Tool>) -> Vec<
 pub struct HookRun {
     set: Arc<PluginSet>,
     active: Vec<(Arc<Plugin>, Store<HostState>, routing_hook::Guest)>,
+    /// The call as the last hook let it proceed, in the WIT's shape (for the after-calls).
+    wit: Option<types::ToolCall>,
+    /// Whether a hook rewrote or rerouted the call.
+    changed: bool,
+}
+
+/// What the after-call hooks made of a result given to them as text.
+pub enum AfterText {
+    /// No hook replaced it.
+    Unchanged,
+    /// Replaced: the last replacement, checked to be MCP content (and JSON structured content).
+    Replaced(types::CallResult),
+    /// A hook failed closed: this error result stands instead.
+    Withheld(CallToolResult),
 }
 
 impl HookRun {
@@ -122,31 +136,49 @@ impl HookRun {
         HookRun {
             set,
             active: Vec::new(),
+            wit: None,
+            changed: false,
         }
+    }
+
+    /// Whether a hook rewrote the arguments or rerouted the call.
+    pub fn changed(&self) -> bool {
+        self.changed
+    }
+
+    /// Whether any hook waits to see the result.
+    pub fn wants_result(&self) -> bool {
+        !self.active.is_empty()
     }
 
     /// Runs the before-call of every routing hook, in file-name order, each on what the one
     /// before decided. A deny or an answer ends the run.
     pub(crate) async fn before(&mut self, mut call: ToolCall) -> Decision {
         let hooks: Vec<Arc<Plugin>> = self.set.of(Kind::RoutingHook).cloned().collect();
+        // Built once, and again only when a hook changes the call.
+        let mut wit = wit_call(&call);
         for plugin in hooks {
             let started = Instant::now();
-            match plugin.run_before(&call).await {
+            let outcome = match plugin.run_before(&wit).await {
                 Ok((decision, store, guest)) => {
                     tracing::trace!(plugin = %plugin.name, elapsed = ?started.elapsed(), "before-call");
-                    match decision {
-                        BeforeOutcome::Proceed(next) => {
-                            call = next;
-                            self.active.push((plugin, store, guest));
-                        }
-                        BeforeOutcome::Answer(result) => return Decision::Answer(result),
-                        BeforeOutcome::Deny(reason) => {
-                            return Decision::Deny(format!(
-                                "The call to `{}` was denied by routing hook `{}`: {reason}",
-                                call.tool, plugin.name
-                            ));
-                        }
-                    }
+                    plugin
+                        .interpret(decision, &mut call, &mut wit)
+                        .map(|outcome| (outcome, store, guest))
+                }
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Ok((BeforeOutcome::Proceed(changed), store, guest)) => {
+                    self.changed |= changed;
+                    self.active.push((plugin, store, guest));
+                }
+                Ok((BeforeOutcome::Answer(result), ..)) => return Decision::Answer(result),
+                Ok((BeforeOutcome::Deny(reason), ..)) => {
+                    return Decision::Deny(format!(
+                        "The call to `{}` was denied by routing hook `{}`: {reason}",
+                        call.tool, plugin.name
+                    ));
                 }
                 Err(e) => {
                     plugin.record_fault(&e);
@@ -163,39 +195,69 @@ impl HookRun {
                 }
             }
         }
+        self.wit = Some(wit);
         Decision::Proceed(call)
     }
 
     /// Runs the after-call of every hook that let the call proceed, in file-name order.
-    pub(crate) async fn after(self, call: &ToolCall, mut result: CallToolResult) -> CallToolResult {
-        let wit_call = wit_call(call);
+    pub(crate) async fn after(self, call: &ToolCall, result: CallToolResult) -> CallToolResult {
+        if self.active.is_empty() {
+            return result;
+        }
+        match self.after_text(call, wit_result(&result)).await {
+            AfterText::Unchanged => result,
+            AfterText::Withheld(error) => error,
+            AfterText::Replaced(next) => match mcp_result(next, Some(&result)) {
+                Ok(next) => next,
+                // Checked in `after_text`; kept as a fault rather than a panic.
+                Err(e) => crate::hub::error_result(e),
+            },
+        }
+    }
+
+    /// Runs the after-call of every hook that let the call proceed over a result given as
+    /// the WIT's text form (as the stdio fast lane has it), each hook seeing the previous
+    /// one's replacement.
+    pub(crate) async fn after_text(
+        self,
+        call: &ToolCall,
+        mut result: types::CallResult,
+    ) -> AfterText {
+        let wit = self.wit.unwrap_or_else(|| wit_call(call));
+        let mut replaced = false;
         for (plugin, mut store, guest) in self.active {
-            let outcome = plugin
-                .run_after(&mut store, &guest, &wit_call, &result)
-                .await;
-            match outcome {
-                Ok(Some(next)) => result = next,
+            match plugin.run_after(&mut store, &guest, &wit, &result).await {
+                Ok(Some(next)) => {
+                    result = next;
+                    replaced = true;
+                }
                 Ok(None) => {}
                 Err(e) => {
                     plugin.record_fault(&e);
                     if plugin.policy(Kind::RoutingHook) == FailurePolicy::Closed {
                         tracing::error!("{e}; withholding the result (on_error: closed)");
-                        return crate::hub::error_result(format!(
+                        return AfterText::Withheld(crate::hub::error_result(format!(
                             "The result of `{}` was withheld because a routing hook failed: {e}",
                             call.tool
-                        ));
+                        )));
                     }
                     tracing::error!("{e}; passing the result on unchanged (on_error: open)");
                 }
             }
         }
-        result
+        if replaced {
+            AfterText::Replaced(result)
+        } else {
+            AfterText::Unchanged
+        }
     }
 }
 
-/// What one hook's before-call decided, in magg's terms.
+/// What one hook's before-call decided, in magg's terms (a rewrite or reroute has already
+/// been applied to the call).
 enum BeforeOutcome {
-    Proceed(ToolCall),
+    /// Go on; true when the hook changed the call.
+    Proceed(bool),
     Answer(CallToolResult),
     Deny(String),
 }
@@ -211,7 +273,7 @@ fn wit_call(call: &ToolCall) -> types::ToolCall {
     }
 }
 
-fn wit_result(result: &CallToolResult) -> types::CallResult {
+pub(crate) fn wit_result(result: &CallToolResult) -> types::CallResult {
     types::CallResult {
         content: serde_json::to_string(&result.content).unwrap_or_else(|_| "[]".to_owned()),
         structured_content: result.structured_content.as_ref().map(|v| v.to_string()),
@@ -246,6 +308,22 @@ fn mcp_result(
     Ok(out)
 }
 
+/// Whether a plugin's call result is one magg can pass on: MCP content blocks, and JSON
+/// structured content.
+fn check_result(result: &types::CallResult) -> Result<(), String> {
+    serde_json::from_str::<Vec<ContentBlock>>(&result.content).map_err(|e| {
+        format!(
+            "result content is not a JSON array of MCP content blocks ({e}): {}",
+            preview(&result.content)
+        )
+    })?;
+    if let Some(text) = &result.structured_content {
+        serde_json::from_str::<serde::de::IgnoredAny>(text)
+            .map_err(|e| format!("structured-content is not JSON ({e}): {}", preview(text)))?;
+    }
+    Ok(())
+}
+
 fn parse_arguments(text: &str) -> Result<JsonObject, String> {
     serde_json::from_str(text)
         .map_err(|e| format!("arguments are not a JSON object ({e}): {}", preview(text)))
@@ -276,54 +354,73 @@ impl Plugin {
 
     async fn run_before(
         &self,
-        tool_call: &ToolCall,
-    ) -> Result<(BeforeOutcome, Store<HostState>, routing_hook::Guest), PluginError> {
+        tool_call: &types::ToolCall,
+    ) -> Result<
+        (
+            routing_hook::Decision,
+            Store<HostState>,
+            routing_hook::Guest,
+        ),
+        PluginError,
+    > {
         let call = self.call(Kind::RoutingHook);
         let exports = self.prepared.exports.hook.as_ref();
         let (mut store, guest) = open(&call, exports, |i, s, inst| i.load(s, inst)).await?;
         let decision = guest
-            .call_before_call(&mut store, &wit_call(tool_call))
+            .call_before_call(&mut store, tool_call)
             .await
             .map_err(|e| call.fault(&store, e))?;
-        use routing_hook::Decision as D;
-        let outcome = match decision {
-            D::Proceed => BeforeOutcome::Proceed(tool_call.clone()),
-            D::Rewrite(arguments) => BeforeOutcome::Proceed(ToolCall {
-                arguments: Some(parse_arguments(&arguments).map_err(|e| call.bad_output(e))?),
-                ..tool_call.clone()
-            }),
-            D::Reroute(target) => BeforeOutcome::Proceed(ToolCall {
-                server: target.server,
-                tool: target.tool,
-                arguments: Some(
-                    parse_arguments(&target.arguments).map_err(|e| call.bad_output(e))?,
-                ),
-            }),
-            D::Answer(result) => {
-                BeforeOutcome::Answer(mcp_result(result, None).map_err(|e| call.bad_output(e))?)
-            }
-            D::Deny(reason) => BeforeOutcome::Deny(reason),
-        };
-        Ok((outcome, store, guest))
+        Ok((decision, store, guest))
     }
 
+    /// Applies a before-call decision to the call (both its magg and its WIT form).
+    fn interpret(
+        &self,
+        decision: routing_hook::Decision,
+        call: &mut ToolCall,
+        wit: &mut types::ToolCall,
+    ) -> Result<BeforeOutcome, PluginError> {
+        use routing_hook::Decision as D;
+        let bad = |e: String| self.call(Kind::RoutingHook).bad_output(e);
+        Ok(match decision {
+            D::Proceed => BeforeOutcome::Proceed(false),
+            D::Rewrite(arguments) => {
+                call.arguments = Some(parse_arguments(&arguments).map_err(bad)?);
+                wit.arguments = arguments;
+                BeforeOutcome::Proceed(true)
+            }
+            D::Reroute(target) => {
+                *call = ToolCall {
+                    server: target.server.clone(),
+                    tool: target.tool.clone(),
+                    arguments: Some(parse_arguments(&target.arguments).map_err(bad)?),
+                };
+                *wit = target;
+                BeforeOutcome::Proceed(true)
+            }
+            D::Answer(result) => BeforeOutcome::Answer(mcp_result(result, None).map_err(bad)?),
+            D::Deny(reason) => BeforeOutcome::Deny(reason),
+        })
+    }
+
+    /// One hook's after-call; a replacement is checked before it is passed on.
     async fn run_after(
         &self,
         store: &mut Store<HostState>,
         guest: &routing_hook::Guest,
         tool_call: &types::ToolCall,
-        result: &CallToolResult,
-    ) -> Result<Option<CallToolResult>, PluginError> {
+        result: &types::CallResult,
+    ) -> Result<Option<types::CallResult>, PluginError> {
         let call = self.call(Kind::RoutingHook);
         Call::restart_clock(store);
         let replaced = guest
-            .call_after_call(&mut *store, tool_call, &wit_result(result))
+            .call_after_call(&mut *store, tool_call, result)
             .await
             .map_err(|e| call.fault(store, e))?;
         match replaced {
             None => Ok(None),
-            Some(next) => mcp_result(next, Some(result))
-                .map(Some)
+            Some(next) => check_result(&next)
+                .map(|()| Some(next))
                 .map_err(|e| call.bad_output(e)),
         }
     }

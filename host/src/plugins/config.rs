@@ -71,6 +71,9 @@ fn yes() -> bool {
 /// The default memory limit per call.
 pub const DEFAULT_MEMORY_MB: u64 = 128;
 
+/// The largest memory limit a plugin may be given, in MiB (`memory_mb` is capped to it).
+pub const MAX_MEMORY_MB: u64 = 4096;
+
 impl PluginConfig {
     /// The entry used for a plugin the config does not mention.
     pub fn default_for(name: &str) -> PluginConfig {
@@ -83,7 +86,10 @@ impl PluginConfig {
 
     /// The memory limit, in bytes.
     pub fn memory_bytes(&self) -> usize {
-        let mb = self.memory_mb.unwrap_or(DEFAULT_MEMORY_MB).clamp(1, 4096);
+        let mb = self
+            .memory_mb
+            .unwrap_or(DEFAULT_MEMORY_MB)
+            .clamp(1, MAX_MEMORY_MB);
         (mb as usize) << 20
     }
 

@@ -23,7 +23,7 @@ use serde::Serialize;
 use tokio::sync::{Notify, mpsc, watch};
 
 use super::{
-    Decision, FailurePolicy, HookRun, Kind, PluginError, SearchOutcome, ToolCall,
+    AfterText, Decision, FailurePolicy, HookRun, Kind, PluginError, SearchOutcome, ToolCall,
     bindings::{configure, types},
     calls::OWN_SERVER,
     config::{PluginConfig, PluginConfigs},
@@ -312,6 +312,16 @@ impl Plugins {
         result: rmcp::model::CallToolResult,
     ) -> rmcp::model::CallToolResult {
         run.after(call, result).await
+    }
+
+    /// Runs the after-call hooks of `run` over a result in the WIT's text form.
+    pub async fn after_call_text(
+        &self,
+        run: HookRun,
+        call: &ToolCall,
+        result: types::CallResult,
+    ) -> AfterText {
+        run.after_text(call, result).await
     }
 
     /// The first configure plugin's suggestion for `facts`, with its plugin's name.

@@ -16,7 +16,6 @@ use serde_json::{Map, Value, json};
 
 use super::{failure, manage, success};
 use crate::{
-    frontend::CALLER,
     hub::Hub,
     plugins::{PluginServerConfig, SourceFacts},
 };
@@ -76,7 +75,8 @@ pub async fn smart_configure(hub: &Arc<Hub>, args: JsonObject) -> CallToolResult
             (config_json(&suggestion.config), plugin, project_type)
         }
         None => {
-            if let Some(peer) = CALLER.try_with(|p| p.clone()).ok().filter(|p| {
+            let caller = crate::relay::current_origin().map(|o| o.session.peer().clone());
+            if let Some(peer) = caller.filter(|p| {
                 p.peer_info()
                     .is_some_and(|info| info.capabilities.sampling.is_some())
             }) {

@@ -1,0 +1,674 @@
+//! What passes between clients and backends besides a request and its response: progress,
+//! logging, resource updates, and the requests a backend makes of a client (sampling,
+//! elicitation, roots).
+//!
+//! # Design
+//! - Every client session that initializes becomes a [`Session`]; [`Sessions`] holds them for
+//!   fan-out (list_changed, logging) and as the fallback for backend requests no call caused.
+//! - Every call that reaches a backend runs inside [`ORIGIN`]: the session, the client's
+//!   request id and its progress token. The backend connection's [`Calls`] records that origin
+//!   together with the request id and progress token magg gave the backend, for as long as the
+//!   call is in flight.
+//! - From that record a backend's progress goes back to the calling session under the client's
+//!   own token, and a backend's request (sampling, elicitation, roots) goes to the session of
+//!   the call that caused it: exactly for streamable-HTTP backends (which send it on that call's
+//!   stream), the newest call in flight for stdio backends (nothing on a pipe says which call a
+//!   request belongs to), and with no call in flight the most recently active session that can
+//!   answer it. A client that lacks the capability gets the backend an error at once.
+//! - Backends are shared by all sessions, so backend-wide traffic fans out: logging to every
+//!   session whose level admits it, resource updates to the sessions subscribed to the URI.
+
+// Logging, sampling and roots are deprecated by SEP-2577 but still used by 2025-11-25 peers.
+#![allow(deprecated)]
+
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use indexmap::IndexMap;
+use rmcp::{
+    ErrorData as McpError, RoleClient, RoleServer,
+    model::{
+        CancelledNotificationParam, ClientCapabilities, ClientResult, ErrorCode, GetExtensions,
+        LoggingLevel, LoggingMessageNotificationParam, ProgressNotificationParam, ProgressToken,
+        RequestId, ResourceUpdatedNotificationParam, ServerRequest,
+    },
+    service::{OriginatingRequestId, Peer, PeerRequestOptions, RequestContext, ServiceError},
+};
+use tokio::sync::Notify;
+
+use crate::catalog::ListChanges;
+
+/// How long a backend's progress or request waits for the call it belongs to be recorded (the
+/// backend may answer before magg has noted the ids it sent).
+const ATTACH_WAIT: Duration = Duration::from_millis(250);
+
+tokio::task_local! {
+    /// The client request a backend call is made for.
+    pub static ORIGIN: Origin;
+}
+
+/// One connected client session.
+pub struct Session {
+    id: u64,
+    peer: Peer<RoleServer>,
+    last_active: Mutex<Instant>,
+    log_level: Mutex<Option<LoggingLevel>>,
+    subscriptions: Mutex<Vec<String>>,
+}
+
+impl Session {
+    /// The session's peer, to send it requests and notifications.
+    pub fn peer(&self) -> &Peer<RoleServer> {
+        &self.peer
+    }
+
+    /// Notes that the client just did something (for the fallback of uncaused requests).
+    pub fn touch(&self) {
+        if let Ok(mut last) = self.last_active.lock() {
+            *last = Instant::now();
+        }
+    }
+
+    fn last_active(&self) -> Instant {
+        self.last_active
+            .lock()
+            .map(|l| *l)
+            .unwrap_or_else(|_| Instant::now())
+    }
+
+    fn capabilities(&self) -> ClientCapabilities {
+        self.peer
+            .peer_info()
+            .map(|info| info.capabilities.clone())
+            .unwrap_or_default()
+    }
+
+    fn client_name(&self) -> String {
+        self.peer
+            .peer_info()
+            .map(|info| info.client_info.name.clone())
+            .unwrap_or_else(|| "the client".to_owned())
+    }
+
+    /// Whether the client said it can answer `ask`.
+    fn supports(&self, ask: Ask) -> bool {
+        let caps = self.capabilities();
+        match ask {
+            Ask::Sampling => caps.sampling.is_some(),
+            Ask::Roots => caps.roots.is_some(),
+            Ask::ElicitForm => caps
+                .elicitation
+                .as_ref()
+                .is_some_and(|e| e.form.is_some() || e.url.is_none()),
+            Ask::ElicitUrl => caps.elicitation.as_ref().is_some_and(|e| e.url.is_some()),
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.peer.is_transport_closed()
+    }
+
+    fn admits(&self, level: LoggingLevel) -> bool {
+        match self.log_level.lock().ok().and_then(|l| *l) {
+            Some(min) => rank(level) >= rank(min),
+            None => true,
+        }
+    }
+
+    /// The log level the client set, if any.
+    pub fn log_level(&self) -> Option<LoggingLevel> {
+        self.log_level.lock().ok().and_then(|l| *l)
+    }
+}
+
+/// The severity order of MCP's (syslog's) levels, least severe first.
+pub fn rank(level: LoggingLevel) -> u8 {
+    match level {
+        LoggingLevel::Debug => 0,
+        LoggingLevel::Info => 1,
+        LoggingLevel::Notice => 2,
+        LoggingLevel::Warning => 3,
+        LoggingLevel::Error => 4,
+        LoggingLevel::Critical => 5,
+        LoggingLevel::Alert => 6,
+        LoggingLevel::Emergency => 7,
+    }
+}
+
+/// What a backend asks of a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ask {
+    /// `sampling/createMessage`
+    Sampling,
+    /// `elicitation/create` in form mode
+    ElicitForm,
+    /// `elicitation/create` in URL mode
+    ElicitUrl,
+    /// `roots/list`
+    Roots,
+}
+
+impl Ask {
+    fn capability(self) -> &'static str {
+        match self {
+            Ask::Sampling => "sampling",
+            Ask::ElicitForm => "elicitation (form mode)",
+            Ask::ElicitUrl => "elicitation (URL mode)",
+            Ask::Roots => "roots",
+        }
+    }
+
+    fn method(self) -> &'static str {
+        match self {
+            Ask::Sampling => "sampling/createMessage",
+            Ask::ElicitForm | Ask::ElicitUrl => "elicitation/create",
+            Ask::Roots => "roots/list",
+        }
+    }
+}
+
+/// The client request a backend call is made for.
+#[derive(Clone)]
+pub struct Origin {
+    /// The calling session.
+    pub session: Arc<Session>,
+    /// The client's request id.
+    pub request_id: Option<RequestId>,
+    /// The client's progress token, if it asked for progress.
+    pub progress_token: Option<ProgressToken>,
+}
+
+/// The current task's origin, if it runs for a client request.
+pub fn current_origin() -> Option<Origin> {
+    ORIGIN.try_with(Clone::clone).ok()
+}
+
+/// Every connected client session, and the resource subscriptions they hold.
+#[derive(Default)]
+pub struct Sessions {
+    list: Mutex<Vec<Arc<Session>>>,
+    next: AtomicU64,
+    /// Subscribed resources: (server, the backend's URI) → the exposed URI.
+    resources: Mutex<IndexMap<(String, String), String>>,
+}
+
+impl Sessions {
+    /// Adds a session that has just initialized.
+    pub fn add(&self, peer: Peer<RoleServer>) -> Arc<Session> {
+        let session = Arc::new(Session {
+            id: self.next.fetch_add(1, Ordering::Relaxed),
+            peer,
+            last_active: Mutex::new(Instant::now()),
+            log_level: Mutex::new(None),
+            subscriptions: Mutex::new(Vec::new()),
+        });
+        if let Ok(mut list) = self.list.lock() {
+            list.push(session.clone());
+        }
+        session
+    }
+
+    /// Removes the sessions that have closed, and returns them.
+    pub fn take_closed(&self) -> Vec<Arc<Session>> {
+        let Ok(mut list) = self.list.lock() else {
+            return Vec::new();
+        };
+        let (closed, open): (Vec<_>, Vec<_>) = list.drain(..).partition(|s| s.is_closed());
+        *list = open;
+        closed
+    }
+
+    /// The live sessions (closed ones stay listed until [`Sessions::take_closed`] cleans up
+    /// after them).
+    pub fn live(&self) -> Vec<Arc<Session>> {
+        match self.list.lock() {
+            Ok(list) => list.iter().filter(|s| !s.is_closed()).cloned().collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// How many sessions are connected.
+    pub fn count(&self) -> usize {
+        self.live().len()
+    }
+
+    /// Sends the list_changed notifications for `changes` to every session.
+    pub fn notify(&self, changes: ListChanges) {
+        for session in self.live() {
+            let peer = session.peer.clone();
+            tokio::spawn(async move {
+                if changes.tools {
+                    let _ = peer.notify_tool_list_changed().await;
+                }
+                if changes.prompts {
+                    let _ = peer.notify_prompt_list_changed().await;
+                }
+                if changes.resources {
+                    let _ = peer.notify_resource_list_changed().await;
+                }
+            });
+        }
+    }
+
+    /// Sets `session`'s log level; returns the most verbose level any live session set.
+    pub fn set_level(&self, session: &Session, level: LoggingLevel) -> LoggingLevel {
+        if let Ok(mut current) = session.log_level.lock() {
+            *current = Some(level);
+        }
+        self.most_verbose().unwrap_or(level)
+    }
+
+    /// The most verbose log level of the live sessions that set one.
+    pub fn most_verbose(&self) -> Option<LoggingLevel> {
+        self.live()
+            .iter()
+            .filter_map(|s| s.log_level())
+            .min_by_key(|l| rank(*l))
+    }
+
+    /// Sends a backend's log message to every session whose level admits it, its `logger`
+    /// naming the backend.
+    pub fn log(&self, server: &str, mut params: LoggingMessageNotificationParam) {
+        params.logger = Some(match params.logger.take() {
+            Some(logger) if !logger.is_empty() => format!("{server}/{logger}"),
+            _ => server.to_owned(),
+        });
+        for session in self.live() {
+            if !session.admits(params.level) {
+                continue;
+            }
+            let peer = session.peer.clone();
+            let params = params.clone();
+            tokio::spawn(async move {
+                #[allow(deprecated)]
+                let _ = peer.notify_logging_message(params).await;
+            });
+        }
+    }
+
+    /// Records that `session` subscribed to the exposed `uri`; false if it already had.
+    pub fn subscribe(&self, session: &Session, uri: &str) -> bool {
+        match session.subscriptions.lock() {
+            Ok(mut subs) if !subs.iter().any(|s| s == uri) => {
+                subs.push(uri.to_owned());
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Records that `session` unsubscribed from `uri`; false if it was not subscribed.
+    pub fn unsubscribe(&self, session: &Session, uri: &str) -> bool {
+        match session.subscriptions.lock() {
+            Ok(mut subs) => {
+                let before = subs.len();
+                subs.retain(|s| s != uri);
+                subs.len() != before
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Whether any live session is subscribed to the exposed `uri`.
+    pub fn anyone_subscribed(&self, uri: &str) -> bool {
+        self.live().iter().any(|s| s.is_subscribed(uri))
+    }
+
+    /// Every exposed URI some live session is subscribed to.
+    pub fn subscribed_uris(&self) -> Vec<String> {
+        let mut uris: Vec<String> = self
+            .live()
+            .iter()
+            .flat_map(|s| {
+                s.subscriptions
+                    .lock()
+                    .map(|s| s.clone())
+                    .unwrap_or_default()
+            })
+            .collect();
+        uris.sort();
+        uris.dedup();
+        uris
+    }
+
+    /// Notes which backend resource the exposed `uri` is, while someone is subscribed to it.
+    pub fn map_resource(&self, server: &str, original: &str, uri: &str) {
+        if let Ok(mut map) = self.resources.lock() {
+            map.insert((server.to_owned(), original.to_owned()), uri.to_owned());
+        }
+    }
+
+    /// Forgets the mapping of `server`'s `original` URI.
+    pub fn unmap_resource(&self, server: &str, original: &str) {
+        if let Ok(mut map) = self.resources.lock() {
+            map.shift_remove(&(server.to_owned(), original.to_owned()));
+        }
+    }
+
+    /// The backend URIs of `server` someone is subscribed to (to subscribe again after a
+    /// restart).
+    pub fn subscribed_on(&self, server: &str) -> Vec<String> {
+        let Ok(map) = self.resources.lock() else {
+            return Vec::new();
+        };
+        map.iter()
+            .filter(|((s, _), uri)| s == server && self.anyone_subscribed(uri))
+            .map(|((_, original), _)| original.clone())
+            .collect()
+    }
+
+    /// A backend said its resource `original` changed: tells the subscribed sessions, under
+    /// the exposed URI.
+    pub fn backend_resource_updated(&self, server: &str, original: &str) {
+        let uri = self
+            .resources
+            .lock()
+            .ok()
+            .and_then(|map| map.get(&(server.to_owned(), original.to_owned())).cloned());
+        match uri {
+            Some(uri) => self.resource_updated(&uri),
+            None => tracing::debug!(
+                server,
+                uri = original,
+                "resource update for a URI no client is subscribed to"
+            ),
+        }
+    }
+
+    /// Tells the sessions subscribed to the exposed `uri` that it changed.
+    pub fn resource_updated(&self, uri: &str) {
+        for session in self.live() {
+            if !session.is_subscribed(uri) {
+                continue;
+            }
+            let peer = session.peer.clone();
+            let params = ResourceUpdatedNotificationParam::new(uri);
+            tokio::spawn(async move {
+                let _ = peer.notify_resource_updated(params).await;
+            });
+        }
+    }
+
+    /// The session that last did something and can answer `ask`.
+    fn most_recent(&self, ask: Ask) -> Option<Arc<Session>> {
+        self.live()
+            .into_iter()
+            .filter(|s| s.supports(ask))
+            .max_by_key(|s| (s.last_active(), s.id))
+    }
+
+    /// The session that last did something.
+    fn most_recent_any(&self) -> Option<Arc<Session>> {
+        self.live()
+            .into_iter()
+            .max_by_key(|s| (s.last_active(), s.id))
+    }
+}
+
+impl Session {
+    /// The exposed URIs the session is subscribed to.
+    pub fn subscriptions(&self) -> Vec<String> {
+        self.subscriptions
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
+    }
+
+    fn is_subscribed(&self, uri: &str) -> bool {
+        self.subscriptions
+            .lock()
+            .is_ok_and(|subs| subs.iter().any(|s| s == uri))
+    }
+}
+
+/// The calls in flight on one backend connection, with their origins.
+#[derive(Default)]
+pub struct Calls {
+    next: AtomicU64,
+    map: Mutex<IndexMap<u64, Entry>>,
+    attached: Notify,
+}
+
+impl std::fmt::Debug for Calls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let in_flight = self.map.lock().map(|m| m.len()).unwrap_or_default();
+        f.debug_struct("Calls")
+            .field("in_flight", &in_flight)
+            .finish()
+    }
+}
+
+struct Entry {
+    origin: Origin,
+    backend_id: Option<RequestId>,
+    backend_token: Option<ProgressToken>,
+    last_progress: Option<f64>,
+}
+
+/// A call recorded in [`Calls`]; dropping it forgets the call.
+pub struct CallGuard {
+    calls: Arc<Calls>,
+    key: u64,
+}
+
+impl CallGuard {
+    /// Notes the request id and progress token magg gave the backend for this call.
+    pub fn attach(&self, id: RequestId, token: Option<ProgressToken>) {
+        if let Ok(mut map) = self.calls.map.lock()
+            && let Some(entry) = map.get_mut(&self.key)
+        {
+            entry.backend_id = Some(id);
+            entry.backend_token = token;
+        }
+        self.calls.attached.notify_waiters();
+    }
+}
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        if let Ok(mut map) = self.calls.map.lock() {
+            map.shift_remove(&self.key);
+        }
+    }
+}
+
+impl Calls {
+    /// Records a call for `origin` before it is sent.
+    pub fn begin(self: &Arc<Self>, origin: Origin) -> CallGuard {
+        let key = self.next.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut map) = self.map.lock() {
+            map.insert(
+                key,
+                Entry {
+                    origin,
+                    backend_id: None,
+                    backend_token: None,
+                    last_progress: None,
+                },
+            );
+        }
+        CallGuard {
+            calls: self.clone(),
+            key,
+        }
+    }
+
+    /// Waits (briefly) for a recorded call that `find` matches.
+    async fn wait_for<T>(
+        &self,
+        find: impl Fn(&mut IndexMap<u64, Entry>) -> Option<T>,
+    ) -> Option<T> {
+        let deadline = tokio::time::Instant::now() + ATTACH_WAIT;
+        loop {
+            let notified = self.attached.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(found) = self.map.lock().ok().and_then(|mut map| find(&mut map)) {
+                return Some(found);
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return None;
+            }
+        }
+    }
+
+    /// The client-side form of a backend's progress notification: the client's token, for
+    /// the session that made the call. `None` when no call owns the token, the client asked
+    /// for no progress, or the value does not increase (notifications may arrive reordered;
+    /// MCP has progress only increase).
+    pub async fn progress(
+        &self,
+        params: &ProgressNotificationParam,
+    ) -> Option<(Arc<Session>, ProgressNotificationParam)> {
+        self.wait_for(|map| {
+            let entry = map
+                .values_mut()
+                .find(|e| e.backend_token.as_ref() == Some(&params.progress_token))?;
+            let token = entry.origin.progress_token.clone()?;
+            if entry
+                .last_progress
+                .is_some_and(|last| params.progress <= last)
+            {
+                return Some(None);
+            }
+            entry.last_progress = Some(params.progress);
+            let mut out = params.clone();
+            out.progress_token = token;
+            Some(Some((entry.origin.session.clone(), out)))
+        })
+        .await
+        .flatten()
+    }
+
+    async fn by_backend_id(&self, id: &RequestId) -> Option<Origin> {
+        self.wait_for(|map| {
+            map.values()
+                .find(|e| e.backend_id.as_ref() == Some(id))
+                .map(|e| e.origin.clone())
+        })
+        .await
+    }
+
+    /// The newest call in flight. Never another session's for lack of the capability: a
+    /// request goes to the caller or fails, so one client's prompt never reaches another
+    /// client's model.
+    fn newest(&self) -> Option<Origin> {
+        let map = self.map.lock().ok()?;
+        map.values().next_back().map(|e| e.origin.clone())
+    }
+}
+
+/// Relays a backend's request of a client: finds the session it belongs to, checks that the
+/// client can answer it, sends it there and returns the client's answer (or error).
+pub async fn ask_client(
+    sessions: &Sessions,
+    calls: &Calls,
+    server: &str,
+    ask: Ask,
+    mut request: ServerRequest,
+    context: RequestContext<RoleClient>,
+) -> Result<ClientResult, McpError> {
+    let stream = context
+        .extensions
+        .get::<rmcp::service::InboundStreamOrigin>()
+        .cloned();
+    let origin = match stream {
+        Some(rmcp::service::InboundStreamOrigin::OutboundRequest(id)) => {
+            calls.by_backend_id(&id).await
+        }
+        _ => None,
+    }
+    .or_else(|| calls.newest());
+    let (session, request_id) = match origin {
+        Some(origin) => (origin.session, origin.request_id),
+        None => {
+            let session = sessions
+                .most_recent(ask)
+                .or_else(|| sessions.most_recent_any());
+            match session {
+                Some(session) => (session, None),
+                None => {
+                    return Err(McpError::new(
+                        ErrorCode::METHOD_NOT_FOUND,
+                        format!(
+                            "{} from server `{server}`: no client is connected to magg to \
+                             answer it",
+                            ask.method()
+                        ),
+                        None,
+                    ));
+                }
+            }
+        }
+    };
+    if !session.supports(ask) {
+        let code = match ask {
+            Ask::ElicitForm | Ask::ElicitUrl => ErrorCode::INVALID_PARAMS,
+            _ => ErrorCode::METHOD_NOT_FOUND,
+        };
+        return Err(McpError::new(
+            code,
+            format!(
+                "{} from server `{server}`: the client ({}) did not declare the {} capability, \
+                 so magg cannot ask it",
+                ask.method(),
+                session.client_name(),
+                ask.capability()
+            ),
+            None,
+        ));
+    }
+    if let Some(id) = request_id {
+        // Streamable HTTP sends it on the stream of the client request that caused it.
+        request.extensions_mut().insert(OriginatingRequestId(id));
+    }
+    let peer = session.peer.clone();
+    let meta = context.meta.clone();
+    // Sent from a task of its own: inside this handler rmcp would tag the request with the
+    // backend's request id instead of the client's.
+    let handle = tokio::spawn(async move {
+        peer.send_request_with_option(request, PeerRequestOptions::no_options().with_meta(meta))
+            .await
+    })
+    .await
+    .map_err(|e| McpError::internal_error(format!("relaying {}: {e}", ask.method()), None))?
+    .map_err(|e| client_error(ask, server, e))?;
+    let client_id = handle.id.clone();
+    tokio::select! {
+        answer = handle.await_response() => answer.map_err(|e| client_error(ask, server, e)),
+        () = context.ct.cancelled() => {
+            // The backend gave up on its request: tell the client.
+            let params = CancelledNotificationParam::new(
+                Some(client_id),
+                Some(format!("server `{server}` cancelled its request")),
+            );
+            let peer = session.peer.clone();
+            tokio::spawn(async move {
+                let _ = peer.notify_cancelled(params).await;
+            });
+            Err(McpError::new(ErrorCode::INTERNAL_ERROR, "cancelled", None))
+        }
+    }
+}
+
+fn client_error(ask: Ask, server: &str, e: ServiceError) -> McpError {
+    match e {
+        ServiceError::McpError(error) => error,
+        ServiceError::TransportClosed => McpError::internal_error(
+            format!(
+                "{} from server `{server}`: the client's session closed before it answered",
+                ask.method()
+            ),
+            None,
+        ),
+        other => McpError::internal_error(
+            format!("{} from server `{server}` failed: {other}", ask.method()),
+            None,
+        ),
+    }
+}
