@@ -45,6 +45,9 @@
 //!    with the 18 MB Python plugin, cold and from the compile cache (5 cached
 //!    starts, 2 with `--quick`); RSS with 10 backends and 4 plugins (budget ≤
 //!    15 MiB). See `plugins.rs`.
+//! 8. **Pass-through**: request → first progress notification, and a
+//!    sampling round trip (backend asks the client, the client answers at
+//!    once), direct vs through magg. See `passthrough.rs`.
 //!
 //! Run it from the workspace root with
 //!
@@ -68,6 +71,7 @@
 
 mod live;
 mod mcp;
+mod passthrough;
 mod plugins;
 mod raw;
 mod report;
@@ -151,8 +155,8 @@ impl Options {
                             .trim()
                             .parse()
                             .ok()
-                            .filter(|n| (1..=7).contains(n))
-                            .with_context(|| format!("--only: {n:?} is not a measurement 1-7"))?;
+                            .filter(|n| (1..=8).contains(n))
+                            .with_context(|| format!("--only: {n:?} is not a measurement 1-8"))?;
                         only |= 1 << n;
                         if n <= 3 {
                             only |= 0b110;
@@ -1081,6 +1085,10 @@ async fn run(opts: Options) -> Result<()> {
     if wanted(7) {
         let result = plugins::plugins(&env, opts).await;
         record(&mut report, &mut failures, "7 (plugins)", result);
+    }
+    if wanted(8) {
+        let result = passthrough::passthrough(&env, opts).await;
+        record(&mut report, &mut failures, "8 (pass-through)", result);
     }
 
     for incident in server::incidents() {
