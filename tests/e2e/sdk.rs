@@ -1,5 +1,6 @@
-//! Independent clients: the official MCP Python SDK (over stdio and streamable HTTP) and the MCP
-//! Inspector CLI (TypeScript SDK, over stdio).
+//! Independent clients: the official MCP Python SDK (over stdio and streamable HTTP; with its
+//! sampling, elicitation, roots, progress and logging callbacks answering backends through magg)
+//! and the MCP Inspector CLI (TypeScript SDK, over stdio).
 
 use std::path::Path;
 

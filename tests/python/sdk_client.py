@@ -9,8 +9,9 @@ Exits non-zero, with the reason on stderr, if anything a user would check is wro
 import asyncio
 import os
 import sys
+import warnings
 
-from mcp import ClientSession, StdioServerParameters
+from mcp import ClientSession, StdioServerParameters, types
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
@@ -18,6 +19,75 @@ from mcp.client.streamable_http import streamable_http_client
 def check(condition, what):
     if not condition:
         raise AssertionError(what)
+
+
+async def sampling(context, params):
+    """The client's LLM: answers every sampling request the same way."""
+    return types.CreateMessageResult(
+        role="assistant",
+        content=types.TextContent(type="text", text="python says hi"),
+        model="sdk-test",
+    )
+
+
+async def elicitation(context, params):
+    """The user: fills in the form."""
+    return types.ElicitResult(action="accept", content={"name": "python"})
+
+
+async def roots(context):
+    return types.ListRootsResult(roots=[types.Root(uri="file:///python-sdk")])
+
+
+LOGS = []
+
+
+async def logging(params):
+    LOGS.append(params)
+
+
+def session_for(read, write) -> ClientSession:
+    return ClientSession(
+        read,
+        write,
+        sampling_callback=sampling,
+        elicitation_callback=elicitation,
+        list_roots_callback=roots,
+        logging_callback=logging,
+    )
+
+
+async def pass_through(session: ClientSession) -> None:
+    """What a backend asks of the client, and what it tells it, reaches the SDK's callbacks."""
+    sampled = await session.call_tool("tb_sample", {"prompt": "hello"})
+    check(sampled.content[0].text == "sampled: python says hi", f"sampling: {sampled}")
+    elicited = await session.call_tool("tb_elicit", {"mode": "form"})
+    check(
+        elicited.content[0].text == 'elicited: accept {"name":"python"}',
+        f"elicitation: {elicited}",
+    )
+    listed = await session.call_tool("tb_roots", {})
+    check(listed.content[0].text == "file:///python-sdk", f"roots: {listed}")
+
+    steps = []
+
+    async def progress(value, total, message):
+        steps.append(value)
+
+    slow = await session.call_tool("tb_slow", {"ms": 30}, progress_callback=progress)
+    check(not slow.is_error, f"tb_slow: {slow}")
+    check(steps == [1.0, 2.0, 3.0], f"progress steps: {steps}")
+
+    await session.set_logging_level("debug")
+    await session.call_tool("tb_log", {"level": "warning", "text": "from tb"})
+    for _ in range(50):
+        if LOGS:
+            break
+        await asyncio.sleep(0.05)
+    check(
+        any(l.logger == "tb/tb-logger" and l.data == "from tb" for l in LOGS),
+        f"log messages: {LOGS}",
+    )
 
 
 async def exercise(session: ClientSession) -> None:
@@ -52,8 +122,12 @@ async def exercise(session: ClientSession) -> None:
     status = await session.call_tool("magg_status", {})
     check(not status.is_error and '"mounted"' in status.content[0].text, f"status: {status}")
 
+    await pass_through(session)
+
 
 async def main() -> None:
+    # Logging, sampling and roots are deprecated as of 2026-07-28; magg speaks 2025-11-25 too.
+    warnings.simplefilter("ignore", DeprecationWarning)
     mode = sys.argv[1]
     if mode == "stdio":
         params = StdioServerParameters(
@@ -62,11 +136,11 @@ async def main() -> None:
             env={"PATH": os.environ.get("PATH", ""), "MAGG_LIST_WAIT": "15"},
         )
         async with stdio_client(params) as (read, write):
-            async with ClientSession(read, write) as session:
+            async with session_for(read, write) as session:
                 await exercise(session)
     else:
         async with streamable_http_client(sys.argv[2]) as streams:
-            async with ClientSession(streams[0], streams[1]) as session:
+            async with session_for(streams[0], streams[1]) as session:
                 await exercise(session)
     print("python sdk: ok")
 
