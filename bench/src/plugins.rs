@@ -7,9 +7,10 @@
 //!   against the backend called directly in the same run. All five servers run
 //!   side by side and are timed in interleaved blocks, with the bare JSON-RPC
 //!   client of `raw.rs`, so that load drifting during the run hits each alike.
-//!   With no hook magg forwards a stdio tools/call on its raw fast lane; with
-//!   one it goes through rmcp and the hooks, so the step 0 → 1 hook is the
-//!   path switch plus one hook, and (4 hooks − 1 hook) / 3 is one more hook.
+//!   Hooked or not, a stdio tools/call takes magg's raw fast lane; with hooks
+//!   magg also reads the arguments and the result for them, so the step 0 → 1
+//!   hook is that bookkeeping plus one hook, and (4 hooks − 1 hook) / 3 is one
+//!   more hook.
 //! * **Hot replacement**: a loaded plugin file replaced by atomic rename (a
 //!   copy under a temp name in the directory, renamed over it) while magg
 //!   serves, timed from the rename until the new behaviour shows: a routing
@@ -870,7 +871,7 @@ fn report_latency(s: &mut Section, opts: Options, rows: &[Row]) {
     let first_hook = hooks1.summary.p50 - hooks0.summary.p50;
     s.figure(
         "first_hook_p50_us",
-        "step 0 → 1 hook (path switch + hook), p50",
+        "step 0 → 1 hook (bookkeeping + hook), p50",
         first_hook,
         "µs",
         None,
@@ -884,7 +885,7 @@ fn report_latency(s: &mut Section, opts: Options, rows: &[Row]) {
     );
     s.figure(
         "path_switch_p50_us",
-        "  so the path switch alone ≈ step − per hook",
+        "  so the bookkeeping alone ≈ step − per hook",
         first_hook - per_hook,
         "µs",
         None,

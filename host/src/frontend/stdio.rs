@@ -125,6 +125,8 @@ struct FastCall {
     exposed: String,
     /// The client's params as sent (for the hooks, which may change the call).
     original: Option<String>,
+    /// The client's arguments as sent (JSON text), for the hooks.
+    arguments: Option<String>,
 }
 
 impl FastCall {
@@ -216,6 +218,10 @@ fn fast_call(hub: &Hub, line: &[u8]) -> Option<FastCall> {
     let original = hooked
         .then(|| probe.params.map(|p| p.get().to_owned()))
         .flatten();
+    let arguments = hooked
+        .then(|| params.get("arguments").map(|a| a.get().to_owned()))
+        .flatten()
+        .filter(|a| a != "null");
     Some(FastCall {
         client_id: id.to_owned(),
         leg,
@@ -223,6 +229,7 @@ fn fast_call(hub: &Hub, line: &[u8]) -> Option<FastCall> {
         hooked,
         exposed: name,
         original,
+        arguments,
     })
 }
 
@@ -377,32 +384,18 @@ async fn run_hooked(call: FastCall, hub: Arc<Hub>, caller: Caller) {
 }
 
 async fn hooked_line(call: &FastCall, hub: &Arc<Hub>, caller: &Caller) -> Option<String> {
-    let original = call.original.as_deref().unwrap_or("{}");
-    let parsed = serde_json::from_str::<IndexMap<String, &RawValue>>(original)
-        .ok()
-        .and_then(|rest| {
-            let arguments = match rest.get("arguments") {
-                Some(raw) if raw.get() != "null" => Some(serde_json::from_str(raw.get()).ok()?),
-                _ => None,
-            };
-            Some((arguments, rest))
-        });
-    let Some((arguments, rest)) = parsed else {
-        // Not params rmcp would take either; answer as it would.
+    let arguments = call.arguments.as_deref().unwrap_or("{}");
+    if !arguments.starts_with('{') {
+        // Not arguments rmcp would take either; answer as it would.
         return Some(error_line(
             &call.client_id,
-            &rmcp::ErrorData::invalid_params(
-                "tools/call params must be an object with `name` and an `arguments` object",
-                None,
-            ),
+            &rmcp::ErrorData::invalid_params("tools/call arguments must be a JSON object", None),
         ));
-    };
-    let tool_call = ToolCall {
-        server: call.leg.backend.clone(),
-        tool: call.exposed.clone(),
-        arguments,
-    };
-    let (decision, run) = hub.plugins.before_call(tool_call).await;
+    }
+    let (decision, run) = hub
+        .plugins
+        .before_call_text(&call.leg.backend, &call.exposed, arguments)
+        .await;
     let tool_call = match decision {
         Decision::Proceed(tool_call) => tool_call,
         Decision::Answer(result) => return Some(result_line(&call.client_id, &result)),
@@ -414,6 +407,8 @@ async fn hooked_line(call: &FastCall, hub: &Arc<Hub>, caller: &Caller) -> Option
     let leg = if !run.changed() {
         &call.leg
     } else {
+        let original = call.original.as_deref().unwrap_or("{}");
+        let rest: IndexMap<String, &RawValue> = serde_json::from_str(original).ok()?;
         let target = if tool_call.tool == call.exposed {
             hub.snapshot().tool(&call.exposed).cloned()
         } else {
@@ -459,7 +454,7 @@ async fn hooked_line(call: &FastCall, hub: &Arc<Hub>, caller: &Caller) -> Option
         .after_call_text(run, &tool_call, text.wit())
         .await
     {
-        AfterText::Unchanged => with_id(&line, &call.client_id),
+        AfterText::Unchanged => text.with_id(&call.client_id),
         AfterText::Withheld(result) => Some(result_line(&call.client_id, &result)),
         AfterText::Replaced(next) => text.replaced(&call.client_id, &next),
     }
@@ -521,6 +516,14 @@ impl<'a> ResultText<'a> {
                 .get("isError")
                 .is_some_and(|e| e.get() == "true"),
         }
+    }
+
+    /// The response line as the backend sent it, with the client's id.
+    fn with_id(&self, id: &RawValue) -> Option<String> {
+        let mut message: IndexMap<&str, &RawValue> =
+            self.message.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        message.insert("id", id);
+        serde_json::to_string(&message).ok()
     }
 
     /// The response line with a hook's replacement of the result and the client's id.

@@ -153,10 +153,19 @@ impl HookRun {
 
     /// Runs the before-call of every routing hook, in file-name order, each on what the one
     /// before decided. A deny or an answer ends the run.
-    pub(crate) async fn before(&mut self, mut call: ToolCall) -> Decision {
+    pub(crate) async fn before(&mut self, call: ToolCall) -> Decision {
+        let wit = wit_call(&call);
+        self.before_wit(call, wit).await
+    }
+
+    /// [`HookRun::before`] for a call whose arguments are given as JSON text (`wit`); `call`
+    /// may leave its arguments out, and they stay out unless a hook rewrites them.
+    pub(crate) async fn before_wit(
+        &mut self,
+        mut call: ToolCall,
+        mut wit: types::ToolCall,
+    ) -> Decision {
         let hooks: Vec<Arc<Plugin>> = self.set.of(Kind::RoutingHook).cloned().collect();
-        // Built once, and again only when a hook changes the call.
-        let mut wit = wit_call(&call);
         for plugin in hooks {
             let started = Instant::now();
             let outcome = match plugin.run_before(&wit).await {

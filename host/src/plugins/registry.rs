@@ -314,6 +314,29 @@ impl Plugins {
         run.after(call, result).await
     }
 
+    /// Runs the before-call hooks on a call whose arguments are JSON text (an object); the
+    /// decision's call carries parsed arguments only where a hook rewrote or rerouted it.
+    pub async fn before_call_text(
+        &self,
+        server: &str,
+        tool: &str,
+        arguments: &str,
+    ) -> (Decision, HookRun) {
+        let call = ToolCall {
+            server: server.to_owned(),
+            tool: tool.to_owned(),
+            arguments: None,
+        };
+        let wit = types::ToolCall {
+            server: call.server.clone(),
+            tool: call.tool.clone(),
+            arguments: arguments.to_owned(),
+        };
+        let mut run = HookRun::new(self.set());
+        let decision = run.before_wit(call, wit).await;
+        (decision, run)
+    }
+
     /// Runs the after-call hooks of `run` over a result in the WIT's text form.
     pub async fn after_call_text(
         &self,
