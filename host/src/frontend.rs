@@ -80,15 +80,20 @@ impl MaggServer {
         self.session.clone()
     }
 
-    /// The origin of a request of this session (none before it initialized).
-    fn origin(&self, context: &RequestContext<RoleServer>) -> Option<Origin> {
-        let session = self.session.get()?.clone();
-        session.touch();
-        Some(Origin {
+    /// The origin of a request of this session.
+    fn origin(&self, context: &RequestContext<RoleServer>) -> Origin {
+        let session = match self.session.get() {
+            Some(session) => {
+                session.touch();
+                session.clone()
+            }
+            None => Session::detached(context.peer.clone()),
+        };
+        Origin {
             session,
             request_id: Some(context.id.clone()),
             progress_token: context.meta.get_progress_token(),
-        })
+        }
     }
 
     /// Runs `work` for the request of `context`, so that what the backend sends for it finds
@@ -98,10 +103,7 @@ impl MaggServer {
         context: &RequestContext<RoleServer>,
         work: impl Future<Output = T>,
     ) -> T {
-        match self.origin(context) {
-            Some(origin) => ORIGIN.scope(origin, work).await,
-            None => work.await,
-        }
+        ORIGIN.scope(self.origin(context), work).await
     }
 
     fn session(&self) -> Result<&Arc<Session>, McpError> {

@@ -47,6 +47,9 @@ use crate::catalog::ListChanges;
 /// backend may answer before magg has noted the ids it sent).
 const ATTACH_WAIT: Duration = Duration::from_millis(250);
 
+/// How long a call's result waits for its progress notifications to reach the client.
+const SETTLE_WAIT: Duration = Duration::from_millis(100);
+
 tokio::task_local! {
     /// The client request a backend call is made for.
     pub static ORIGIN: Origin;
@@ -59,9 +62,30 @@ pub struct Session {
     last_active: Mutex<Instant>,
     log_level: Mutex<Option<LoggingLevel>>,
     subscriptions: Mutex<Vec<String>>,
+    /// A client that sent no `initialize`: stateless, with no server-to-client requests.
+    detached: bool,
 }
 
 impl Session {
+    fn new(id: u64, peer: Peer<RoleServer>, detached: bool) -> Arc<Session> {
+        Arc::new(Session {
+            id,
+            peer,
+            last_active: Mutex::new(Instant::now()),
+            log_level: Mutex::new(None),
+            subscriptions: Mutex::new(Vec::new()),
+            detached,
+        })
+    }
+
+    /// A session of one request, for a client that sent no `initialize` (protocol
+    /// 2026-07-28 is stateless): what the backend sends for the call still finds this
+    /// request, and a request the client cannot take gets the backend an error. It is in no
+    /// fan-out list.
+    pub fn detached(peer: Peer<RoleServer>) -> Arc<Session> {
+        Session::new(u64::MAX, peer, true)
+    }
+
     /// The session's peer, to send it requests and notifications.
     pub fn peer(&self) -> &Peer<RoleServer> {
         &self.peer
@@ -200,13 +224,7 @@ pub struct Sessions {
 impl Sessions {
     /// Adds a session that has just initialized.
     pub fn add(&self, peer: Peer<RoleServer>) -> Arc<Session> {
-        let session = Arc::new(Session {
-            id: self.next.fetch_add(1, Ordering::Relaxed),
-            peer,
-            last_active: Mutex::new(Instant::now()),
-            log_level: Mutex::new(None),
-            subscriptions: Mutex::new(Vec::new()),
-        });
+        let session = Session::new(self.next.fetch_add(1, Ordering::Relaxed), peer, false);
         if let Ok(mut list) = self.list.lock() {
             list.push(session.clone());
         }
@@ -432,6 +450,7 @@ pub struct Calls {
     next: AtomicU64,
     map: Mutex<IndexMap<u64, Entry>>,
     attached: Notify,
+    forwarded: Notify,
 }
 
 impl std::fmt::Debug for Calls {
@@ -448,6 +467,26 @@ struct Entry {
     backend_id: Option<RequestId>,
     backend_token: Option<ProgressToken>,
     last_progress: Option<f64>,
+    /// Progress notifications of this call being sent to the client right now.
+    forwarding: usize,
+}
+
+/// A progress notification on its way to the client; the call's result waits for it (MCP
+/// has no progress after the result).
+pub struct Forwarding {
+    calls: Arc<Calls>,
+    key: u64,
+}
+
+impl Drop for Forwarding {
+    fn drop(&mut self) {
+        if let Ok(mut map) = self.calls.map.lock()
+            && let Some(entry) = map.get_mut(&self.key)
+        {
+            entry.forwarding = entry.forwarding.saturating_sub(1);
+        }
+        self.calls.forwarded.notify_waiters();
+    }
 }
 
 /// A call recorded in [`Calls`]; dropping it forgets the call.
@@ -466,6 +505,37 @@ impl CallGuard {
             entry.backend_token = token;
         }
         self.calls.attached.notify_waiters();
+    }
+
+    /// Lets the progress notifications the backend sent before its result reach the client
+    /// first (each is handled in a task of its own), waiting a little at most; any that come
+    /// later are dropped.
+    pub async fn settle(&self) {
+        for _ in 0..2 {
+            tokio::task::yield_now().await;
+        }
+        let deadline = tokio::time::Instant::now() + SETTLE_WAIT;
+        loop {
+            let forwarded = self.calls.forwarded.notified();
+            tokio::pin!(forwarded);
+            forwarded.as_mut().enable();
+            let busy = self
+                .calls
+                .map
+                .lock()
+                .ok()
+                .and_then(|map| map.get(&self.key).map(|e| e.forwarding))
+                .unwrap_or(0);
+            if busy == 0 || tokio::time::timeout_at(deadline, forwarded).await.is_err() {
+                break;
+            }
+        }
+        if let Ok(mut map) = self.calls.map.lock() {
+            // Answered: progress that arrives now is too late for the client.
+            if let Some(entry) = map.get_mut(&self.key) {
+                entry.backend_token = None;
+            }
+        }
     }
 }
 
@@ -489,6 +559,7 @@ impl Calls {
                     backend_id: None,
                     backend_token: None,
                     last_progress: None,
+                    forwarding: 0,
                 },
             );
         }
@@ -522,14 +593,16 @@ impl Calls {
     /// for no progress, or the value does not increase (notifications may arrive reordered;
     /// MCP has progress only increase).
     pub async fn progress(
-        &self,
+        self: &Arc<Self>,
         params: &ProgressNotificationParam,
-    ) -> Option<(Arc<Session>, ProgressNotificationParam)> {
+    ) -> Option<(Arc<Session>, ProgressNotificationParam, Forwarding)> {
         self.wait_for(|map| {
-            let entry = map
-                .values_mut()
-                .find(|e| e.backend_token.as_ref() == Some(&params.progress_token))?;
-            let token = entry.origin.progress_token.clone()?;
+            let (&key, entry) = map
+                .iter_mut()
+                .find(|(_, e)| e.backend_token.as_ref() == Some(&params.progress_token))?;
+            let Some(token) = entry.origin.progress_token.clone() else {
+                return Some(None); // the client asked for no progress
+            };
             if entry
                 .last_progress
                 .is_some_and(|last| params.progress <= last)
@@ -537,9 +610,14 @@ impl Calls {
                 return Some(None);
             }
             entry.last_progress = Some(params.progress);
+            entry.forwarding += 1;
             let mut out = params.clone();
             out.progress_token = token;
-            Some(Some((entry.origin.session.clone(), out)))
+            let ticket = Forwarding {
+                calls: self.clone(),
+                key,
+            };
+            Some(Some((entry.origin.session.clone(), out, ticket)))
         })
         .await
         .flatten()
@@ -606,6 +684,17 @@ pub async fn ask_client(
             }
         }
     };
+    if session.detached {
+        return Err(McpError::new(
+            ErrorCode::METHOD_NOT_FOUND,
+            format!(
+                "{} from server `{server}`: the calling client opened no session (protocol \
+                 2026-07-28 is stateless), so it takes no server-to-client requests",
+                ask.method()
+            ),
+            None,
+        ));
+    }
     if !session.supports(ask) {
         let code = match ask {
             Ask::ElicitForm | Ask::ElicitUrl => ErrorCode::INVALID_PARAMS,

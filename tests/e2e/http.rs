@@ -122,3 +122,75 @@ async fn an_oversized_request_is_refused_and_magg_keeps_serving() {
         "still here"
     );
 }
+
+/// One stateless (protocol 2026-07-28) `tools/call` over raw HTTP: no `initialize`, no
+/// session; the response body (an event stream) as text.
+async fn stateless_call(url: &str, tool: &str, arguments: serde_json::Value) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let authority = url
+        .trim_start_matches("http://")
+        .trim_end_matches("/mcp")
+        .to_owned();
+    let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
+        "name": tool,
+        "arguments": arguments,
+        "_meta": {
+            "progressToken": "stateless-1",
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientInfo": {"name": "stateless", "version": "1"},
+            "io.modelcontextprotocol/clientCapabilities": {"sampling": {}},
+        },
+    }})
+    .to_string();
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\n\
+         Mcp-Method: tools/call\r\nMcp-Name: {tool}\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n",
+        body.len()
+    );
+    let mut stream = tokio::net::TcpStream::connect(&authority)
+        .await
+        .expect("connect");
+    stream.write_all(head.as_bytes()).await.expect("head");
+    stream.write_all(body.as_bytes()).await.expect("body");
+    let mut reply = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut reply))
+        .await
+        .expect("an answer in time")
+        .expect("read");
+    String::from_utf8_lossy(&reply).into_owned()
+}
+
+#[tokio::test]
+async fn a_stateless_client_gets_its_progress_before_its_result_and_no_backend_requests() {
+    let config = TempConfig::new(&json!({"servers": {"tb": test_backend("tb", "tb", &[])}}));
+    let magg = Magg::http(&config.path, false).await;
+    let url = magg.url.clone().expect("url");
+    magg.http_client().await.tool_names().await;
+
+    let reply = stateless_call(&url, "tb_slow", json!({"ms": 3})).await;
+    let at = |needle: &str| {
+        reply
+            .find(needle)
+            .unwrap_or_else(|| panic!("{needle} missing from:\n{reply}"))
+    };
+    let steps = [
+        at(r#""progressToken":"stateless-1","progress":1.0"#),
+        at(r#""progressToken":"stateless-1","progress":2.0"#),
+        at(r#""progressToken":"stateless-1","progress":3.0"#),
+        at(r#""result""#),
+    ];
+    assert!(
+        steps.windows(2).all(|w| w[0] < w[1]),
+        "progress 1, 2, 3, then the result:\n{reply}"
+    );
+
+    // Protocol 2026-07-28 has no server-to-client requests: the backend is told so at once.
+    let reply = stateless_call(&url, "tb_sample", json!({"prompt": "x"})).await;
+    assert!(reply.contains(r#""isError":true"#), "{reply}");
+    assert!(
+        reply.contains("sample failed") && reply.contains("stateless"),
+        "{reply}"
+    );
+}

@@ -139,8 +139,9 @@ impl ClientHandler for BackendClient {
         params: ProgressNotificationParam,
         _context: NotificationContext<RoleClient>,
     ) {
-        if let Some((session, params)) = self.calls.progress(&params).await {
+        if let Some((session, params, forwarding)) = self.calls.progress(&params).await {
             let _ = session.peer().notify_progress(params).await;
+            drop(forwarding);
         }
     }
 

@@ -284,6 +284,9 @@ async fn call_backend(
                 _ = ct.cancelled() => return Err(cancelled()),
             };
             abandon.disarm();
+            if let Some(record) = &record {
+                record.settle().await;
+            }
             result.and_then(|result| match result {
                 ServerResult::CallToolResult(result) => Ok(CallToolResponse::Complete(result)),
                 ServerResult::InputRequiredResult(result) => {
