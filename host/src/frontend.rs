@@ -25,10 +25,15 @@
 //!   `notifications/roots/list_changed` goes to every backend.
 //! - magg tells every backend it supports sampling, elicitation (form and URL) and roots: it
 //!   relays them for whichever client is calling, and backends start before any client does.
+//! - Stateless clients (protocol 2026-07-28, no `initialize`) cannot be sent requests: a
+//!   backend's request during their call comes back as `input_required`, and the retry's
+//!   answer goes to the backend ([`mrtr`]). Results passed on from backends get the
+//!   `resultType` that protocol requires.
 //!
 //! This is the only module that talks to clients.
 
 pub mod http;
+pub mod mrtr;
 pub mod stdio;
 
 use std::sync::{Arc, OnceLock};
@@ -40,7 +45,8 @@ use rmcp::{
         GetPromptRequestParams, GetPromptResponse, Implementation, InitializeRequestParams,
         InitializeResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
         ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
-        ServerCapabilities, ServerConfig, SubscribeRequestParams, UnsubscribeRequestParams,
+        ResultType, ServerCapabilities, ServerConfig, SubscribeRequestParams,
+        UnsubscribeRequestParams,
     },
     service::{NotificationContext, RequestContext},
 };
@@ -93,6 +99,7 @@ impl MaggServer {
             session,
             request_id: Some(context.id.clone()),
             progress_token: context.meta.get_progress_token(),
+            inputs: None,
         }
     }
 
@@ -173,8 +180,20 @@ impl ServerHandler for MaggServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let ct = context.ct.clone();
-        self.traced(&context, self.hub.call_tool(request, ct)).await
+        let response = if self.session.get().is_none() {
+            // A stateless client: what its backend asks comes back as `input_required`.
+            mrtr::call_tool(&self.hub, request, context).await
+        } else {
+            let ct = context.ct.clone();
+            self.traced(&context, self.hub.call_tool(request, ct)).await
+        };
+        response.map(|response| match response {
+            CallToolResponse::Complete(mut result) => {
+                result.result_type.get_or_insert(ResultType::COMPLETE);
+                CallToolResponse::Complete(result)
+            }
+            other => other,
+        })
     }
 
     async fn list_prompts(
@@ -196,8 +215,16 @@ impl ServerHandler for MaggServer {
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
         let ct = context.ct.clone();
-        self.traced(&context, self.hub.get_prompt(request, ct))
-            .await
+        let response = self
+            .traced(&context, self.hub.get_prompt(request, ct))
+            .await;
+        response.map(|response| match response {
+            GetPromptResponse::Complete(mut result) => {
+                result.result_type.get_or_insert(ResultType::COMPLETE);
+                GetPromptResponse::Complete(result)
+            }
+            other => other,
+        })
     }
 
     async fn list_resources(
@@ -232,8 +259,16 @@ impl ServerHandler for MaggServer {
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
         let ct = context.ct.clone();
-        self.traced(&context, self.hub.read_resource(request, ct))
-            .await
+        let response = self
+            .traced(&context, self.hub.read_resource(request, ct))
+            .await;
+        response.map(|response| match response {
+            ReadResourceResponse::Complete(mut result) => {
+                result.result_type.get_or_insert(ResultType::COMPLETE);
+                ReadResourceResponse::Complete(result)
+            }
+            other => other,
+        })
     }
 
     async fn complete(
@@ -241,8 +276,14 @@ impl ServerHandler for MaggServer {
         request: CompleteRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, McpError> {
+        // Results passed on from backends of the session era carry no `resultType`, which
+        // protocol 2026-07-28 requires; rmcp strips it again for older clients.
         let ct = context.ct.clone();
-        self.traced(&context, self.hub.complete(request, ct)).await
+        let mut result = self
+            .traced(&context, self.hub.complete(request, ct))
+            .await?;
+        result.result_type.get_or_insert(ResultType::COMPLETE);
+        Ok(result)
     }
 
     #[allow(deprecated)]

@@ -39,7 +39,7 @@ use rmcp::{
     },
     service::{OriginatingRequestId, Peer, PeerRequestOptions, RequestContext, ServiceError},
 };
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::catalog::ListChanges;
 
@@ -205,6 +205,20 @@ pub struct Origin {
     pub request_id: Option<RequestId>,
     /// The client's progress token, if it asked for progress.
     pub progress_token: Option<ProgressToken>,
+    /// For a stateless client's call: where a backend's request goes instead, to come back
+    /// to the client as an `input_required` result (see `frontend::mrtr`).
+    pub inputs: Option<mpsc::UnboundedSender<InputAsk>>,
+}
+
+/// A backend's request of a stateless client, on its way into an `input_required` result;
+/// the client's answer (from its retry's `inputResponses`) goes back on `answer`.
+pub struct InputAsk {
+    /// What is asked.
+    pub ask: Ask,
+    /// The request, as the backend made it.
+    pub request: ServerRequest,
+    /// Where the client's answer goes.
+    pub answer: oneshot::Sender<Result<ClientResult, McpError>>,
 }
 
 /// The current task's origin, if it runs for a client request.
@@ -662,14 +676,14 @@ pub async fn ask_client(
         _ => None,
     }
     .or_else(|| calls.newest());
-    let (session, request_id) = match origin {
-        Some(origin) => (origin.session, origin.request_id),
+    let (session, request_id, inputs) = match origin {
+        Some(origin) => (origin.session, origin.request_id, origin.inputs),
         None => {
             let session = sessions
                 .most_recent(ask)
                 .or_else(|| sessions.most_recent_any());
             match session {
-                Some(session) => (session, None),
+                Some(session) => (session, None, None),
                 None => {
                     return Err(McpError::new(
                         ErrorCode::METHOD_NOT_FOUND,
@@ -684,6 +698,9 @@ pub async fn ask_client(
             }
         }
     };
+    if let Some(inputs) = inputs {
+        return ask_stateless(&inputs, server, ask, request, context).await;
+    }
     if session.detached {
         return Err(McpError::new(
             ErrorCode::METHOD_NOT_FOUND,
@@ -740,6 +757,40 @@ pub async fn ask_client(
             tokio::spawn(async move {
                 let _ = peer.notify_cancelled(params).await;
             });
+            Err(McpError::new(ErrorCode::INTERNAL_ERROR, "cancelled", None))
+        }
+    }
+}
+
+/// Hands a backend's request to the stateless call it belongs to, and waits for the answer
+/// the client's retry brings.
+async fn ask_stateless(
+    inputs: &mpsc::UnboundedSender<InputAsk>,
+    server: &str,
+    ask: Ask,
+    request: ServerRequest,
+    context: RequestContext<RoleClient>,
+) -> Result<ClientResult, McpError> {
+    let (answer, answered) = oneshot::channel();
+    let gone = || {
+        McpError::internal_error(
+            format!(
+                "{} from server `{server}`: the client's call ended before it answered",
+                ask.method()
+            ),
+            None,
+        )
+    };
+    inputs
+        .send(InputAsk {
+            ask,
+            request,
+            answer,
+        })
+        .map_err(|_| gone())?;
+    tokio::select! {
+        answer = answered => answer.map_err(|_| gone())?,
+        () = context.ct.cancelled() => {
             Err(McpError::new(ErrorCode::INTERNAL_ERROR, "cancelled", None))
         }
     }

@@ -124,14 +124,19 @@ async fn an_oversized_request_is_refused_and_magg_keeps_serving() {
 }
 
 /// One stateless (protocol 2026-07-28) `tools/call` over raw HTTP: no `initialize`, no
-/// session; the response body (an event stream) as text.
-async fn stateless_call(url: &str, tool: &str, arguments: serde_json::Value) -> String {
+/// session; `extra` is merged into the params. The response body (an event stream) as text.
+async fn stateless_call(
+    url: &str,
+    tool: &str,
+    arguments: serde_json::Value,
+    extra: serde_json::Value,
+) -> String {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let authority = url
         .trim_start_matches("http://")
         .trim_end_matches("/mcp")
         .to_owned();
-    let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
+    let mut params = json!({
         "name": tool,
         "arguments": arguments,
         "_meta": {
@@ -140,8 +145,12 @@ async fn stateless_call(url: &str, tool: &str, arguments: serde_json::Value) -> 
             "io.modelcontextprotocol/clientInfo": {"name": "stateless", "version": "1"},
             "io.modelcontextprotocol/clientCapabilities": {"sampling": {}},
         },
-    }})
-    .to_string();
+    });
+    if let (Some(params), Some(extra)) = (params.as_object_mut(), extra.as_object()) {
+        params.extend(extra.clone());
+    }
+    let body =
+        json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params}).to_string();
     let head = format!(
         "POST /mcp HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n\
          Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\n\
@@ -162,14 +171,24 @@ async fn stateless_call(url: &str, tool: &str, arguments: serde_json::Value) -> 
     String::from_utf8_lossy(&reply).into_owned()
 }
 
+/// The JSON-RPC message with `id` 7 in an event-stream reply.
+fn response_of(reply: &str) -> serde_json::Value {
+    reply
+        .lines()
+        .filter_map(|line| line.strip_prefix("data: "))
+        .filter_map(|data| serde_json::from_str::<serde_json::Value>(data).ok())
+        .find(|message| message["id"] == json!(7))
+        .unwrap_or_else(|| panic!("no response in:\n{reply}"))
+}
+
 #[tokio::test]
-async fn a_stateless_client_gets_its_progress_before_its_result_and_no_backend_requests() {
+async fn a_stateless_client_gets_its_progress_before_its_result() {
     let config = TempConfig::new(&json!({"servers": {"tb": test_backend("tb", "tb", &[])}}));
     let magg = Magg::http(&config.path, false).await;
     let url = magg.url.clone().expect("url");
     magg.http_client().await.tool_names().await;
 
-    let reply = stateless_call(&url, "tb_slow", json!({"ms": 3})).await;
+    let reply = stateless_call(&url, "tb_slow", json!({"ms": 3}), json!({})).await;
     let at = |needle: &str| {
         reply
             .find(needle)
@@ -185,12 +204,55 @@ async fn a_stateless_client_gets_its_progress_before_its_result_and_no_backend_r
         steps.windows(2).all(|w| w[0] < w[1]),
         "progress 1, 2, 3, then the result:\n{reply}"
     );
+}
 
-    // Protocol 2026-07-28 has no server-to-client requests: the backend is told so at once.
-    let reply = stateless_call(&url, "tb_sample", json!({"prompt": "x"})).await;
-    assert!(reply.contains(r#""isError":true"#), "{reply}");
-    assert!(
-        reply.contains("sample failed") && reply.contains("stateless"),
-        "{reply}"
+#[tokio::test]
+async fn a_stateless_client_answers_a_backends_sampling_through_input_required() {
+    let config = TempConfig::new(&json!({"servers": {"tb": test_backend("tb", "tb", &[])}}));
+    let magg = Magg::http(&config.path, false).await;
+    let url = magg.url.clone().expect("url");
+    magg.http_client().await.tool_names().await;
+
+    // Protocol 2026-07-28 has no server-to-client requests: the backend's sampling request
+    // comes back as an input_required result, and the call waits for the retry.
+    let first =
+        response_of(&stateless_call(&url, "tb_sample", json!({"prompt": "x"}), json!({})).await);
+    let result = &first["result"];
+    assert_eq!(result["resultType"], json!("input_required"), "{first}");
+    let requests = result["inputRequests"].as_object().expect("inputRequests");
+    assert_eq!(requests.len(), 1, "{first}");
+    let (key, request) = requests.iter().next().expect("one request");
+    assert_eq!(
+        request["method"],
+        json!("sampling/createMessage"),
+        "{first}"
     );
+    assert_eq!(
+        request["params"]["messages"][0]["content"]["text"],
+        json!("x"),
+        "{first}"
+    );
+    let state = result["requestState"].as_str().expect("requestState");
+
+    let retry = json!({
+        "requestState": state,
+        "inputResponses": {key.clone(): {
+            "role": "assistant",
+            "content": {"type": "text", "text": "stateless says hi"},
+            "model": "test",
+        }},
+    });
+    let done = response_of(&stateless_call(&url, "tb_sample", json!({"prompt": "x"}), retry).await);
+    assert_eq!(
+        done["result"]["content"][0]["text"],
+        json!("sampled: stateless says hi"),
+        "{done}"
+    );
+
+    // The state named a call that is over now.
+    let stale = json!({"requestState": state, "inputResponses": {}});
+    let again =
+        response_of(&stateless_call(&url, "tb_sample", json!({"prompt": "x"}), stale).await);
+    let message = again["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("requestState"), "{again}");
 }

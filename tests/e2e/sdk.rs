@@ -1,5 +1,6 @@
-//! Independent clients: the official MCP Python SDK (over stdio and streamable HTTP; with its
-//! sampling, elicitation, roots, progress and logging callbacks answering backends through magg)
+//! Independent clients: the official MCP Python SDK (over stdio and streamable HTTP, in session
+//! mode and stateless 2026-07-28 mode; with its sampling, elicitation, roots, progress and
+//! logging callbacks answering backends through magg)
 //! and the MCP Inspector CLI (TypeScript SDK, over stdio).
 
 use std::path::Path;
@@ -41,6 +42,17 @@ async fn the_python_sdk_drives_magg_over_http() {
     let magg = Magg::http(&config.path, false).await;
     let url = magg.url.clone().expect("url");
     let (ok, output) = tokio::task::spawn_blocking(move || python_client(&["http", &url]))
+        .await
+        .expect("join");
+    assert!(ok, "{output}");
+}
+
+#[tokio::test]
+async fn the_python_sdk_drives_magg_statelessly_answering_backends_through_input_required() {
+    let config = TempConfig::new(&json!({"servers": {"tb": test_backend("tb", "tb", &[])}}));
+    let magg = Magg::http(&config.path, false).await;
+    let url = magg.url.clone().expect("url");
+    let (ok, output) = tokio::task::spawn_blocking(move || python_client(&["modern", &url]))
         .await
         .expect("join");
     assert!(ok, "{output}");

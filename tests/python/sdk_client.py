@@ -2,6 +2,8 @@
 
 Usage: sdk_client.py stdio MAGG_BINARY CONFIG   (the SDK spawns `magg serve`)
        sdk_client.py http URL                    (magg already serves streamable HTTP)
+       sdk_client.py modern URL                  (the same, stateless protocol 2026-07-28:
+                                                  backends' requests come as input_required)
 
 Exits non-zero, with the reason on stderr, if anything a user would check is wrong.
 """
@@ -11,7 +13,7 @@ import os
 import sys
 import warnings
 
-from mcp import ClientSession, StdioServerParameters, types
+from mcp import Client, ClientSession, StdioServerParameters, types
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
@@ -57,8 +59,9 @@ def session_for(read, write) -> ClientSession:
     )
 
 
-async def pass_through(session: ClientSession) -> None:
-    """What a backend asks of the client, and what it tells it, reaches the SDK's callbacks."""
+async def backend_asks(session) -> None:
+    """What a backend asks of the client, and its progress, reach the SDK's callbacks
+    (`session` is a ClientSession or a Client)."""
     sampled = await session.call_tool("tb_sample", {"prompt": "hello"})
     check(sampled.content[0].text == "sampled: python says hi", f"sampling: {sampled}")
     elicited = await session.call_tool("tb_elicit", {"mode": "form"})
@@ -78,6 +81,10 @@ async def pass_through(session: ClientSession) -> None:
     check(not slow.is_error, f"tb_slow: {slow}")
     check(steps == [1.0, 2.0, 3.0], f"progress steps: {steps}")
 
+
+async def pass_through(session: ClientSession) -> None:
+    """Everything a backend asks or tells the client reaches the SDK's callbacks."""
+    await backend_asks(session)
     await session.set_logging_level("debug")
     await session.call_tool("tb_log", {"level": "warning", "text": "from tb"})
     for _ in range(50):
@@ -125,6 +132,26 @@ async def exercise(session: ClientSession) -> None:
     await pass_through(session)
 
 
+async def modern(url: str) -> None:
+    """A stateless 2026-07-28 client: no session, so what a backend asks of it comes back as
+    `input_required` results, which the SDK answers with the same callbacks and retries."""
+    async with Client(
+        url,
+        mode="2026-07-28",
+        sampling_callback=sampling,
+        elicitation_callback=elicitation,
+        list_roots_callback=roots,
+    ) as client:
+        tools = await client.list_tools()
+        names = [t.name for t in tools.tools]
+        check("tb_sample" in names and "magg_status" in names, f"tools: {names}")
+        await backend_asks(client)
+        resource = await client.read_resource("test://tb/info")
+        check('"tb"' in resource.contents[0].text, f"resource: {resource}")
+        prompt = await client.get_prompt("tb_greet", {"name": "Py"})
+        check(prompt.messages[0].content.text == "Hello, Py!", f"prompt: {prompt}")
+
+
 async def main() -> None:
     # Logging, sampling and roots are deprecated as of 2026-07-28; magg speaks 2025-11-25 too.
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -138,6 +165,8 @@ async def main() -> None:
         async with stdio_client(params) as (read, write):
             async with session_for(read, write) as session:
                 await exercise(session)
+    elif mode == "modern":
+        await modern(sys.argv[2])
     else:
         async with streamable_http_client(sys.argv[2]) as streams:
             async with session_for(streams[0], streams[1]) as session:

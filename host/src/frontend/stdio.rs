@@ -139,6 +139,7 @@ impl FastCall {
                 .progress_token
                 .as_deref()
                 .and_then(|t| serde_json::from_str(t).ok()),
+            inputs: None,
         }
     }
 }

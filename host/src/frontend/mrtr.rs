@@ -1,0 +1,252 @@
+//! Multi round-trip requests for stateless clients (protocol 2026-07-28) whose backends still
+//! ask the client in the middle of a call (sampling, elicitation, roots, as 2025-11-25 servers
+//! do).
+//!
+//! A stateless client's tools/call runs in a task of its own. When its backend asks the
+//! client something, the call answers `input_required` with that request and a `requestState`
+//! naming the suspended call; the backend's request stays open. The client's retry (same
+//! call, with `inputResponses` and the `requestState`) answers the backend's request, and the
+//! call goes on, to its result or to the next `input_required`. A suspended call that is not
+//! resumed within [`SUSPEND_LIMIT`] is cancelled at its backend.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, LazyLock, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use rmcp::{
+    ErrorData as McpError, RoleServer,
+    model::{
+        CallToolRequestParams, CallToolResponse, ClientResult, InputRequest, InputRequests,
+        InputRequiredResult, ServerRequest,
+    },
+    service::RequestContext,
+};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    hub::Hub,
+    relay::{Ask, InputAsk, ORIGIN, Origin, Session},
+};
+
+/// How long a suspended call waits for the client's retry.
+pub const SUSPEND_LIMIT: Duration = Duration::from_secs(300);
+
+type Answer = oneshot::Sender<Result<ClientResult, McpError>>;
+
+/// A stateless client's call waiting for its retry.
+struct Suspended {
+    result: oneshot::Receiver<Result<CallToolResponse, McpError>>,
+    inputs: mpsc::UnboundedReceiver<InputAsk>,
+    /// The backend requests handed to the client, by their key in `inputRequests`.
+    pending: HashMap<String, (Ask, Answer)>,
+    next_key: u64,
+    cancel: CancellationToken,
+    touched: Instant,
+}
+
+type Slot = Arc<tokio::sync::Mutex<Suspended>>;
+
+/// The suspended calls of this process, by `requestState`.
+static SUSPENDED: LazyLock<Mutex<HashMap<String, Slot>>> = LazyLock::new(Mutex::default);
+static NEXT: AtomicU64 = AtomicU64::new(0);
+
+fn slot(state: &str) -> Option<Slot> {
+    SUSPENDED.lock().ok()?.get(state).cloned()
+}
+
+fn forget(state: &str) {
+    if let Ok(mut map) = SUSPENDED.lock() {
+        map.remove(state);
+    }
+}
+
+/// Runs a stateless client's tools/call: a new call, or the retry of a suspended one.
+pub async fn call_tool(
+    hub: &Arc<Hub>,
+    mut params: CallToolRequestParams,
+    context: RequestContext<RoleServer>,
+) -> Result<CallToolResponse, McpError> {
+    let (state, slot) = match params.request_state.take() {
+        Some(state) => {
+            let slot = self::slot(&state).ok_or_else(|| {
+                McpError::invalid_params(
+                    format!(
+                        "requestState {state:?} names no call magg is holding (it finished, \
+                         expired after {} s, or magg restarted); call the tool again without it",
+                        SUSPEND_LIMIT.as_secs()
+                    ),
+                    None,
+                )
+            })?;
+            let responses = params.input_responses.take().unwrap_or_default();
+            let mut suspended = slot.lock().await;
+            for (key, value) in responses {
+                match suspended.pending.remove(&key) {
+                    Some((ask, answer)) => {
+                        let _ = answer.send(parse_answer(ask, value));
+                    }
+                    None => tracing::debug!("inputResponses key {key:?} answers nothing"),
+                }
+            }
+            drop(suspended);
+            (state, slot)
+        }
+        None => start(hub, params, &context),
+    };
+    wait(&state, &slot, &context.ct).await
+}
+
+/// Starts a stateless call in a task of its own, suspended until it ends or asks something.
+fn start(
+    hub: &Arc<Hub>,
+    params: CallToolRequestParams,
+    context: &RequestContext<RoleServer>,
+) -> (String, Slot) {
+    let (inputs_tx, inputs) = mpsc::unbounded_channel();
+    let (result_tx, result) = oneshot::channel();
+    let cancel = CancellationToken::new();
+    let origin = Origin {
+        session: Session::detached(context.peer.clone()),
+        request_id: Some(context.id.clone()),
+        progress_token: context.meta.get_progress_token(),
+        inputs: Some(inputs_tx),
+    };
+    let hub = hub.clone();
+    let ct = cancel.clone();
+    tokio::spawn(async move {
+        let outcome = ORIGIN.scope(origin, hub.call_tool(params, ct)).await;
+        let _ = result_tx.send(outcome);
+    });
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    let state = format!(
+        "magg-call-{}-{nanos:08x}",
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let slot: Slot = Arc::new(tokio::sync::Mutex::new(Suspended {
+        result,
+        inputs,
+        pending: HashMap::new(),
+        next_key: 0,
+        cancel: cancel.clone(),
+        touched: Instant::now(),
+    }));
+    if let Ok(mut map) = SUSPENDED.lock() {
+        map.insert(state.clone(), slot.clone());
+    }
+    tokio::spawn(expire(state.clone(), slot.clone()));
+    (state, slot)
+}
+
+/// Cancels a suspended call nobody resumed in time.
+async fn expire(state: String, slot: Slot) {
+    loop {
+        tokio::time::sleep(SUSPEND_LIMIT / 4).await;
+        if self::slot(&state).is_none() {
+            return;
+        }
+        if let Ok(suspended) = slot.try_lock()
+            && suspended.touched.elapsed() > SUSPEND_LIMIT
+        {
+            tracing::info!(
+                "a stateless client did not resume its call within {SUSPEND_LIMIT:?}; cancelling it"
+            );
+            suspended.cancel.cancel();
+            forget(&state);
+            return;
+        }
+    }
+}
+
+/// Waits for the call's result, or for what its backend asks: then answers `input_required`.
+async fn wait(
+    state: &str,
+    slot: &Slot,
+    client_ct: &CancellationToken,
+) -> Result<CallToolResponse, McpError> {
+    let mut suspended = slot.lock().await;
+    suspended.touched = Instant::now();
+    let Suspended {
+        result,
+        inputs,
+        pending,
+        next_key,
+        cancel,
+        ..
+    } = &mut *suspended;
+    tokio::select! {
+        () = client_ct.cancelled() => {
+            cancel.cancel();
+            forget(state);
+            Err(McpError::internal_error("request cancelled by the client", None))
+        }
+        outcome = result => {
+            forget(state);
+            outcome.unwrap_or_else(|_| Err(McpError::internal_error("the call's task ended without a result", None)))
+        }
+        Some(first) = inputs.recv() => {
+            let mut requests = InputRequests::new();
+            let mut add = |asked: InputAsk| {
+                let key = next_key.to_string();
+                *next_key += 1;
+                match input_request(asked.request) {
+                    Some(request) => {
+                        requests.insert(key.clone(), request);
+                        pending.insert(key, (asked.ask, asked.answer));
+                    }
+                    None => {
+                        let _ = asked.answer.send(Err(McpError::invalid_request(
+                            "only sampling, elicitation and roots requests reach a stateless client",
+                            None,
+                        )));
+                    }
+                }
+            };
+            add(first);
+            while let Ok(more) = inputs.try_recv() {
+                add(more);
+            }
+            Ok(CallToolResponse::InputRequired(InputRequiredResult::new(
+                Some(requests),
+                Some(state.to_owned()),
+            )))
+        }
+    }
+}
+
+fn input_request(request: ServerRequest) -> Option<InputRequest> {
+    match request {
+        ServerRequest::CreateMessageRequest(r) => Some(InputRequest::CreateMessage(r)),
+        ServerRequest::ElicitRequest(r) => Some(InputRequest::Elicitation(r)),
+        ServerRequest::ListRootsRequest(r) => Some(InputRequest::ListRoots(r)),
+        _ => None,
+    }
+}
+
+/// The client's answer (an `inputResponses` value) as the result the backend waits for.
+fn parse_answer(ask: Ask, value: serde_json::Value) -> Result<ClientResult, McpError> {
+    let bad = |e: serde_json::Error| {
+        McpError::invalid_params(
+            format!("the client's answer is not a valid result: {e}"),
+            None,
+        )
+    };
+    #[allow(deprecated)] // sampling and roots: what 2025-11-25 backends ask for
+    Ok(match ask {
+        Ask::Sampling => {
+            ClientResult::CreateMessageResult(Box::new(serde_json::from_value(value).map_err(bad)?))
+        }
+        Ask::Roots => ClientResult::ListRootsResult(serde_json::from_value(value).map_err(bad)?),
+        Ask::ElicitForm | Ask::ElicitUrl => {
+            ClientResult::ElicitResult(serde_json::from_value(value).map_err(bad)?)
+        }
+    })
+}
