@@ -123,13 +123,10 @@ fn start(
         let outcome = ORIGIN.scope(origin, hub.call_tool(params, ct)).await;
         let _ = result_tx.send(outcome);
     });
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or_default();
     let state = format!(
-        "magg-call-{}-{nanos:08x}",
-        NEXT.fetch_add(1, Ordering::Relaxed)
+        "magg-call-{}-{}",
+        NEXT.fetch_add(1, Ordering::Relaxed),
+        unguessable()
     );
     let slot: Slot = Arc::new(tokio::sync::Mutex::new(Suspended {
         result,
@@ -220,6 +217,26 @@ async fn wait(
             )))
         }
     }
+}
+
+/// 128 random bits, hex: a `requestState` is all a client needs to resume (and answer for)
+/// a call, so another client must not be able to guess one.
+fn unguessable() -> String {
+    use std::io::Read as _;
+    let mut bytes = [0u8; 16];
+    let random = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+    if random.is_err() {
+        // No /dev/urandom: the clock and the address of a fresh allocation, hashed.
+        use sha2::Digest as _;
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let here = Box::new(0u8);
+        let seed = format!("{nanos}-{:p}-{}", &*here, std::process::id());
+        bytes.copy_from_slice(&sha2::Sha256::digest(seed.as_bytes())[..16]);
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn input_request(request: ServerRequest) -> Option<InputRequest> {
