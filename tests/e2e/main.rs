@@ -2,12 +2,14 @@
 //! in `tests/fixtures/test-backend` and `@modelcontextprotocol/server-everything` from npm),
 //! driven by a real rmcp client over stdio and streamable HTTP.
 //!
-//! Before running: `cargo build --workspace` and `npm ci --prefix tests/node`.
+//! Before running: `cargo build --workspace`, `npm ci --prefix tests/node` and
+//! `npm ci --prefix tests/conformance`.
 
 mod harness;
 
 mod aggregation;
 mod cli;
+mod conformance;
 mod failures;
 mod http;
 mod kits;
