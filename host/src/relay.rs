@@ -713,8 +713,10 @@ pub async fn ask_client(
         ));
     }
     if !session.supports(ask) {
+        // A client with elicitation but not this mode has the method, not the parameters.
+        let has_elicitation = session.capabilities().elicitation.is_some();
         let code = match ask {
-            Ask::ElicitForm | Ask::ElicitUrl => ErrorCode::INVALID_PARAMS,
+            Ask::ElicitForm | Ask::ElicitUrl if has_elicitation => ErrorCode::INVALID_PARAMS,
             _ => ErrorCode::METHOD_NOT_FOUND,
         };
         return Err(McpError::new(
