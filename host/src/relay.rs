@@ -351,23 +351,6 @@ impl Sessions {
         self.live().iter().any(|s| s.is_subscribed(uri))
     }
 
-    /// Every exposed URI some live session is subscribed to.
-    pub fn subscribed_uris(&self) -> Vec<String> {
-        let mut uris: Vec<String> = self
-            .live()
-            .iter()
-            .flat_map(|s| {
-                s.subscriptions
-                    .lock()
-                    .map(|s| s.clone())
-                    .unwrap_or_default()
-            })
-            .collect();
-        uris.sort();
-        uris.dedup();
-        uris
-    }
-
     /// Notes which backend resource the exposed `uri` is, while someone is subscribed to it.
     pub fn map_resource(&self, server: &str, original: &str, uri: &str) {
         if let Ok(mut map) = self.resources.lock() {
