@@ -187,13 +187,7 @@ impl ServerHandler for MaggServer {
             let ct = context.ct.clone();
             self.traced(&context, self.hub.call_tool(request, ct)).await
         };
-        response.map(|response| match response {
-            CallToolResponse::Complete(mut result) => {
-                result.result_type.get_or_insert(ResultType::COMPLETE);
-                CallToolResponse::Complete(result)
-            }
-            other => other,
-        })
+        response.map(Passed::typed)
     }
 
     async fn list_prompts(
@@ -218,13 +212,7 @@ impl ServerHandler for MaggServer {
         let response = self
             .traced(&context, self.hub.get_prompt(request, ct))
             .await;
-        response.map(|response| match response {
-            GetPromptResponse::Complete(mut result) => {
-                result.result_type.get_or_insert(ResultType::COMPLETE);
-                GetPromptResponse::Complete(result)
-            }
-            other => other,
-        })
+        response.map(Passed::typed)
     }
 
     async fn list_resources(
@@ -262,13 +250,7 @@ impl ServerHandler for MaggServer {
         let response = self
             .traced(&context, self.hub.read_resource(request, ct))
             .await;
-        response.map(|response| match response {
-            ReadResourceResponse::Complete(mut result) => {
-                result.result_type.get_or_insert(ResultType::COMPLETE);
-                ReadResourceResponse::Complete(result)
-            }
-            other => other,
-        })
+        response.map(Passed::typed)
     }
 
     async fn complete(
@@ -276,14 +258,9 @@ impl ServerHandler for MaggServer {
         request: CompleteRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, McpError> {
-        // Results passed on from backends of the session era carry no `resultType`, which
-        // protocol 2026-07-28 requires; rmcp strips it again for older clients.
         let ct = context.ct.clone();
-        let mut result = self
-            .traced(&context, self.hub.complete(request, ct))
-            .await?;
-        result.result_type.get_or_insert(ResultType::COMPLETE);
-        Ok(result)
+        let response = self.traced(&context, self.hub.complete(request, ct)).await;
+        response.map(Passed::typed)
     }
 
     #[allow(deprecated)]
@@ -321,6 +298,38 @@ impl ServerHandler for MaggServer {
             session.touch();
         }
         self.hub.roots_list_changed();
+    }
+}
+
+/// A result passed on from a backend. Backends of the session era send no `resultType`, which
+/// protocol 2026-07-28 requires; rmcp strips it again for older clients.
+trait Passed {
+    /// The result with `resultType: "complete"` where it has none.
+    fn typed(self) -> Self;
+}
+
+macro_rules! passed {
+    ($($response:ident),*) => {$(
+        impl Passed for $response {
+            fn typed(self) -> Self {
+                match self {
+                    $response::Complete(mut result) => {
+                        result.result_type.get_or_insert(ResultType::COMPLETE);
+                        $response::Complete(result)
+                    }
+                    other => other,
+                }
+            }
+        }
+    )*};
+}
+
+passed!(CallToolResponse, GetPromptResponse, ReadResourceResponse);
+
+impl Passed for CompleteResult {
+    fn typed(mut self) -> Self {
+        self.result_type.get_or_insert(ResultType::COMPLETE);
+        self
     }
 }
 

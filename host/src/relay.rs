@@ -508,6 +508,13 @@ impl CallGuard {
     /// first (each is handled in a task of its own), waiting a little at most; any that come
     /// later are dropped.
     pub async fn settle(&self) {
+        let wants_progress = self.calls.map.lock().is_ok_and(|map| {
+            map.get(&self.key)
+                .is_some_and(|e| e.origin.progress_token.is_some())
+        });
+        if !wants_progress {
+            return; // nothing to wait for, on most calls
+        }
         for _ in 0..2 {
             tokio::task::yield_now().await;
         }

@@ -255,4 +255,34 @@ async fn a_stateless_client_answers_a_backends_sampling_through_input_required()
         response_of(&stateless_call(&url, "tb_sample", json!({"prompt": "x"}), stale).await);
     let message = again["error"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("requestState"), "{again}");
+
+    // An answer that is no sampling result fails the backend's request, not magg: the call
+    // ends with the backend's error, and magg goes on serving.
+    let first =
+        response_of(&stateless_call(&url, "tb_sample", json!({"prompt": "y"}), json!({})).await);
+    let state = first["result"]["requestState"]
+        .as_str()
+        .expect("requestState");
+    let key = first["result"]["inputRequests"]
+        .as_object()
+        .and_then(|r| r.keys().next().cloned())
+        .expect("a request");
+    let garbage = json!({"requestState": state, "inputResponses": {key: {"not": "a result"}}});
+    let failed =
+        response_of(&stateless_call(&url, "tb_sample", json!({"prompt": "y"}), garbage).await);
+    assert_eq!(failed["result"]["isError"], json!(true), "{failed}");
+    let text = failed["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        text.contains("sample failed") && text.contains("not a valid result"),
+        "{failed}"
+    );
+    let echo =
+        response_of(&stateless_call(&url, "tb_echo", json!({"text": "still"}), json!({})).await);
+    assert_eq!(
+        echo["result"]["content"][0]["text"],
+        json!("still"),
+        "{echo}"
+    );
 }
