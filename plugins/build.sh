@@ -10,7 +10,7 @@
 # Rust plugins need `rustup target add wasm32-wasip2`. Both Rust workspaces build with
 # `cargo build --target wasm32-wasip2 --release --target-dir target/wasm`, which makes
 # components directly; a crate without `crate-type = ["cdylib"]` is a library (e.g.
-# plugins/rust/http-get) and is not copied.
+# plugins/rust/sdk) and is not copied.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 

@@ -21,75 +21,35 @@
 //! Network failures, non-200 answers and bodies that are not the registry's JSON come back as
 //! an error text such as `mcp-registry search: HTTP 503 from registry.modelcontextprotocol.io`.
 
-wit_bindgen::generate!({
-    world: "search-provider-plugin",
-    path: "../../../wit",
-    with: {
-        "wasi:http/outgoing-handler@0.2.12": http_get::wasi::http::outgoing_handler,
-        "wasi:http/types@0.2.12": http_get::wasi::http::types,
-        "wasi:io/error@0.2.12": http_get::wasi::io::error,
-        "wasi:io/poll@0.2.12": http_get::wasi::io::poll,
-        "wasi:io/streams@0.2.12": http_get::wasi::io::streams,
-        "wasi:clocks/monotonic-clock@0.2.12": http_get::wasi::clocks::monotonic_clock,
-    },
-});
-
-use exports::magg::plugin::search_provider::Guest;
-use magg::plugin::host;
-use magg::plugin::types::{SearchResult, ServerConfig};
+use magg_plugin_sdk::{SearchProvider, SearchResult, ServerConfig, http};
 use serde_json::Value;
 
-/// The default for the `base_url` setting.
-const DEFAULT_BASE_URL: &str = "https://registry.modelcontextprotocol.io";
+/// The official MCP Registry's search.
+const API: http::SearchApi = http::SearchApi {
+    name: "mcp-registry search",
+    default_base_url: "https://registry.modelcontextprotocol.io",
+    expected: "a server list",
+};
 
 /// The registry's page size limit.
 const MAX_LIMIT: u32 = 100;
 
 struct McpRegistry;
 
-impl Guest for McpRegistry {
+impl SearchProvider for McpRegistry {
     fn search(query: String, limit: u32) -> Result<Vec<SearchResult>, String> {
-        search(&query, limit).map_err(|e| format!("mcp-registry search: {e}"))
+        API.search(limit, |base| request_url(base, &query, limit), parse)
     }
 }
 
-export!(McpRegistry);
-
-fn search(query: &str, limit: u32) -> Result<Vec<SearchResult>, String> {
-    if limit == 0 {
-        return Ok(Vec::new());
-    }
-    let base = base_url()?;
-    let options = http_get::Options {
-        timeout_ms: timeout_ms()?,
-        ..http_get::Options::default()
-    };
-    let url = request_url(&base, query, limit);
-    let body = http_get::get(&url, &options).map_err(|e| e.to_string())?;
-    let mut results = parse(&body).map_err(|e| {
-        let host = http_get::parse_url(&url)
-            .map(|t| t.authority.to_string())
-            .unwrap_or(base);
-        format!("{host} sent a response that is not a server list: {e}")
-    })?;
-    results.truncate(limit as usize);
-    Ok(results)
-}
+magg_plugin_sdk::export_search_provider!(McpRegistry);
 
 fn request_url(base: &str, query: &str, limit: u32) -> String {
     format!(
         "{base}/v0/servers?search={}&limit={}&version=latest",
-        http_get::encode_query_value(query.trim()),
+        http::encode_query_value(query.trim()),
         limit.min(MAX_LIMIT)
     )
-}
-
-fn base_url() -> Result<String, String> {
-    http_get::base_url_setting(host::setting("base_url"), DEFAULT_BASE_URL)
-}
-
-fn timeout_ms() -> Result<u64, String> {
-    http_get::timeout_setting(host::setting("timeout_ms"))
 }
 
 /// Maps a `/v0/servers` response body to search results.

@@ -14,60 +14,28 @@
 //! Network failures, non-200 answers and bodies that are not npm's JSON come back as an error
 //! text such as `npm search: HTTP 503 from registry.npmjs.org`.
 
-wit_bindgen::generate!({
-    world: "search-provider-plugin",
-    path: "../../../wit",
-    with: {
-        "wasi:http/outgoing-handler@0.2.12": http_get::wasi::http::outgoing_handler,
-        "wasi:http/types@0.2.12": http_get::wasi::http::types,
-        "wasi:io/error@0.2.12": http_get::wasi::io::error,
-        "wasi:io/poll@0.2.12": http_get::wasi::io::poll,
-        "wasi:io/streams@0.2.12": http_get::wasi::io::streams,
-        "wasi:clocks/monotonic-clock@0.2.12": http_get::wasi::clocks::monotonic_clock,
-    },
-});
-
-use exports::magg::plugin::search_provider::Guest;
-use magg::plugin::host;
-use magg::plugin::types::{SearchResult, ServerConfig};
+use magg_plugin_sdk::{SearchProvider, SearchResult, ServerConfig, http};
 use serde_json::Value;
 
-/// The default for the `base_url` setting.
-const DEFAULT_BASE_URL: &str = "https://registry.npmjs.org";
+/// npm's search.
+const API: http::SearchApi = http::SearchApi {
+    name: "npm search",
+    default_base_url: "https://registry.npmjs.org",
+    expected: "a search result",
+};
 
 /// npm's page size limit.
 const MAX_LIMIT: u32 = 250;
 
 struct NpmSearch;
 
-impl Guest for NpmSearch {
+impl SearchProvider for NpmSearch {
     fn search(query: String, limit: u32) -> Result<Vec<SearchResult>, String> {
-        search(&query, limit).map_err(|e| format!("npm search: {e}"))
+        API.search(limit, |base| request_url(base, &query, limit), parse)
     }
 }
 
-export!(NpmSearch);
-
-fn search(query: &str, limit: u32) -> Result<Vec<SearchResult>, String> {
-    if limit == 0 {
-        return Ok(Vec::new());
-    }
-    let base = base_url()?;
-    let options = http_get::Options {
-        timeout_ms: timeout_ms()?,
-        ..http_get::Options::default()
-    };
-    let url = request_url(&base, query, limit);
-    let body = http_get::get(&url, &options).map_err(|e| e.to_string())?;
-    let mut results = parse(&body).map_err(|e| {
-        let host = http_get::parse_url(&url)
-            .map(|t| t.authority.to_string())
-            .unwrap_or(base);
-        format!("{host} sent a response that is not a search result: {e}")
-    })?;
-    results.truncate(limit as usize);
-    Ok(results)
-}
+magg_plugin_sdk::export_search_provider!(NpmSearch);
 
 fn request_url(base: &str, query: &str, limit: u32) -> String {
     let query = query.trim();
@@ -78,17 +46,9 @@ fn request_url(base: &str, query: &str, limit: u32) -> String {
     };
     format!(
         "{base}/-/v1/search?text={}&size={}",
-        http_get::encode_query_value(&text),
+        http::encode_query_value(&text),
         limit.min(MAX_LIMIT)
     )
-}
-
-fn base_url() -> Result<String, String> {
-    http_get::base_url_setting(host::setting("base_url"), DEFAULT_BASE_URL)
-}
-
-fn timeout_ms() -> Result<u64, String> {
-    http_get::timeout_setting(host::setting("timeout_ms"))
 }
 
 /// Maps a `/-/v1/search` response body to search results.

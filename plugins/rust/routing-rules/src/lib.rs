@@ -24,20 +24,14 @@
 //! once and never look at the arguments, and the arguments are only parsed for a `rewrite`.
 //! Invalid settings are logged as errors and the call (or result) passes unchanged.
 
-wit_bindgen::generate!({
-    world: "routing-hook-plugin",
-    path: "../../../wit",
-});
-
-use exports::magg::plugin::routing_hook::{Decision, Guest};
-use magg::plugin::host::{self, LogLevel};
-use magg::plugin::types::{CallResult, ToolCall};
+use magg_plugin_sdk::host::{self, LogLevel};
+use magg_plugin_sdk::{CallResult, Decision, RoutingHook, ToolCall, glob};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 struct RoutingRules;
 
-impl Guest for RoutingRules {
+impl RoutingHook for RoutingRules {
     fn before_call(call: ToolCall) -> Decision {
         let Some(text) = host::setting("rules").filter(|t| !t.trim().is_empty()) else {
             return Decision::Proceed;
@@ -69,7 +63,7 @@ impl Guest for RoutingRules {
     }
 }
 
-export!(RoutingRules);
+magg_plugin_sdk::export_routing_hook!(RoutingRules);
 
 /// What `before-call` decides for `call` under the rules in `text`.
 fn before(text: &str, call: ToolCall) -> Result<Decision, String> {

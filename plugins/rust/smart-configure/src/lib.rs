@@ -39,24 +39,18 @@
 //! nothing is left). `facts` lines follow Magg's metadata summary (`Project type: node_project`,
 //! `Setup commands: npm install, node index.js`). Sources it does not recognise get none.
 
-wit_bindgen::generate!({
-    world: "configure-plugin",
-    path: "../../../wit",
-});
-
-use exports::magg::plugin::configure::{Guest, SourceFacts, Suggestion};
-use magg::plugin::types::ServerConfig;
+use magg_plugin_sdk::{Configure, ServerConfig, SourceFacts, Suggestion};
 use serde_json::Value;
 
 struct SmartConfigure;
 
-impl Guest for SmartConfigure {
+impl Configure for SmartConfigure {
     fn suggest(facts: SourceFacts) -> Option<Suggestion> {
         suggest(&facts)
     }
 }
 
-export!(SmartConfigure);
+magg_plugin_sdk::export_configure!(SmartConfigure);
 
 fn suggest(facts: &SourceFacts) -> Option<Suggestion> {
     let source = facts.source.trim();

@@ -18,21 +18,15 @@
 //! With no settings every tool passes unchanged. If a setting is not valid, the plugin logs an
 //! error and passes every tool through unchanged (it filters nothing rather than guess).
 
-wit_bindgen::generate!({
-    world: "tool-filter-plugin",
-    path: "../../../wit",
-});
-
 use std::collections::HashMap;
 
-use exports::magg::plugin::tool_filter::Guest;
-use magg::plugin::host::{self, LogLevel};
-use magg::plugin::types::Tool;
+use magg_plugin_sdk::host::{self, LogLevel};
+use magg_plugin_sdk::{Tool, glob};
 use serde_json::Value;
 
 struct ToolFilter;
 
-impl Guest for ToolFilter {
+impl magg_plugin_sdk::ToolFilter for ToolFilter {
     fn filter(tools: Vec<Tool>) -> Vec<Tool> {
         match Rules::from_settings(host::setting) {
             Ok(Some(rules)) => rules.apply(tools),
@@ -48,7 +42,7 @@ impl Guest for ToolFilter {
     }
 }
 
-export!(ToolFilter);
+magg_plugin_sdk::export_tool_filter!(ToolFilter);
 
 /// The parsed settings.
 #[derive(Debug, Default)]

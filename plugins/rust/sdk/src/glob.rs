@@ -1,4 +1,4 @@
-//! Glob matching for magg's plugins (a library, not a plugin).
+//! Glob matching, for plugins that select tools by name (e.g. `time_*`).
 //!
 //! A pattern matches a whole string: `*` matches any run of characters (also none), `?` matches
 //! exactly one character, and every other character matches itself. Matching is case-sensitive

@@ -1,43 +1,21 @@
-//! A blocking HTTP GET over `wasi:http/outgoing-handler` for magg's search-provider plugins
-//! (a library, not a plugin).
+//! A blocking HTTP GET over `wasi:http/outgoing-handler`, for search providers (world
+//! `search-provider-plugin`, the one that imports `wasi:http`); magg lets a plugin reach only
+//! the hosts its config grants.
 //!
 //! [`get`] sends one GET request, follows no redirects, reads the whole body (up to
 //! [`MAX_BODY`] bytes) and turns anything but a `200 OK` into an [`Error`] whose text names the
-//! host (e.g. `HTTP 503 from registry.npmjs.org`). It never traps.
-//!
-//! The `wasi:http` bindings are generated here (module [`wasi`]); a plugin whose world imports
-//! `wasi:http/outgoing-handler@0.2.12` points its `wit_bindgen::generate!` at them with
-//! `with`, so they are not generated twice:
-//!
-//! ```text
-//! with: {
-//!     "wasi:http/outgoing-handler@0.2.12": http_get::wasi::http::outgoing_handler,
-//!     "wasi:http/types@0.2.12": http_get::wasi::http::types,
-//!     "wasi:io/error@0.2.12": http_get::wasi::io::error,
-//!     "wasi:io/poll@0.2.12": http_get::wasi::io::poll,
-//!     "wasi:io/streams@0.2.12": http_get::wasi::io::streams,
-//!     "wasi:clocks/monotonic-clock@0.2.12": http_get::wasi::clocks::monotonic_clock,
-//! },
-//! ```
+//! host (e.g. `HTTP 503 from registry.npmjs.org`). It never traps. [`SearchApi`] is the whole
+//! round trip of a provider that asks one JSON search API, settings included.
 
 use std::fmt;
 
-wit_bindgen::generate!({
-    inline: "
-        package magg:http-get;
-
-        world http-get {
-            import wasi:http/outgoing-handler@0.2.12;
-        }
-    ",
-    path: "../../../wit",
-    generate_all,
-    pub_export_macro: false,
-});
-
-use wasi::http::outgoing_handler;
-use wasi::http::types::{ErrorCode, Fields, Method, OutgoingRequest, RequestOptions, Scheme};
-use wasi::io::streams::StreamError;
+use crate::SearchResult;
+use crate::bindings::search_provider::wasi::http::outgoing_handler;
+use crate::bindings::search_provider::wasi::http::types::{
+    ErrorCode, Fields, Method, OutgoingRequest, RequestOptions, Scheme,
+};
+use crate::bindings::search_provider::wasi::io::streams::StreamError;
+use crate::host;
 
 /// The most body bytes [`get`] reads; a longer body is an error.
 pub const MAX_BODY: usize = 4 * 1024 * 1024;
@@ -285,6 +263,62 @@ pub fn get(url: &str, options: &Options) -> Result<Vec<u8>, Error> {
     drop(body);
     drop(response);
     Ok(bytes)
+}
+
+/// A JSON search API that a search provider asks, the way magg's own providers do: one GET per
+/// search, settings `base_url` and `timeout_ms`, errors that name the provider and the host.
+#[derive(Debug, Clone, Copy)]
+pub struct SearchApi {
+    /// The provider's name at the start of every error text (`npm search` gives
+    /// `npm search: HTTP 503 from registry.npmjs.org`).
+    pub name: &'static str,
+    /// The API's base URL when the `base_url` setting is unset.
+    pub default_base_url: &'static str,
+    /// What a good response holds, for the error about a bad one (`a search result` gives
+    /// `... sent a response that is not a search result: ...`).
+    pub expected: &'static str,
+}
+
+impl SearchApi {
+    /// Asks the API for up to `limit` servers: reads the settings `base_url` (see
+    /// [`base_url_setting`]) and `timeout_ms` (see [`timeout_setting`]), GETs
+    /// `request_url(base_url)`, turns the body into results with `parse` and keeps the first
+    /// `limit`. With `limit` 0 it makes no request.
+    pub fn search(
+        &self,
+        limit: u32,
+        request_url: impl FnOnce(&str) -> String,
+        parse: impl FnOnce(&[u8]) -> Result<Vec<SearchResult>, String>,
+    ) -> Result<Vec<SearchResult>, String> {
+        self.try_search(limit, request_url, parse)
+            .map_err(|e| format!("{}: {e}", self.name))
+    }
+
+    fn try_search(
+        &self,
+        limit: u32,
+        request_url: impl FnOnce(&str) -> String,
+        parse: impl FnOnce(&[u8]) -> Result<Vec<SearchResult>, String>,
+    ) -> Result<Vec<SearchResult>, String> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let base = base_url_setting(host::setting("base_url"), self.default_base_url)?;
+        let options = Options {
+            timeout_ms: timeout_setting(host::setting("timeout_ms"))?,
+            ..Options::default()
+        };
+        let url = request_url(&base);
+        let body = get(&url, &options).map_err(|e| e.to_string())?;
+        let mut results = parse(&body).map_err(|e| {
+            let from = parse_url(&url)
+                .map(|t| t.authority.to_string())
+                .unwrap_or(base);
+            format!("{from} sent a response that is not {}: {e}", self.expected)
+        })?;
+        results.truncate(limit as usize);
+        Ok(results)
+    }
 }
 
 /// Says what a `wasi:http` error code means, for users.
