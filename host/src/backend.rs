@@ -3,8 +3,13 @@
 //! A [`Backend`] owns the connection to one MCP server (a child process on stdio or a
 //! streamable-HTTP URL), keeps the latest copy of its tools, prompts, resources and resource
 //! templates, and restarts it with capped exponential backoff when it goes away. Every change of
-//! its state is announced on the hub's change channel so the catalog can be rebuilt. Backends know
-//! nothing about plugins, clients or prefixes.
+//! its state is announced on the hub's change channel so the catalog can be rebuilt.
+//!
+//! Backends know nothing of plugins or of the catalog's names. What a backend sends for a
+//! client (progress, logs, resource updates, sampling / elicitation / roots requests) is handed
+//! to the relay ([`crate::relay`]), which finds the client session from the calls in flight
+//! ([`Calls`]); a running stdio backend also has a [`lane`] that the call route uses to send
+//! tools/calls as text.
 
 mod client;
 mod connect;
@@ -13,7 +18,7 @@ pub mod lane;
 use std::{
     collections::VecDeque,
     sync::{Arc, Mutex},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use arc_swap::ArcSwap;
@@ -102,6 +107,8 @@ pub struct State {
     pub templates: Arc<Vec<ResourceTemplate>>,
     /// How many times the backend has been (re)started.
     pub starts: u32,
+    /// When the backend entered its current status.
+    pub since: Instant,
 }
 
 impl State {
@@ -119,6 +126,7 @@ impl State {
             resources: Arc::default(),
             templates: Arc::default(),
             starts: 0,
+            since: Instant::now(),
         }
     }
 }
@@ -182,6 +190,17 @@ impl Backend {
     /// The client side of the live connection, if the backend is running.
     pub fn peer(&self) -> Option<Peer<RoleClient>> {
         self.state.load().peer.clone()
+    }
+
+    /// Whether the exposed tool `name` could be one of this backend's: it has no prefix, or
+    /// `name` starts with its prefix and `sep`.
+    pub fn may_serve_tool(&self, name: &str, sep: &str) -> bool {
+        match self.config.prefix.as_deref().filter(|p| !p.is_empty()) {
+            None => true,
+            Some(prefix) => name
+                .strip_prefix(prefix)
+                .is_some_and(|rest| rest.starts_with(sep)),
+        }
     }
 
     /// A receiver that sees every change of the backend's state.
@@ -275,6 +294,7 @@ async fn supervise(
             s.status = Status::Failed {
                 reason: reason.clone(),
             };
+            s.since = Instant::now();
             s.peer = None;
             s.lane = None;
             s.pid = None;

@@ -13,21 +13,20 @@ use std::{collections::HashMap, sync::Arc};
 use rmcp::model::{Prompt, Resource, ResourceTemplate, Tool};
 
 pub use self::uri::{UriTemplate, prefix_uri, split_prefixed_uri};
+pub use crate::mcp::{ListChanges, MAX_TOOL_NAME};
 use crate::{
     backend::Backend,
     config::Settings,
-    plugins::{FilterTool, Plugins},
-    tools::OwnTool,
+    mcp::{OWN_SERVER, is_tool_name_char, is_valid_tool_name},
+    plugins::FilterTool,
 };
-
-/// The longest tool name MCP allows.
-pub const MAX_TOOL_NAME: usize = 64;
 
 /// Where a call to an exposed tool goes.
 #[derive(Debug, Clone)]
 pub enum ToolRoute {
-    /// One of magg's own tools.
-    Own(OwnTool),
+    /// One of magg's own tools, by the name magg gives it (a tool filter may list it under
+    /// another).
+    Own(Arc<str>),
     /// A backend's tool, under the name it has there.
     Backend(Route),
 }
@@ -44,30 +43,12 @@ pub struct Route {
 /// magg's own tools, resources and resource templates, listed before every backend's.
 #[derive(Debug, Default)]
 pub struct OwnItems {
-    /// Tools and what each one is.
-    pub tools: Vec<(Tool, OwnTool)>,
+    /// Tools.
+    pub tools: Vec<Tool>,
     /// Resources (served by magg itself).
     pub resources: Vec<Resource>,
     /// Resource templates (served by magg itself).
     pub templates: Vec<ResourceTemplate>,
-}
-
-/// Which kinds of list differ between two snapshots.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ListChanges {
-    /// The tool list changed.
-    pub tools: bool,
-    /// The prompt list changed.
-    pub prompts: bool,
-    /// The resource or resource-template list changed.
-    pub resources: bool,
-}
-
-impl ListChanges {
-    /// Whether anything changed.
-    pub fn any(&self) -> bool {
-        self.tools || self.prompts || self.resources
-    }
 }
 
 /// One immutable, merged view of all backends.
@@ -109,9 +90,11 @@ impl Snapshot {
             ..Snapshot::default()
         };
         let own = &own.tools;
-        for (tool, own_tool) in own {
-            snap.tool_routes
-                .insert(tool.name.to_string(), ToolRoute::Own(*own_tool));
+        for tool in own {
+            snap.tool_routes.insert(
+                tool.name.to_string(),
+                ToolRoute::Own(Arc::from(tool.name.as_ref())),
+            );
             snap.tools.push(tool.clone());
         }
         for backend in backends {
@@ -276,7 +259,7 @@ impl Snapshot {
             .iter()
             .filter_map(|tool| {
                 let (server, original) = match self.tool_routes.get(tool.name.as_ref())? {
-                    ToolRoute::Own(_) => (Plugins::own_server().to_owned(), tool.name.to_string()),
+                    ToolRoute::Own(own) => (OWN_SERVER.to_owned(), own.to_string()),
                     ToolRoute::Backend(route) => (route.backend.name.clone(), route.name.clone()),
                 };
                 Some(FilterTool {
@@ -301,7 +284,7 @@ impl Snapshot {
                 continue;
             };
             let key = match &route {
-                ToolRoute::Own(_) => (Plugins::own_server().to_owned(), tool.name.to_string()),
+                ToolRoute::Own(own) => (OWN_SERVER.to_owned(), own.to_string()),
                 ToolRoute::Backend(r) => (r.backend.name.clone(), r.name.clone()),
             };
             by_key.insert(key, (tool, route));
@@ -311,13 +294,7 @@ impl Snapshot {
                 continue;
             };
             if out.name != tool.name {
-                let valid = !out.name.is_empty()
-                    && out.name.len() <= MAX_TOOL_NAME
-                    && out
-                        .name
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-                if !valid {
+                if !is_valid_tool_name(&out.name) {
                     tracing::warn!(
                         "a tool filter renamed `{}` to `{}`, which breaks MCP's tool name rule; keeping `{}`",
                         tool.name,
@@ -371,13 +348,7 @@ pub fn exposed_tool_name(prefix: Option<&str>, sep: &str, name: &str) -> String 
     let full = exposed_name(prefix, sep, name);
     let mut clean: String = full
         .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
-                c
-            } else {
-                '_'
-            }
-        })
+        .map(|c| if is_tool_name_char(c) { c } else { '_' })
         .collect();
     if clean.len() > MAX_TOOL_NAME {
         let hash = fnv1a(full.as_bytes());
@@ -395,7 +366,7 @@ fn fnv1a(bytes: &[u8]) -> u32 {
 
 fn existing_owner(route: &ToolRoute) -> &str {
     match route {
-        ToolRoute::Own(_) => "magg",
+        ToolRoute::Own(_) => OWN_SERVER,
         ToolRoute::Backend(route) => &route.backend.name,
     }
 }
@@ -450,10 +421,7 @@ mod tests {
         let b = exposed_tool_name(Some("q"), "_", &long);
         assert_eq!(a.len(), MAX_TOOL_NAME);
         assert_ne!(a, b, "long names keep distinct hashes");
-        assert!(
-            a.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
-        );
+        assert!(is_valid_tool_name(&a));
     }
 
     #[test]

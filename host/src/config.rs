@@ -20,7 +20,7 @@
 //! # Settings
 //!
 //! Top-level keys `self_prefix`, `prefix_sep`, `read_only`, `log_level`,
-//! `backend_init_timeout`, `stderr_show`, `auto_reload`,
+//! `backend_init_timeout`, `backend_call_timeout`, `stderr_show`, `auto_reload`,
 //! `reload_poll_interval`, `reload_use_watchdog`, `plugins_dir` and
 //! `list_wait`, each also settable with the environment variable
 //! `MAGG_<KEY IN CAPITALS>` (e.g. `MAGG_READ_ONLY`). **The environment
@@ -67,6 +67,9 @@ pub const DEFAULT_SELF_PREFIX: &str = "magg";
 /// Default for [`Settings::backend_init_timeout`].
 pub const DEFAULT_BACKEND_INIT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Default for [`Settings::backend_call_timeout`].
+pub const DEFAULT_BACKEND_CALL_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// Default for [`Settings::list_wait`].
 pub const DEFAULT_LIST_WAIT: Duration = Duration::from_secs(5);
 
@@ -100,6 +103,10 @@ pub struct Settings {
     /// forever (0 or less in the file or env). Key `backend_init_timeout`
     /// (seconds), env `MAGG_BACKEND_INIT_TIMEOUT`, default 30 s.
     pub backend_init_timeout: Option<Duration>,
+    /// How long magg waits for a backend's answer to one tools/call before it ends the call
+    /// with an error result and cancels it at the backend; `None` waits forever (0 or less).
+    /// Key `backend_call_timeout` (seconds), env `MAGG_BACKEND_CALL_TIMEOUT`, default 300 s.
+    pub backend_call_timeout: Option<Duration>,
     /// Show backends' stderr. Key `stderr_show`, env `MAGG_STDERR_SHOW`, default false.
     pub stderr_show: bool,
     /// Reload the config file when it changes. Key `auto_reload`, env
@@ -128,6 +135,7 @@ impl Default for Settings {
             read_only: false,
             log_level: None,
             backend_init_timeout: Some(DEFAULT_BACKEND_INIT_TIMEOUT),
+            backend_call_timeout: Some(DEFAULT_BACKEND_CALL_TIMEOUT),
             stderr_show: false,
             auto_reload: true,
             reload_poll_interval: 1.0,
@@ -147,6 +155,7 @@ impl Settings {
         ("read_only", "MAGG_READ_ONLY"),
         ("log_level", "MAGG_LOG_LEVEL"),
         ("backend_init_timeout", "MAGG_BACKEND_INIT_TIMEOUT"),
+        ("backend_call_timeout", "MAGG_BACKEND_CALL_TIMEOUT"),
         ("stderr_show", "MAGG_STDERR_SHOW"),
         ("auto_reload", "MAGG_AUTO_RELOAD"),
         ("reload_poll_interval", "MAGG_RELOAD_POLL_INTERVAL"),

@@ -1,5 +1,7 @@
 //! The aggregator as an MCP server: the `ServerHandler` every client session talks to, and the
-//! transports it is served on (stdio, streamable HTTP, or both at once over one hub).
+//! transports it is served on (stdio, streamable HTTP, or both at once over one hub). It reads
+//! what clients send and writes responses; notifications and requests from backends reach
+//! clients through the relay.
 //!
 //! # Design
 //! - All sessions share one [`Hub`], so backends are shared across clients, as Magg does: one
@@ -29,8 +31,9 @@
 //!   backend's request during their call comes back as `input_required`, and the retry's
 //!   answer goes to the backend ([`mrtr`]). Results passed on from backends get the
 //!   `resultType` that protocol requires.
-//!
-//! This is the only module that talks to clients.
+//! - A tools/call goes to the call route ([`crate::call`]); the stdio frontend hands it over as
+//!   text, before rmcp sees it. What backends send clients outside a response (progress, logs,
+//!   requests, list changes) reaches them through the relay's sessions ([`crate::relay`]).
 
 pub mod http;
 pub mod mrtr;
@@ -52,6 +55,7 @@ use rmcp::{
 };
 
 use crate::{
+    call,
     hub::Hub,
     relay::{ORIGIN, Origin, Session},
 };
@@ -95,12 +99,11 @@ impl MaggServer {
             }
             None => Session::detached(context.peer.clone()),
         };
-        Origin {
+        Origin::new(
             session,
-            request_id: Some(context.id.clone()),
-            progress_token: context.meta.get_progress_token(),
-            inputs: None,
-        }
+            Some(context.id.clone()),
+            context.meta.get_progress_token(),
+        )
     }
 
     /// Runs `work` for the request of `context`, so that what the backend sends for it finds
@@ -185,7 +188,8 @@ impl ServerHandler for MaggServer {
             mrtr::call_tool(&self.hub, request, context).await
         } else {
             let ct = context.ct.clone();
-            self.traced(&context, self.hub.call_tool(request, ct)).await
+            self.traced(&context, call::call_tool_params(&self.hub, &request, ct))
+                .await
         };
         response.map(Passed::typed)
     }

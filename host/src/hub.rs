@@ -1,9 +1,19 @@
 //! The running aggregator shared by every frontend: the configured backends, the current catalog
 //! snapshot, the connected client sessions, and the task that rebuilds the catalog and tells
 //! every session when a list changed.
+//!
+//! # Design
+//! - The hub owns state, not routes: a tools/call goes through [`crate::call`], which reads the
+//!   snapshot and backends from here. What else clients ask of backends (resources, prompts,
+//!   completions, log levels, subscriptions) is forwarded by [`dispatch`] and [`forward`].
+//! - magg's own tools and resources are handed in at start as an [`OwnServer`]; the hub never
+//!   names the module that implements them.
+//! - The catalog is rebuilt whole after every burst of backend changes, and swapped in at once.
 
 mod dispatch;
 mod forward;
+mod own;
+mod reload_state;
 
 use std::{
     sync::{Arc, RwLock},
@@ -14,15 +24,17 @@ use arc_swap::ArcSwap;
 use indexmap::IndexMap;
 use tokio::sync::{mpsc, watch};
 
-pub use self::dispatch::error_result;
+pub(crate) use self::dispatch::running_peer;
+pub use self::{
+    own::{OwnCall, OwnServer},
+    reload_state::ReloadState,
+};
 use crate::{
     backend::{Backend, Changed, Status},
     catalog::{ListChanges, OwnItems, Snapshot},
     config::{Config, ServerConfig, Settings},
     plugins::{PluginConfigs, Plugins},
     relay::Sessions,
-    reload::ReloadState,
-    tools,
 };
 
 /// The running aggregator.
@@ -34,7 +46,10 @@ pub struct Hub {
     config: RwLock<Config>,
     backends: RwLock<IndexMap<String, Arc<Backend>>>,
     catalog: ArcSwap<Snapshot>,
-    own: OwnItems,
+    /// Counts catalog rebuilds, for callers waiting for a tool to appear.
+    rebuilt: watch::Sender<u64>,
+    own: Arc<dyn OwnServer>,
+    own_items: OwnItems,
     sessions: Arc<Sessions>,
     changes: mpsc::UnboundedSender<Changed>,
     settled: watch::Receiver<bool>,
@@ -46,18 +61,14 @@ pub struct Hub {
 
 impl Hub {
     /// Starts every enabled backend of `config` (in parallel, without waiting for them) and the
-    /// catalog task. Must be called inside a Tokio runtime.
-    pub fn start(config: Config) -> Arc<Hub> {
+    /// catalog task; `own` is magg's own server, listed before every backend. Must be called
+    /// inside a Tokio runtime.
+    pub fn start(config: Config, own: Arc<dyn OwnServer>) -> Arc<Hub> {
         let settings = Arc::new(config.settings.clone());
         let (changes, changes_rx) = mpsc::unbounded_channel();
         let (settled_tx, settled) = watch::channel(false);
         let sessions = Arc::new(Sessions::default());
-        let (resources, templates) = tools::own_resources(&settings);
-        let own = OwnItems {
-            tools: tools::own_tools(&settings),
-            resources,
-            templates,
-        };
+        let own_items = own.items(&settings);
         let backends: IndexMap<String, Arc<Backend>> = config
             .enabled_servers()
             .map(|server| {
@@ -82,7 +93,9 @@ impl Hub {
             config: RwLock::new(config),
             backends: RwLock::new(backends),
             catalog: ArcSwap::from_pointee(Snapshot::default()),
+            rebuilt: watch::Sender::new(0),
             own,
+            own_items,
             sessions,
             changes,
             settled,
@@ -146,22 +159,80 @@ impl Hub {
         &self.sessions
     }
 
-    /// Waits, within the `list_wait` grace period after start, until no backend is still
-    /// starting, so that the first lists a client asks for are complete. Never waits after it.
+    /// magg's own server.
+    pub fn own(&self) -> &dyn OwnServer {
+        &*self.own
+    }
+
+    /// Waits until no backend is still starting, each for at most `list_wait` counted from its
+    /// own start (and plugins for `list_wait` after magg's start), so that the lists a client
+    /// asks for right after magg or a server started are complete.
     pub async fn wait_for_backends(&self) {
         if *self.settled.borrow() && self.plugins.is_ready() {
             return;
         }
-        let deadline = self.started + self.settings.list_wait;
-        let Some(left) = deadline.checked_duration_since(Instant::now()) else {
-            return;
-        };
-        self.plugins.wait_ready(left).await;
-        let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+        let list_wait = self.settings.list_wait;
+        if let Some(left) = (self.started + list_wait).checked_duration_since(Instant::now()) {
+            self.plugins.wait_ready(left).await;
+        }
+        let deadline = self
+            .backends()
+            .iter()
+            .filter_map(|b| {
+                let state = b.state();
+                (state.status == Status::Starting).then(|| state.since + list_wait)
+            })
+            .max();
+        let Some(left) = deadline.and_then(|d| d.checked_duration_since(Instant::now())) else {
             return;
         };
         let mut settled = self.settled.clone();
         let _ = tokio::time::timeout(left, settled.wait_for(|s| *s)).await;
+    }
+
+    /// The current snapshot once it lists the tool `name`, or once no backend that could serve
+    /// it is still starting: each such backend is waited for up to its init timeout
+    /// (`backend_init_timeout`), counted from its start.
+    pub async fn wait_for_tool(&self, name: &str) -> Arc<Snapshot> {
+        let mut rebuilt = self.rebuilt.subscribe();
+        let mut waited_for_plugins = false;
+        loop {
+            let snapshot = self.snapshot();
+            if snapshot.tool(name).is_some() {
+                return snapshot;
+            }
+            if !waited_for_plugins {
+                // A tool filter that is still loading may list the tool under this name.
+                waited_for_plugins = true;
+                let list_wait = self.settings.list_wait;
+                if let Some(left) =
+                    (self.started + list_wait).checked_duration_since(Instant::now())
+                {
+                    self.plugins.wait_ready(left).await;
+                    continue;
+                }
+            }
+            let limit = self
+                .settings
+                .backend_init_timeout
+                .unwrap_or(Duration::from_secs(24 * 3600));
+            let deadline = self
+                .backends()
+                .iter()
+                .filter(|b| b.may_serve_tool(name, &self.settings.prefix_sep))
+                .filter_map(|b| {
+                    let state = b.state();
+                    (state.status == Status::Starting).then(|| state.since + limit)
+                })
+                .max();
+            let Some(deadline) = deadline else {
+                return snapshot;
+            };
+            let changed = tokio::time::timeout_at(deadline.into(), rebuilt.changed()).await;
+            if !matches!(changed, Ok(Ok(()))) {
+                return self.snapshot();
+            }
+        }
     }
 
     /// Stops every backend and waits (briefly) for their processes to end.
@@ -339,7 +410,9 @@ impl Hub {
             next.apply_filtered(filtered);
         }
         let changes = next.changes_since(&old);
+        let generation = next.generation;
         self.catalog.store(Arc::new(next));
+        self.rebuilt.send_replace(generation);
         changes
     }
 
@@ -347,7 +420,7 @@ impl Hub {
         Snapshot::build(
             old.generation + 1,
             &self.settings,
-            &self.own,
+            &self.own_items,
             &self.backends(),
         )
     }

@@ -2,18 +2,31 @@
 //! servers, shows all their tools, resources and prompts as one server under per-backend
 //! prefixes, and lets the model manage the set of servers mid-session.
 //!
-//! The modules follow one tools/call from client to backend: [`frontend`] (the MCP server the
-//! client talks to) → [`hub`] (shared state and the dispatch path) → [`catalog`] (name mapping)
-//! → [`plugins`] (routing hooks) → [`backend`] (the supervised connection to one server).
-//! [`config`] reads Magg's config file, [`tools`] holds magg's own tools, [`cli`] the command line.
+//! Modules are layered, and each uses only those below it, bottom first:
+//! - [`mcp`] (MCP's rules and shapes), [`config`] (Magg's config file), [`kits`], [`pipes`]
+//!   (whole-line plumbing);
+//! - [`relay`]: client sessions and what they are owed (progress, logs, backend requests);
+//! - [`backend`]: one supervised connection per server, with its stdio lane;
+//! - [`plugins`]: the WebAssembly plugins (tool filters, routing hooks, ...);
+//! - [`catalog`]: the merged, prefixed, filtered view of all backends;
+//! - [`hub`]: the running aggregator (backends, the current catalog snapshot, sessions);
+//! - [`call`]: the one route of every tools/call;
+//! - [`tools`] (magg's own tools), [`reload`] (config hot reload), [`frontend`] (the MCP
+//!   server clients talk to, on stdio and HTTP);
+//! - [`cli`]: the command line.
+//!
+//! One tools/call: [`frontend`] → [`call`] (lookup in the [`catalog`] snapshot, routing hooks
+//! from [`plugins`]) → [`backend`] (its lane or rmcp client) → the backend, and back.
 
 pub mod backend;
+pub mod call;
 pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod frontend;
 pub mod hub;
 pub mod kits;
+pub mod mcp;
 pub mod pipes;
 pub mod plugins;
 pub mod relay;

@@ -49,22 +49,31 @@ pub async fn pump_lines<R: AsyncRead + Unpin>(source: R, out: mpsc::UnboundedSen
     }
 }
 
-/// The longest message line accepted on a pipe (bigger ones are dropped, with a log line).
-pub const MAX_LINE_BYTES: usize = 64 * 1024 * 1024;
+/// The largest message magg takes, on any transport, from clients and backends alike: a
+/// message line on a pipe, or a request body over HTTP. Bigger ones are refused (a request
+/// gets an error response) and the connection goes on.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+/// How much of a line that was too long is kept, to find its request id.
+const HEAD_BYTES: usize = 4096;
 
 /// What [`read_line`] found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Line {
     /// A whole line (with its `\n`, if any) is in the buffer.
     Complete,
-    /// A line longer than the limit was read and thrown away; the buffer is empty.
-    TooLong(usize),
+    /// A line longer than the limit was read and thrown away: its size, and its first bytes
+    /// (in the buffer), where a request's id usually is.
+    TooLong {
+        /// The line's length in bytes.
+        bytes: usize,
+    },
     /// End of input (or a read error).
     End,
 }
 
 /// Reads one line into `buf` (cleared first), keeping at most `max` bytes in memory: a longer
-/// line is read to its end and discarded.
+/// line is read to its end and discarded, leaving its first few kilobytes in `buf`.
 pub async fn read_line<R: AsyncBufReadExt + Unpin>(
     reader: &mut R,
     buf: &mut Vec<u8>,
@@ -78,7 +87,7 @@ pub async fn read_line<R: AsyncBufReadExt + Unpin>(
                 return if buf.is_empty() && dropped == 0 {
                     Line::End
                 } else if dropped > 0 {
-                    Line::TooLong(dropped)
+                    Line::TooLong { bytes: dropped }
                 } else {
                     Line::Complete
                 };
@@ -92,13 +101,18 @@ pub async fn read_line<R: AsyncBufReadExt + Unpin>(
         if dropped == 0 && buf.len() + take <= max {
             buf.extend_from_slice(&available[..take]);
         } else {
-            dropped += buf.len() + take;
-            buf.clear();
+            if dropped == 0 {
+                dropped = buf.len();
+                buf.truncate(HEAD_BYTES);
+            }
+            let room = HEAD_BYTES.saturating_sub(buf.len()).min(take);
+            buf.extend_from_slice(&available[..room]);
+            dropped += take;
         }
         reader.consume(take);
         if done {
             return if dropped > 0 {
-                Line::TooLong(dropped)
+                Line::TooLong { bytes: dropped }
             } else {
                 Line::Complete
             };
@@ -117,11 +131,11 @@ mod tests {
         let mut buf = Vec::new();
         assert_eq!(read_line(&mut reader, &mut buf, 10).await, Line::Complete);
         assert_eq!(buf, b"short\n");
-        assert!(matches!(
+        assert_eq!(
             read_line(&mut reader, &mut buf, 10).await,
-            Line::TooLong(26)
-        ));
-        assert!(buf.is_empty());
+            Line::TooLong { bytes: 26 }
+        );
+        assert_eq!(buf, b"this line is far too long\n", "its head is kept");
         assert_eq!(read_line(&mut reader, &mut buf, 10).await, Line::Complete);
         assert_eq!(buf, b"ok\n");
         assert_eq!(read_line(&mut reader, &mut buf, 10).await, Line::End);

@@ -41,7 +41,7 @@ use rmcp::{
 };
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use crate::catalog::ListChanges;
+use crate::mcp::ListChanges;
 
 /// How long a backend's progress or request waits for the call it belongs to be recorded (the
 /// backend may answer before magg has noted the ids it sent).
@@ -208,6 +208,47 @@ pub struct Origin {
     /// For a stateless client's call: where a backend's request goes instead, to come back
     /// to the client as an `input_required` result (see `frontend::mrtr`).
     pub inputs: Option<mpsc::UnboundedSender<InputAsk>>,
+    /// The client's writer of whole message lines, for a client on stdio: progress for its
+    /// calls goes there as text, in order with their results.
+    pub lines: Option<mpsc::UnboundedSender<Vec<u8>>>,
+}
+
+impl Origin {
+    /// The origin of a request of `session` with the client's request id and progress token.
+    pub fn new(
+        session: Arc<Session>,
+        request_id: Option<RequestId>,
+        progress_token: Option<ProgressToken>,
+    ) -> Origin {
+        Origin {
+            session,
+            request_id,
+            progress_token,
+            inputs: None,
+            lines: None,
+        }
+    }
+
+    /// Sends the client a progress notification for this request (`params` carries the
+    /// client's own token): as a line on a stdio client's writer, so that it stays in order
+    /// with the call's result, else through the session's peer.
+    pub async fn send_progress(&self, params: ProgressNotificationParam) {
+        match &self.lines {
+            Some(lines) => {
+                let message = serde_json::json!({
+                    "jsonrpc": "2.0",
+                    "method": "notifications/progress",
+                    "params": params,
+                });
+                if let Ok(line) = serde_json::to_vec(&message) {
+                    let _ = lines.send(line);
+                }
+            }
+            None => {
+                let _ = self.session.peer.notify_progress(params).await;
+            }
+        }
+    }
 }
 
 /// A backend's request of a stateless client, on its way into an `input_required` result;
@@ -599,7 +640,7 @@ impl Calls {
     pub async fn progress(
         self: &Arc<Self>,
         params: &ProgressNotificationParam,
-    ) -> Option<(Arc<Session>, ProgressNotificationParam, Forwarding)> {
+    ) -> Option<(Origin, ProgressNotificationParam, Forwarding)> {
         self.wait_for(|map| {
             let (&key, entry) = map
                 .iter_mut()
@@ -621,7 +662,7 @@ impl Calls {
                 calls: self.clone(),
                 key,
             };
-            Some(Some((entry.origin.session.clone(), out, ticket)))
+            Some(Some((entry.origin.clone(), out, ticket)))
         })
         .await
         .flatten()

@@ -5,9 +5,8 @@
 //! and shown by `magg_status`. magg's own saves are recognised by their content and not reloaded.
 
 use std::{
-    hash::{Hash as _, Hasher as _},
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::Duration,
 };
 
@@ -21,47 +20,6 @@ use crate::{
 
 /// Quiet time after the last file event before the file is read.
 const DEBOUNCE: Duration = Duration::from_millis(150);
-
-/// What the reloader remembers between reloads.
-#[derive(Debug, Default)]
-pub struct ReloadState {
-    /// Hash of the file content last applied (or written by magg itself).
-    last_seen: Mutex<Option<u64>>,
-    /// Why the last reload was rejected, until a later one succeeds.
-    last_error: Mutex<Option<String>>,
-}
-
-impl ReloadState {
-    /// Records `text` as applied, so a file event for exactly this content is ignored.
-    pub fn seen(&self, text: &[u8]) {
-        if let Ok(mut last) = self.last_seen.lock() {
-            *last = Some(hash(text));
-        }
-    }
-
-    /// Why the last reload was rejected, if it was.
-    pub fn last_error(&self) -> Option<String> {
-        self.last_error.lock().ok().and_then(|e| e.clone())
-    }
-
-    fn is_seen(&self, text: &[u8]) -> bool {
-        self.last_seen
-            .lock()
-            .is_ok_and(|last| *last == Some(hash(text)))
-    }
-
-    fn set_error(&self, error: Option<String>) {
-        if let Ok(mut last) = self.last_error.lock() {
-            *last = error;
-        }
-    }
-}
-
-fn hash(bytes: &[u8]) -> u64 {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    bytes.hash(&mut hasher);
-    hasher.finish()
-}
 
 /// Why a reload did nothing.
 #[derive(Debug, thiserror::Error)]

@@ -10,9 +10,7 @@ mod manage;
 mod proxy;
 mod resources;
 
-pub use self::resources::{own_resources, read_own};
-
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use rmcp::{
     ErrorData as McpError,
@@ -21,7 +19,65 @@ use rmcp::{
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::{backend::Status, config::Settings, hub::Hub};
+use crate::{
+    backend::Status,
+    catalog::OwnItems,
+    config::Settings,
+    hub::{Hub, OwnCall, OwnServer},
+};
+
+/// magg's own server (its tools and resources), to hand to [`Hub::start`].
+pub fn own_server(settings: &Settings) -> Arc<dyn OwnServer> {
+    let tools = own_tools(settings);
+    let by_name = tools
+        .iter()
+        .map(|(tool, own)| (tool.name.to_string(), *own))
+        .collect();
+    Arc::new(Own { tools, by_name })
+}
+
+/// magg's own tools and resources, as the hub sees them.
+struct Own {
+    tools: Vec<(Tool, OwnTool)>,
+    by_name: HashMap<String, OwnTool>,
+}
+
+impl OwnServer for Own {
+    fn items(&self, settings: &Settings) -> OwnItems {
+        let (resources, templates) = resources::own_resources(settings);
+        OwnItems {
+            tools: self.tools.iter().map(|(tool, _)| tool.clone()).collect(),
+            resources,
+            templates,
+        }
+    }
+
+    fn call<'a>(
+        &'a self,
+        hub: &'a Arc<Hub>,
+        name: &'a str,
+        arguments: Option<JsonObject>,
+        ct: CancellationToken,
+    ) -> OwnCall<'a> {
+        Box::pin(async move {
+            match self.by_name.get(name) {
+                Some(own) => call_own(hub, *own, arguments, ct).await,
+                None => Err(McpError::invalid_params(
+                    format!("magg has no tool of its own named `{name}`"),
+                    None,
+                )),
+            }
+        })
+    }
+
+    fn read(
+        &self,
+        hub: &Hub,
+        uri: &str,
+    ) -> Option<Result<rmcp::model::ReadResourceResult, McpError>> {
+        resources::read_own(hub, uri)
+    }
+}
 
 /// Which of magg's own tools a name refers to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +115,7 @@ pub enum OwnTool {
 }
 
 /// magg's own tools, named with the configured self prefix and separator.
-pub fn own_tools(settings: &Settings) -> Vec<(Tool, OwnTool)> {
+fn own_tools(settings: &Settings) -> Vec<(Tool, OwnTool)> {
     vec![
         (
             tool(
@@ -379,7 +435,7 @@ fn tool(
 }
 
 /// Runs one of magg's own tools.
-pub async fn call_own(
+async fn call_own(
     hub: &Arc<Hub>,
     own: OwnTool,
     arguments: Option<JsonObject>,

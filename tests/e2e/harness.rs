@@ -685,7 +685,8 @@ pub struct Magg {
 }
 
 impl Magg {
-    fn command(config: &Path, args: &[&str]) -> Command {
+    /// The `magg serve` command for `config` with extra `args`, its pipes captured.
+    pub fn command(config: &Path, args: &[&str]) -> Command {
         let mut cmd = Command::new(bin("magg"));
         cmd.arg("serve")
             .arg("--config")
@@ -701,7 +702,8 @@ impl Magg {
         cmd
     }
 
-    fn collect_stderr(
+    /// Collects the child's stderr lines into a shared log and a channel.
+    pub fn collect_stderr(
         child: &mut Child,
     ) -> (Arc<Mutex<Vec<String>>>, mpsc::UnboundedReceiver<String>) {
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -926,4 +928,118 @@ pub fn run_cli(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Waits until `check` gives a value, trying again every 20 ms; fails the test naming `what`
+/// after `limit`.
+pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} did not happen within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `magg serve` on stdio driven with raw lines, for what a well-behaved MCP client never sends.
+pub struct RawStdio {
+    /// The magg process and its log.
+    pub magg: Magg,
+    stdin: tokio::process::ChildStdin,
+    stdout: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+}
+
+impl RawStdio {
+    /// Starts `magg serve` on `config` with extra environment variables; nothing is sent yet.
+    pub async fn start(config: &Path, env: &[(&str, &str)]) -> RawStdio {
+        let mut cmd = Magg::command(config, &[]);
+        cmd.envs(env.iter().copied());
+        let mut child = cmd.spawn().expect("spawn magg");
+        let (log, _lines) = Magg::collect_stderr(&mut child);
+        let stdin = child.stdin.take().expect("stdin piped");
+        let stdout = BufReader::new(child.stdout.take().expect("stdout piped")).lines();
+        RawStdio {
+            magg: Magg {
+                child,
+                log,
+                url: None,
+                stdio: None,
+            },
+            stdin,
+            stdout,
+        }
+    }
+
+    /// Writes `line` and a newline to magg's stdin.
+    pub async fn send(&mut self, line: &[u8]) {
+        use tokio::io::AsyncWriteExt as _;
+        self.stdin.write_all(line).await.expect("write to magg");
+        self.stdin.write_all(b"\n").await.expect("write to magg");
+        self.stdin.flush().await.expect("flush to magg");
+    }
+
+    /// The next line magg writes, as JSON.
+    pub async fn recv(&mut self) -> Value {
+        let line = tokio::time::timeout(WAIT, self.stdout.next_line())
+            .await
+            .expect("magg answered nothing in time")
+            .expect("read magg's stdout")
+            .expect("magg closed its stdout");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("magg wrote non-JSON {line:?}: {e}"))
+    }
+
+    /// The next response magg writes (notifications before it are skipped).
+    pub async fn response(&mut self) -> Value {
+        loop {
+            let message = self.recv().await;
+            if message.get("method").is_none() {
+                return message;
+            }
+        }
+    }
+
+    /// Sends a request and returns its response.
+    pub async fn request(&mut self, id: Value, method: &str, params: Value) -> Value {
+        let request = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        self.send(request.to_string().as_bytes()).await;
+        let response = self.response().await;
+        assert_eq!(
+            response["id"], id,
+            "a response to another request: {response}"
+        );
+        response
+    }
+
+    /// Initializes the session as a 2025-11-25 client.
+    pub async fn initialize(&mut self) {
+        let response = self
+            .request(
+                json!(0),
+                "initialize",
+                json!({"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}),
+            )
+            .await;
+        assert!(response["result"]["serverInfo"].is_object(), "{response}");
+        self.send(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
+            .await;
+    }
+
+    /// Calls a tool and returns the whole response.
+    pub async fn call(&mut self, id: u64, name: &str, arguments: Value) -> Value {
+        self.request(
+            json!(id),
+            "tools/call",
+            json!({"name": name, "arguments": arguments}),
+        )
+        .await
+    }
 }

@@ -8,6 +8,7 @@
 mod harness;
 
 mod aggregation;
+mod calls;
 mod cli;
 mod conformance;
 mod failures;

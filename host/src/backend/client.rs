@@ -139,8 +139,8 @@ impl ClientHandler for BackendClient {
         params: ProgressNotificationParam,
         _context: NotificationContext<RoleClient>,
     ) {
-        if let Some((session, params, forwarding)) = self.calls.progress(&params).await {
-            let _ = session.peer().notify_progress(params).await;
+        if let Some((origin, params, forwarding)) = self.calls.progress(&params).await {
+            origin.send_progress(params).await;
             drop(forwarding);
         }
     }

@@ -142,6 +142,7 @@ pub(super) async fn run(
     );
     backend.set(changes, |s| {
         s.status = Status::Running;
+        s.since = std::time::Instant::now();
         s.peer = Some(peer.clone());
         s.lane = lane.clone();
         s.calls = Some(calls.clone());
@@ -226,8 +227,10 @@ async fn open(
                 settings.stderr_show,
             ));
         }
-        let (lane, pipes) = super::lane::wire(stdout, stdin);
-        match handler.serve(pipes).await {
+        let (lane, (read, write)) = super::lane::wire(stdout, stdin);
+        let transport = rmcp::transport::async_rw::AsyncRwTransport::new_client(read, write)
+            .with_max_line_length(crate::pipes::MAX_MESSAGE_BYTES);
+        match handler.serve(transport).await {
             Ok(service) => Ok((service, Some(child), Some(lane))),
             Err(e) => {
                 let status =

@@ -15,7 +15,6 @@ use std::{
     },
 };
 
-use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::{
@@ -23,22 +22,28 @@ use tokio::{
     sync::{mpsc, oneshot},
 };
 
+use crate::pipes;
+
 /// The prefix of lane request ids.
 const ID_PREFIX: &str = "magg:";
 /// Buffer between the pipes and rmcp.
 const DUPLEX_BYTES: usize = 256 * 1024;
 
-/// Lane id → the client's progress token (JSON text) and where its progress goes.
-type ProgressSinks = HashMap<u64, (String, mpsc::UnboundedSender<Vec<u8>>)>;
+/// A lane request waiting for its response.
+#[derive(Debug)]
+struct Pending {
+    /// Where the response line goes.
+    answer: oneshot::Sender<Vec<u8>>,
+    /// Where the request's progress notifications go (as the backend sent them).
+    progress: Option<mpsc::UnboundedSender<Vec<u8>>>,
+}
 
 /// The lane of one backend connection.
 #[derive(Debug)]
 pub struct Lane {
     out: mpsc::UnboundedSender<Vec<u8>>,
-    pending: Mutex<HashMap<u64, oneshot::Sender<Vec<u8>>>>,
+    pending: Mutex<HashMap<u64, Pending>>,
     next: AtomicU64,
-    /// Where progress notifications go, by lane id: the client's token (JSON text) and sink.
-    progress: Mutex<ProgressSinks>,
 }
 
 /// The backend's connection closed before it answered.
@@ -46,126 +51,87 @@ pub struct Lane {
 pub struct Closed;
 
 impl Lane {
+    fn new(out: mpsc::UnboundedSender<Vec<u8>>) -> Lane {
+        Lane {
+            out,
+            pending: Mutex::new(HashMap::new()),
+            next: AtomicU64::new(0),
+        }
+    }
+
     /// Reserves the lane id of the next request, so that its params can carry it (as the
-    /// progress token) before it is sent.
+    /// progress token, see [`progress_token`]) before it is sent.
     pub fn reserve(&self) -> u64 {
         self.next.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Sends a `tools/call` under the reserved lane id `id` whose `params` are already JSON
     /// text. Returns the receiver of the backend's whole response line (a JSON-RPC response
-    /// with that id); the receiver fails if the connection closes first.
+    /// with that id); the receiver fails if the connection closes first. Progress
+    /// notifications whose token is [`progress_token`]`(id)` go to `progress`, as the backend
+    /// sent them, until the response arrives.
     pub fn send_tool_call(
         &self,
         id: u64,
         params: &str,
+        progress: Option<mpsc::UnboundedSender<Vec<u8>>>,
     ) -> Result<oneshot::Receiver<Vec<u8>>, Closed> {
-        let (tx, rx) = oneshot::channel();
+        let (answer, rx) = oneshot::channel();
         if let Ok(mut pending) = self.pending.lock() {
-            pending.insert(id, tx);
+            pending.insert(id, Pending { answer, progress });
         }
         let line = format!(
             r#"{{"jsonrpc":"2.0","id":"{ID_PREFIX}{id}","method":"tools/call","params":{params}}}"#
         );
-        self.send_line(line.into_bytes(), id)?;
+        if self.out.send(line.into_bytes()).is_err() {
+            self.forget(id);
+            return Err(Closed);
+        }
         Ok(rx)
     }
 
     /// Tells the backend the lane request `id` is cancelled, and stops waiting for it.
-    pub fn cancel(&self, id: u64, reason: Option<&str>) {
-        if let Ok(mut pending) = self.pending.lock() {
-            pending.remove(&id);
-        }
-        let reason = reason.map(|r| serde_json::to_string(r).unwrap_or_default());
-        let line = match reason {
-            Some(reason) => format!(
-                r#"{{"jsonrpc":"2.0","method":"notifications/cancelled","params":{{"requestId":"{ID_PREFIX}{id}","reason":{reason}}}}}"#
-            ),
-            None => format!(
-                r#"{{"jsonrpc":"2.0","method":"notifications/cancelled","params":{{"requestId":"{ID_PREFIX}{id}"}}}}"#
-            ),
-        };
+    pub fn cancel(&self, id: u64, reason: &str) {
+        self.forget(id);
+        let reason = serde_json::to_string(reason).unwrap_or_else(|_| "null".to_owned());
+        let line = format!(
+            r#"{{"jsonrpc":"2.0","method":"notifications/cancelled","params":{{"requestId":"{ID_PREFIX}{id}","reason":{reason}}}}}"#
+        );
         let _ = self.out.send(line.into_bytes());
     }
 
-    /// Sends the backend's progress notifications for the lane request `id` (which carries
-    /// the progress token `"magg:<id>"`, see [`progress_token`]) to `sink`, under the client's
-    /// own `token` (JSON text) again.
-    pub fn watch_progress(&self, id: u64, token: String, sink: mpsc::UnboundedSender<Vec<u8>>) {
-        if let Ok(mut progress) = self.progress.lock() {
-            progress.insert(id, (token, sink));
+    /// Stops waiting for the lane request `id` (its response and progress are dropped).
+    pub fn forget(&self, id: u64) {
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.remove(&id);
         }
     }
 
-    /// Stops forwarding progress for the lane request `id`.
-    pub fn unwatch_progress(&self, id: u64) {
-        if let Ok(mut progress) = self.progress.lock() {
-            progress.remove(&id);
-        }
-    }
-
-    /// Forwards `line` if it is a progress notification of a watched lane request, with the
-    /// client's token put back.
+    /// Hands `line` to the lane request it belongs to, if it is a progress notification with
+    /// a lane token of a request still waiting; false otherwise.
     fn forward_progress(&self, line: &[u8]) -> bool {
-        const NEEDLE: &[u8] = b"notifications/progress";
-        if !line.windows(NEEDLE.len()).any(|w| w == NEEDLE) {
+        let Some(id) = lane_progress_id(line) else {
             return false;
-        }
-        let Some(mut message) = serde_json::from_slice::<IndexMap<&str, &RawValue>>(line)
+        };
+        let sink = self
+            .pending
+            .lock()
             .ok()
-            .filter(|m| {
-                m.get("method")
-                    .is_some_and(|m| m.get() == "\"notifications/progress\"")
-            })
-        else {
-            return false;
-        };
-        let Some(mut params) = message
-            .get("params")
-            .and_then(|p| serde_json::from_str::<IndexMap<&str, &RawValue>>(p.get()).ok())
-        else {
-            return false;
-        };
-        let Some(id) = params
-            .get("progressToken")
-            .and_then(|t| serde_json::from_str::<&str>(t.get()).ok())
-            .and_then(|t| t.strip_prefix(ID_PREFIX))
-            .and_then(|n| n.parse::<u64>().ok())
-        else {
-            return false;
-        };
-        let Some((token, sink)) = self.progress.lock().ok().and_then(|p| p.get(&id).cloned())
-        else {
-            return false;
-        };
-        let Ok(token) = RawValue::from_string(token) else {
-            return false;
-        };
-        params.insert("progressToken", &token);
-        let Ok(params) = serde_json::value::to_raw_value(&params) else {
-            return false;
-        };
-        message.insert("params", &params);
-        match serde_json::to_vec(&message) {
-            Ok(out) => sink.send(out).is_ok(),
-            Err(_) => false,
-        }
-    }
-
-    fn send_line(&self, line: Vec<u8>, id: u64) -> Result<(), Closed> {
-        if self.out.send(line).is_err() {
-            if let Ok(mut pending) = self.pending.lock() {
-                pending.remove(&id);
+            .and_then(|p| p.get(&id).and_then(|p| p.progress.clone()));
+        match sink {
+            Some(sink) => {
+                let _ = sink.send(line.to_vec());
+                true
             }
-            return Err(Closed);
+            // A lane token, but nobody waits for it any more: not rmcp's either.
+            None => true,
         }
-        Ok(())
     }
 
     fn deliver(&self, id: u64, line: Vec<u8>) {
         let waiter = self.pending.lock().ok().and_then(|mut p| p.remove(&id));
         if let Some(waiter) = waiter {
-            let _ = waiter.send(line);
+            let _ = waiter.answer.send(line);
         }
     }
 
@@ -189,14 +155,9 @@ where
     let (rmcp_read, rmcp_write) = tokio::io::split(rmcp_end);
     let (from_rmcp, to_rmcp) = tokio::io::split(our_end);
     let (out, lines) = mpsc::unbounded_channel();
-    let lane = Arc::new(Lane {
-        out: out.clone(),
-        pending: Mutex::new(HashMap::new()),
-        next: AtomicU64::new(0),
-        progress: Mutex::new(HashMap::new()),
-    });
-    tokio::spawn(crate::pipes::write_lines(child_in, lines));
-    tokio::spawn(crate::pipes::pump_lines(from_rmcp, out));
+    let lane = Arc::new(Lane::new(out.clone()));
+    tokio::spawn(pipes::write_lines(child_in, lines));
+    tokio::spawn(pipes::pump_lines(from_rmcp, out));
     tokio::spawn(read_child(child_out, to_rmcp, lane.clone()));
     (lane, (rmcp_read, rmcp_write))
 }
@@ -209,13 +170,13 @@ async fn read_child<R: AsyncRead + Unpin>(
     let mut reader = BufReader::new(child_out);
     let mut line = Vec::new();
     loop {
-        match crate::pipes::read_line(&mut reader, &mut line, crate::pipes::MAX_LINE_BYTES).await {
-            crate::pipes::Line::Complete => {}
-            crate::pipes::Line::End => break,
-            crate::pipes::Line::TooLong(bytes) => {
+        match pipes::read_line(&mut reader, &mut line, pipes::MAX_MESSAGE_BYTES).await {
+            pipes::Line::Complete => {}
+            pipes::Line::End => break,
+            pipes::Line::TooLong { bytes, .. } => {
                 tracing::error!(
                     "dropped a {bytes}-byte message from a backend: messages are limited to {} bytes",
-                    crate::pipes::MAX_LINE_BYTES
+                    pipes::MAX_MESSAGE_BYTES
                 );
                 continue;
             }
@@ -236,6 +197,33 @@ async fn read_child<R: AsyncRead + Unpin>(
 /// its own from 0, as most clients do).
 pub fn progress_token(id: u64) -> String {
     format!("\"{ID_PREFIX}{id}\"")
+}
+
+/// The lane id in the progress token of `line`, if it is a progress notification with a lane
+/// token.
+fn lane_progress_id(line: &[u8]) -> Option<u64> {
+    const NEEDLE: &[u8] = b"notifications/progress";
+    if !line.windows(NEEDLE.len()).any(|w| w == NEEDLE) {
+        return None;
+    }
+    #[derive(Deserialize)]
+    struct Params<'a> {
+        #[serde(borrow, rename = "progressToken")]
+        token: &'a RawValue,
+    }
+    #[derive(Deserialize)]
+    struct Probe<'a> {
+        #[serde(borrow)]
+        method: &'a str,
+        #[serde(borrow)]
+        params: Params<'a>,
+    }
+    let probe: Probe<'_> = serde_json::from_slice(line).ok()?;
+    if probe.method != "notifications/progress" {
+        return None;
+    }
+    let token: &str = serde_json::from_str(probe.params.token.get()).ok()?;
+    token.strip_prefix(ID_PREFIX)?.parse().ok()
 }
 
 /// The lane id of a response line, if it is a response to a lane request.
@@ -284,31 +272,51 @@ mod tests {
     }
 
     #[test]
-    fn progress_goes_back_under_the_clients_token_and_only_for_lane_tokens() {
+    fn progress_goes_to_the_waiting_lane_request_and_only_for_lane_tokens() {
         let (out, _lines) = mpsc::unbounded_channel();
-        let lane = Lane {
-            out,
-            pending: Mutex::new(HashMap::new()),
-            next: AtomicU64::new(0),
-            progress: Mutex::new(HashMap::new()),
-        };
+        let lane = Lane::new(out);
+        let id = lane.reserve();
         let (sink, mut seen) = mpsc::unbounded_channel();
-        lane.watch_progress(4, "3".to_owned(), sink);
-        // magg's own rmcp client numbers its tokens too: a numeric 3 is not this call's.
+        let _answer = lane.send_tool_call(id, "{}", Some(sink));
+        // magg's own rmcp client numbers its tokens too: a numeric token is not the lane's.
         assert!(!lane.forward_progress(
-            br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":3,"progress":1}}"#
+            br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":0,"progress":1}}"#
         ));
-        assert!(lane.forward_progress(
-            br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"magg:4","progress":2,"total":3,"message":"m"}}"#
-        ));
-        let line = seen.try_recv().unwrap_or_default();
-        assert_eq!(
-            String::from_utf8_lossy(&line),
-            r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":3,"progress":2,"total":3,"message":"m"}}"#
+        let line = format!(
+            r#"{{"jsonrpc":"2.0","method":"notifications/progress","params":{{"progressToken":"magg:{id}","progress":2}}}}"#
         );
-        lane.unwatch_progress(4);
-        assert!(!lane.forward_progress(
-            br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"magg:4","progress":3}}"#
-        ));
+        assert!(lane.forward_progress(line.as_bytes()));
+        assert_eq!(seen.try_recv().ok(), Some(line.clone().into_bytes()));
+        lane.forget(id);
+        assert!(
+            lane.forward_progress(line.as_bytes()),
+            "a finished lane request's progress is dropped, not passed to rmcp"
+        );
+        assert!(seen.try_recv().is_err());
+    }
+
+    #[test]
+    fn a_cancelled_request_is_told_to_the_backend_and_forgotten() {
+        let (out, mut lines) = mpsc::unbounded_channel();
+        let lane = Lane::new(out);
+        let id = lane.reserve();
+        let answer = lane.send_tool_call(id, r#"{"name":"t"}"#, None);
+        let sent = lines.try_recv().unwrap_or_default();
+        assert_eq!(
+            String::from_utf8_lossy(&sent),
+            format!(
+                r#"{{"jsonrpc":"2.0","id":"magg:{id}","method":"tools/call","params":{{"name":"t"}}}}"#
+            )
+        );
+        lane.cancel(id, "cancelled by the client");
+        let cancel = lines.try_recv().unwrap_or_default();
+        assert_eq!(
+            String::from_utf8_lossy(&cancel),
+            format!(
+                r#"{{"jsonrpc":"2.0","method":"notifications/cancelled","params":{{"requestId":"magg:{id}","reason":"cancelled by the client"}}}}"#
+            )
+        );
+        lane.deliver(id, b"late".to_vec());
+        assert!(answer.is_ok_and(|mut rx| rx.try_recv().is_err()));
     }
 }

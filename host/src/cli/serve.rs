@@ -31,7 +31,8 @@ async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     };
     let enabled = config.enabled_servers().count();
     let auto_reload = config.settings.auto_reload;
-    let hub = Hub::start(config);
+    let own = crate::tools::own_server(&config.settings);
+    let hub = Hub::start(config, own);
     if let Some(dir) = hub.plugins.dir() {
         tracing::info!("plugins directory: {}", dir.display());
     }

@@ -192,7 +192,10 @@ impl Kind {
             "self_prefix" | "prefix_sep" => Kind::Str,
             "log_level" | "plugins_dir" => Kind::OptStr,
             "reload_use_watchdog" => Kind::OptBool,
-            "backend_init_timeout" | "reload_poll_interval" | "list_wait" => Kind::Seconds,
+            "backend_init_timeout"
+            | "backend_call_timeout"
+            | "reload_poll_interval"
+            | "list_wait" => Kind::Seconds,
             _ => Kind::Bool,
         }
     }
@@ -246,18 +249,16 @@ fn assign(
         ("reload_use_watchdog", SettingValue::Bool(b)) => settings.reload_use_watchdog = Some(b),
         ("reload_use_watchdog", _) => settings.reload_use_watchdog = None,
         ("backend_init_timeout", SettingValue::Num(n)) => {
-            if n.is_nan() {
-                return Err(not_seconds(n, "0 or more (0 waits forever)"));
-            }
-            // Magg: 0 (or less) waits forever; so does a value too large to hold.
-            settings.backend_init_timeout = if n > 0.0 {
-                Duration::try_from_secs_f64(n).ok()
-            } else {
-                None
-            };
+            settings.backend_init_timeout = limit_seconds(n)?;
         }
         ("backend_init_timeout", _) => {
             settings.backend_init_timeout = defaults.backend_init_timeout;
+        }
+        ("backend_call_timeout", SettingValue::Num(n)) => {
+            settings.backend_call_timeout = limit_seconds(n)?;
+        }
+        ("backend_call_timeout", _) => {
+            settings.backend_call_timeout = defaults.backend_call_timeout;
         }
         ("reload_poll_interval", SettingValue::Num(n)) => {
             if !(n.is_finite() && n > 0.0) {
@@ -278,6 +279,19 @@ fn assign(
         }
     }
     Ok(())
+}
+
+/// A time limit in seconds; 0 (or less) means none, as in Magg, and so does a value too large
+/// to hold.
+fn limit_seconds(n: f64) -> std::result::Result<Option<Duration>, (String, String)> {
+    if n.is_nan() {
+        return Err(not_seconds(n, "0 or more (0 waits forever)"));
+    }
+    Ok(if n > 0.0 {
+        Duration::try_from_secs_f64(n).ok()
+    } else {
+        None
+    })
 }
 
 fn not_seconds(n: f64, allowed: &str) -> (String, String) {

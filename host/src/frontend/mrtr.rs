@@ -112,15 +112,19 @@ fn start(
     let (result_tx, result) = oneshot::channel();
     let cancel = CancellationToken::new();
     let origin = Origin {
-        session: Session::detached(context.peer.clone()),
-        request_id: Some(context.id.clone()),
-        progress_token: context.meta.get_progress_token(),
         inputs: Some(inputs_tx),
+        ..Origin::new(
+            Session::detached(context.peer.clone()),
+            Some(context.id.clone()),
+            context.meta.get_progress_token(),
+        )
     };
     let hub = hub.clone();
     let ct = cancel.clone();
     tokio::spawn(async move {
-        let outcome = ORIGIN.scope(origin, hub.call_tool(params, ct)).await;
+        let outcome = ORIGIN
+            .scope(origin, crate::call::call_tool_params(&hub, &params, ct))
+            .await;
         let _ = result_tx.send(outcome);
     });
     let state = format!(

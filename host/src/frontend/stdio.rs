@@ -1,26 +1,32 @@
-//! The stdio frontend, with a fast path for tools/call.
+//! The stdio frontend: one MCP session on magg's stdin and stdout.
 //!
-//! Every line from the client is looked at once: a `tools/call` of a backend tool, on a backend
-//! with a fast lane, is sent to that backend as text with only its tool name and id rewritten,
-//! and the backend's response goes back the same way, never decoded into rmcp's types. Routing
-//! hooks run on this path too: they see the arguments and the result content as the JSON text
-//! they already are, and only what a hook changes is rewritten. Every other message (initialize, lists, magg's own tools,
-//! notifications, responses to server requests) goes to the rmcp server as before. Cancelling a
-//! fast-path call is forwarded to the backend under the lane's id, and the backend's progress
-//! notifications for the call (which carry the client's own progress token, passed through
-//! unchanged) go straight back to this client. Both paths write whole lines
-//! to stdout through one writer, so their messages never interleave mid-line.
+//! # Design
+//! - Every line from the client is read here once. A `tools/call` goes to the call route
+//!   ([`crate::call`]) as the text it is, and its reply is written back as a line; the
+//!   client's `notifications/cancelled` for it cancels it there. Everything else (initialize,
+//!   lists, resources, prompts, notifications, answers to backends' requests) goes to rmcp's
+//!   server over an in-memory pipe.
+//! - Bad input gets the protocol's answer and magg keeps serving: what is not JSON (not UTF-8,
+//!   nested deeper than [`MAX_DEPTH`] levels, two messages on one line) gets a -32700 parse
+//!   error, a batch or a message over [`pipes::MAX_MESSAGE_BYTES`] a -32600 invalid request, and
+//!   malformed tools/call params -32602.
+//! - Before `initialize`, requests go to rmcp (which answers `initialize` and `ping`, and an
+//!   error for the rest), and notifications and stray responses are dropped.
+//! - Every request gets exactly one response (none when the client cancelled it, as MCP asks).
+//! - Both paths write whole lines to stdout through one writer, so messages never interleave
+//!   mid-line; a call's progress goes through that writer too, before its result.
 
 use std::{
+    borrow::Cow,
     collections::HashMap,
     sync::{Arc, Mutex, OnceLock},
 };
 
-use indexmap::IndexMap;
 use rmcp::{
-    RoleServer, ServiceExt as _,
-    model::{CallToolRequestParams, CallToolResponse, CallToolResult, JsonObject, RequestId},
+    ErrorData as McpError, RoleServer, ServiceExt as _,
+    model::RequestId,
     service::{RunningService, ServerInitializeError},
+    transport::async_rw::AsyncRwTransport,
 };
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -32,18 +38,19 @@ use tokio_util::sync::CancellationToken;
 
 use super::MaggServer;
 use crate::{
-    backend::lane::{self, Lane},
-    catalog::{Route, ToolRoute},
-    hub::{Hub, error_result},
+    call::{self, CallRequest, Reply},
+    hub::Hub,
     pipes,
-    plugins::{AfterText, Decision, HookResult, HookRun, ToolCall},
-    relay::{Calls, ORIGIN, Origin, Session},
+    relay::{ORIGIN, Origin, Session},
 };
 
 const DUPLEX_BYTES: usize = 256 * 1024;
 
-/// Fast-path calls in flight: the client's request id (as JSON text) → lane and lane id.
-type InFlight = Arc<Mutex<HashMap<String, (Arc<Lane>, u64)>>>;
+/// The deepest nesting of arrays and objects magg reads (as serde_json and rmcp do).
+pub const MAX_DEPTH: usize = 128;
+
+/// The client's tools/calls in flight: request id (as JSON text) → the call's cancellation.
+type InFlight = Arc<Mutex<HashMap<String, CancellationToken>>>;
 
 /// Serves one MCP session on this process's stdin and stdout.
 pub async fn serve(
@@ -59,7 +66,17 @@ pub async fn serve(
     tokio::spawn(pipes::write_lines(stdout, lines));
     tokio::spawn(pipes::pump_lines(from_rmcp, out.clone()));
     tokio::spawn(read_client(stdin, to_rmcp, out, hub, session));
-    server.serve((rmcp_read, rmcp_write)).await
+    let transport = AsyncRwTransport::new_server(rmcp_read, rmcp_write)
+        .with_max_line_length(pipes::MAX_MESSAGE_BYTES);
+    server.serve(transport).await
+}
+
+/// What the frontend needs to serve the client's calls.
+struct Client {
+    hub: Arc<Hub>,
+    out: mpsc::UnboundedSender<Vec<u8>>,
+    in_flight: InFlight,
+    session: Arc<OnceLock<Arc<Session>>>,
 }
 
 async fn read_client<R: AsyncRead + Unpin>(
@@ -69,562 +86,358 @@ async fn read_client<R: AsyncRead + Unpin>(
     hub: Arc<Hub>,
     session: Arc<OnceLock<Arc<Session>>>,
 ) {
+    let client = Client {
+        hub,
+        out,
+        in_flight: Arc::default(),
+        session,
+    };
     let mut reader = BufReader::new(stdin);
-    let in_flight: InFlight = Arc::default();
     let mut initialized = false;
     let mut line = Vec::new();
     loop {
-        match pipes::read_line(&mut reader, &mut line, pipes::MAX_LINE_BYTES).await {
+        match pipes::read_line(&mut reader, &mut line, pipes::MAX_MESSAGE_BYTES).await {
             pipes::Line::Complete => {}
             pipes::Line::End => break,
-            pipes::Line::TooLong(bytes) => {
+            pipes::Line::TooLong { bytes } => {
                 tracing::error!(
-                    "dropped a {bytes}-byte message from the client: messages are limited to {} bytes",
-                    pipes::MAX_LINE_BYTES
+                    "refused a {bytes}-byte message from the client: messages are limited to {} bytes",
+                    pipes::MAX_MESSAGE_BYTES
                 );
+                let error = McpError::invalid_request(
+                    format!(
+                        "the message is {bytes} bytes, over magg's limit of {} bytes; send less \
+                         at once (e.g. a file's path instead of its content)",
+                        pipes::MAX_MESSAGE_BYTES
+                    ),
+                    None,
+                );
+                client.send(call::error_line(&id_in_head(&line), &error));
                 continue;
             }
         }
-        if initialized {
-            if let Some(call) = fast_call(&hub, &line) {
-                let caller = Caller {
-                    out: out.clone(),
-                    in_flight: in_flight.clone(),
-                    session: session.clone(),
-                };
-                if call.hooked {
-                    tokio::spawn(run_hooked(call, hub.clone(), caller));
-                } else {
-                    tokio::spawn(run_fast(call, caller));
-                }
+        let message = match Message::read(&line) {
+            Ok(Some(message)) => message,
+            Ok(None) => continue, // a blank line
+            Err(error) => {
+                client.send(call::error_line(&null_id(), &error));
                 continue;
             }
-            if cancel_fast(&line, &in_flight) {
-                continue;
+        };
+        let forward = match (&message.method, message.id) {
+            (Some(method), Some(id)) if initialized && method == "tools/call" => {
+                client.call(id, message.params);
+                false
             }
-        } else if contains(&line, b"\"initialize\"") {
-            initialized = true;
-        }
-        if to_rmcp.write_all(&line).await.is_err() {
+            (Some(method), None) if initialized && method == "notifications/cancelled" => {
+                !client.cancel(message.params)
+            }
+            (Some(method), Some(_)) => {
+                initialized |= method == "initialize";
+                true
+            }
+            _ if initialized => true,
+            (method, _) => {
+                tracing::debug!(
+                    "dropped a {} before initialize: rmcp takes only requests until then",
+                    method.as_deref().unwrap_or("response")
+                );
+                false
+            }
+        };
+        if forward && to_rmcp.write_all(&line).await.is_err() {
             break;
         }
     }
     let _ = to_rmcp.shutdown().await;
 }
 
-/// A tools/call that takes the fast path.
-struct FastCall {
-    client_id: Box<RawValue>,
-    /// Where it goes first (a routing hook may send it elsewhere).
-    leg: Leg,
-    /// The client's progress token (JSON text), if it asked for progress.
-    progress_token: Option<String>,
-    /// Routing hooks are loaded: the call goes through them.
-    hooked: bool,
-    /// The tool name the client called.
-    exposed: String,
-    /// The client's params as sent (for the hooks, which may change the call).
-    original: Option<String>,
-    /// The client's arguments as sent (JSON text), for the hooks.
-    arguments: Option<String>,
-}
+impl Client {
+    fn send(&self, line: String) {
+        let _ = self.out.send(line.into_bytes());
+    }
 
-impl FastCall {
-    /// The call as the origin of what its backend sends back.
-    fn origin(&self, session: &Arc<Session>) -> Origin {
-        Origin {
-            session: session.clone(),
-            request_id: serde_json::from_str(self.client_id.get()).ok(),
-            progress_token: self
-                .progress_token
-                .as_deref()
-                .and_then(|t| serde_json::from_str(t).ok()),
-            inputs: None,
+    /// Starts a tools/call on the call route; its reply is written when it ends.
+    fn call(&self, id: &RawValue, params: Option<&RawValue>) {
+        let request = match CallRequest::from_text(params) {
+            Ok(request) => request,
+            Err(error) => return self.send(call::error_line(id, &error)),
+        };
+        let key = id.get().to_owned();
+        let ct = CancellationToken::new();
+        if let Ok(mut in_flight) = self.in_flight.lock() {
+            in_flight.insert(key.clone(), ct.clone());
+        }
+        let origin = self.session.get().map(|session| Origin {
+            lines: Some(self.out.clone()),
+            ..Origin::new(
+                session.clone(),
+                serde_json::from_str::<RequestId>(id.get()).ok(),
+                request.progress_token.clone(),
+            )
+        });
+        let answer = Answer {
+            id: id.to_owned(),
+            key,
+            out: self.out.clone(),
+            in_flight: self.in_flight.clone(),
+            sent: false,
+        };
+        let hub = self.hub.clone();
+        tokio::spawn(async move {
+            let work = call::call_tool(&hub, request, ct);
+            let reply = match origin {
+                Some(origin) => ORIGIN.scope(origin, work).await,
+                None => work.await,
+            };
+            answer.send(reply);
+        });
+    }
+
+    /// Cancels the call a `notifications/cancelled` names, if it is one of this frontend's;
+    /// false if it is not (rmcp's, or unknown).
+    fn cancel(&self, params: Option<&RawValue>) -> bool {
+        #[derive(Deserialize)]
+        struct Params<'a> {
+            #[serde(borrow, rename = "requestId")]
+            request_id: &'a RawValue,
+        }
+        let Some(params) = params.and_then(|p| serde_json::from_str::<Params<'_>>(p.get()).ok())
+        else {
+            return false;
+        };
+        let ct = self
+            .in_flight
+            .lock()
+            .ok()
+            .and_then(|mut map| map.remove(params.request_id.get()));
+        match ct {
+            Some(ct) => {
+                ct.cancel();
+                true
+            }
+            None => false,
         }
     }
 }
 
-/// One tools/call on one lane: the backend, its tool, the lane id reserved for the request and
-/// the params text (whose progress token, if any, is the lane's own for that id).
-struct Leg {
-    lane: Arc<Lane>,
-    calls: Option<Arc<Calls>>,
-    lane_id: u64,
-    backend: String,
-    tool: String,
-    params: String,
+/// The one response of a call: written when the call ends, or, if its task ends without a
+/// reply (it panicked), an internal error, so that the client never waits forever.
+struct Answer {
+    id: Box<RawValue>,
+    key: String,
+    out: mpsc::UnboundedSender<Vec<u8>>,
+    in_flight: InFlight,
+    sent: bool,
 }
 
-impl Leg {
-    /// A leg to `route`'s backend, if it has a lane, with params built from the client's.
-    fn new(
-        route: &Route,
-        arguments: Arguments<'_>,
-        rest: &IndexMap<String, &RawValue>,
-    ) -> Option<Leg> {
-        let state = route.backend.state();
-        let lane = state.lane.clone()?;
-        let lane_id = lane.reserve();
-        let params = lane_params(&route.name, arguments, rest, lane_id)?;
-        Some(Leg {
-            lane,
-            calls: state.calls.clone(),
-            lane_id,
-            backend: route.backend.name.clone(),
-            tool: route.name.clone(),
-            params,
-        })
+impl Answer {
+    fn send(mut self, reply: Reply) {
+        self.sent = true;
+        self.forget();
+        if let Some(line) = reply.into_line(&self.id) {
+            let _ = self.out.send(line.into_bytes());
+        }
+    }
+
+    fn forget(&self) {
+        if let Ok(mut in_flight) = self.in_flight.lock() {
+            in_flight.remove(&self.key);
+        }
     }
 }
 
-/// The arguments of a lane call: the client's own text, or as a hook rewrote them.
-#[derive(Clone, Copy)]
-enum Arguments<'a> {
-    Unchanged,
-    Rewritten(Option<&'a JsonObject>),
+impl Drop for Answer {
+    fn drop(&mut self) {
+        if self.sent {
+            return;
+        }
+        self.forget();
+        let error = McpError::internal_error(
+            "magg failed while running this call; see its log (stderr) for why",
+            None,
+        );
+        let _ = self
+            .out
+            .send(call::error_line(&self.id, &error).into_bytes());
+    }
 }
 
+/// The parts of a client's message the frontend looks at.
 #[derive(Deserialize)]
-struct Probe<'a> {
-    #[serde(default)]
-    method: Option<std::borrow::Cow<'a, str>>,
+struct Message<'a> {
+    #[serde(borrow, default)]
+    method: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     id: Option<&'a RawValue>,
     #[serde(borrow, default)]
     params: Option<&'a RawValue>,
 }
 
-fn contains(line: &[u8], needle: &[u8]) -> bool {
-    line.windows(needle.len()).any(|w| w == needle)
-}
-
-/// The fast-path form of `line`, if it is a tools/call that can take it.
-fn fast_call(hub: &Hub, line: &[u8]) -> Option<FastCall> {
-    if !contains(line, b"tools/call") {
-        return None;
-    }
-    let hooked = hub.plugins.has_routing_hooks();
-    let probe: Probe<'_> = serde_json::from_slice(line).ok()?;
-    if probe.method.as_deref() != Some("tools/call") {
-        return None;
-    }
-    let id = probe.id?;
-    let params: IndexMap<String, &RawValue> = serde_json::from_str(probe.params?.get()).ok()?;
-    let name: String = serde_json::from_str(params.get("name")?.get()).ok()?;
-    let snapshot = hub.snapshot();
-    let ToolRoute::Backend(route) = snapshot.tool(&name)? else {
-        return None;
-    };
-    let leg = Leg::new(route, Arguments::Unchanged, &params)?;
-    let original = hooked
-        .then(|| probe.params.map(|p| p.get().to_owned()))
-        .flatten();
-    let arguments = hooked
-        .then(|| params.get("arguments").map(|a| a.get().to_owned()))
-        .flatten()
-        .filter(|a| a != "null");
-    Some(FastCall {
-        client_id: id.to_owned(),
-        leg,
-        progress_token: client_token(&params),
-        hooked,
-        exposed: name,
-        original,
-        arguments,
-    })
-}
-
-/// The client's progress token (JSON text) in `params._meta`.
-fn client_token(params: &IndexMap<String, &RawValue>) -> Option<String> {
-    #[derive(Deserialize)]
-    struct Meta<'a> {
-        #[serde(borrow, default, rename = "progressToken")]
-        progress_token: Option<&'a RawValue>,
-    }
-    params
-        .get("_meta")
-        .and_then(|m| serde_json::from_str::<Meta<'_>>(m.get()).ok())
-        .and_then(|m| m.progress_token.map(|t| t.get().to_owned()))
-}
-
-/// The params text of a lane call to `tool`: the client's params with the backend's tool
-/// name, the arguments (as the client sent them, or as a hook rewrote them) and, if the client
-/// asked for progress, the lane's own progress token for `lane_id`.
-fn lane_params(
-    tool: &str,
-    arguments: Arguments<'_>,
-    params: &IndexMap<String, &RawValue>,
-    lane_id: u64,
-) -> Option<String> {
-    let name = serde_json::value::to_raw_value(tool).ok()?;
-    let rewritten = match arguments {
-        Arguments::Rewritten(Some(arguments)) => {
-            Some(serde_json::value::to_raw_value(arguments).ok()?)
-        }
-        _ => None,
-    };
-    let meta = match params.get("_meta") {
-        Some(meta) if client_token(params).is_some() => {
-            let mut meta: IndexMap<&str, &RawValue> = serde_json::from_str(meta.get()).ok()?;
-            let token = RawValue::from_string(lane::progress_token(lane_id)).ok()?;
-            meta.insert("progressToken", &token);
-            Some(serde_json::value::to_raw_value(&meta).ok()?)
-        }
-        _ => None,
-    };
-    let mut out: IndexMap<&str, &RawValue> = IndexMap::with_capacity(params.len() + 1);
-    for (key, value) in params {
-        out.insert(key, value);
-    }
-    out.insert("name", &name);
-    match (&arguments, &rewritten) {
-        (_, Some(arguments)) => {
-            out.insert("arguments", arguments);
-        }
-        (Arguments::Rewritten(None), None) => {
-            out.shift_remove("arguments");
-        }
-        _ => {}
-    }
-    if let Some(meta) = &meta {
-        out.insert("_meta", meta);
-    }
-    serde_json::to_string(&out).ok()
-}
-
-/// How a lane round trip ended.
-enum Trip {
-    /// The backend's response line (with the lane's id).
-    Answer(Vec<u8>),
-    /// The client cancelled the call: it gets no response, as MCP asks.
-    Cancelled,
-    /// The backend's connection closed first.
-    Closed,
-}
-
-/// What a lane call needs of its client: where its answer and progress go, which calls of the
-/// session are in flight (for cancelling), and the session (for what the backend asks).
-struct Caller {
-    out: mpsc::UnboundedSender<Vec<u8>>,
-    in_flight: InFlight,
-    session: Arc<OnceLock<Arc<Session>>>,
-}
-
-/// Sends `leg` as a tools/call and waits for the answer, forwarding progress under the
-/// client's token and letting the client cancel it under its own request id.
-async fn lane_trip(leg: &Leg, call: &FastCall, caller: &Caller) -> Trip {
-    let key = call.client_id.get().to_owned();
-    if let Some(token) = &call.progress_token {
-        leg.lane
-            .watch_progress(leg.lane_id, token.clone(), caller.out.clone());
-    }
-    // Recorded so that a request the backend makes meanwhile (sampling, roots) finds this
-    // session.
-    let record = leg
-        .calls
-        .as_ref()
-        .zip(caller.session.get())
-        .map(|(calls, session)| {
-            session.touch();
-            let record = calls.begin(call.origin(session));
-            record.attach(
-                RequestId::String(format!("magg:{}", leg.lane_id).into()),
+impl<'a> Message<'a> {
+    /// Reads one line; `Ok(None)` for a blank one, and the error to answer for one that is not
+    /// a JSON-RPC message.
+    fn read(line: &'a [u8]) -> Result<Option<Message<'a>>, McpError> {
+        let text = std::str::from_utf8(line).map_err(|e| {
+            McpError::parse_error(
+                format!("the message is not UTF-8 text ({e}); MCP messages are JSON in UTF-8"),
                 None,
-            );
-            record
-        });
-    let trip = match leg.lane.send_tool_call(leg.lane_id, &leg.params) {
-        Ok(rx) => {
-            if let Ok(mut map) = caller.in_flight.lock() {
-                map.insert(key.clone(), (leg.lane.clone(), leg.lane_id));
-            }
-            let answer = rx.await;
-            let still_wanted = caller
-                .in_flight
-                .lock()
-                .is_ok_and(|mut map| map.remove(&key).is_some());
-            match answer {
-                _ if !still_wanted => Trip::Cancelled,
-                Ok(line) => Trip::Answer(line),
-                Err(_) => Trip::Closed,
-            }
+            )
+        })?;
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(None);
         }
-        Err(lane::Closed) => Trip::Closed,
-    };
-    drop(record);
-    if call.progress_token.is_some() {
-        leg.lane.unwatch_progress(leg.lane_id);
-    }
-    trip
-}
-
-async fn run_fast(call: FastCall, caller: Caller) {
-    let line = match lane_trip(&call.leg, &call, &caller).await {
-        Trip::Cancelled => return,
-        Trip::Answer(line) => with_id(&line, &call.client_id),
-        Trip::Closed => None,
-    };
-    let line = line.unwrap_or_else(|| closed_result(&call, &call.leg));
-    let _ = caller.out.send(line.into_bytes());
-}
-
-/// A fast-lane call through the routing hooks: before-call on the client's arguments (as
-/// text), the backend called on its lane (or, when a hook rerouted the call to a tool without
-/// one, through the hub), and after-call on the result's content (as text). A result no hook
-/// replaced goes back as the backend sent it.
-async fn run_hooked(call: FastCall, hub: Arc<Hub>, caller: Caller) {
-    let origin = caller.session.get().map(|session| call.origin(session));
-    let work = hooked_line(&call, &hub, &caller);
-    let line = match origin {
-        Some(origin) => ORIGIN.scope(origin, work).await,
-        None => work.await,
-    };
-    if let Some(line) = line {
-        let _ = caller.out.send(line.into_bytes());
-    }
-}
-
-async fn hooked_line(call: &FastCall, hub: &Arc<Hub>, caller: &Caller) -> Option<String> {
-    let arguments = call.arguments.as_deref().unwrap_or("{}");
-    if !arguments.starts_with('{') {
-        // Not arguments rmcp would take either; answer as it would.
-        return Some(error_line(
-            &call.client_id,
-            &rmcp::ErrorData::invalid_params("tools/call arguments must be a JSON object", None),
-        ));
-    }
-    let (decision, run) = hub
-        .plugins
-        .before_call_text(&call.leg.backend, &call.exposed, arguments)
-        .await;
-    let tool_call = match decision {
-        Decision::Proceed(tool_call) => tool_call,
-        Decision::Answer(result) => return Some(result_line(&call.client_id, &result)),
-        Decision::Deny(message) => {
-            return Some(result_line(&call.client_id, &error_result(message)));
+        if text.starts_with('[') {
+            return Err(McpError::invalid_request(
+                "JSON-RPC batches are not part of MCP (since 2025-06-18): send each message on \
+                 a line of its own",
+                None,
+            ));
         }
-    };
-    let rerouted;
-    let leg = if !run.changed() {
-        &call.leg
-    } else {
-        let original = call.original.as_deref().unwrap_or("{}");
-        let rest: IndexMap<String, &RawValue> = serde_json::from_str(original).ok()?;
-        let target = if tool_call.tool == call.exposed {
-            hub.snapshot().tool(&call.exposed).cloned()
-        } else {
-            match hub.reroute_target(&call.exposed, &tool_call.tool) {
-                Ok(target) => Some(target),
-                Err(message) => {
-                    return Some(result_line(&call.client_id, &error_result(message)));
-                }
+        if depth(text.as_bytes()) > MAX_DEPTH {
+            return Err(McpError::parse_error(
+                format!("the message nests arrays and objects deeper than {MAX_DEPTH} levels"),
+                None,
+            ));
+        }
+        serde_json::from_str(text).map(Some).map_err(|e| {
+            use serde_json::error::Category;
+            match e.classify() {
+                Category::Data => McpError::invalid_request(
+                    format!("the message is not a JSON-RPC 2.0 message: {e}"),
+                    None,
+                ),
+                _ if e.to_string().starts_with("trailing characters") => McpError::parse_error(
+                    format!(
+                        "the line holds more than one JSON value ({e}); send each message on a \
+                         line of its own"
+                    ),
+                    None,
+                ),
+                _ => McpError::parse_error(format!("the message is not valid JSON: {e}"), None),
             }
-        }?;
-        let arguments = Arguments::Rewritten(tool_call.arguments.as_ref());
-        let leg = match &target {
-            ToolRoute::Backend(route) => Leg::new(route, arguments, &rest),
-            ToolRoute::Own(_) => None,
+        })
+    }
+}
+
+/// How deeply arrays and objects nest in a JSON text (brackets inside strings not counted).
+fn depth(text: &[u8]) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in text {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// The id of an error response to a message whose id magg cannot tell.
+fn null_id() -> Box<RawValue> {
+    // The default raw value is `null`.
+    Box::default()
+}
+
+/// The request id in the first bytes of a message too long to read (ids come early), or
+/// `null` when none is found.
+fn id_in_head(head: &[u8]) -> Box<RawValue> {
+    let text = String::from_utf8_lossy(head);
+    let Some(at) = text.find("\"id\"") else {
+        return null_id();
+    };
+    let rest = text[at + 4..].trim_start();
+    let Some(rest) = rest.strip_prefix(':') else {
+        return null_id();
+    };
+    let mut stream =
+        serde_json::Deserializer::from_str(rest.trim_start()).into_iter::<Box<RawValue>>();
+    match stream.next() {
+        Some(Ok(id))
+            if id.get().starts_with('"')
+                || id
+                    .get()
+                    .starts_with(|c: char| c.is_ascii_digit() || c == '-') =>
+        {
+            id
+        }
+        _ => null_id(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(line: &str) -> Option<i32> {
+        Message::read(line.as_bytes()).err().map(|e| e.code.0)
+    }
+
+    #[test]
+    fn what_is_not_a_message_gets_the_protocols_error() {
+        assert_eq!(code("{not json"), Some(-32700));
+        assert_eq!(
+            code(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}{"jsonrpc":"2.0"}"#),
+            Some(-32700)
+        );
+        assert_eq!(
+            code(r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#),
+            Some(-32600)
+        );
+        assert_eq!(code(r#"{"jsonrpc":"2.0","id":1,"method":5}"#), Some(-32600));
+        let deep = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"ping","params":{{"a":{}{}}}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        assert_eq!(code(&deep), Some(-32700));
+        assert_eq!(
+            Message::read(b"\xff\xfe{}").err().map(|e| e.code.0),
+            Some(-32700)
+        );
+        assert!(matches!(Message::read(b"  \r\n"), Ok(None)));
+    }
+
+    #[test]
+    fn a_message_is_read_once_for_its_method_id_and_params() {
+        let line = br#"{"jsonrpc":"2.0","id":"a\"b","method":"tools/call","params":{"name":"x"}}"#;
+        let Ok(Some(message)) = Message::read(line) else {
+            panic!("a request reads")
         };
-        match leg {
-            Some(leg) => {
-                rerouted = leg;
-                &rerouted
-            }
-            // No lane to take (magg's own tool, an HTTP backend, or one restarting).
-            None => {
-                let response = through_hub(hub, target, tool_call, run, rest).await;
-                return Some(response_line(&call.client_id, response));
-            }
-        }
-    };
-    let line = match lane_trip(leg, call, caller).await {
-        Trip::Cancelled => return None,
-        Trip::Closed => return Some(closed_result(call, leg)),
-        Trip::Answer(line) => line,
-    };
-    let text = run
-        .wants_result()
-        .then(|| ResultText::read(&line))
-        .flatten();
-    // No hook to see it, or an error response (hooks see results, not protocol errors).
-    let Some(text) = text else {
-        return Some(with_id(&line, &call.client_id).unwrap_or_else(|| closed_result(call, leg)));
-    };
-    match hub
-        .plugins
-        .after_call_text(run, &tool_call, text.wit())
-        .await
-    {
-        AfterText::Unchanged => text.with_id(&call.client_id),
-        AfterText::Withheld(result) => Some(result_line(&call.client_id, &result)),
-        AfterText::Replaced(next) => text.replaced(&call.client_id, &next),
-    }
-}
-
-/// The rest of a hooked call that cannot take a lane: through the hub, as the rmcp path
-/// runs it.
-async fn through_hub(
-    hub: &Arc<Hub>,
-    target: ToolRoute,
-    tool_call: ToolCall,
-    run: HookRun,
-    rest: IndexMap<String, &RawValue>,
-) -> Result<CallToolResponse, rmcp::ErrorData> {
-    let mut params = serde_json::Map::new();
-    for (key, value) in rest {
-        if let Ok(value) = serde_json::from_str(value.get()) {
-            params.insert(key, value);
-        }
-    }
-    params.insert(
-        "name".into(),
-        serde_json::Value::String(tool_call.tool.clone()),
-    );
-    let params: CallToolRequestParams = serde_json::from_value(params.into())
-        .map_err(|e| rmcp::ErrorData::invalid_params(format!("tools/call params: {e}"), None))?;
-    hub.finish_hooked(target, tool_call, run, params, CancellationToken::new())
-        .await
-}
-
-/// A backend's `result` object as text: the parts hooks see, and the rest kept as it was.
-struct ResultText<'a> {
-    message: IndexMap<String, &'a RawValue>,
-    result: IndexMap<String, &'a RawValue>,
-}
-
-impl<'a> ResultText<'a> {
-    /// The result of a response line; `None` for an error response.
-    fn read(line: &'a [u8]) -> Option<ResultText<'a>> {
-        let message: IndexMap<String, &'a RawValue> = serde_json::from_slice(line).ok()?;
-        let result = serde_json::from_str(message.get("result")?.get()).ok()?;
-        Some(ResultText { message, result })
+        assert_eq!(message.method.as_deref(), Some("tools/call"));
+        assert_eq!(message.id.map(RawValue::get), Some(r#""a\"b""#));
+        assert_eq!(message.params.map(RawValue::get), Some(r#"{"name":"x"}"#));
     }
 
-    /// The result in the WIT's shape.
-    fn wit(&self) -> HookResult {
-        HookResult {
-            content: self
-                .result
-                .get("content")
-                .map_or_else(|| "[]".to_owned(), |c| c.get().to_owned()),
-            structured_content: self
-                .result
-                .get("structuredContent")
-                .map(|c| c.get().to_owned())
-                .filter(|c| c != "null"),
-            is_error: self
-                .result
-                .get("isError")
-                .is_some_and(|e| e.get() == "true"),
-        }
+    #[test]
+    fn brackets_in_strings_do_not_nest() {
+        assert_eq!(depth(br#"{"a":"[[[{{{\"]]]","b":[1,[2]]}"#), 3);
     }
 
-    /// The response line as the backend sent it, with the client's id.
-    fn with_id(&self, id: &RawValue) -> Option<String> {
-        let mut message: IndexMap<&str, &RawValue> =
-            self.message.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-        message.insert("id", id);
-        serde_json::to_string(&message).ok()
+    #[test]
+    fn the_id_of_a_message_too_long_to_read_is_found_in_its_head() {
+        assert_eq!(
+            id_in_head(br#"{"jsonrpc":"2.0","id": 42,"method":"tools/call","params":{"#).get(),
+            "42"
+        );
+        assert_eq!(id_in_head(br#"{"id":"x-1","#).get(), r#""x-1""#);
+        assert_eq!(id_in_head(br#"{"jsonrpc":"2.0","method":"#).get(), "null");
     }
-
-    /// The response line with a hook's replacement of the result and the client's id.
-    fn replaced(&self, id: &RawValue, next: &HookResult) -> Option<String> {
-        let content = RawValue::from_string(next.content.clone()).ok()?;
-        let structured = match &next.structured_content {
-            Some(text) => Some(RawValue::from_string(text.clone()).ok()?),
-            None => None,
-        };
-        let is_error = serde_json::value::to_raw_value(&next.is_error).ok()?;
-        let mut result: IndexMap<&str, &RawValue> =
-            self.result.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-        result.insert("content", &content);
-        match &structured {
-            Some(value) => {
-                result.insert("structuredContent", value);
-            }
-            None => {
-                result.shift_remove("structuredContent");
-            }
-        }
-        result.insert("isError", &is_error);
-        let result = serde_json::value::to_raw_value(&result).ok()?;
-        let mut message: IndexMap<&str, &RawValue> =
-            self.message.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-        message.insert("result", &result);
-        message.insert("id", id);
-        serde_json::to_string(&message).ok()
-    }
-}
-
-/// A JSON-RPC response line with `result` for the request `id`.
-fn result_line(id: &RawValue, result: &CallToolResult) -> String {
-    let result = serde_json::to_string(result).unwrap_or_else(|_| "{}".to_owned());
-    format!(r#"{{"jsonrpc":"2.0","id":{},"result":{result}}}"#, id.get())
-}
-
-/// A JSON-RPC error response line for the request `id`.
-fn error_line(id: &RawValue, error: &rmcp::ErrorData) -> String {
-    let error = serde_json::to_string(error).unwrap_or_else(|_| "{}".to_owned());
-    format!(r#"{{"jsonrpc":"2.0","id":{},"error":{error}}}"#, id.get())
-}
-
-fn response_line(id: &RawValue, response: Result<CallToolResponse, rmcp::ErrorData>) -> String {
-    match response {
-        Ok(CallToolResponse::Complete(result)) => result_line(id, &result),
-        Ok(other) => {
-            let result = serde_json::to_string(&rmcp::model::ServerResult::from(other))
-                .unwrap_or_else(|_| "{}".to_owned());
-            format!(r#"{{"jsonrpc":"2.0","id":{},"result":{result}}}"#, id.get())
-        }
-        Err(error) => error_line(id, &error),
-    }
-}
-
-/// The backend's response line with the client's request id put back.
-fn with_id(line: &[u8], id: &RawValue) -> Option<String> {
-    let mut message: IndexMap<String, &RawValue> = serde_json::from_slice(line).ok()?;
-    message.insert("id".to_owned(), id);
-    serde_json::to_string(&message).ok()
-}
-
-/// The result for a call whose backend went away before answering.
-fn closed_result(call: &FastCall, leg: &Leg) -> String {
-    let result = error_result(format!(
-        "Server `{}` closed its connection while running `{}` (it may have crashed). \
-         magg restarts it automatically; call magg_status to see its state, then retry.",
-        leg.backend, leg.tool
-    ));
-    result_line(&call.client_id, &result)
-}
-
-/// Forwards a client's cancellation of a fast-path call to its backend; false if `line` is
-/// anything else.
-fn cancel_fast(line: &[u8], in_flight: &InFlight) -> bool {
-    if !contains(line, b"notifications/cancelled") {
-        return false;
-    }
-    #[derive(Deserialize)]
-    struct Params<'a> {
-        #[serde(borrow, rename = "requestId")]
-        request_id: &'a RawValue,
-        #[serde(default)]
-        reason: Option<String>,
-    }
-    let Some(params) = serde_json::from_slice::<Probe<'_>>(line)
-        .ok()
-        .filter(|p| p.method.as_deref() == Some("notifications/cancelled"))
-        .and_then(|p| p.params)
-        .and_then(|p| serde_json::from_str::<Params<'_>>(p.get()).ok())
-    else {
-        return false;
-    };
-    let Some((lane, lane_id)) = in_flight
-        .lock()
-        .ok()
-        .and_then(|mut map| map.remove(params.request_id.get()))
-    else {
-        return false;
-    };
-    lane.cancel(lane_id, params.reason.as_deref());
-    true
 }

@@ -88,7 +88,7 @@ impl Hub {
         &self,
         uri: &str,
     ) -> Result<Option<(Route, rmcp::service::Peer<rmcp::RoleClient>)>, McpError> {
-        if crate::tools::read_own(self, uri).is_some() {
+        if self.own().read(self, uri).is_some() {
             return Ok(None);
         }
         let mut route = self.snapshot().resource(uri);

@@ -5,6 +5,8 @@
 use std::{collections::HashSet, sync::Arc, time::Instant};
 
 use rmcp::model::{CallToolResult, ContentBlock, JsonObject};
+
+use crate::mcp::OWN_SERVER;
 use wasmtime::{Store, component::Instance};
 
 use super::{
@@ -72,9 +74,6 @@ impl PluginSet {
         futures::future::join_all(asks).await
     }
 }
-
-/// The server name magg's own tools carry in a filter's input.
-pub(crate) const OWN_SERVER: &str = "magg";
 
 /// What one search provider found, or why it found nothing.
 #[derive(Debug)]
@@ -219,7 +218,7 @@ impl HookRun {
             AfterText::Replaced(next) => match mcp_result(next, Some(&result)) {
                 Ok(next) => next,
                 // Checked in `after_text`; kept as a fault rather than a panic.
-                Err(e) => crate::hub::error_result(e),
+                Err(e) => crate::mcp::error_result(e),
             },
         }
     }
@@ -245,7 +244,7 @@ impl HookRun {
                     plugin.record_fault(&e);
                     if plugin.policy(Kind::RoutingHook) == FailurePolicy::Closed {
                         tracing::error!("{e}; withholding the result (on_error: closed)");
-                        return AfterText::Withheld(crate::hub::error_result(format!(
+                        return AfterText::Withheld(crate::mcp::error_result(format!(
                             "The result of `{}` was withheld because a routing hook failed: {e}",
                             call.tool
                         )));

@@ -25,7 +25,6 @@ use tokio::sync::{Notify, mpsc, watch};
 use super::{
     AfterText, Decision, FailurePolicy, HookRun, Kind, PluginError, SearchOutcome, ToolCall,
     bindings::{configure, types},
-    calls::OWN_SERVER,
     config::{PluginConfig, PluginConfigs},
     instance::{Call, Prepared, Runtime},
 };
@@ -358,11 +357,6 @@ impl Plugins {
     /// Every search provider's results for `query`.
     pub async fn search(&self, query: &str, limit: u32) -> Vec<SearchOutcome> {
         self.set().search(query, limit).await
-    }
-
-    /// The name magg's own tools carry as their server in a filter's input.
-    pub fn own_server() -> &'static str {
-        OWN_SERVER
     }
 
     /// Every plugin: serving, failed or disabled, in file-name order.

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::hub::{Hub, error_result};
+use crate::{hub::Hub, mcp::error_result};
 
 /// The tool's name (Magg's proxy spec: "The proxy tool SHOULD be named `proxy`").
 pub const NAME: &str = "proxy";
@@ -329,8 +329,7 @@ async fn proxy_call(
         "tool" => {
             let mut params = CallToolRequestParams::new(path.to_owned());
             params.arguments = args;
-            let response = hub
-                .call_tool(params, ct)
+            let response = crate::call::call_tool_params(hub, &params, ct)
                 .await
                 .map_err(|e| e.message.to_string())?;
             let CallToolResponse::Complete(mut result) = response else {

@@ -1,0 +1,200 @@
+//! The one route of a tools/call, whatever sent it: a client on stdio or HTTP, the `proxy`
+//! tool, or a routing hook's reroute.
+//!
+//! # Design
+//! - A call arrives as a [`CallRequest`]: its params as the JSON text the client sent,
+//!   checked once (a missing `name` or `arguments` that are not an object are invalid params).
+//! - [`call_tool`] owns the trip: the lookup in the catalog snapshot (waiting for a backend
+//!   that is still starting, up to its init timeout), the routing hooks (before-call may
+//!   rewrite, reroute, deny or answer; after-call may replace the result), and the error texts.
+//! - [`send`] is the last leg, to a backend: on its stdio lane as text, or through rmcp's
+//!   client. It records which client the call is for (so that the backend's progress and
+//!   requests find it), passes progress back, stops at the client's cancellation and at the
+//!   per-call time limit (cancelling the call at the backend), and turns a backend that went
+//!   away into a result the model can read.
+//! - The call runs inside the client's [`crate::relay::ORIGIN`], which the frontend sets.
+//! - It comes back as a [`Reply`]: a backend's result as the text it sent, or typed. Every
+//!   call ends in exactly one reply, which each frontend writes in its own form.
+
+mod reply;
+mod request;
+mod send;
+
+use std::sync::Arc;
+
+use rmcp::{
+    ErrorData as McpError,
+    model::{CallToolRequestParams, CallToolResponse},
+};
+use tokio_util::sync::CancellationToken;
+
+pub use self::{
+    reply::{Reply, ResultText, error_line, result_line},
+    request::CallRequest,
+};
+use crate::{
+    backend::Status,
+    catalog::{Route, Snapshot, ToolRoute},
+    hub::Hub,
+    mcp::error_result,
+    plugins::{AfterText, Decision, HookRun, ToolCall},
+};
+
+/// Runs one tools/call to the end.
+pub async fn call_tool(hub: &Arc<Hub>, request: CallRequest, ct: CancellationToken) -> Reply {
+    let mut snapshot = hub.snapshot();
+    if snapshot.tool(&request.name).is_none() {
+        // A client may call a tool it knows before magg has (re)started its server.
+        snapshot = hub.wait_for_tool(&request.name).await;
+    }
+    let Some(target) = snapshot.tool(&request.name).cloned() else {
+        return Reply::Error(unknown_tool(hub, &snapshot, &request.name));
+    };
+    drop(snapshot);
+    match target {
+        ToolRoute::Own(own) => call_own(hub, &own, &request, ct).await,
+        ToolRoute::Backend(route) if hub.plugins.has_routing_hooks() => {
+            hooked(hub, route, request, ct).await
+        }
+        ToolRoute::Backend(route) => send::to_backend(hub, &route, &request, ct).await,
+    }
+}
+
+/// [`call_tool`] for params rmcp has decoded, answered as rmcp's response type.
+pub async fn call_tool_params(
+    hub: &Arc<Hub>,
+    params: &CallToolRequestParams,
+    ct: CancellationToken,
+) -> Result<CallToolResponse, McpError> {
+    let request = CallRequest::from_params(params)?;
+    call_tool(hub, request, ct).await.into_response()
+}
+
+async fn call_own(
+    hub: &Arc<Hub>,
+    own: &str,
+    request: &CallRequest,
+    ct: CancellationToken,
+) -> Reply {
+    match hub
+        .own()
+        .call(hub, own, request.arguments_object(), ct)
+        .await
+    {
+        Ok(result) => Reply::complete(result),
+        Err(error) => Reply::Error(error),
+    }
+}
+
+/// A call through the routing hooks: before-call on the client's arguments (as text), the
+/// call (rewritten or rerouted as the hooks decided), then after-call on its result. A
+/// rerouted call goes to its new tool without running the hooks again.
+async fn hooked(
+    hub: &Arc<Hub>,
+    route: Route,
+    request: CallRequest,
+    ct: CancellationToken,
+) -> Reply {
+    let (decision, run) = hub
+        .plugins
+        .before_call_text(&route.backend.name, &request.name, request.arguments_text())
+        .await;
+    let call = match decision {
+        Decision::Proceed(call) => call,
+        Decision::Answer(result) => return Reply::complete(result),
+        Decision::Deny(message) => return Reply::complete(error_result(message)),
+    };
+    let reply = if !run.changed() {
+        send::to_backend(hub, &route, &request, ct).await
+    } else {
+        let target = if call.tool == request.name {
+            Some(ToolRoute::Backend(route))
+        } else {
+            hub.wait_for_tool(&call.tool).await.tool(&call.tool).cloned()
+        };
+        let Some(target) = target else {
+            return Reply::complete(error_result(format!(
+                "A routing hook rerouted `{}` to `{}`, which is not a tool magg has. Check the \
+                 hook's settings (magg_status lists plugins).",
+                request.name, call.tool
+            )));
+        };
+        let request = request.rewritten(&call.tool, call.arguments.as_ref());
+        match target {
+            ToolRoute::Own(own) => call_own(hub, &own, &request, ct).await,
+            ToolRoute::Backend(route) => send::to_backend(hub, &route, &request, ct).await,
+        }
+    };
+    if run.wants_result() {
+        after(hub, run, &call, reply).await
+    } else {
+        reply
+    }
+}
+
+/// Runs the after-call hooks of `run` over a reply; protocol errors pass as they are.
+async fn after(hub: &Hub, run: HookRun, call: &ToolCall, reply: Reply) -> Reply {
+    match reply {
+        Reply::Text(text) => {
+            let Some(result) = ResultText::read(&text) else {
+                return Reply::complete(error_result(format!(
+                    "Server `{}` answered `{}` with a result that is not a JSON object, so the \
+                     routing hooks could not see it.",
+                    call.server, call.tool
+                )));
+            };
+            match hub.plugins.after_call_text(run, call, result.wit()).await {
+                AfterText::Unchanged => Reply::Text(text),
+                AfterText::Withheld(error) => Reply::complete(error),
+                AfterText::Replaced(next) => match result.replaced(&next) {
+                    Ok(replaced) => Reply::Text(replaced),
+                    Err(e) => Reply::complete(error_result(format!(
+                        "A routing hook replaced the result of `{}` with one magg cannot send: \
+                         {e}",
+                        call.tool
+                    ))),
+                },
+            }
+        }
+        Reply::Typed(CallToolResponse::Complete(result)) => {
+            Reply::complete(hub.plugins.after_call(run, call, result).await)
+        }
+        other => other,
+    }
+}
+
+/// The error for a tool name magg does not have, with close matches and, when a server that
+/// could have it is not running, why.
+fn unknown_tool(hub: &Hub, snapshot: &Snapshot, name: &str) -> McpError {
+    let similar = snapshot.similar_tools(name);
+    let mut message = format!("Unknown tool `{name}`.");
+    if !similar.is_empty() {
+        let names: Vec<String> = similar.iter().map(|s| format!("`{s}`")).collect();
+        message.push_str(&format!(" Did you mean {}?", names.join(", ")));
+    }
+    let down: Vec<String> = hub
+        .backends()
+        .iter()
+        .filter(|b| b.config.prefix.is_some() && b.may_serve_tool(name, &hub.settings.prefix_sep))
+        .filter_map(|b| match b.state().status.clone() {
+            Status::Failed { reason } => {
+                Some(format!("server `{}` is not running: {reason}", b.name))
+            }
+            Status::Starting => Some(format!("server `{}` is still starting", b.name)),
+            _ => None,
+        })
+        .collect();
+    if down.is_empty() {
+        message.push_str(
+            " Call tools/list to see the available tools (a server that is still starting or \
+             has failed has none listed).",
+        );
+    } else {
+        message.push_str(&format!(
+            " It may be a tool of a server that is down: {}. Call magg_status to see the \
+             servers' state.",
+            down.join("; ")
+        ));
+    }
+    McpError::invalid_params(message, None)
+}

@@ -1,0 +1,307 @@
+//! A tools/call as it arrives, whatever the transport: its params kept as the JSON text the
+//! client sent, checked once, so that a call to a stdio backend is passed on as text with only
+//! its name (and, where the client asked for progress, its progress token) rewritten.
+
+use indexmap::IndexMap;
+use rmcp::{
+    ErrorData as McpError,
+    model::{CallToolRequestParams, JsonObject, ProgressToken},
+};
+use serde_json::value::RawValue;
+
+/// The params of one tools/call.
+#[derive(Debug)]
+pub struct CallRequest {
+    /// The tool's exposed name.
+    pub name: String,
+    /// The arguments object as sent (never `null`: absent then).
+    arguments: Option<Box<RawValue>>,
+    /// Every other member of the params (`_meta`, `task`, ...), in the client's order.
+    rest: Vec<(String, Box<RawValue>)>,
+    /// The client's progress token, when it asked for progress.
+    pub progress_token: Option<ProgressToken>,
+}
+
+impl CallRequest {
+    /// Reads a tools/call's params from their JSON text. Params that are not what MCP
+    /// describes (no `name`, `arguments` that are not an object) are invalid params.
+    pub fn from_text(params: Option<&RawValue>) -> Result<CallRequest, McpError> {
+        let Some(params) = params else {
+            return Err(invalid(
+                "tools/call needs params: {\"name\": <tool name>, \"arguments\": {...}}",
+            ));
+        };
+        let members: IndexMap<String, &RawValue> =
+            serde_json::from_str(params.get()).map_err(|_| {
+                invalid(format!(
+                    "tools/call params must be a JSON object with the tool's `name` and its \
+                     `arguments`, not {}",
+                    kind_of(params.get())
+                ))
+            })?;
+        let mut name = None;
+        let mut arguments = None;
+        let mut progress_token = None;
+        let mut rest = Vec::with_capacity(members.len());
+        for (key, value) in members {
+            match key.as_str() {
+                "name" => {
+                    name = Some(serde_json::from_str::<String>(value.get()).map_err(|_| {
+                        invalid(format!(
+                            "tools/call `name` must be the tool's name as a string, not {}",
+                            kind_of(value.get())
+                        ))
+                    })?);
+                }
+                "arguments" if value.get() == "null" => {}
+                "arguments" => {
+                    if !value.get().starts_with('{') {
+                        return Err(invalid(format!(
+                            "tools/call `arguments` must be a JSON object of the tool's \
+                             parameters (e.g. {{\"text\": \"hi\"}}), not {}",
+                            kind_of(value.get())
+                        )));
+                    }
+                    arguments = Some(value.to_owned());
+                }
+                "_meta" => {
+                    progress_token = meta_progress_token(value)?;
+                    rest.push((key, value.to_owned()));
+                }
+                _ => rest.push((key, value.to_owned())),
+            }
+        }
+        let name = name.ok_or_else(|| {
+            invalid("tools/call params need `name`: the name of the tool to call, from tools/list")
+        })?;
+        Ok(CallRequest {
+            name,
+            arguments,
+            rest,
+            progress_token,
+        })
+    }
+
+    /// Reads the params rmcp has already decoded.
+    pub fn from_params(params: &CallToolRequestParams) -> Result<CallRequest, McpError> {
+        let text = serde_json::value::to_raw_value(params)
+            .map_err(|e| McpError::internal_error(format!("tools/call params: {e}"), None))?;
+        CallRequest::from_text(Some(&text))
+    }
+
+    /// The arguments' JSON text (`{}` when there are none).
+    pub fn arguments_text(&self) -> &str {
+        self.arguments.as_deref().map_or("{}", RawValue::get)
+    }
+
+    /// The arguments as a JSON object, for magg's own tools and the rmcp path.
+    pub fn arguments_object(&self) -> Option<JsonObject> {
+        let text = self.arguments.as_deref()?;
+        serde_json::from_str(text.get()).ok()
+    }
+
+    /// The same call to the tool `name` with `arguments` (as a routing hook rewrote them).
+    pub fn rewritten(&self, name: &str, arguments: Option<&JsonObject>) -> CallRequest {
+        CallRequest {
+            name: name.to_owned(),
+            arguments: arguments.and_then(|a| serde_json::value::to_raw_value(a).ok()),
+            rest: self.rest.clone(),
+            progress_token: self.progress_token.clone(),
+        }
+    }
+
+    /// The params' JSON text for the backend's tool `tool`; with `token`, the request asks for
+    /// progress under that token (JSON text) instead of the client's.
+    pub fn params_text(&self, tool: &str, token: Option<&str>) -> String {
+        let mut out = String::with_capacity(
+            tool.len()
+                + 32
+                + self.arguments_text().len()
+                + self
+                    .rest
+                    .iter()
+                    .map(|(k, v)| k.len() + v.get().len() + 4)
+                    .sum::<usize>(),
+        );
+        out.push_str("{\"name\":");
+        push_json_string(&mut out, tool);
+        if let Some(arguments) = &self.arguments {
+            out.push_str(",\"arguments\":");
+            out.push_str(arguments.get());
+        }
+        let mut token = token;
+        for (key, value) in &self.rest {
+            out.push(',');
+            push_json_string(&mut out, key);
+            out.push(':');
+            match (key.as_str(), token) {
+                ("_meta", Some(lane)) => {
+                    out.push_str(&with_token(value, lane));
+                    token = None;
+                }
+                _ => out.push_str(value.get()),
+            }
+        }
+        if let Some(token) = token {
+            // The client's token came outside the params (rmcp keeps `_meta` apart).
+            out.push_str(",\"_meta\":{\"progressToken\":");
+            out.push_str(token);
+            out.push('}');
+        }
+        out.push('}');
+        out
+    }
+
+    /// The params as rmcp's type, for the backend's tool `tool`.
+    pub fn to_params(&self, tool: &str) -> Result<CallToolRequestParams, McpError> {
+        serde_json::from_str(&self.params_text(tool, None)).map_err(|e| {
+            invalid(format!(
+                "tools/call params do not have the shape MCP gives them: {e}"
+            ))
+        })
+    }
+}
+
+fn invalid(message: impl Into<String>) -> McpError {
+    McpError::invalid_params(message.into(), None)
+}
+
+/// The progress token in a request's `_meta`, if any; `_meta` must be an object.
+fn meta_progress_token(meta: &RawValue) -> Result<Option<ProgressToken>, McpError> {
+    #[derive(serde::Deserialize)]
+    struct Meta {
+        #[serde(default, rename = "progressToken")]
+        progress_token: Option<ProgressToken>,
+    }
+    serde_json::from_str::<Meta>(meta.get())
+        .map(|m| m.progress_token)
+        .map_err(|_| {
+            invalid(format!(
+                "tools/call `_meta` must be an object whose `progressToken`, if any, is a string \
+                 or an integer; got {}",
+                preview(meta.get())
+            ))
+        })
+}
+
+/// `_meta` with its progress token replaced by `token` (JSON text).
+fn with_token(meta: &RawValue, token: &str) -> String {
+    let Ok(mut members) = serde_json::from_str::<IndexMap<String, &RawValue>>(meta.get()) else {
+        return meta.get().to_owned();
+    };
+    let Ok(token) = RawValue::from_string(token.to_owned()) else {
+        return meta.get().to_owned();
+    };
+    members.insert("progressToken".to_owned(), &token);
+    serde_json::to_string(&members).unwrap_or_else(|_| meta.get().to_owned())
+}
+
+fn push_json_string(out: &mut String, s: &str) {
+    match serde_json::to_string(s) {
+        Ok(quoted) => out.push_str(&quoted),
+        Err(_) => out.push_str("\"\""),
+    }
+}
+
+/// What kind of JSON value `text` is, for messages.
+fn kind_of(text: &str) -> String {
+    match text.trim_start().as_bytes().first() {
+        Some(b'{') => "an object".to_owned(),
+        Some(b'[') => "an array".to_owned(),
+        Some(b'"') => format!("the string {}", preview(text)),
+        Some(b't' | b'f') => format!("the boolean {text}"),
+        Some(b'n') => "null".to_owned(),
+        _ => format!("the number {}", preview(text)),
+    }
+}
+
+fn preview(text: &str) -> String {
+    let mut cut: String = text.chars().take(60).collect();
+    if cut.len() < text.len() {
+        cut.push('…');
+    }
+    cut
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(text: &str) -> Box<RawValue> {
+        RawValue::from_string(text.to_owned()).unwrap_or_else(|_| panic!("not JSON: {text}"))
+    }
+
+    fn read(text: &str) -> Result<CallRequest, McpError> {
+        CallRequest::from_text(Some(&raw(text)))
+    }
+
+    #[test]
+    fn the_text_goes_on_with_only_the_name_rewritten() {
+        let request =
+            read(r#"{"name":"ev_echo","arguments":{"message":"hi \u00e9"},"_meta":{"x":1}}"#)
+                .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(request.name, "ev_echo");
+        assert_eq!(request.progress_token, None);
+        assert_eq!(
+            request.params_text("echo", None),
+            r#"{"name":"echo","arguments":{"message":"hi \u00e9"},"_meta":{"x":1}}"#
+        );
+    }
+
+    #[test]
+    fn the_progress_token_is_swapped_for_the_lanes() {
+        let request = read(r#"{"_meta":{"progressToken":7,"k":"v"},"name":"a_b"}"#)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(
+            request.progress_token,
+            Some(ProgressToken(rmcp::model::NumberOrString::Number(7)))
+        );
+        assert_eq!(
+            request.params_text("b", Some(r#""magg:3""#)),
+            r#"{"name":"b","_meta":{"progressToken":"magg:3","k":"v"}}"#
+        );
+        let without_meta = read(r#"{"name":"a_b"}"#).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(
+            without_meta.params_text("b", Some(r#""magg:4""#)),
+            r#"{"name":"b","_meta":{"progressToken":"magg:4"}}"#
+        );
+    }
+
+    #[test]
+    fn malformed_params_are_invalid_params() {
+        for bad in [
+            r#"{"arguments":{}}"#,
+            r#"{"name":5}"#,
+            r#"{"name":"t","arguments":[1]}"#,
+            r#"{"name":"t","arguments":"x"}"#,
+            r#"{"name":"t","_meta":{"progressToken":{}}}"#,
+            r#"[1]"#,
+        ] {
+            let error = read(bad)
+                .err()
+                .unwrap_or_else(|| panic!("{bad} was accepted"));
+            assert_eq!(error.code, rmcp::model::ErrorCode::INVALID_PARAMS, "{bad}");
+        }
+        assert!(CallRequest::from_text(None).is_err());
+        let null_arguments = read(r#"{"name":"t","arguments":null}"#);
+        assert!(null_arguments.is_ok_and(|r| r.params_text("t", None) == r#"{"name":"t"}"#));
+    }
+
+    #[test]
+    fn a_rewrite_keeps_the_rest() {
+        let request = read(r#"{"name":"a","arguments":{"x":1},"_meta":{"m":1}}"#)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let mut arguments = JsonObject::new();
+        arguments.insert("y".into(), 2.into());
+        assert_eq!(
+            request
+                .rewritten("b", Some(&arguments))
+                .params_text("bb", None),
+            r#"{"name":"bb","arguments":{"y":2},"_meta":{"m":1}}"#
+        );
+        assert_eq!(
+            request.rewritten("b", None).params_text("bb", None),
+            r#"{"name":"bb","_meta":{"m":1}}"#
+        );
+    }
+}
