@@ -24,7 +24,7 @@ use std::{
 use arc_swap::ArcSwap;
 use rmcp::{
     RoleClient,
-    model::{Implementation, Prompt, Resource, ResourceTemplate, ServerCapabilities, Tool},
+    model::{Implementation, Prompt, Resource, ResourceTemplate, ServerCapabilities},
     service::Peer,
 };
 use tokio::sync::mpsc;
@@ -33,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 pub use self::client::ListKind;
 use crate::{
     config::{ServerConfig, Settings},
+    mcp::ToolText,
     relay::{Calls, Sessions},
 };
 
@@ -97,8 +98,8 @@ pub struct State {
     pub server_info: Option<Implementation>,
     /// The capabilities the backend announced.
     pub capabilities: Option<ServerCapabilities>,
-    /// The backend's tools, under their own names.
-    pub tools: Arc<Vec<Tool>>,
+    /// The backend's tools, under their own names, as the JSON they are listed as.
+    pub tools: Arc<Vec<ToolText>>,
     /// The backend's prompts, under their own names.
     pub prompts: Arc<Vec<Prompt>>,
     /// The backend's resources, under their own URIs.

@@ -110,7 +110,10 @@ async fn hooked(
         let target = if call.tool == request.name {
             Some(ToolRoute::Backend(route))
         } else {
-            hub.wait_for_tool(&call.tool).await.tool(&call.tool).cloned()
+            hub.wait_for_tool(&call.tool)
+                .await
+                .tool(&call.tool)
+                .cloned()
         };
         let Some(target) = target else {
             return Reply::complete(error_result(format!(

@@ -2,23 +2,35 @@
 //! resource templates under their exposed names, and the map from each exposed name back to the
 //! backend and the name it has there.
 //!
-//! This is the only place names are mapped. A snapshot is rebuilt whole whenever a backend
-//! changes (never patched in place) and swapped in atomically; list requests read the current
-//! snapshot without locks and never fan out to backends.
+//! # Design
+//! - This is the only place names are mapped. A snapshot is built whole whenever a backend
+//!   changes (never patched in place) and swapped in atomically; list requests read the current
+//!   snapshot without locks and never fan out to backends.
+//! - One merge function per list kind ([`merge_tools`], [`merge_prompts`],
+//!   [`merge_resources`], [`merge_templates`]): magg's own items first, then each backend's in
+//!   config order, under its prefix; a name already taken is hidden, with a warning. Tool
+//!   filters run inside the tools merge.
+//! - Tools are held as the JSON they are listed as ([`ToolText`], shared with the backend's
+//!   copy), so a page of tools/list is written by copying text, and a tool costs about its
+//!   size in bytes.
 
+mod tools;
 mod uri;
 
 use std::{collections::HashMap, sync::Arc};
 
 use rmcp::model::{Prompt, Resource, ResourceTemplate, Tool};
 
-pub use self::uri::{UriTemplate, prefix_uri, split_prefixed_uri};
+pub use self::{
+    tools::{ListedTool, PAGE_SIZE, ToolList, page_range},
+    uri::{UriTemplate, prefix_uri, split_prefixed_uri},
+};
 pub use crate::mcp::{ListChanges, MAX_TOOL_NAME};
 use crate::{
     backend::Backend,
     config::Settings,
-    mcp::{OWN_SERVER, is_tool_name_char, is_valid_tool_name},
-    plugins::FilterTool,
+    mcp::{OWN_SERVER, ToolText, is_tool_name_char},
+    plugins::Plugins,
 };
 
 /// Where a call to an exposed tool goes.
@@ -29,6 +41,24 @@ pub enum ToolRoute {
     Own(Arc<str>),
     /// A backend's tool, under the name it has there.
     Backend(Route),
+}
+
+impl ToolRoute {
+    /// The server that owns the tool (`magg` for magg's own).
+    pub fn server(&self) -> &str {
+        match self {
+            ToolRoute::Own(_) => OWN_SERVER,
+            ToolRoute::Backend(route) => &route.backend.name,
+        }
+    }
+
+    /// The tool's name on its server.
+    pub fn original(&self) -> &str {
+        match self {
+            ToolRoute::Own(name) => name,
+            ToolRoute::Backend(route) => &route.name,
+        }
+    }
 }
 
 /// A backend and the name (or URI) an item has there.
@@ -57,14 +87,13 @@ pub struct Snapshot {
     /// Counts up with every rebuild.
     pub generation: u64,
     /// Every exposed tool, magg's own first, then backends in config order.
-    pub tools: Vec<Tool>,
+    pub tools: ToolList,
     /// Every exposed prompt.
     pub prompts: Vec<Prompt>,
     /// Every exposed resource.
     pub resources: Vec<Resource>,
     /// Every exposed resource template.
     pub templates: Vec<ResourceTemplate>,
-    tool_routes: HashMap<String, ToolRoute>,
     prompt_routes: HashMap<String, Route>,
     resource_routes: HashMap<String, Route>,
     /// Backends by prefix, for prefixed resource URIs (`scheme://prefix/path`).
@@ -76,116 +105,58 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Builds a snapshot from magg's own items and the backends, in config order.
-    pub fn build(
+    /// Builds a snapshot from magg's own items and the backends, in config order, running the
+    /// tool filters of `plugins` over the tools.
+    pub async fn build(
+        generation: u64,
+        settings: &Settings,
+        own: &OwnItems,
+        backends: &[Arc<Backend>],
+        plugins: &Plugins,
+    ) -> Snapshot {
+        let mut snapshot = Snapshot::unfiltered(generation, settings, own, backends);
+        if plugins.has_filters() {
+            let filtered = plugins.filter_tools(snapshot.tools.filter_input()).await;
+            snapshot.tools = snapshot.tools.filtered(filtered);
+        }
+        snapshot
+    }
+
+    /// [`Snapshot::build`] without tool filters.
+    pub fn unfiltered(
         generation: u64,
         settings: &Settings,
         own: &OwnItems,
         backends: &[Arc<Backend>],
     ) -> Snapshot {
-        let mut snap = Snapshot {
-            generation,
-            resources: own.resources.clone(),
-            templates: own.templates.clone(),
-            ..Snapshot::default()
-        };
-        let own = &own.tools;
-        for tool in own {
-            snap.tool_routes.insert(
-                tool.name.to_string(),
-                ToolRoute::Own(Arc::from(tool.name.as_ref())),
-            );
-            snap.tools.push(tool.clone());
-        }
+        let (prompts, prompt_routes) = merge_prompts(settings, backends);
+        let (resources, resource_routes) = merge_resources(own, backends);
+        let (templates, bare_templates) = merge_templates(own, backends);
+        let mut prefixes = HashMap::new();
+        let mut servers = HashMap::new();
         for backend in backends {
-            snap.servers.insert(backend.name.clone(), backend.clone());
-            let prefix = backend.config.prefix.as_deref().filter(|p| !p.is_empty());
-            if let Some(prefix) = prefix {
-                snap.prefixes.insert(prefix.to_owned(), backend.clone());
-            }
-            let state = backend.state();
-            for tool in state.tools.iter() {
-                let exposed = exposed_tool_name(prefix, &settings.prefix_sep, &tool.name);
-                if exposed != exposed_name(prefix, &settings.prefix_sep, &tool.name) {
-                    tracing::warn!(
-                        server = %backend.name,
-                        "tool `{}` would be exposed as `{}`, which breaks MCP's tool name rule \
-                         (at most {MAX_TOOL_NAME} characters of A-Z a-z 0-9 _ . -); exposing it as `{exposed}`",
-                        tool.name,
-                        exposed_name(prefix, &settings.prefix_sep, &tool.name),
-                    );
-                }
-                if let Some(existing) = snap.tool_routes.get(&exposed) {
-                    warn_collision("tool", &exposed, &backend.name, existing_owner(existing));
-                    continue;
-                }
-                let mut tool = tool.clone();
-                let original = std::mem::replace(&mut tool.name, exposed.clone().into());
-                snap.tool_routes.insert(
-                    exposed,
-                    ToolRoute::Backend(Route {
-                        backend: backend.clone(),
-                        name: original.into_owned(),
-                    }),
-                );
-                snap.tools.push(tool);
-            }
-            for prompt in state.prompts.iter() {
-                let exposed = exposed_name(prefix, &settings.prefix_sep, &prompt.name);
-                if let Some(existing) = snap.prompt_routes.get(&exposed) {
-                    warn_collision("prompt", &exposed, &backend.name, &existing.backend.name);
-                    continue;
-                }
-                let mut prompt = prompt.clone();
-                let original = std::mem::replace(&mut prompt.name, exposed.clone());
-                snap.prompt_routes.insert(
-                    exposed,
-                    Route {
-                        backend: backend.clone(),
-                        name: original,
-                    },
-                );
-                snap.prompts.push(prompt);
-            }
-            for resource in state.resources.iter() {
-                let exposed = match prefix {
-                    Some(prefix) => prefix_uri(&resource.uri, prefix),
-                    None => resource.uri.clone(),
-                };
-                if let Some(existing) = snap.resource_routes.get(&exposed) {
-                    warn_collision("resource", &exposed, &backend.name, &existing.backend.name);
-                    continue;
-                }
-                let mut resource = resource.clone();
-                let original = std::mem::replace(&mut resource.uri, exposed.clone());
-                snap.resource_routes.insert(
-                    exposed,
-                    Route {
-                        backend: backend.clone(),
-                        name: original,
-                    },
-                );
-                snap.resources.push(resource);
-            }
-            for template in state.templates.iter() {
-                let mut template = template.clone();
-                match prefix {
-                    Some(prefix) => {
-                        template.uri_template = prefix_uri(&template.uri_template, prefix)
-                    }
-                    None => snap
-                        .bare_templates
-                        .push((UriTemplate::new(&template.uri_template), backend.clone())),
-                }
-                snap.templates.push(template);
+            servers.insert(backend.name.clone(), backend.clone());
+            if let Some(prefix) = prefix_of(backend) {
+                prefixes.insert(prefix.to_owned(), backend.clone());
             }
         }
-        snap
+        Snapshot {
+            generation,
+            tools: merge_tools(settings, own, backends),
+            prompts,
+            resources,
+            templates,
+            prompt_routes,
+            resource_routes,
+            prefixes,
+            bare_templates,
+            servers,
+        }
     }
 
     /// Where a call to the exposed tool `name` goes.
     pub fn tool(&self, name: &str) -> Option<&ToolRoute> {
-        self.tool_routes.get(name)
+        self.tools.get(name).map(|t| &t.route)
     }
 
     /// Where a `prompts/get` for the exposed prompt `name` goes.
@@ -223,7 +194,7 @@ impl Snapshot {
 
     /// The server that owns the exposed tool `name` (`magg` for magg's own tools).
     pub fn tool_server(&self, name: &str) -> Option<&str> {
-        self.tool_routes.get(name).map(existing_owner)
+        self.tool(name).map(ToolRoute::server)
     }
 
     /// The backend named `server`, if it is configured and enabled.
@@ -237,7 +208,7 @@ impl Snapshot {
         let mut scored: Vec<(usize, &str)> = self
             .tools
             .iter()
-            .map(|t| t.name.as_ref())
+            .map(|t| t.text.name())
             .filter_map(|candidate| {
                 let lower = candidate.to_ascii_lowercase();
                 if lower.ends_with(&needle) || needle.ends_with(&lower) || lower.contains(&needle) {
@@ -252,85 +223,147 @@ impl Snapshot {
         scored.into_iter().take(3).map(|(_, n)| n).collect()
     }
 
-    /// The tools as tool filters see them: each with its server (`magg` for magg's own) and
-    /// its name on that server.
-    pub fn filter_input(&self) -> Vec<FilterTool> {
-        self.tools
-            .iter()
-            .filter_map(|tool| {
-                let (server, original) = match self.tool_routes.get(tool.name.as_ref())? {
-                    ToolRoute::Own(own) => (OWN_SERVER.to_owned(), own.to_string()),
-                    ToolRoute::Backend(route) => (route.backend.name.clone(), route.name.clone()),
-                };
-                Some(FilterTool {
-                    server,
-                    original_name: original,
-                    name: tool.name.to_string(),
-                    description: tool.description.as_ref().map(|d| d.to_string()),
-                    input_schema: serde_json::to_string(&tool.input_schema)
-                        .unwrap_or_else(|_| "{}".to_owned()),
-                })
-            })
-            .collect()
-    }
-
-    /// Keeps only the tools the filters returned (matched by server and original name), in the
-    /// order returned, with the names and descriptions they gave. A new name that breaks MCP's
-    /// tool name rule, or that another tool already has, keeps the tool under its old name.
-    pub fn apply_filtered(&mut self, filtered: Vec<FilterTool>) {
-        let mut by_key: HashMap<(String, String), (Tool, ToolRoute)> = HashMap::new();
-        for tool in std::mem::take(&mut self.tools) {
-            let Some(route) = self.tool_routes.remove(tool.name.as_ref()) else {
-                continue;
-            };
-            let key = match &route {
-                ToolRoute::Own(own) => (OWN_SERVER.to_owned(), own.to_string()),
-                ToolRoute::Backend(r) => (r.backend.name.clone(), r.name.clone()),
-            };
-            by_key.insert(key, (tool, route));
-        }
-        for out in filtered {
-            let Some((mut tool, route)) = by_key.remove(&(out.server, out.original_name)) else {
-                continue;
-            };
-            if out.name != tool.name {
-                if !is_valid_tool_name(&out.name) {
-                    tracing::warn!(
-                        "a tool filter renamed `{}` to `{}`, which breaks MCP's tool name rule; keeping `{}`",
-                        tool.name,
-                        out.name,
-                        tool.name
-                    );
-                } else if self.tool_routes.contains_key(&out.name)
-                    || by_key.values().any(|(t, _)| t.name == out.name)
-                {
-                    tracing::warn!(
-                        "a tool filter renamed `{}` to `{}`, which another tool has; keeping `{}`",
-                        tool.name,
-                        out.name,
-                        tool.name
-                    );
-                } else {
-                    tool.name = out.name.into();
-                }
-            }
-            tool.description = out.description.map(Into::into);
-            if self.tool_routes.contains_key(tool.name.as_ref()) {
-                continue;
-            }
-            self.tool_routes.insert(tool.name.to_string(), route);
-            self.tools.push(tool);
-        }
-    }
-
     /// Which lists differ from `older`.
     pub fn changes_since(&self, older: &Snapshot) -> ListChanges {
         ListChanges {
-            tools: self.tools != older.tools,
+            tools: !self.tools.same_listing(&older.tools),
             prompts: self.prompts != older.prompts,
             resources: self.resources != older.resources || self.templates != older.templates,
         }
     }
+}
+
+/// A backend's prefix, if it has a non-empty one.
+fn prefix_of(backend: &Backend) -> Option<&str> {
+    backend.config.prefix.as_deref().filter(|p| !p.is_empty())
+}
+
+/// The tools list: magg's own, then each backend's under its prefix (made to follow MCP's tool
+/// name rule); a name already taken is hidden, with a warning.
+pub fn merge_tools(settings: &Settings, own: &OwnItems, backends: &[Arc<Backend>]) -> ToolList {
+    let mut list = ToolList::default();
+    for tool in &own.tools {
+        let text = ToolText::new(tool);
+        let route = ToolRoute::Own(text.name_arc().clone());
+        list.push(text, route);
+    }
+    for backend in backends {
+        let prefix = prefix_of(backend);
+        let state = backend.state();
+        for tool in state.tools.iter() {
+            let exposed = exposed_tool_name(prefix, &settings.prefix_sep, tool.name());
+            if exposed != exposed_name(prefix, &settings.prefix_sep, tool.name()) {
+                tracing::warn!(
+                    server = %backend.name,
+                    "tool `{}` would be exposed as `{}`, which breaks MCP's tool name rule \
+                     (at most {MAX_TOOL_NAME} characters of A-Z a-z 0-9 _ . -); exposing it as `{exposed}`",
+                    tool.name(),
+                    exposed_name(prefix, &settings.prefix_sep, tool.name()),
+                );
+            }
+            if let Some(existing) = list.get(&exposed) {
+                warn_collision("tool", &exposed, &backend.name, existing.route.server());
+                continue;
+            }
+            let text = if exposed == tool.name() {
+                tool.clone()
+            } else {
+                tool.renamed(&exposed)
+            };
+            let route = ToolRoute::Backend(Route {
+                backend: backend.clone(),
+                name: tool.name().to_owned(),
+            });
+            list.push(text, route);
+        }
+    }
+    list
+}
+
+/// The prompts list and where each goes: each backend's under its prefix.
+pub fn merge_prompts(
+    settings: &Settings,
+    backends: &[Arc<Backend>],
+) -> (Vec<Prompt>, HashMap<String, Route>) {
+    let mut prompts = Vec::new();
+    let mut routes: HashMap<String, Route> = HashMap::new();
+    for backend in backends {
+        let prefix = prefix_of(backend);
+        for prompt in backend.state().prompts.iter() {
+            let exposed = exposed_name(prefix, &settings.prefix_sep, &prompt.name);
+            if let Some(existing) = routes.get(&exposed) {
+                warn_collision("prompt", &exposed, &backend.name, &existing.backend.name);
+                continue;
+            }
+            let mut prompt = prompt.clone();
+            let original = std::mem::replace(&mut prompt.name, exposed.clone());
+            routes.insert(
+                exposed,
+                Route {
+                    backend: backend.clone(),
+                    name: original,
+                },
+            );
+            prompts.push(prompt);
+        }
+    }
+    (prompts, routes)
+}
+
+/// The resources list and where each goes: magg's own, then each backend's under its prefix
+/// (`scheme://prefix/path`).
+pub fn merge_resources(
+    own: &OwnItems,
+    backends: &[Arc<Backend>],
+) -> (Vec<Resource>, HashMap<String, Route>) {
+    let mut resources = own.resources.clone();
+    let mut routes: HashMap<String, Route> = HashMap::new();
+    for backend in backends {
+        let prefix = prefix_of(backend);
+        for resource in backend.state().resources.iter() {
+            let exposed = match prefix {
+                Some(prefix) => prefix_uri(&resource.uri, prefix),
+                None => resource.uri.clone(),
+            };
+            if let Some(existing) = routes.get(&exposed) {
+                warn_collision("resource", &exposed, &backend.name, &existing.backend.name);
+                continue;
+            }
+            let mut resource = resource.clone();
+            let original = std::mem::replace(&mut resource.uri, exposed.clone());
+            routes.insert(
+                exposed,
+                Route {
+                    backend: backend.clone(),
+                    name: original,
+                },
+            );
+            resources.push(resource);
+        }
+    }
+    (resources, routes)
+}
+
+/// The resource templates list: magg's own, then each backend's under its prefix; templates
+/// of backends without a prefix are also kept for matching URIs nothing else claims.
+pub fn merge_templates(
+    own: &OwnItems,
+    backends: &[Arc<Backend>],
+) -> (Vec<ResourceTemplate>, Vec<(UriTemplate, Arc<Backend>)>) {
+    let mut templates = own.templates.clone();
+    let mut bare = Vec::new();
+    for backend in backends {
+        let prefix = prefix_of(backend);
+        for template in backend.state().templates.iter() {
+            let mut template = template.clone();
+            match prefix {
+                Some(prefix) => template.uri_template = prefix_uri(&template.uri_template, prefix),
+                None => bare.push((UriTemplate::new(&template.uri_template), backend.clone())),
+            }
+            templates.push(template);
+        }
+    }
+    (templates, bare)
 }
 
 /// `{prefix}{sep}{name}`, or `name` for a backend without a prefix.
@@ -364,13 +397,6 @@ fn fnv1a(bytes: &[u8]) -> u32 {
     })
 }
 
-fn existing_owner(route: &ToolRoute) -> &str {
-    match route {
-        ToolRoute::Own(_) => OWN_SERVER,
-        ToolRoute::Backend(route) => &route.backend.name,
-    }
-}
-
 fn warn_collision(kind: &str, exposed: &str, server: &str, owner: &str) {
     tracing::warn!(
         server,
@@ -401,6 +427,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mcp::is_valid_tool_name;
 
     #[test]
     fn names_are_prefixed_with_the_separator() {

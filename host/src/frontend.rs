@@ -60,8 +60,8 @@ use crate::{
     relay::{ORIGIN, Origin, Session},
 };
 
-/// Items per page of magg's own list results.
-pub const PAGE_SIZE: usize = 1000;
+/// Items per page of magg's list results.
+pub use crate::catalog::PAGE_SIZE;
 
 const INSTRUCTIONS: &str = "magg aggregates other MCP servers. Their tools, prompts and resources \
 appear here under each server's prefix (e.g. `time_get_current_time`). Use {list_servers} and \
@@ -172,7 +172,7 @@ impl ServerHandler for MaggServer {
     ) -> Result<ListToolsResult, McpError> {
         self.hub.wait_for_backends().await;
         let snapshot = self.hub.snapshot();
-        let (items, next) = page(&snapshot.tools, cursor(&request))?;
+        let (items, next) = snapshot.tools.page_typed(cursor(&request))?;
         let mut result = ListToolsResult::with_all_items(items);
         result.next_cursor = next;
         Ok(result)
@@ -343,24 +343,8 @@ fn cursor(request: &Option<PaginatedRequestParams>) -> Option<&str> {
 
 /// One page of `items` starting at `cursor` (an offset magg handed out earlier).
 fn page<T: Clone>(items: &[T], cursor: Option<&str>) -> Result<(Vec<T>, Option<String>), McpError> {
-    let start = match cursor {
-        None | Some("") => 0,
-        Some(c) => c
-            .strip_prefix("magg:")
-            .and_then(|n| n.parse::<usize>().ok())
-            .ok_or_else(|| {
-                McpError::invalid_params(
-                    format!(
-                        "Invalid cursor {c:?}: pass the nextCursor of the previous page unchanged"
-                    ),
-                    None,
-                )
-            })?,
-    };
-    let start = start.min(items.len());
-    let end = (start + PAGE_SIZE).min(items.len());
-    let next = (end < items.len()).then(|| format!("magg:{end}"));
-    Ok((items[start..end].to_vec(), next))
+    let (range, next) = crate::catalog::page_range(items.len(), cursor)?;
+    Ok((items[range].to_vec(), next))
 }
 
 #[cfg(test)]

@@ -107,8 +107,12 @@ impl Hub {
         if let Ok(text) = std::fs::read(&hub.config().path) {
             hub.reload.seen(&text);
         }
-        hub.catalog
-            .store(Arc::new(hub.build_unfiltered(&hub.snapshot())));
+        hub.catalog.store(Arc::new(Snapshot::unfiltered(
+            1,
+            &hub.settings,
+            &hub.own_items,
+            &hub.backends(),
+        )));
         let _ = settled_tx.send(hub.all_settled());
         let weak = Arc::downgrade(&hub);
         hub.plugins.start(move || {
@@ -399,30 +403,24 @@ impl Hub {
         )
     }
 
-    /// Rebuilds the catalog from the current backend states and runs the tool filters over
-    /// it; returns what changed. Rebuilds are serialised, so the newest always lands last.
+    /// Rebuilds the catalog from the current backend states, with the tool filters; returns
+    /// what changed. Rebuilds are serialised, so the newest always lands last.
     async fn rebuild(&self) -> ListChanges {
         let _one_at_a_time = self.rebuilding.lock().await;
         let old = self.catalog.load_full();
-        let mut next = self.build_unfiltered(&old);
-        if self.plugins.has_filters() {
-            let filtered = self.plugins.filter_tools(next.filter_input()).await;
-            next.apply_filtered(filtered);
-        }
+        let next = Snapshot::build(
+            old.generation + 1,
+            &self.settings,
+            &self.own_items,
+            &self.backends(),
+            &self.plugins,
+        )
+        .await;
         let changes = next.changes_since(&old);
         let generation = next.generation;
         self.catalog.store(Arc::new(next));
         self.rebuilt.send_replace(generation);
         changes
-    }
-
-    fn build_unfiltered(&self, old: &Snapshot) -> Snapshot {
-        Snapshot::build(
-            old.generation + 1,
-            &self.settings,
-            &self.own_items,
-            &self.backends(),
-        )
     }
 
     fn all_settled(&self) -> bool {

@@ -1,9 +1,13 @@
 //! MCP's rules and shapes that every layer of magg uses, defined once: the tool-name rule, the
-//! server name magg's own tools carry, tool error results, and which lists changed.
+//! server name magg's own tools carry, tool error results, which lists changed, and a tool
+//! definition held as the JSON text it is sent as ([`ToolText`]).
 //!
 //! This module is at the bottom: it names no other module of the crate.
 
-use rmcp::model::{CallToolResult, ContentBlock};
+use std::sync::Arc;
+
+use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool};
+use serde_json::{Map, Value};
 
 /// The longest tool name MCP allows.
 pub const MAX_TOOL_NAME: usize = 64;
@@ -47,9 +51,157 @@ impl ListChanges {
     }
 }
 
+/// A tool definition as the JSON it is listed as, with its name apart, so that a tool is held
+/// once, in about the bytes it is sent as, and can be listed under another name without
+/// being written again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolText {
+    name: Arc<str>,
+    /// The object's other members as JSON text (`"description":"…","inputSchema":{…}`),
+    /// shared by every listing of the tool under any name.
+    body: Arc<str>,
+}
+
+impl ToolText {
+    /// The tool as text.
+    pub fn new(tool: &Tool) -> ToolText {
+        let mut members = match serde_json::to_value(tool) {
+            Ok(Value::Object(members)) => members,
+            _ => Map::new(),
+        };
+        members.shift_remove("name");
+        ToolText {
+            name: Arc::from(tool.name.as_ref()),
+            body: Arc::from(members_text(&members)),
+        }
+    }
+
+    /// The tool's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The name, shared.
+    pub fn name_arc(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    /// The same tool under the name `name`.
+    pub fn renamed(&self, name: &str) -> ToolText {
+        ToolText {
+            name: Arc::from(name),
+            body: self.body.clone(),
+        }
+    }
+
+    /// Appends the tool's JSON object to `out`.
+    pub fn write_json(&self, out: &mut String) {
+        out.push_str("{\"name\":");
+        match serde_json::to_string(&*self.name) {
+            Ok(name) => out.push_str(&name),
+            Err(_) => out.push_str("\"\""),
+        }
+        if !self.body.is_empty() {
+            out.push(',');
+            out.push_str(&self.body);
+        }
+        out.push('}');
+    }
+
+    /// The tool's JSON object as text.
+    pub fn json(&self) -> String {
+        let mut out = String::with_capacity(self.name.len() + self.body.len() + 12);
+        self.write_json(&mut out);
+        out
+    }
+
+    /// The tool as rmcp's type.
+    pub fn tool(&self) -> Result<Tool, serde_json::Error> {
+        serde_json::from_str(&self.json())
+    }
+
+    /// The tool's members other than its name.
+    fn members(&self) -> JsonObject {
+        serde_json::from_str(&format!("{{{}}}", self.body)).unwrap_or_default()
+    }
+
+    /// The tool's description, if it has one.
+    pub fn description(&self) -> Option<String> {
+        match self.members().remove("description") {
+            Some(Value::String(description)) => Some(description),
+            _ => None,
+        }
+    }
+
+    /// The tool's input schema as JSON text (`{}` if it has none).
+    pub fn input_schema(&self) -> String {
+        self.members()
+            .get("inputSchema")
+            .map_or_else(|| "{}".to_owned(), Value::to_string)
+    }
+
+    /// The same tool with `description` (none: without one).
+    pub fn with_description(&self, description: Option<&str>) -> ToolText {
+        let mut members = self.members();
+        match description {
+            Some(d) => {
+                members.insert("description".to_owned(), Value::String(d.to_owned()));
+            }
+            None => {
+                members.shift_remove("description");
+            }
+        }
+        ToolText {
+            name: self.name.clone(),
+            body: Arc::from(members_text(&members)),
+        }
+    }
+}
+
+/// An object's members as JSON text, without the braces.
+fn members_text(members: &JsonObject) -> String {
+    let text = serde_json::to_string(members).unwrap_or_else(|_| "{}".to_owned());
+    text.strip_prefix('{')
+        .and_then(|t| t.strip_suffix('}'))
+        .unwrap_or_default()
+        .to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn echo() -> Tool {
+        let schema =
+            serde_json::json!({"type": "object", "properties": {"text": {"type": "string"}}});
+        let schema = match schema {
+            Value::Object(schema) => schema,
+            _ => JsonObject::new(),
+        };
+        Tool::new("echo", "Say it back", Arc::new(schema))
+    }
+
+    #[test]
+    fn a_tool_as_text_lists_under_any_name_and_reads_back() {
+        let text = ToolText::new(&echo());
+        assert_eq!(text.name(), "echo");
+        let renamed = text.renamed("tb_echo");
+        assert_eq!(
+            renamed.json(),
+            r#"{"name":"tb_echo","description":"Say it back","inputSchema":{"type":"object","properties":{"text":{"type":"string"}}}}"#
+        );
+        let back = renamed.tool().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back.name, "tb_echo");
+        assert_eq!(back.input_schema, echo().input_schema);
+        assert_eq!(text.description().as_deref(), Some("Say it back"));
+        assert_eq!(
+            text.input_schema(),
+            r#"{"type":"object","properties":{"text":{"type":"string"}}}"#
+        );
+        let quiet = text.with_description(None);
+        assert_eq!(quiet.description(), None);
+        assert_eq!(quiet.input_schema(), text.input_schema());
+    }
 
     #[test]
     fn the_tool_name_rule() {

@@ -822,17 +822,14 @@ async fn a_running_magg_picks_up_server_add_and_disable() {
     .expect("run magg server disable");
     assert_eq!(code, 0, "{stderr}");
     client.notified("tools/list_changed").await;
-    let deadline = tokio::time::Instant::now() + crate::harness::WAIT;
-    loop {
-        let names = client.tool_names().await;
-        if !names.contains(&"tb_echo".to_owned()) {
-            assert!(names.contains(&"keep_echo".to_owned()), "{names:?}");
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "tb_echo is still listed after `magg server disable tb`"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let names = crate::harness::eventually(
+        "tb_echo leaving the list after `magg server disable tb`",
+        crate::harness::WAIT,
+        || async {
+            let names = client.tool_names().await;
+            (!names.contains(&"tb_echo".to_owned())).then_some(names)
+        },
+    )
+    .await;
+    assert!(names.contains(&"keep_echo".to_owned()), "{names:?}");
 }

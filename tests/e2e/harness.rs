@@ -612,16 +612,13 @@ impl Client {
 
     /// Calls a tool until it succeeds (a backend may still be starting or restarting).
     pub async fn call_eventually(&self, name: &str, args: Value) -> Value {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            match self.call(name, args.clone()).await {
-                Ok(v) if v["isError"] != json!(true) => return v,
-                other if tokio::time::Instant::now() > deadline => {
-                    panic!("{name} never succeeded; last answer: {other:?}")
-                }
-                _ => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        }
+        eventually(&format!("a successful call of {name}"), WAIT, || async {
+            self.call(name, args.clone())
+                .await
+                .ok()
+                .filter(|v| v["isError"] != json!(true))
+        })
+        .await
     }
 }
 
@@ -858,15 +855,29 @@ async fn wait_for_line(
     count: usize,
     limit: Duration,
 ) {
-    let deadline = tokio::time::Instant::now() + limit;
-    while count_lines(log, needle) < count {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{who} logged {needle:?} fewer than {count} times; log:\n{}",
-            log.lock().expect("log lock").join("\n")
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    struct Missing<'a> {
+        log: &'a Mutex<Vec<String>>,
+        who: &'a str,
+        needle: &'a str,
+        count: usize,
     }
+    impl std::fmt::Display for Missing<'_> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            let (who, needle, count) = (self.who, self.needle, self.count);
+            let log = self.log.lock().expect("log lock").join("\n");
+            write!(f, "{who} logging {needle:?} {count} times (log:\n{log}\n)")
+        }
+    }
+    let what = Missing {
+        log,
+        who,
+        needle,
+        count,
+    };
+    eventually(what, limit, || async {
+        (count_lines(log, needle) >= count).then_some(())
+    })
+    .await;
 }
 
 /// The rmcp test backend serving streamable HTTP on its own (`--http 127.0.0.1:0`), for
@@ -932,7 +943,7 @@ pub fn run_cli(args: &[&str]) -> (i32, String, String) {
 
 /// Waits until `check` gives a value, trying again every 20 ms; fails the test naming `what`
 /// after `limit`.
-pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+pub async fn eventually<T, F, Fut>(what: impl std::fmt::Display, limit: Duration, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,

@@ -354,7 +354,7 @@ fn headers(
 /// Freshly fetched lists; `None` for a kind that was not fetched.
 #[derive(Default)]
 struct Lists {
-    tools: Vec<rmcp::model::Tool>,
+    tools: Vec<crate::mcp::ToolText>,
     prompts: Vec<rmcp::model::Prompt>,
     resources: Vec<rmcp::model::Resource>,
     templates: Vec<rmcp::model::ResourceTemplate>,
@@ -400,7 +400,11 @@ async fn fetch_kind(peer: &Peer<RoleClient>, kind: ListKind) -> Result<Lists, rm
         ..Lists::default()
     };
     match kind {
-        ListKind::Tools if caps.tools.is_some() => lists.tools = peer.list_all_tools().await?,
+        ListKind::Tools if caps.tools.is_some() => {
+            // Held as the text they are listed as: a fraction of the parsed form's memory.
+            let tools = peer.list_all_tools().await?;
+            lists.tools = tools.iter().map(crate::mcp::ToolText::new).collect();
+        }
         ListKind::Prompts if caps.prompts.is_some() => {
             lists.prompts = peer.list_all_prompts().await?
         }

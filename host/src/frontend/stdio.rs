@@ -3,9 +3,10 @@
 //! # Design
 //! - Every line from the client is read here once. A `tools/call` goes to the call route
 //!   ([`crate::call`]) as the text it is, and its reply is written back as a line; the
-//!   client's `notifications/cancelled` for it cancels it there. Everything else (initialize,
-//!   lists, resources, prompts, notifications, answers to backends' requests) goes to rmcp's
-//!   server over an in-memory pipe.
+//!   client's `notifications/cancelled` for it cancels it there. A `tools/list` is answered
+//!   with the page's text as the catalog holds it. Everything else (initialize, other lists,
+//!   resources, prompts, notifications, answers to backends' requests) goes to rmcp's server
+//!   over an in-memory pipe.
 //! - Bad input gets the protocol's answer and magg keeps serving: what is not JSON (not UTF-8,
 //!   nested deeper than [`MAX_DEPTH`] levels, two messages on one line) gets a -32700 parse
 //!   error, a batch or a message over [`pipes::MAX_MESSAGE_BYTES`] a -32600 invalid request, and
@@ -129,6 +130,10 @@ async fn read_client<R: AsyncRead + Unpin>(
                 client.call(id, message.params);
                 false
             }
+            (Some(method), Some(id)) if initialized && method == "tools/list" => {
+                client.list_tools(id, message.params);
+                false
+            }
             (Some(method), None) if initialized && method == "notifications/cancelled" => {
                 !client.cancel(message.params)
             }
@@ -191,6 +196,39 @@ impl Client {
                 None => work.await,
             };
             answer.send(reply);
+        });
+    }
+
+    /// Answers a tools/list with the page's text, as the catalog holds it.
+    fn list_tools(&self, id: &RawValue, params: Option<&RawValue>) {
+        #[derive(Deserialize)]
+        struct Params {
+            #[serde(default)]
+            cursor: Option<String>,
+        }
+        let cursor = match params.map(|p| serde_json::from_str::<Params>(p.get())) {
+            None => None,
+            Some(Ok(params)) => params.cursor,
+            Some(Err(e)) => {
+                let error = McpError::invalid_params(
+                    format!(
+                        "tools/list params must be an object with an optional string `cursor`: {e}"
+                    ),
+                    None,
+                );
+                return self.send(call::error_line(id, &error));
+            }
+        };
+        let hub = self.hub.clone();
+        let out = self.out.clone();
+        let id = id.to_owned();
+        tokio::spawn(async move {
+            hub.wait_for_backends().await;
+            let line = match hub.snapshot().tools.page_text(cursor.as_deref()) {
+                Ok(page) => call::result_line(&id, &page),
+                Err(error) => call::error_line(&id, &error),
+            };
+            let _ = out.send(line.into_bytes());
         });
     }
 

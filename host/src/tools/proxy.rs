@@ -199,8 +199,8 @@ fn items(hub: &Hub, kind: &str) -> (Vec<(Value, String, String)>, &'static str) 
                 .tools
                 .iter()
                 .map(|t| {
-                    let server = snapshot.tool_server(&t.name).unwrap_or_default().to_owned();
-                    (to_json(t), t.name.to_string(), server)
+                    let json = serde_json::from_str(&t.text.json()).unwrap_or(Value::Null);
+                    (json, t.text.name().to_owned(), t.route.server().to_owned())
                 })
                 .collect(),
             "Tool",
@@ -279,11 +279,10 @@ fn list(hub: &Hub, kind: &str, args: &Args) -> Result<CallToolResult, String> {
 fn info(hub: &Hub, kind: &str, path: &str) -> Result<CallToolResult, String> {
     let snapshot = hub.snapshot();
     let found = match kind {
-        "tool" => snapshot
-            .tools
-            .iter()
-            .find(|t| t.name == path)
-            .map(|t| (t.json(), "Tool")),
+        "tool" => snapshot.tools.get(path).map(|t| {
+            let json = serde_json::from_str(&t.text.json()).unwrap_or(Value::Null);
+            (json, "Tool")
+        }),
         "prompt" => snapshot
             .prompts
             .iter()
