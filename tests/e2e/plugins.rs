@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::harness::{Magg, TempConfig, magg_body, plugin, run_cli, test_backend, text};
+use crate::harness::{
+    Client, ClientSpec, Magg, TempConfig, magg_body, plugin, run_cli, test_backend, text,
+};
 
 fn with_plugins(plugins: Value) -> TempConfig {
     TempConfig::new(&json!({
@@ -363,6 +365,51 @@ async fn trapping_hook_fails_closed_and_magg_keeps_serving() {
 async fn looping_hook_hits_its_time_limit() {
     let (_config, mut magg) = fault_magg("loop-hook", json!({"timeout_ms": 300})).await;
     assert_contained(&mut magg, json!({"text": "loop"}), "time limit of 300 ms").await;
+}
+
+/// While a routing hook loops until its time limit, magg answers every other request at once,
+/// its own client's and another client's: the looping call lets the runtime poll for I/O and
+/// run the other tasks at each epoch tick. (A guest that yielded by waking itself at once kept
+/// magg's single-threaded runtime from reading any pipe or socket for ≈ 300 ms at a time, so
+/// each request below waited that long.)
+#[tokio::test]
+async fn a_looping_hook_delays_only_its_own_call() {
+    const ROUNDS: usize = 20;
+    let config = with_plugins(json!({"loop-hook": {"timeout_ms": 5000}}));
+    config.install_plugin("loop-hook", "loop-hook");
+    let mut magg = Magg::http(&config.path, true).await;
+    magg.connect_stdio(ClientSpec::bare("looper")).await;
+    let other = magg.http_client().await;
+    other.tool_names().await;
+    let looper: &Client = magg.client();
+    looper.tool_names().await;
+
+    let looping = looper.call("tb_echo", json!({"text": "loop"}));
+    tokio::pin!(looping);
+    let others = async {
+        for _ in 0..ROUNDS {
+            looper.ping().await;
+            other.ping().await;
+            let fine = other
+                .call("tb_echo", json!({"text": "fine"}))
+                .await
+                .expect("call");
+            assert_eq!(text(&fine), "fine");
+        }
+    };
+    // `biased`: the looping call is sent first; then both run until the other requests are
+    // all answered, which must happen well within the looping call's 5 s.
+    tokio::select! {
+        biased;
+        result = &mut looping => panic!(
+            "the looping call ended ({result:?}) before {ROUNDS} rounds of requests beside it \
+             were answered: other requests stall while a hook loops"
+        ),
+        () = others => {}
+    }
+    let result = looping.await.expect("a result, not a hang");
+    assert_eq!(result["isError"], json!(true), "{result}");
+    assert!(text(&result).contains("time limit"), "{result}");
 }
 
 #[tokio::test]
