@@ -3,6 +3,10 @@
 //! [`reload`], which parses the file and applies the difference to the running hub. A file that
 //! does not parse or validate is rejected whole: the running set stays, and the reason is logged
 //! and shown by `magg_status`. magg's own saves are recognised by their content and not reloaded.
+//!
+//! Notifications cover the config's whole directory (a rename over the file is an event of the
+//! directory); events for any other file there are dropped, and the watch library's own line
+//! per event is kept out of magg's log ([`LOG_DIRECTIVE`]).
 
 use std::{
     hash::{Hash as _, Hasher as _},
@@ -18,6 +22,11 @@ use crate::{
     config,
     hub::{ConfigDiff, Hub},
 };
+
+/// A log filter directive for the file-watch library: it logs every raw file event of the
+/// watched directory at trace level, so a log kept beside the config (`2>> .magg/magg.log`)
+/// would feed itself through the watch, line after line. magg's own log filters add it.
+pub const LOG_DIRECTIVE: &str = "notify=debug";
 
 /// Quiet time after the last file event before the file is read.
 const DEBOUNCE: Duration = Duration::from_millis(150);

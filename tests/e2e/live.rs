@@ -321,3 +321,48 @@ async fn a_backends_own_list_changed_reaches_the_client_with_the_new_tool() {
         .expect("call");
     assert!(text(&called).contains("\"v\""), "{called}");
 }
+
+/// Files other than the config in its directory (a log written there, say) are not the watch's
+/// business: at trace level nothing about them reaches magg's log. (The watch's own trace
+/// lines, one per event, fed a log kept in that directory back into the watch: 100 % CPU.)
+#[tokio::test]
+async fn other_files_beside_the_config_are_not_watched_even_at_trace_level() {
+    let config = TempConfig::new(&json!({"servers": {}}));
+    let mut magg =
+        Magg::stdio_with(&config.path, &["--log-level", "trace"], &[("RUST_LOG", "")]).await;
+    magg.client().tool_names().await;
+    let other = config.dir.path().join("magg-other.log");
+    for i in 0..50 {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&other)
+            .expect("open");
+        std::io::Write::write_all(&mut file, format!("line {i}\n").as_bytes()).expect("write");
+    }
+    // An edit of the config itself is still picked up; its log line comes after anything
+    // logged about the writes above.
+    config.write(&json!({"servers": {"tb": test_backend("tb", "tb", &[])}}));
+    magg.wait_for_log("config file changed; applied").await;
+    let client = magg.client();
+    assert_eq!(
+        text(
+            &client
+                .call_eventually("tb_echo", json!({"text": "t"}))
+                .await
+        ),
+        "t"
+    );
+    let mentions: Vec<String> = magg
+        .log
+        .lock()
+        .expect("log lock")
+        .iter()
+        .filter(|line| line.contains("magg-other.log"))
+        .cloned()
+        .collect();
+    assert!(
+        mentions.is_empty(),
+        "magg reacted to a file that is not its config: {mentions:#?}"
+    );
+}
