@@ -366,3 +366,70 @@ async fn other_files_beside_the_config_are_not_watched_even_at_trace_level() {
         "magg reacted to a file that is not its config: {mentions:#?}"
     );
 }
+
+/// `reload_use_watchdog: false` polls the file every `reload_poll_interval` seconds, as in
+/// Magg; polling follows a config that is a symbolic link to a file in another directory,
+/// whose edits a watch of the link's directory never sees.
+#[tokio::test]
+async fn reload_use_watchdog_false_polls_the_file_and_follows_a_symlink() {
+    let settings = json!({"reload_use_watchdog": false, "reload_poll_interval": 0.1});
+    let mut first = settings.clone();
+    first["servers"] = json!({});
+    let real = TempConfig::new(&first);
+    let links = tempfile::tempdir().expect("temp dir");
+    let link = links.path().join("config.json");
+    std::os::unix::fs::symlink(&real.path, &link).expect("symlink");
+    let mut magg = Magg::stdio(&link).await;
+    magg.client().tool_names().await;
+
+    let mut edited = settings;
+    edited["servers"] = json!({"tb": test_backend("tb", "tb", &[])});
+    std::fs::write(
+        &real.path,
+        serde_json::to_string_pretty(&edited).expect("json"),
+    )
+    .expect("write in place");
+    let client = magg.client();
+    assert_eq!(
+        text(
+            &client
+                .call_eventually("tb_echo", json!({"text": "polled"}))
+                .await
+        ),
+        "polled"
+    );
+}
+
+/// `auto_reload: false` starts no watch of the config file, neither by notifications nor by
+/// polling (the lines saying so come before the banner).
+#[tokio::test]
+async fn auto_reload_false_starts_neither_a_watch_nor_polling() {
+    let cases = [
+        (json!({}), Some("for changes to the config file")),
+        (
+            json!({"reload_use_watchdog": false}),
+            Some("polling the config"),
+        ),
+        (json!({"auto_reload": false}), None),
+        (
+            json!({"auto_reload": false, "reload_use_watchdog": false}),
+            None,
+        ),
+    ];
+    for (settings, expected) in cases {
+        let mut file = settings.clone();
+        file["servers"] = json!({});
+        let config = TempConfig::new(&file);
+        let magg = Magg::stdio_with(&config.path, &[], &[("RUST_LOG", "magg=debug")]).await;
+        magg.wait_for_log("serving on stdio").await;
+        let started: Vec<&str> = ["for changes to the config file", "polling the config"]
+            .into_iter()
+            .filter(|line| magg.logged(line))
+            .collect();
+        assert_eq!(
+            started,
+            expected.into_iter().collect::<Vec<_>>(),
+            "settings {settings}"
+        );
+    }
+}
