@@ -201,13 +201,18 @@ fn filter_for(level: &str) -> EnvFilter {
         "critical" | "fatal" => "error".to_owned(),
         other => other.to_owned(),
     };
-    EnvFilter::try_new(format!("{level},rmcp=error"))
-        .unwrap_or_else(|_| EnvFilter::new("info,rmcp=error"))
+    let watch = crate::reload::LOG_DIRECTIVE;
+    EnvFilter::try_new(format!("{level},rmcp=error,{watch}"))
+        .unwrap_or_else(|_| EnvFilter::new(format!("info,rmcp=error,{watch}")))
 }
 
 /// Logs go to stderr: stdout belongs to the MCP stdio channel.
 fn init_logging(cli_level: Option<&str>) -> Logs {
     let filter = match (std::env::var("RUST_LOG"), cli_level) {
+        // A spec that says nothing of the file watch keeps its per-event trace lines out.
+        (Ok(spec), _) if !spec.is_empty() && !spec.contains("notify") => {
+            EnvFilter::new(format!("{spec},{}", crate::reload::LOG_DIRECTIVE))
+        }
         (Ok(spec), _) if !spec.is_empty() => EnvFilter::new(spec),
         (_, Some(level)) => filter_for(level),
         _ => match std::env::var("MAGG_LOG_LEVEL") {

@@ -303,6 +303,25 @@ impl ServerHandler for MaggServer {
         }
         self.hub.roots_list_changed();
     }
+
+    /// rmcp reads a request whose params do not fit its method's type as a custom request (the
+    /// last, catch-all variant of `ClientRequest`). For a method magg serves that is a client's
+    /// mistake in the params, answered with invalid-params naming what is wrong and how to send
+    /// it; any other method is not found.
+    async fn on_custom_request(
+        &self,
+        request: rmcp::model::CustomRequest,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::CustomResult, McpError> {
+        match params_fault(&request.method, request.params.as_ref()) {
+            Some(message) => Err(McpError::invalid_params(message, None)),
+            None => Err(McpError::new(
+                rmcp::model::ErrorCode::METHOD_NOT_FOUND,
+                format!("Method not found: {}", request.method),
+                None,
+            )),
+        }
+    }
 }
 
 /// A result passed on from a backend. Backends of the session era send no `resultType`, which
@@ -345,6 +364,72 @@ fn cursor(request: &Option<PaginatedRequestParams>) -> Option<&str> {
 fn page<T: Clone>(items: &[T], cursor: Option<&str>) -> Result<(Vec<T>, Option<String>), McpError> {
     let (range, next) = crate::catalog::page_range(items.len(), cursor)?;
     Ok((items[range].to_vec(), next))
+}
+
+/// What is wrong with the params of a request for `method`, when it is a method magg serves:
+/// the reason the params do not read as that method's params, and an example of params that
+/// do. `None` for a method magg does not serve.
+#[allow(deprecated)] // logging/setLevel: what 2025-11-25 clients speak
+fn params_fault(method: &str, params: Option<&serde_json::Value>) -> Option<String> {
+    use rmcp::model::{
+        CallToolRequestParams, CompleteRequestParams, GetPromptRequestParams,
+        InitializeRequestParams, PaginatedRequestParams, ReadResourceRequestParams,
+        SetLevelRequestParams, SubscribeRequestParams, UnsubscribeRequestParams,
+    };
+    use serde::de::DeserializeOwned;
+
+    /// Why `params` are no `T`.
+    fn why<T: DeserializeOwned>(params: Option<&serde_json::Value>) -> String {
+        match params.map(|p| serde_json::from_value::<T>(p.clone())) {
+            None => "params are missing".to_owned(),
+            Some(Err(e)) => e.to_string(),
+            Some(Ok(_)) => "they do not match the method's params".to_owned(),
+        }
+    }
+
+    const PAGE: &str = r#"no params, or {"cursor": "<nextCursor of the previous page>"}"#;
+    let (why, example) = match method {
+        "initialize" => (
+            why::<InitializeRequestParams>(params),
+            r#"{"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "my-client", "version": "1.0"}}"#,
+        ),
+        "ping" => (
+            "ping takes no params other than _meta".to_owned(),
+            "no params, or {}",
+        ),
+        "tools/call" => (
+            why::<CallToolRequestParams>(params),
+            r#"{"name": "<a tool from tools/list>", "arguments": {"<argument>": "<value>"}}"#,
+        ),
+        "prompts/get" => (
+            why::<GetPromptRequestParams>(params),
+            r#"{"name": "<a prompt from prompts/list>", "arguments": {"<argument>": "<text>"}}"#,
+        ),
+        "resources/read" => (
+            why::<ReadResourceRequestParams>(params),
+            r#"{"uri": "<a URI from resources/list>"}"#,
+        ),
+        "resources/subscribe" => (
+            why::<SubscribeRequestParams>(params),
+            r#"{"uri": "<a URI from resources/list>"}"#,
+        ),
+        "resources/unsubscribe" => (
+            why::<UnsubscribeRequestParams>(params),
+            r#"{"uri": "<a URI subscribed to>"}"#,
+        ),
+        "completion/complete" => (
+            why::<CompleteRequestParams>(params),
+            r#"{"ref": {"type": "ref/prompt", "name": "<a prompt>"}, "argument": {"name": "<argument>", "value": "<text so far>"}}"#,
+        ),
+        "logging/setLevel" => (why::<SetLevelRequestParams>(params), r#"{"level": "info"}"#),
+        "tools/list" | "prompts/list" | "resources/list" | "resources/templates/list" => {
+            (why::<PaginatedRequestParams>(params), PAGE)
+        }
+        _ => return None,
+    };
+    Some(format!(
+        "Invalid params for {method}: {why}. Send params like {example}"
+    ))
 }
 
 #[cfg(test)]

@@ -3,6 +3,12 @@
 //! [`reload`], which parses the file and applies the difference to the running hub. A file that
 //! does not parse or validate is rejected whole: the running set stays, and the reason is logged
 //! and shown by `magg_status`. magg's own saves are recognised by their content and not reloaded.
+//!
+//! The watch uses file-system notifications, or, as Magg does, polls the file every
+//! `reload_poll_interval` seconds when `reload_use_watchdog` is false or notifications cannot
+//! be had. Notifications cover the config's whole directory (a rename over the file is an event
+//! of the directory); events for any other file there are dropped, and the watch library's own
+//! line per event is kept out of magg's log ([`LOG_DIRECTIVE`]).
 
 use std::{
     path::{Path, PathBuf},
@@ -17,6 +23,11 @@ use crate::{
     config,
     hub::{ConfigDiff, Hub},
 };
+
+/// A log filter directive for the file-watch library: it logs every raw file event of the
+/// watched directory at trace level, so a log kept beside the config (`2>> .magg/magg.log`)
+/// would feed itself through the watch, line after line. magg's own log filters add it.
+pub const LOG_DIRECTIVE: &str = "notify=debug";
 
 /// Quiet time after the last file event before the file is read.
 const DEBOUNCE: Duration = Duration::from_millis(150);
@@ -69,9 +80,40 @@ pub async fn reload(hub: &Hub, force: bool) -> Result<Option<ConfigDiff>, Reload
     }
 }
 
-/// Watches the config file's directory and reloads after each burst of changes to the file.
+/// Watches the config file for changes and reloads after each burst of them, as the settings
+/// say: file-system notifications (`reload_use_watchdog` true or unset) or polling every
+/// `reload_poll_interval` seconds (`reload_use_watchdog` false, or notifications unavailable).
 /// The watch ends when the hub is dropped.
-pub fn watch(hub: &Arc<Hub>) -> notify::Result<()> {
+pub fn watch(hub: &Arc<Hub>) {
+    let every = poll_interval(hub.settings.reload_poll_interval);
+    if hub.settings.reload_use_watchdog == Some(false) {
+        tracing::debug!(
+            "polling the config file every {} ms (reload_use_watchdog is false)",
+            every.as_millis()
+        );
+        poll(hub, every);
+        return;
+    }
+    if let Err(e) = notify_watch(hub) {
+        tracing::warn!(
+            "cannot watch the config file with file-system notifications ({e}); polling it \
+             every {} ms instead",
+            every.as_millis()
+        );
+        poll(hub, every);
+    }
+}
+
+/// `reload_poll_interval` (seconds, validated positive) as a duration of at least 10 ms.
+fn poll_interval(seconds: f64) -> Duration {
+    Duration::try_from_secs_f64(seconds)
+        .unwrap_or(Duration::from_secs(1))
+        .max(Duration::from_millis(10))
+}
+
+/// Watches the config file's directory with file-system notifications and reloads after each
+/// burst of changes to the file.
+fn notify_watch(hub: &Arc<Hub>) -> notify::Result<()> {
     let path = hub.config().path;
     let Some(dir) = path.parent().map(Path::to_path_buf) else {
         return Ok(());
@@ -84,7 +126,7 @@ pub fn watch(hub: &Arc<Hub>) -> notify::Result<()> {
         );
         return Ok(());
     }
-    let (tx, mut rx) = mpsc::unbounded_channel::<()>();
+    let (tx, rx) = mpsc::unbounded_channel::<()>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event
             && event
@@ -97,19 +139,59 @@ pub fn watch(hub: &Arc<Hub>) -> notify::Result<()> {
         }
     })?;
     watcher.watch(&dir, RecursiveMode::NonRecursive)?;
+    tracing::debug!("watching {} for changes to the config file", dir.display());
     let weak = Arc::downgrade(hub);
     tokio::spawn(async move {
         let _watcher = watcher;
-        while rx.recv().await.is_some() {
-            // Debounce: wait until the file has been quiet for a moment.
-            while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {}
-            let Some(hub) = weak.upgrade() else { break };
-            match reload(&hub, false).await {
-                Ok(Some(diff)) => tracing::info!(?diff, "config file changed; applied"),
-                Ok(None) => {}
-                Err(_) => {} // logged and recorded by `reload`
+        reload_on_events(rx, weak).await;
+    });
+    Ok(())
+}
+
+/// Polls the config file's metadata every `every` and reloads when it changed (Magg's
+/// `reload_use_watchdog: false`). Unlike a watch of the directory, this follows a config file
+/// that is a symbolic link to a file elsewhere.
+fn poll(hub: &Arc<Hub>, every: Duration) {
+    let path = hub.config().path;
+    let (tx, rx) = mpsc::unbounded_channel::<()>();
+    let weak = Arc::downgrade(hub);
+    let mut last = stamp(&path);
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            if weak.strong_count() == 0 {
+                break;
+            }
+            let now = stamp(&path);
+            if now != last {
+                last = now;
+                let _ = tx.send(());
             }
         }
     });
-    Ok(())
+    tokio::spawn(reload_on_events(rx, Arc::downgrade(hub)));
+}
+
+/// What changes when a file is written or replaced: inode, size and modification time.
+/// `None` while the file does not exist.
+fn stamp(path: &Path) -> Option<(u64, u64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.ino(), meta.len(), meta.mtime(), meta.mtime_nsec()))
+}
+
+/// Reloads after each burst of events on `rx`, until the channel or the hub is gone.
+async fn reload_on_events(mut rx: mpsc::UnboundedReceiver<()>, hub: std::sync::Weak<Hub>) {
+    while rx.recv().await.is_some() {
+        // Debounce: wait until the file has been quiet for a moment.
+        while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {}
+        let Some(hub) = hub.upgrade() else { break };
+        match reload(&hub, false).await {
+            Ok(Some(diff)) => tracing::info!(?diff, "config file changed; applied"),
+            Ok(None) => {}
+            Err(_) => {} // logged and recorded by `reload`
+        }
+    }
 }

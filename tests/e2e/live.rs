@@ -188,14 +188,12 @@ async fn editing_the_file_restarts_only_what_changed_and_notifies() {
         .remove("new");
     config.write(&removed);
     client.notified("tools/list_changed").await;
-    let deadline = tokio::time::Instant::now() + crate::harness::WAIT;
-    while client.tool_names().await.contains(&"new_echo".to_owned()) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "new_echo never left the list"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    crate::harness::eventually(
+        "new_echo leaving the list",
+        crate::harness::WAIT,
+        || async { (!client.tool_names().await.contains(&"new_echo".to_owned())).then_some(()) },
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -307,17 +305,133 @@ async fn a_backends_own_list_changed_reaches_the_client_with_the_new_tool() {
         .expect("grow");
     assert_eq!(text(&grown), "added fresh");
     client.notified("tools/list_changed").await;
-    let deadline = tokio::time::Instant::now() + crate::harness::WAIT;
-    while !client.tool_names().await.contains(&"tb_fresh".to_owned()) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "tb_fresh never appeared"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    crate::harness::eventually(
+        "tb_fresh appearing in the list",
+        crate::harness::WAIT,
+        || async {
+            client
+                .tool_names()
+                .await
+                .contains(&"tb_fresh".to_owned())
+                .then_some(())
+        },
+    )
+    .await;
     let called = client
         .call("tb_fresh", json!({"value": "v"}))
         .await
         .expect("call");
     assert!(text(&called).contains("\"v\""), "{called}");
+}
+
+/// Files other than the config in its directory (a log written there, say) are not the watch's
+/// business: at trace level nothing about them reaches magg's log. (The watch's own trace
+/// lines, one per event, fed a log kept in that directory back into the watch: 100 % CPU.)
+#[tokio::test]
+async fn other_files_beside_the_config_are_not_watched_even_at_trace_level() {
+    let config = TempConfig::new(&json!({"servers": {}}));
+    let mut magg =
+        Magg::stdio_with(&config.path, &["--log-level", "trace"], &[("RUST_LOG", "")]).await;
+    magg.client().tool_names().await;
+    let other = config.dir.path().join("magg-other.log");
+    for i in 0..50 {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&other)
+            .expect("open");
+        std::io::Write::write_all(&mut file, format!("line {i}\n").as_bytes()).expect("write");
+    }
+    // An edit of the config itself is still picked up; its log line comes after anything
+    // logged about the writes above.
+    config.write(&json!({"servers": {"tb": test_backend("tb", "tb", &[])}}));
+    magg.wait_for_log("config file changed; applied").await;
+    let client = magg.client();
+    assert_eq!(
+        text(
+            &client
+                .call_eventually("tb_echo", json!({"text": "t"}))
+                .await
+        ),
+        "t"
+    );
+    let mentions: Vec<String> = magg
+        .log
+        .lock()
+        .expect("log lock")
+        .iter()
+        .filter(|line| line.contains("magg-other.log"))
+        .cloned()
+        .collect();
+    assert!(
+        mentions.is_empty(),
+        "magg reacted to a file that is not its config: {mentions:#?}"
+    );
+}
+
+/// `reload_use_watchdog: false` polls the file every `reload_poll_interval` seconds, as in
+/// Magg; polling follows a config that is a symbolic link to a file in another directory,
+/// whose edits a watch of the link's directory never sees.
+#[tokio::test]
+async fn reload_use_watchdog_false_polls_the_file_and_follows_a_symlink() {
+    let settings = json!({"reload_use_watchdog": false, "reload_poll_interval": 0.1});
+    let mut first = settings.clone();
+    first["servers"] = json!({});
+    let real = TempConfig::new(&first);
+    let links = tempfile::tempdir().expect("temp dir");
+    let link = links.path().join("config.json");
+    std::os::unix::fs::symlink(&real.path, &link).expect("symlink");
+    let mut magg = Magg::stdio(&link).await;
+    magg.client().tool_names().await;
+
+    let mut edited = settings;
+    edited["servers"] = json!({"tb": test_backend("tb", "tb", &[])});
+    std::fs::write(
+        &real.path,
+        serde_json::to_string_pretty(&edited).expect("json"),
+    )
+    .expect("write in place");
+    let client = magg.client();
+    assert_eq!(
+        text(
+            &client
+                .call_eventually("tb_echo", json!({"text": "polled"}))
+                .await
+        ),
+        "polled"
+    );
+}
+
+/// `auto_reload: false` starts no watch of the config file, neither by notifications nor by
+/// polling (the lines saying so come before the banner).
+#[tokio::test]
+async fn auto_reload_false_starts_neither_a_watch_nor_polling() {
+    let cases = [
+        (json!({}), Some("for changes to the config file")),
+        (
+            json!({"reload_use_watchdog": false}),
+            Some("polling the config"),
+        ),
+        (json!({"auto_reload": false}), None),
+        (
+            json!({"auto_reload": false, "reload_use_watchdog": false}),
+            None,
+        ),
+    ];
+    for (settings, expected) in cases {
+        let mut file = settings.clone();
+        file["servers"] = json!({});
+        let config = TempConfig::new(&file);
+        let magg = Magg::stdio_with(&config.path, &[], &[("RUST_LOG", "magg=debug")]).await;
+        magg.wait_for_log("serving on stdio").await;
+        let started: Vec<&str> = ["for changes to the config file", "polling the config"]
+            .into_iter()
+            .filter(|line| magg.logged(line))
+            .collect();
+        assert_eq!(
+            started,
+            expected.into_iter().collect::<Vec<_>>(),
+            "settings {settings}"
+        );
+    }
 }

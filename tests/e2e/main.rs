@@ -16,6 +16,7 @@ mod http;
 mod kits;
 mod live;
 mod plugins;
+mod protocol_errors;
 mod proxy;
 mod sdk;
 mod server_requests;

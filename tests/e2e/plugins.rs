@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::harness::{Magg, TempConfig, magg_body, plugin, run_cli, test_backend, text};
+use crate::harness::{
+    Client, ClientSpec, Magg, TempConfig, WAIT, eventually, magg_body, plugin, run_cli,
+    test_backend, text,
+};
 
 fn with_plugins(plugins: Value) -> TempConfig {
     TempConfig::new(&json!({
@@ -161,20 +164,13 @@ async fn python_hook_redacts_secrets_and_js_filter_describes_servers() {
             .await;
     }
     let client = magg.client();
-    let deadline = tokio::time::Instant::now() + crate::harness::WAIT;
-    loop {
+    eventually("the JS filter describing tb_echo", WAIT, || async {
         let tools = client.service.list_all_tools().await.expect("list");
         let echo = tools.iter().find(|t| t.name == "tb_echo").expect("tb_echo");
         let description = echo.description.as_deref().unwrap_or_default();
-        if description.starts_with("[tb] ") {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the JS filter never applied: {description:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+        description.starts_with("[tb] ").then_some(())
+    })
+    .await;
     let secret = "token sk-abcdefghijklmnopqrstuvwx here";
     let result = client
         .call("tb_echo", json!({"text": secret}))
@@ -207,7 +203,7 @@ async fn plugin_added_replaced_and_removed_while_serving() {
     };
     assert!(!describe(client).await.ends_with("[v1]"));
 
-    let eventually = async |client: &mut crate::harness::Client, suffix: &str| {
+    let announced = async |client: &mut crate::harness::Client, suffix: &str| {
         // Each change is announced; earlier announcements (a server starting) may come first.
         for _ in 0..20 {
             client.notified("tools/list_changed").await;
@@ -218,23 +214,22 @@ async fn plugin_added_replaced_and_removed_while_serving() {
         panic!("the description never ended with {suffix:?}");
     };
     config.install_plugin("marker-filter", "marker");
-    eventually(client, " [v1]").await;
+    announced(client, " [v1]").await;
 
     // Replaced by atomic rename: the new version serves without a restart.
     config.install_plugin("marker-filter-v2", "marker");
-    eventually(client, " [v2]").await;
+    announced(client, " [v2]").await;
 
     // A file that is not a valid component leaves v2 serving, and says why.
     std::fs::write(config.plugins_dir().join("marker.wasm"), b"\0asm garbage").expect("write");
-    let mut shown = Value::Null;
-    for _ in 0..200 {
+    eventually("magg_status showing the broken plugin", WAIT, || async {
         let status = magg_body(&client.call("magg_status", json!({})).await.expect("status"));
-        shown = status_of(&status, "marker");
-        if shown["error"].is_string() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+        let marker = status_of(&status, "marker");
+        marker["error"].is_string().then_some(())
+    })
+    .await;
+    let status = magg_body(&client.call("magg_status", json!({})).await.expect("status"));
+    let shown = status_of(&status, "marker");
     assert_eq!(
         shown["state"],
         json!("failed, previous version serving"),
@@ -363,6 +358,51 @@ async fn trapping_hook_fails_closed_and_magg_keeps_serving() {
 async fn looping_hook_hits_its_time_limit() {
     let (_config, mut magg) = fault_magg("loop-hook", json!({"timeout_ms": 300})).await;
     assert_contained(&mut magg, json!({"text": "loop"}), "time limit of 300 ms").await;
+}
+
+/// While a routing hook loops until its time limit, magg answers every other request at once,
+/// its own client's and another client's: the looping call lets the runtime poll for I/O and
+/// run the other tasks at each epoch tick. (A guest that yielded by waking itself at once kept
+/// magg's single-threaded runtime from reading any pipe or socket for ≈ 300 ms at a time, so
+/// each request below waited that long.)
+#[tokio::test]
+async fn a_looping_hook_delays_only_its_own_call() {
+    const ROUNDS: usize = 20;
+    let config = with_plugins(json!({"loop-hook": {"timeout_ms": 5000}}));
+    config.install_plugin("loop-hook", "loop-hook");
+    let mut magg = Magg::http(&config.path, true).await;
+    magg.connect_stdio(ClientSpec::bare("looper")).await;
+    let other = magg.http_client().await;
+    other.tool_names().await;
+    let looper: &Client = magg.client();
+    looper.tool_names().await;
+
+    let looping = looper.call("tb_echo", json!({"text": "loop"}));
+    tokio::pin!(looping);
+    let others = async {
+        for _ in 0..ROUNDS {
+            looper.ping().await;
+            other.ping().await;
+            let fine = other
+                .call("tb_echo", json!({"text": "fine"}))
+                .await
+                .expect("call");
+            assert_eq!(text(&fine), "fine");
+        }
+    };
+    // `biased`: the looping call is sent first; then both run until the other requests are
+    // all answered, which must happen well within the looping call's 5 s.
+    tokio::select! {
+        biased;
+        result = &mut looping => panic!(
+            "the looping call ended ({result:?}) before {ROUNDS} rounds of requests beside it \
+             were answered: other requests stall while a hook loops"
+        ),
+        () = others => {}
+    }
+    let result = looping.await.expect("a result, not a hang");
+    assert_eq!(result["isError"], json!(true), "{result}");
+    assert!(text(&result).contains("time limit"), "{result}");
 }
 
 #[tokio::test]
@@ -813,40 +853,26 @@ async fn plugin_settings_change_with_the_config_file() {
     assert!(text(&first).contains("first reason"), "{first}");
 
     config.write(&rules("second reason"));
-    let deadline = tokio::time::Instant::now() + crate::harness::WAIT;
-    loop {
+    eventually("the hook's new settings in force", WAIT, || async {
         let again = client
             .call("tb_echo", json!({"text": "x"}))
             .await
             .expect("call");
-        if text(&again).contains("second reason") {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "settings never changed: {again}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+        text(&again).contains("second reason").then_some(())
+    })
+    .await;
     // Disabling the plugin in the config unloads it.
     let mut off = rules("unused");
     off["plugins"]["routing-rules"]["enabled"] = json!(false);
     config.write(&off);
-    let deadline = tokio::time::Instant::now() + crate::harness::WAIT;
-    loop {
+    eventually("the disabled hook leaving calls alone", WAIT, || async {
         let again = client
             .call("tb_echo", json!({"text": "through"}))
             .await
             .expect("call");
-        if text(&again) == "through" {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "plugin never disabled: {again}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+        (text(&again) == "through").then_some(())
+    })
+    .await;
     let status = magg_body(&client.call("magg_status", json!({})).await.expect("status"));
     assert_eq!(
         status_of(&status, "routing-rules")["state"],

@@ -39,11 +39,8 @@ async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     let stop = CancellationToken::new();
     tokio::spawn(stop_on_signal(stop.clone()));
     tokio::spawn(reload_on_sighup(std::sync::Arc::downgrade(&hub)));
-    if auto_reload && let Err(e) = reload::watch(&hub) {
-        tracing::warn!(
-            "cannot watch the config file for changes ({e}); SIGHUP and {} still reload it",
-            hub.settings.prefixed("reload_config")
-        );
+    if auto_reload {
+        reload::watch(&hub);
     }
     let mode = if args.hybrid {
         "stdio + HTTP"

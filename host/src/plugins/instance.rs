@@ -4,8 +4,9 @@
 //! Each call gets a fresh `Store` (so a plugin keeps no state between calls, and one fault
 //! cannot poison the next call) with a memory limit and a deadline. The deadline is enforced
 //! with epoch interruption: a ticker thread advances the engine's epoch every
-//! [`TICK`]; at each tick a running call yields to the async executor (so a plugin that loops
-//! never stalls magg's other work) and traps once its time is up.
+//! [`TICK`]; at each tick a running call yields to the async executor, letting it poll for
+//! I/O and run every other ready task first (so a plugin that loops never stalls magg's other
+//! work), and traps once its time is up.
 
 use std::{
     path::{Path, PathBuf},
@@ -304,9 +305,29 @@ impl Runtime {
                 ctx.data_mut().timed_out = true;
                 return Err(wasmtime::format_err!("time limit reached"));
             }
-            Ok(UpdateDeadline::Yield(1))
+            // A future that lets the scheduler poll for I/O, not `UpdateDeadline::Yield`:
+            // that wakes the task at once, and a task that is always ready keeps tokio's
+            // current-thread scheduler from polling for I/O (it does so only every
+            // `event_interval` polls: 61 ticks, ≈ 300 ms), so every other request would stall
+            // behind a looping plugin.
+            Ok(UpdateDeadline::YieldCustom(1, Box::pin(give_way())))
         });
         store
+    }
+}
+
+/// How many times a guest running past a tick lets every other ready task run: a request
+/// passes through a few tasks (a transport's reader, the MCP service, a writer), each woken by
+/// the one before, so a few rounds let it through before the guest's next tick of time.
+const ROUNDS_PER_TICK: usize = 8;
+
+/// What a call running past a tick awaits: [`ROUNDS_PER_TICK`] times, `yield_now`, which
+/// wakes the call only after the runtime has polled for I/O and run every task that was ready.
+/// Each round costs a non-blocking poll of the I/O driver (microseconds) once per tick, and
+/// only for a guest that runs that long.
+async fn give_way() {
+    for _ in 0..ROUNDS_PER_TICK {
+        tokio::task::yield_now().await;
     }
 }
 
