@@ -192,11 +192,6 @@ impl Snapshot {
         self.prefixes.get(prefix)
     }
 
-    /// The server that owns the exposed tool `name` (`magg` for magg's own tools).
-    pub fn tool_server(&self, name: &str) -> Option<&str> {
-        self.tool(name).map(ToolRoute::server)
-    }
-
     /// The backend named `server`, if it is configured and enabled.
     pub fn server(&self, server: &str) -> Option<&Arc<Backend>> {
         self.servers.get(server)

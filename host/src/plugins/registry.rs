@@ -110,10 +110,6 @@ impl PluginSet {
             .filter(move |p| p.kinds().contains(&kind))
     }
 
-    fn has(&self, kind: Kind) -> bool {
-        self.of(kind).next().is_some()
-    }
-
     /// The filter plugins and their versions, to tell whether the tool list must be rebuilt.
     fn filter_identity(&self) -> Vec<(String, String, usize)> {
         self.of(Kind::ToolFilter)
@@ -283,11 +279,6 @@ impl Plugins {
     /// Whether any tool filter is loaded.
     pub fn has_filters(&self) -> bool {
         self.inner.set.load().has_filters
-    }
-
-    /// Whether any configure plugin is loaded.
-    pub fn has_configure(&self) -> bool {
-        self.inner.set.load().has(Kind::Configure)
     }
 
     /// Runs the tool filters.

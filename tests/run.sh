@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Sets up and runs every test of magg, from anywhere: `bash tests/run.sh`.
+#
+# It installs what the tests need (the wasm32-wasip2 Rust target, the npm backends and the MCP
+# conformance suite, the official MCP Python SDK, the Python and JavaScript plugin toolchains),
+# builds every plugin to WebAssembly and the workspace, then runs the unit and end-to-end tests
+# and the plugins' own tests. It stops at the first step that fails.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+rustup target add wasm32-wasip2
+npm ci --prefix tests/node --no-audit --no-fund
+npm ci --prefix tests/conformance --no-audit --no-fund
+npm ci --prefix plugins/js --no-audit --no-fund
+python3 -m pip install -q -r tests/python/requirements.txt -r plugins/python/requirements.txt
+bash plugins/build.sh
+cargo build --workspace --locked
+cargo test --workspace --locked
+cargo test --manifest-path plugins/Cargo.toml --target-dir target/wasm --locked
