@@ -1,8 +1,14 @@
 //! Tools, resources, templates, prompts and completion of two real backends under one server.
 
-use serde_json::json;
+use std::{collections::BTreeMap, process::Stdio};
 
-use crate::harness::{Magg, TempConfig, everything, magg_body, test_backend, text};
+use rmcp::ServiceExt as _;
+use serde_json::{Value, json};
+use tokio::process::Command;
+
+use crate::harness::{
+    Magg, RawStdio, TempConfig, WAIT, everything, everything_js, magg_body, test_backend, text,
+};
 
 fn two_backends() -> TempConfig {
     TempConfig::new(&json!({"servers": {
@@ -249,4 +255,77 @@ async fn backend_env_and_cwd_come_from_the_config_with_a_minimal_inherited_envir
         std::fs::canonicalize(cwd).ok(),
         std::fs::canonicalize(dir.path()).ok()
     );
+}
+
+/// The listed tools named with `prefix`, keyed by their names without it, without the name.
+fn by_original_name(tools: &[Value], prefix: &str) -> BTreeMap<String, Value> {
+    tools
+        .iter()
+        .filter_map(|tool| {
+            let mut tool = tool.clone();
+            let name = tool.as_object_mut()?.remove("name")?;
+            let name = name.as_str()?.strip_prefix(prefix)?.to_owned();
+            Some((name, tool))
+        })
+        .collect()
+}
+
+/// `listed` restricted to the names of `expected` (magg declares more client capabilities than
+/// a bare client, and server-everything offers more tools then).
+fn same_tools(listed: BTreeMap<String, Value>, expected: &BTreeMap<String, Value>) {
+    let listed: BTreeMap<String, Value> = listed
+        .into_iter()
+        .filter(|(name, _)| expected.contains_key(name))
+        .collect();
+    assert_eq!(&listed, expected);
+}
+
+#[tokio::test]
+async fn tools_are_listed_as_their_server_lists_them_over_stdio_and_http() {
+    let mut direct = Command::new("node")
+        .arg(everything_js())
+        .arg("stdio")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn server-everything");
+    let stdout = direct.stdout.take().expect("stdout");
+    let stdin = direct.stdin.take().expect("stdin");
+    let client = tokio::time::timeout(WAIT, ().serve((stdout, stdin)))
+        .await
+        .expect("initialize in time")
+        .expect("initialize");
+    let tools: Vec<Value> = client
+        .list_all_tools()
+        .await
+        .expect("list")
+        .iter()
+        .map(|t| serde_json::to_value(t).expect("json"))
+        .collect();
+    let expected = by_original_name(&tools, "");
+    assert!(expected.len() > 5, "{expected:?}");
+
+    let config = TempConfig::new(&json!({"servers": {"ev": everything("ev")}}));
+    let mut raw = RawStdio::start(&config.path, &[]).await;
+    raw.initialize().await;
+    let listed = raw.request(json!(1), "tools/list", json!({})).await;
+    let on_stdio = listed["result"]["tools"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    same_tools(by_original_name(&on_stdio, "ev_"), &expected);
+
+    let magg = Magg::http(&config.path, false).await;
+    let http = magg.http_client().await;
+    let on_http: Vec<Value> = http
+        .service
+        .list_all_tools()
+        .await
+        .expect("list over HTTP")
+        .iter()
+        .map(|t| serde_json::to_value(t).expect("json"))
+        .collect();
+    same_tools(by_original_name(&on_http, "ev_"), &expected);
 }

@@ -4,7 +4,7 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    sync::Arc,
+    sync::{Arc, OnceLock},
 };
 
 use rmcp::{ErrorData as McpError, model::Tool};
@@ -58,6 +58,9 @@ pub struct ListedTool {
 pub struct ToolList {
     tools: Vec<ListedTool>,
     index: HashMap<Arc<str>, usize>,
+    /// The tools as rmcp's type, read from the text once, the first time a frontend that
+    /// lists through rmcp (HTTP) asks for them.
+    typed: OnceLock<Vec<Tool>>,
 }
 
 impl ToolList {
@@ -131,17 +134,20 @@ impl ToolList {
         cursor: Option<&str>,
     ) -> Result<(Vec<Tool>, Option<String>), McpError> {
         let (range, next) = self.page(cursor)?;
-        let tools = self.tools[range]
-            .iter()
-            .filter_map(|t| match t.text.tool() {
-                Ok(tool) => Some(tool),
-                Err(e) => {
-                    tracing::warn!("tool `{}` cannot be listed: {e}", t.text.name());
-                    None
-                }
-            })
-            .collect();
-        Ok((tools, next))
+        let typed = self.typed.get_or_init(|| {
+            self.tools
+                .iter()
+                .filter_map(|t| match t.text.tool() {
+                    Ok(tool) => Some(tool),
+                    Err(e) => {
+                        tracing::warn!("tool `{}` cannot be listed: {e}", t.text.name());
+                        None
+                    }
+                })
+                .collect()
+        });
+        let range = range.start.min(typed.len())..range.end.min(typed.len());
+        Ok((typed[range].to_vec(), next))
     }
 
     fn page(
