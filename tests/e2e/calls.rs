@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::harness::{
-    Magg, RawStdio, TempConfig, magg_body, remote_test_backend, test_backend, text,
-};
+use crate::harness::{Magg, RawStdio, TempConfig, remote_test_backend, test_backend, text};
 
 /// How long a test waits for plugins to compile on a cold cache.
 const COMPILE: Duration = Duration::from_secs(300);
@@ -189,25 +187,15 @@ async fn a_call_for_a_server_that_is_still_starting_waits_for_it() {
 #[tokio::test]
 async fn a_server_added_later_gets_its_own_list_wait() {
     let config = TempConfig::new(&json!({"servers": {}}));
-    let mut magg = Magg::stdio(&config.path).await;
-    let client = magg.client();
-    client.tool_names().await;
-    let added = client
-        .call(
-            "magg_add_server",
-            json!({
-                "name": "late",
-                "source": "tests/fixtures/test-backend",
-                "command": crate::harness::bin("magg-test-backend").display().to_string(),
-                "args": ["--name", "late", "--start-delay-ms", "1500"],
-                "prefix": "late",
-            }),
-        )
-        .await
-        .expect("magg_add_server");
-    assert_eq!(magg_body(&added)["errors"], Value::Null, "{added}");
-    // The first list after the server was added waits for it, though magg started long ago.
-    let names = client.tool_names().await;
+    let mut magg = Magg::stdio_with(&config.path, &[], &[("MAGG_LIST_WAIT", "3")]).await;
+    magg.client().tool_names().await;
+    // Long after magg's own start: list_wait counts from the server's start instead.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let mut with_late = config.read();
+    with_late["servers"]["late"] = test_backend("late", "late", &["--start-delay-ms", "1000"]);
+    config.write(&with_late);
+    magg.wait_for_log("config file changed; applied").await;
+    let names = magg.client().tool_names().await;
     assert!(names.iter().any(|n| n == "late_echo"), "{names:?}");
 }
 
