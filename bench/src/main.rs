@@ -48,6 +48,12 @@
 //! 8. **Pass-through**: request → first progress notification, and a
 //!    sampling round trip (backend asks the client, the client answers at
 //!    once), direct vs through magg. See `passthrough.rs`.
+//! 9. **HTTP keep-alive client**: tools/call of `echo` on one kept-alive HTTP/1.1
+//!    connection, one request at a time (500 calls, 50 with `--quick`, after 50
+//!    warm-up), through `magg serve --http` with server-everything behind it on
+//!    stdio, vs server-everything's own streamable HTTP server (budget: added
+//!    p50 ≤ 1 ms). Needs `npm ci --prefix tests/node` and `node` on PATH. See
+//!    `keepalive.rs`.
 //!
 //! Run it from the workspace root with
 //!
@@ -69,6 +75,7 @@
 //! backends that are still starting. Every process the bench starts is
 //! stopped at the end (by closing its stdin, then SIGTERM/SIGKILL if needed).
 
+mod keepalive;
 mod live;
 mod mcp;
 mod passthrough;
@@ -155,8 +162,8 @@ impl Options {
                             .trim()
                             .parse()
                             .ok()
-                            .filter(|n| (1..=8).contains(n))
-                            .with_context(|| format!("--only: {n:?} is not a measurement 1-8"))?;
+                            .filter(|n| (1..=9).contains(n))
+                            .with_context(|| format!("--only: {n:?} is not a measurement 1-9"))?;
                         only |= 1 << n;
                         if n <= 3 {
                             only |= 0b110;
@@ -1089,6 +1096,10 @@ async fn run(opts: Options) -> Result<()> {
     if wanted(8) {
         let result = passthrough::passthrough(&env, opts).await;
         record(&mut report, &mut failures, "8 (pass-through)", result);
+    }
+    if wanted(9) {
+        let result = keepalive::keepalive(&env, opts).await;
+        record(&mut report, &mut failures, "9 (HTTP keep-alive)", result);
     }
 
     for incident in server::incidents() {

@@ -234,6 +234,25 @@ pub async fn stop(label: &str, pid: u32, child: &mut Child, children: &[u32]) {
     reap(label, children).await;
 }
 
+/// Stops `child` (pid `pid`), a server that does not read its stdin, with SIGTERM (SIGKILL
+/// after 5 s), and then `children`, the processes it had started.
+pub async fn terminate(label: &str, pid: u32, child: &mut Child, children: &[u32]) {
+    track(children);
+    signal(pid, "TERM");
+    if tokio::time::timeout(Duration::from_secs(5), child.wait())
+        .await
+        .is_err()
+    {
+        incident(format!(
+            "{label} (pid {pid}) ignored SIGTERM for 5 s; sent SIGKILL"
+        ));
+        if let Err(e) = child.kill().await {
+            incident(format!("{label} (pid {pid}): SIGKILL failed: {e}"));
+        }
+    }
+    reap(label, children).await;
+}
+
 /// Waits for `child` to exit after its stdin closed; SIGTERM, then SIGKILL, if it does not.
 async fn stop_child(label: &str, pid: u32, child: &mut Child) {
     if tokio::time::timeout(EXIT_TIMEOUT, child.wait())

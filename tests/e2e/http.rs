@@ -1,8 +1,12 @@
-//! Streamable HTTP: several sessions at once, hybrid mode over one set of backends, and
-//! backends reached by URL.
+//! Streamable HTTP: several sessions at once, hybrid mode over one set of backends, backends
+//! reached by URL, and the transport's HTTP details as a raw HTTP/1.1 client sees them.
 
 use rmcp::ServiceExt as _;
-use serde_json::json;
+use serde_json::{Value, json};
+use tokio::{
+    io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader},
+    net::TcpStream,
+};
 
 use crate::harness::{
     Client, Magg, TempConfig, WAIT, everything, remote_test_backend, test_backend, text,
@@ -81,7 +85,6 @@ async fn a_backend_reached_by_url_is_aggregated() {
 
 #[tokio::test]
 async fn an_oversized_request_is_refused_and_magg_keeps_serving() {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let config = TempConfig::new(&json!({"servers": {"tb": test_backend("tb", "tb", &[])}}));
     let magg = Magg::http(&config.path, false).await;
     let url = magg.url.clone().expect("url");
@@ -89,10 +92,9 @@ async fn an_oversized_request_is_refused_and_magg_keeps_serving() {
         .trim_start_matches("http://")
         .trim_end_matches("/mcp")
         .to_owned();
-    let mut stream = tokio::net::TcpStream::connect(&authority)
-        .await
-        .expect("connect");
-    let size = 9 * 1024 * 1024;
+    let mut stream = TcpStream::connect(&authority).await.expect("connect");
+    // Over magg's limit for any message, on any transport (64 MiB).
+    let size = 65 * 1024 * 1024;
     let head = format!(
         "POST /mcp HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {size}\r\nConnection: close\r\n\r\n"
     );
@@ -124,18 +126,13 @@ async fn an_oversized_request_is_refused_and_magg_keeps_serving() {
 }
 
 /// One stateless (protocol 2026-07-28) `tools/call` over raw HTTP: no `initialize`, no
-/// session; `extra` is merged into the params. The response body (an event stream) as text.
+/// session; `extra` is merged into the params.
 async fn stateless_call(
     url: &str,
     tool: &str,
     arguments: serde_json::Value,
     extra: serde_json::Value,
-) -> String {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let authority = url
-        .trim_start_matches("http://")
-        .trim_end_matches("/mcp")
-        .to_owned();
+) -> Reply {
     let mut params = json!({
         "name": tool,
         "arguments": arguments,
@@ -151,32 +148,24 @@ async fn stateless_call(
     }
     let body =
         json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params}).to_string();
-    let head = format!(
-        "POST /mcp HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n\
-         Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\n\
-         Mcp-Method: tools/call\r\nMcp-Name: {tool}\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n",
-        body.len()
-    );
-    let mut stream = tokio::net::TcpStream::connect(&authority)
+    let headers = [
+        ("Content-Type", "application/json"),
+        ("Accept", BOTH),
+        ("MCP-Protocol-Version", "2026-07-28"),
+        ("Mcp-Method", "tools/call"),
+        ("Mcp-Name", tool),
+    ];
+    Conn::open(url)
         .await
-        .expect("connect");
-    stream.write_all(head.as_bytes()).await.expect("head");
-    stream.write_all(body.as_bytes()).await.expect("body");
-    let mut reply = Vec::new();
-    tokio::time::timeout(WAIT, stream.read_to_end(&mut reply))
+        .send("POST", "/mcp", &headers, &body)
         .await
-        .expect("an answer in time")
-        .expect("read");
-    String::from_utf8_lossy(&reply).into_owned()
 }
 
-/// The JSON-RPC message with `id` 7 in an event-stream reply.
-fn response_of(reply: &str) -> serde_json::Value {
+/// The JSON-RPC message with `id` 7 in a reply.
+fn response_of(reply: &Reply) -> serde_json::Value {
     reply
-        .lines()
-        .filter_map(|line| line.strip_prefix("data: "))
-        .filter_map(|data| serde_json::from_str::<serde_json::Value>(data).ok())
+        .messages()
+        .into_iter()
         .find(|message| message["id"] == json!(7))
         .unwrap_or_else(|| panic!("no response in:\n{reply}"))
 }
@@ -188,7 +177,9 @@ async fn a_stateless_client_gets_its_progress_before_its_result() {
     let url = magg.url.clone().expect("url");
     magg.http_client().await.tool_names().await;
 
-    let reply = stateless_call(&url, "tb_slow", json!({"ms": 3}), json!({})).await;
+    let reply = stateless_call(&url, "tb_slow", json!({"ms": 3}), json!({}))
+        .await
+        .text();
     let at = |needle: &str| {
         reply
             .find(needle)
@@ -285,4 +276,431 @@ async fn a_stateless_client_answers_a_backends_sampling_through_input_required()
         json!("still"),
         "{echo}"
     );
+}
+
+/// `Accept` as the transport asks clients to send it.
+const BOTH: &str = "application/json, text/event-stream";
+
+/// An HTTP/1.1 connection to magg, kept alive from one request to the next and spoken to byte
+/// by byte, the way Python's `http.client` does: each request in one write, one at a time.
+struct Conn {
+    authority: String,
+    stream: BufReader<TcpStream>,
+}
+
+/// One response read off a [`Conn`].
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    /// The first value of header `name`.
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as text.
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The JSON-RPC messages of the body: the body itself when it is JSON, the data of each
+    /// event when it is an event stream.
+    fn messages(&self) -> Vec<Value> {
+        if self
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("application/json"))
+        {
+            return vec![
+                serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("{e}: {self}")),
+            ];
+        }
+        self.text()
+            .lines()
+            .filter_map(|line| line.strip_prefix("data:"))
+            .filter_map(|data| serde_json::from_str(data.trim_start()).ok())
+            .collect()
+    }
+
+    /// The body as the one JSON-RPC message of an `application/json` response.
+    fn json(&self) -> Value {
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/json"),
+            "not a JSON answer:\n{self}"
+        );
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("{e}: {self}"))
+    }
+}
+
+impl std::fmt::Display for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "HTTP {}", self.status)?;
+        for (name, value) in &self.headers {
+            writeln!(f, "{name}: {value}")?;
+        }
+        write!(f, "\n{}", self.text())
+    }
+}
+
+impl Conn {
+    /// Connects to the host and port of `url`.
+    async fn open(url: &str) -> Conn {
+        let authority = url
+            .trim_start_matches("http://")
+            .trim_end_matches("/mcp")
+            .to_owned();
+        let stream = TcpStream::connect(&authority).await.expect("connect");
+        stream.set_nodelay(true).expect("TCP_NODELAY");
+        Conn {
+            authority,
+            stream: BufReader::new(stream),
+        }
+    }
+
+    /// Sends a request and reads its whole response. `Host` (unless `headers` has one) and
+    /// `Content-Length` are added.
+    async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Reply {
+        self.write(method, path, headers, body).await;
+        let (status, headers) = self.read_head().await;
+        let body = self.read_body(status, &headers).await;
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// Writes a request in one write.
+    async fn write(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) {
+        let mut request = format!("{method} {path} HTTP/1.1\r\n");
+        if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+            request.push_str(&format!("Host: {}\r\n", self.authority));
+        }
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+        self.stream
+            .get_mut()
+            .write_all(request.as_bytes())
+            .await
+            .expect("write the request");
+    }
+
+    async fn line(&mut self) -> String {
+        let mut line = String::new();
+        let read = tokio::time::timeout(WAIT, self.stream.read_line(&mut line))
+            .await
+            .expect("a response in time")
+            .expect("read");
+        assert!(read > 0, "magg closed the connection");
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    }
+
+    /// The status and headers of the next response.
+    async fn read_head(&mut self) -> (u16, Vec<(String, String)>) {
+        let status_line = self.line().await;
+        let status = status_line
+            .split(' ')
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or_else(|| panic!("status line {status_line:?}"));
+        let mut headers = Vec::new();
+        loop {
+            let line = self.line().await;
+            if line.is_empty() {
+                return (status, headers);
+            }
+            let (name, value) = line.split_once(':').expect("a header line");
+            headers.push((name.trim().to_owned(), value.trim().to_owned()));
+        }
+    }
+
+    /// The body of a response with `headers`: chunked, of a `Content-Length`, or none.
+    async fn read_body(&mut self, status: u16, headers: &[(String, String)]) -> Vec<u8> {
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone())
+        };
+        let mut body = Vec::new();
+        if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+            loop {
+                let size = self.line().await;
+                let size = usize::from_str_radix(size.split(';').next().unwrap_or_default(), 16)
+                    .unwrap_or_else(|_| panic!("chunk size {size:?}"));
+                if size == 0 {
+                    // Trailers (none) up to the blank line.
+                    while !self.line().await.is_empty() {}
+                    return body;
+                }
+                let at = body.len();
+                body.resize(at + size + 2, 0);
+                tokio::time::timeout(WAIT, self.stream.read_exact(&mut body[at..]))
+                    .await
+                    .expect("a chunk in time")
+                    .expect("read a chunk");
+                body.truncate(at + size);
+            }
+        }
+        let length = header("content-length").map_or(0, |v| v.parse().expect("Content-Length"));
+        assert!(
+            length > 0 || header("content-length").is_some() || status == 204 || status == 202,
+            "a body of unknown length (HTTP {status}, {headers:?})"
+        );
+        body.resize(length, 0);
+        tokio::time::timeout(WAIT, self.stream.read_exact(&mut body))
+            .await
+            .expect("a body in time")
+            .expect("read the body");
+        body
+    }
+
+    /// POSTs `body` to `path` as `content_type`, accepting `accept`.
+    async fn post_as(&mut self, path: &str, content_type: &str, accept: &str, body: &str) -> Reply {
+        let headers = [("Content-Type", content_type), ("Accept", accept)];
+        self.send("POST", path, &headers, body).await
+    }
+
+    /// POSTs a JSON-RPC message to `/mcp` as a client should, in `session` if given.
+    async fn post(&mut self, session: Option<&str>, message: &Value) -> Reply {
+        let mut headers = vec![("Content-Type", "application/json"), ("Accept", BOTH)];
+        if let Some(session) = session {
+            headers.push(("Mcp-Session-Id", session));
+        }
+        self.send("POST", "/mcp", &headers, &message.to_string())
+            .await
+    }
+
+    /// `initialize` and `notifications/initialized`; returns the session id.
+    async fn open_session(&mut self) -> String {
+        let reply = self.post(None, &initialize()).await;
+        assert_eq!(reply.status, 200, "{reply}");
+        let session = reply
+            .header("mcp-session-id")
+            .unwrap_or_else(|| panic!("no session id:\n{reply}"))
+            .to_owned();
+        let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+        let ack = self.post(Some(&session), &initialized).await;
+        assert_eq!(ack.status, 202, "{ack}");
+        session
+    }
+}
+
+/// An `initialize` request with id 0.
+fn initialize() -> Value {
+    json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "raw-http", "version": "1"},
+    }})
+}
+
+/// A `tools/call` request.
+fn call(id: u64, tool: &str, params: Value) -> Value {
+    let mut params = params;
+    params["name"] = json!(tool);
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params})
+}
+
+/// magg without backends, and a connection to it.
+async fn bare_magg() -> (TempConfig, Magg, Conn) {
+    let config = TempConfig::new(&json!({"servers": {}}));
+    let magg = Magg::http(&config.path, false).await;
+    let conn = Conn::open(magg.url.as_deref().expect("url")).await;
+    (config, magg, conn)
+}
+
+/// magg over one test backend `tb`, serving HTTP once `tb_echo` is listed.
+async fn magg_with_tb() -> (TempConfig, Magg) {
+    let config = TempConfig::new(&json!({"servers": {"tb": test_backend("tb", "tb", &[])}}));
+    let magg = Magg::http(&config.path, false).await;
+    let names = magg.http_client().await.tool_names().await;
+    assert!(names.contains(&"tb_echo".to_owned()), "{names:?}");
+    (config, magg)
+}
+
+#[tokio::test]
+async fn a_kept_alive_client_gets_each_answer_as_one_json_body() {
+    let (_config, magg) = magg_with_tb().await;
+    let mut conn = Conn::open(magg.url.as_deref().expect("url")).await;
+    let session = conn.open_session().await;
+    for id in 1..=5 {
+        let text = format!("call {id}");
+        let reply = conn
+            .post(
+                Some(&session),
+                &call(id, "tb_echo", json!({"arguments": {"text": text}})),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{reply}");
+        // One body of known length, not an event stream that ends with the answer.
+        assert!(reply.header("content-length").is_some(), "{reply}");
+        let answer = reply.json();
+        assert_eq!(answer["id"], json!(id), "{reply}");
+        assert_eq!(
+            answer["result"]["content"][0]["text"],
+            json!(text),
+            "{reply}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_call_that_reports_progress_keeps_its_event_stream() {
+    let (_config, magg) = magg_with_tb().await;
+    let mut conn = Conn::open(magg.url.as_deref().expect("url")).await;
+    let session = conn.open_session().await;
+    let slow = call(
+        1,
+        "tb_slow",
+        json!({"arguments": {"ms": 3}, "_meta": {"progressToken": "p"}}),
+    );
+    let reply = conn.post(Some(&session), &slow).await;
+    assert_eq!(reply.status, 200, "{reply}");
+    assert_eq!(
+        reply.header("content-type"),
+        Some("text/event-stream"),
+        "{reply}"
+    );
+    let messages = reply.messages();
+    let progress: Vec<&Value> = messages
+        .iter()
+        .filter(|m| m["method"] == json!("notifications/progress"))
+        .map(|m| &m["params"]["progress"])
+        .collect();
+    assert_eq!(progress, [&json!(1.0), &json!(2.0), &json!(3.0)], "{reply}");
+    assert_eq!(
+        messages.last().map(|m| &m["result"]["content"][0]["text"]),
+        Some(&json!("slept 3 ms")),
+        "the result comes last:\n{reply}"
+    );
+
+    let echo = conn
+        .post(
+            Some(&session),
+            &call(2, "tb_echo", json!({"arguments": {"text": "next"}})),
+        )
+        .await;
+    assert_eq!(echo.json()["result"]["content"][0]["text"], json!("next"));
+}
+
+#[tokio::test]
+async fn a_body_that_is_no_single_message_gets_400_and_a_json_rpc_error() {
+    let (_config, _magg, mut conn) = bare_magg().await;
+    let batch = json!([initialize(), {"jsonrpc": "2.0", "id": 1, "method": "ping"}]).to_string();
+    let cases = [
+        (r#"{"jsonrpc": "2.0", "id": 1,"#, -32700, "Parse error"),
+        ("", -32700, "Parse error"),
+        (batch.as_str(), -32600, "batches are not supported"),
+        (r#"{"hello": "world"}"#, -32600, "Invalid Request"),
+    ];
+    for (body, code, says) in cases {
+        let reply = conn.post_as("/mcp", "application/json", BOTH, body).await;
+        assert_eq!(reply.status, 400, "{body:?}:\n{reply}");
+        let error = reply.json();
+        assert_eq!(error["jsonrpc"], json!("2.0"), "{reply}");
+        assert_eq!(error["error"]["code"], json!(code), "{body:?}:\n{reply}");
+        let message = error["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(says), "{body:?}:\n{reply}");
+    }
+    // A body declared as another media type is still refused as such.
+    let init = initialize().to_string();
+    let reply = conn.post_as("/mcp", "text/plain", BOTH, &init).await;
+    assert_eq!(reply.status, 415, "{reply}");
+    // And the connection serves a good request after all that.
+    conn.open_session().await;
+}
+
+#[tokio::test]
+async fn only_the_mcp_path_is_served() {
+    let (_config, _magg, mut conn) = bare_magg().await;
+    let init = initialize().to_string();
+    for path in ["/mcp/extra", "/mcp/a/b", "/", "/mcpx"] {
+        let reply = conn.post_as(path, "application/json", BOTH, &init).await;
+        assert_eq!(reply.status, 404, "POST {path}:\n{reply}");
+        let reply = conn
+            .send("GET", path, &[("Accept", "text/event-stream")], "")
+            .await;
+        assert_eq!(reply.status, 404, "GET {path}:\n{reply}");
+    }
+    conn.open_session().await;
+}
+
+#[tokio::test]
+async fn accept_any_media_type_admits_json_and_event_streams() {
+    let (_config, magg, mut conn) = bare_magg().await;
+    let init = initialize().to_string();
+    let reply = conn.post_as("/mcp", "application/json", "*/*", &init).await;
+    assert_eq!(reply.status, 200, "{reply}");
+    let session = reply
+        .header("mcp-session-id")
+        .expect("a session")
+        .to_owned();
+    assert_eq!(reply.messages()[0]["id"], json!(0), "{reply}");
+
+    // The session's own event stream: only its head is read.
+    let mut stream = Conn::open(magg.url.as_deref().expect("url")).await;
+    stream
+        .write(
+            "GET",
+            "/mcp",
+            &[("Accept", "*/*"), ("Mcp-Session-Id", &session)],
+            "",
+        )
+        .await;
+    let (status, headers) = stream.read_head().await;
+    assert_eq!(status, 200, "{headers:?}");
+    assert!(
+        headers
+            .iter()
+            .any(|(n, v)| n.eq_ignore_ascii_case("content-type") && v == "text/event-stream"),
+        "{headers:?}"
+    );
+
+    // A client that admits neither is still refused.
+    let html = [
+        ("Content-Type", "application/json"),
+        ("Accept", "text/html"),
+    ];
+    let reply = conn
+        .send("POST", "/mcp", &html, &initialize().to_string())
+        .await;
+    assert_eq!(reply.status, 406, "{reply}");
+}
+
+#[tokio::test]
+async fn a_session_ends_with_204_and_a_foreign_host_is_refused() {
+    let (_config, _magg, mut conn) = bare_magg().await;
+    let session = conn.open_session().await;
+    let reply = conn
+        .send("DELETE", "/mcp", &[("Mcp-Session-Id", &session)], "")
+        .await;
+    assert_eq!(reply.status, 204, "{reply}");
+    let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+    let reply = conn.post(Some(&session), &list).await;
+    assert_eq!(reply.status, 404, "the session is gone:\n{reply}");
+
+    let foreign = [
+        ("Host", "evil.example"),
+        ("Content-Type", "application/json"),
+        ("Accept", BOTH),
+    ];
+    let reply = conn
+        .send("POST", "/mcp", &foreign, &initialize().to_string())
+        .await;
+    assert_eq!(reply.status, 403, "{reply}");
 }

@@ -1,8 +1,33 @@
 //! Streamable HTTP at `/mcp`: one MCP session per client, all over the same hub.
+//!
+//! rmcp's `StreamableHttpService` speaks the transport. A thin edge in front of it (the
+//! middleware [`edge`]) handles what rmcp leaves to the HTTP server or gets wrong:
+//! - only `/mcp` (and `/mcp/`) is served; any other path is `404 Not Found`;
+//! - `Accept` wildcards admit the media types they cover ([`accept`]);
+//! - a body that is no single JSON-RPC message gets `400 Bad Request` with a JSON-RPC error,
+//!   where rmcp says `415 Unsupported Media Type` ([`body`]);
+//! - a request whose first message back is its answer gets that answer as one
+//!   `application/json` body; one that is sent progress or a server request first keeps the
+//!   event stream ([`reply`]);
+//! - a session `DELETE` that succeeded answers `204 No Content`.
+//!
+//! Accepted connections have `TCP_NODELAY` set, so a response written in more than one piece
+//! is never held back waiting for the client's (delayed) acknowledgement of the first.
 
-use std::{net::SocketAddr, sync::Arc};
+mod accept;
+mod body;
+mod reply;
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
+use axum::{
+    extract::Request,
+    http::{Method, StatusCode},
+    middleware::Next,
+    response::{IntoResponse as _, Response},
+    serve::ListenerExt as _,
+};
 use rmcp::transport::{
     StreamableHttpServerConfig, StreamableHttpService,
     streamable_http_server::session::local::LocalSessionManager,
@@ -13,7 +38,15 @@ use super::MaggServer;
 use crate::hub::Hub;
 
 /// Largest request body accepted, in bytes; bigger requests get `413 Payload Too Large`.
-pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+pub const MAX_BODY_BYTES: usize = crate::pipes::MAX_MESSAGE_BYTES;
+
+/// The path MCP is served at.
+const PATH: &str = "/mcp";
+
+/// How often an open event stream carries a keep-alive comment. It also bounds how long the
+/// answer to a request is waited for before its headers go out as an event stream
+/// ([`reply::prefer_json`]), so a connection is never silent for longer than this.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// Binds `host:port` and returns the bound address and a future that serves until `stop`.
 pub async fn bind(
@@ -28,9 +61,15 @@ pub async fn bind(
             format!("cannot listen on {host}:{port} (is the port in use? pick another with --port)")
         })?;
     let addr = listener.local_addr()?;
+    let listener = listener.tap_io(|stream| {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!("cannot set TCP_NODELAY on an accepted connection: {error}");
+        }
+    });
     let mut config = StreamableHttpServerConfig::default()
         .with_cancellation_token(stop.child_token())
-        .with_max_request_body_bytes(MAX_BODY_BYTES);
+        .with_max_request_body_bytes(MAX_BODY_BYTES)
+        .with_sse_keep_alive(Some(KEEP_ALIVE));
     if matches!(host, "0.0.0.0" | "::" | "[::]") {
         tracing::warn!(
             "listening on all interfaces: Host header checks are off; put magg behind a proxy that checks them"
@@ -45,8 +84,10 @@ pub async fn bind(
         config,
     );
     let app = axum::Router::new()
-        .nest_service("/mcp", service)
-        .layer(axum::middleware::from_fn(session_delete_status));
+        .route_service(PATH, service.clone())
+        .route_service(&format!("{PATH}/"), service)
+        .route_layer(axum::middleware::from_fn(edge))
+        .fallback(not_found);
     let serve = async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move { stop.cancelled().await })
@@ -56,16 +97,48 @@ pub async fn bind(
     Ok((addr, serve))
 }
 
-/// A session `DELETE` that succeeded answers `204 No Content`: the Python and TypeScript SDKs
-/// treat anything but 200 / 204 as a failed termination and log a warning.
-async fn session_delete_status(
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let is_delete = request.method() == axum::http::Method::DELETE;
-    let mut response = next.run(request).await;
-    if is_delete && response.status() == axum::http::StatusCode::ACCEPTED {
-        *response.status_mut() = axum::http::StatusCode::NO_CONTENT;
+/// Every path but [`PATH`]: MCP has one endpoint, and a client that adds to it has the wrong
+/// URL.
+async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        format!("Not Found: magg serves MCP at {PATH}"),
+    )
+        .into_response()
+}
+
+/// What stands between the HTTP server and rmcp's service for every request to [`PATH`].
+async fn edge(request: Request, next: Next) -> Response {
+    let (mut parts, body) = request.into_parts();
+    accept::name_wildcard_types(&mut parts.headers);
+    match parts.method {
+        Method::POST => {
+            let bytes = match body::read(body, MAX_BODY_BYTES).await {
+                Ok(bytes) => bytes,
+                Err(refusal) => return refusal,
+            };
+            let declared_json = body::declares_json(&parts.headers);
+            let request = Request::from_parts(parts, axum::body::Body::from(bytes.clone()));
+            let response = next.run(request).await;
+            // rmcp answers 415 both for a wrong Content-Type and for a JSON body it cannot
+            // read as a message; only the first is a media type problem.
+            if response.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE
+                && declared_json
+                && let Some(rejection) = body::rejection(&bytes)
+            {
+                return rejection;
+            }
+            reply::prefer_json(response, KEEP_ALIVE).await
+        }
+        // The Python and TypeScript SDKs treat anything but 200 / 204 as a failed termination
+        // and log a warning.
+        Method::DELETE => {
+            let mut response = next.run(Request::from_parts(parts, body)).await;
+            if response.status() == StatusCode::ACCEPTED {
+                *response.status_mut() = StatusCode::NO_CONTENT;
+            }
+            response
+        }
+        _ => next.run(Request::from_parts(parts, body)).await,
     }
-    response
 }
