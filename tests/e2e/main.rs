@@ -6,6 +6,7 @@
 //! `npm ci --prefix tests/conformance`.
 
 mod harness;
+mod raw_http;
 
 mod aggregation;
 mod calls;

@@ -3,98 +3,22 @@
 //! magg does not serve is method-not-found (-32601).
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use crate::harness::{Magg, TempConfig, WAIT, test_backend};
+use crate::{
+    harness::{Magg, TempConfig, test_backend},
+    raw_http::{Conn, Reply},
+};
 
 const INVALID_PARAMS: i64 = -32602;
 const METHOD_NOT_FOUND: i64 = -32601;
 
-/// One POST of `body` to magg's `/mcp`, in the session `session` if given: the reply's head
-/// and body, as text.
-async fn post(url: &str, session: Option<&str>, body: &Value) -> (String, String) {
-    let authority = url
-        .trim_start_matches("http://")
-        .trim_end_matches("/mcp")
-        .to_owned();
-    let body = body.to_string();
-    let session = session
-        .map(|id| format!("Mcp-Session-Id: {id}\r\nMCP-Protocol-Version: 2025-11-25\r\n"))
-        .unwrap_or_default();
-    let head = format!(
-        "POST /mcp HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n\
-         Accept: application/json, text/event-stream\r\n{session}Content-Length: {}\r\n\
-         Connection: close\r\n\r\n",
-        body.len()
-    );
-    let mut stream = tokio::net::TcpStream::connect(&authority)
-        .await
-        .expect("connect");
-    stream.write_all(head.as_bytes()).await.expect("head");
-    stream.write_all(body.as_bytes()).await.expect("body");
-    let mut reply = Vec::new();
-    tokio::time::timeout(WAIT, stream.read_to_end(&mut reply))
-        .await
-        .expect("an answer in time")
-        .expect("read");
-    let reply = String::from_utf8_lossy(&reply).into_owned();
-    match reply.split_once("\r\n\r\n") {
-        Some((head, body)) => (head.to_owned(), body.to_owned()),
-        None => (reply, String::new()),
-    }
-}
-
-/// The JSON-RPC message with `id` in an event-stream (or plain JSON) reply body.
-fn message_with_id(body: &str, id: i64) -> Value {
-    body.lines()
-        .map(|line| line.strip_prefix("data: ").unwrap_or(line))
-        .filter_map(|data| serde_json::from_str::<Value>(data).ok())
-        .find(|message| message["id"] == json!(id))
-        .unwrap_or_else(|| panic!("no message with id {id} in:\n{body}"))
-}
-
-/// Opens an MCP session (initialize, then notifications/initialized) and returns its id.
-async fn open_session(url: &str) -> String {
-    let (head, body) = post(
-        url,
-        None,
-        &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-11-25",
-            "capabilities": {},
-            "clientInfo": {"name": "raw-e2e", "version": "1"},
-        }}),
-    )
-    .await;
-    assert!(
-        message_with_id(&body, 1)["result"].is_object(),
-        "initialize: {body}"
-    );
-    let session = head
-        .lines()
-        .find_map(|line| {
-            let (name, value) = line.split_once(':')?;
-            name.eq_ignore_ascii_case("mcp-session-id")
-                .then(|| value.trim().to_owned())
-        })
-        .unwrap_or_else(|| panic!("no Mcp-Session-Id in:\n{head}"));
-    let (head, _) = post(
-        url,
-        Some(&session),
-        &json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
-    )
-    .await;
-    assert!(head.starts_with("HTTP/1.1 202"), "initialized: {head}");
-    session
-}
-
 /// Sends a request in `session` and returns its JSON-RPC error object.
-async fn error_of(url: &str, session: &str, id: i64, method: &str, params: Value) -> Value {
+async fn error_of(conn: &mut Conn, session: &str, id: i64, method: &str, params: Value) -> Value {
     let mut request = json!({"jsonrpc": "2.0", "id": id, "method": method});
     if !params.is_null() {
         request["params"] = params;
     }
-    let (_, body) = post(url, Some(session), &request).await;
-    let message = message_with_id(&body, id);
+    let message = message_with_id(&conn.post(Some(session), &request).await, id);
     assert!(
         message["error"].is_object(),
         "{method}: expected an error, got {message}"
@@ -102,15 +26,24 @@ async fn error_of(url: &str, session: &str, id: i64, method: &str, params: Value
     message["error"].clone()
 }
 
+/// The JSON-RPC message with `id` in a reply.
+fn message_with_id(reply: &Reply, id: i64) -> Value {
+    reply
+        .messages()
+        .into_iter()
+        .find(|message| message["id"] == json!(id))
+        .unwrap_or_else(|| panic!("no message with id {id} in:\n{reply}"))
+}
+
 #[tokio::test]
 async fn malformed_params_of_a_known_method_are_invalid_params_not_method_not_found() {
     let config = TempConfig::new(&json!({"servers": {"tb": test_backend("tb", "tb", &[])}}));
     let magg = Magg::http(&config.path, false).await;
-    let url = magg.url.clone().expect("url");
-    let session = open_session(&url).await;
+    let mut conn = Conn::open(magg.url.as_deref().expect("url")).await;
+    let session = conn.open_session().await;
 
     let no_name = error_of(
-        &url,
+        &mut conn,
         &session,
         2,
         "tools/call",
@@ -124,11 +57,11 @@ async fn malformed_params_of_a_known_method_are_invalid_params_not_method_not_fo
         "says which method and which field: {no_name}"
     );
 
-    let no_params = error_of(&url, &session, 3, "tools/call", Value::Null).await;
+    let no_params = error_of(&mut conn, &session, 3, "tools/call", Value::Null).await;
     assert_eq!(no_params["code"], json!(INVALID_PARAMS), "{no_params}");
 
     let loud = error_of(
-        &url,
+        &mut conn,
         &session,
         4,
         "logging/setLevel",
@@ -142,11 +75,11 @@ async fn malformed_params_of_a_known_method_are_invalid_params_not_method_not_fo
         "names the bad level and the good ones: {loud}"
     );
 
-    let bad_uri = error_of(&url, &session, 5, "resources/read", json!({"uri": 7})).await;
+    let bad_uri = error_of(&mut conn, &session, 5, "resources/read", json!({"uri": 7})).await;
     assert_eq!(bad_uri["code"], json!(INVALID_PARAMS), "{bad_uri}");
 
     // A method magg does not serve is still method-not-found, and names the method.
-    let unknown = error_of(&url, &session, 6, "tools/frobnicate", json!({})).await;
+    let unknown = error_of(&mut conn, &session, 6, "tools/frobnicate", json!({})).await;
     assert_eq!(unknown["code"], json!(METHOD_NOT_FOUND), "{unknown}");
     assert!(
         unknown["message"]
@@ -157,12 +90,12 @@ async fn malformed_params_of_a_known_method_are_invalid_params_not_method_not_fo
     );
 
     // The session goes on serving well-formed requests.
-    let (_, body) = post(
-        &url,
-        Some(&session),
-        &json!({"jsonrpc": "2.0", "id": 7, "method": "logging/setLevel", "params": {"level": "info"}}),
-    )
-    .await;
-    let ok = message_with_id(&body, 7);
+    let reply = conn
+        .post(
+            Some(&session),
+            &json!({"jsonrpc": "2.0", "id": 7, "method": "logging/setLevel", "params": {"level": "info"}}),
+        )
+        .await;
+    let ok = message_with_id(&reply, 7);
     assert!(ok["result"].is_object(), "{ok}");
 }
