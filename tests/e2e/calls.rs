@@ -128,11 +128,15 @@ async fn malformed_call_params_are_invalid_params_and_never_reach_the_backend() 
         let message = answer["error"]["message"].as_str().unwrap_or_default();
         assert!(message.contains("arguments"), "{message}");
     }
+    let loud = raw
+        .request(json!(6), "logging/setLevel", json!({"level": "loud"}))
+        .await;
+    assert_eq!(loud["error"]["code"], json!(-32602), "{loud}");
     assert!(
         !raw.magg.logged("backend failed"),
         "the backend never saw them"
     );
-    let echoed = raw.call(5, "tb_echo", json!({"text": "fine"})).await;
+    let echoed = raw.call(7, "tb_echo", json!({"text": "fine"})).await;
     assert_eq!(result_text(&echoed), "fine", "{echoed}");
 }
 
