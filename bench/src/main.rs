@@ -55,6 +55,24 @@
 //!    p50 ≤ 1 ms). Needs `npm ci --prefix tests/node` and `node` on PATH. See
 //!    `keepalive.rs`.
 //!
+//! Measurements 10-12 compare this magg with another one given by `--baseline
+//! PATH` (say, one built from an earlier commit), run side by side in the same
+//! run, and print both figures with their ratio new / baseline; without
+//! `--baseline` they measure this magg alone. See `compare.rs`.
+//!
+//! 10. **Calls before/after**: tools/call of `echo` over stdio (rmcp client and
+//!     bare client) and over HTTP (a kept-alive HTTP/1.1 client and the
+//!     official Python SDK), direct vs each magg: added p50 (budgets: stdio
+//!     ≤ 50 µs, kept-alive HTTP ≤ 1 ms) and magg's CPU time per call.
+//! 11. **Tools held before/after**: magg's anonymous RSS with 100 backends
+//!     serving 5000 tools, generated or from the public tools corpus, less
+//!     with the same backends and only their built-in tools, per 1000 tools
+//!     (budget ≤ 1.5 KB per tool); a full tools/list walk of the 5000 tools by
+//!     the bare client (budget p50 ≤ 5 ms) and one page; RSS with 10 backends.
+//! 12. **Routing hooks before/after**: added latency and magg CPU per call
+//!     with 0, 1 and 4 Rust hooks, and the cost of one more hook. See
+//!     `plugins/compare.rs`.
+//!
 //! Run it from the workspace root with
 //!
 //! ```text
@@ -75,6 +93,7 @@
 //! backends that are still starting. Every process the bench starts is
 //! stopped at the end (by closing its stdin, then SIGTERM/SIGKILL if needed).
 
+mod compare;
 mod keepalive;
 mod live;
 mod mcp;
@@ -102,10 +121,11 @@ use crate::{
     stats::{Summary, millis},
 };
 
-const USAGE: &str = "usage: magg-bench [--quick] [--only N[,N...]]\n\n\
+const USAGE: &str = "usage: magg-bench [--quick] [--only N[,N...]] [--baseline PATH]\n\n\
 Compares magg with direct calls to magg-test-backend and prints the figures;\n\
 writes them as JSON to <target dir>/bench-report.json.\n\
 --only runs only the numbered measurements (1 and 2 run together; 3 needs them).\n\
+--baseline runs measurements 10-12 with the magg binary PATH as well.\n\
 Build first: cargo build --release --workspace\n\
 Run:         cargo run --release -p magg-bench -- [--quick]";
 
@@ -116,6 +136,8 @@ const LIST_TOOLS_PER_BACKEND: usize = 50;
 const PAGE_SIZE: usize = 1000;
 /// Number of backends for the memory measurement.
 const RSS_BACKENDS: usize = 10;
+/// The highest measurement number.
+const LAST: u16 = 12;
 /// Environment of every magg: its first tools/list waits up to 10 s for
 /// backends that are still starting.
 const MAGG_ENV: &[(&str, &str)] = &[("MAGG_LIST_WAIT", "10")];
@@ -147,10 +169,12 @@ struct Options {
 }
 
 impl Options {
-    /// Parses the command line; `Ok(None)` means help was printed.
-    fn parse(args: impl Iterator<Item = String>) -> Result<Option<Options>> {
+    /// Parses the command line into the options and the `--baseline` magg;
+    /// `Ok(None)` means help was printed.
+    fn parse(args: impl Iterator<Item = String>) -> Result<Option<(Options, Option<PathBuf>)>> {
         let mut quick = false;
         let mut only = 0u16;
+        let mut baseline = None;
         let mut args = args.peekable();
         while let Some(arg) = args.next() {
             match arg.as_str() {
@@ -162,13 +186,19 @@ impl Options {
                             .trim()
                             .parse()
                             .ok()
-                            .filter(|n| (1..=9).contains(n))
-                            .with_context(|| format!("--only: {n:?} is not a measurement 1-9"))?;
+                            .filter(|n| (1..=LAST).contains(n))
+                            .with_context(|| {
+                                format!("--only: {n:?} is not a measurement 1-{LAST}")
+                            })?;
                         only |= 1 << n;
                         if n <= 3 {
                             only |= 0b110;
                         }
                     }
+                }
+                "--baseline" => {
+                    let path = args.next().context("--baseline needs a magg binary")?;
+                    baseline = Some(PathBuf::from(path));
                 }
                 "--help" | "-h" => {
                     println!("{USAGE}");
@@ -177,7 +207,7 @@ impl Options {
                 other => bail!("unknown argument {other:?}\n{USAGE}"),
             }
         }
-        Ok(Some(Options {
+        let opts = Options {
             quick,
             only: if only == 0 { u16::MAX } else { only },
             calls: if quick { 500 } else { 5000 },
@@ -189,7 +219,8 @@ impl Options {
             live_rounds: if quick { 5 } else { 20 },
             plugin_swaps: if quick { 4 } else { 10 },
             plugin_starts: if quick { 2 } else { 5 },
-        }))
+        };
+        Ok(Some((opts, baseline)))
     }
 
     fn to_json(self) -> Value {
@@ -211,14 +242,16 @@ impl Options {
 /// Where the binaries are and where the bench writes.
 struct Env {
     magg: PathBuf,
+    /// The magg to compare with (`--baseline`).
+    baseline: Option<PathBuf>,
     backend: PathBuf,
     target: PathBuf,
     work: PathBuf,
 }
 
 impl Env {
-    /// Finds `magg` and `magg-test-backend` next to this executable.
-    fn locate() -> Result<Env> {
+    /// Finds `magg` and `magg-test-backend` next to this executable; checks `baseline`.
+    fn locate(baseline: Option<PathBuf>) -> Result<Env> {
         let exe = std::env::current_exe().context("cannot find this executable's path")?;
         let dir = exe
             .parent()
@@ -234,6 +267,15 @@ impl Env {
         };
         let magg = find("magg")?;
         let backend = find("magg-test-backend")?;
+        let baseline = match baseline {
+            Some(path) => Some(
+                std::fs::canonicalize(&path)
+                    .ok()
+                    .filter(|p| p.is_file())
+                    .with_context(|| format!("--baseline: {} is not a file", path.display()))?,
+            ),
+            None => None,
+        };
         // target/release/magg-bench -> target
         let target = dir.parent().unwrap_or(dir).to_path_buf();
         let work = target.join("bench-work");
@@ -241,6 +283,7 @@ impl Env {
             .with_context(|| format!("cannot create {}", work.display()))?;
         Ok(Env {
             magg,
+            baseline,
             backend,
             target,
             work,
@@ -1015,17 +1058,17 @@ fn record(report: &mut Report, failures: &mut Vec<String>, what: &str, result: R
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let Some(opts) = Options::parse(std::env::args().skip(1))? else {
+    let Some((opts, baseline)) = Options::parse(std::env::args().skip(1))? else {
         return Ok(());
     };
     // On a worker thread, so that no timed loop is polled from `block_on`.
-    tokio::spawn(run(opts))
+    tokio::spawn(run(opts, baseline))
         .await
         .context("the bench task panicked")?
 }
 
-async fn run(opts: Options) -> Result<()> {
-    let env = Env::locate()?;
+async fn run(opts: Options, baseline: Option<PathBuf>) -> Result<()> {
+    let env = Env::locate(baseline)?;
     let started = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -1036,6 +1079,7 @@ async fn run(opts: Options) -> Result<()> {
     meta.insert("started_unix".into(), json!(started));
     meta.insert("cpus".into(), json!(cpus));
     meta.insert("magg".into(), json!(env.magg));
+    meta.insert("baseline".into(), json!(env.baseline));
     meta.insert("backend".into(), json!(env.backend));
     meta.insert("options".into(), opts.to_json());
     let load_start = loadavg();
@@ -1049,6 +1093,9 @@ async fn run(opts: Options) -> Result<()> {
         "load average (1/5/15 min) at start: {load_start}  (other work on the machine skews the figures)"
     ));
     report.header(format!("magg:              {}", env.magg.display()));
+    if let Some(baseline) = &env.baseline {
+        report.header(format!("baseline magg:     {}", baseline.display()));
+    }
     report.header(format!("magg-test-backend: {}", env.backend.display()));
     report.header(format!(
         "logs and configs:  {}  (magg runs with MAGG_LIST_WAIT=10)",
@@ -1100,6 +1147,18 @@ async fn run(opts: Options) -> Result<()> {
     if wanted(9) {
         let result = keepalive::keepalive(&env, opts).await;
         record(&mut report, &mut failures, "9 (HTTP keep-alive)", result);
+    }
+    if wanted(10) {
+        let result = compare::calls(&env, opts).await;
+        record(&mut report, &mut failures, "10 (calls)", result);
+    }
+    if wanted(11) {
+        let result = compare::tools(&env, opts).await;
+        record(&mut report, &mut failures, "11 (tools held)", result);
+    }
+    if wanted(12) {
+        let result = plugins::compare::hooks(&env, opts).await;
+        record(&mut report, &mut failures, "12 (hooks)", result);
     }
 
     for incident in server::incidents() {

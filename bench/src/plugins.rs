@@ -34,6 +34,10 @@
 //! and the first swaps includes compiling; the cold start uses
 //! `plugin-cache-cold`, the swaps `plugin-cache-swap`, both emptied first. The
 //! plugins come from `<target>/plugins` (`bash plugins/build.sh`).
+//!
+//! Measurement 12 (the same hooks, this magg against a baseline) is in `plugins/compare.rs`.
+
+pub mod compare;
 
 use std::{
     path::{Path, PathBuf},
@@ -134,15 +138,15 @@ fn stems<'a>(files: &Files<'a>) -> Vec<&'a str> {
         .collect()
 }
 
-/// Fills the compile cache `cache` with `magg plugin check FILES`, so that the
-/// maggs measured load their plugins instead of compiling them. Returns how
-/// long it took.
-async fn warm_cache(env: &Env, cache: &Path, files: &[PathBuf]) -> Result<Duration> {
+/// Fills the compile cache `cache` with `plugin check FILES` of the magg binary
+/// `magg`, so that the maggs measured load their plugins instead of compiling
+/// them. Returns how long it took.
+async fn warm_cache(env: &Env, magg: &Path, cache: &Path, files: &[PathBuf]) -> Result<Duration> {
     let log = env.log("magg-plugin-check");
     let log_file =
         std::fs::File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
     let start = Instant::now();
-    let status = tokio::process::Command::new(&env.magg)
+    let status = tokio::process::Command::new(magg)
         .args(["plugin", "check"])
         .args(files)
         .env("MAGG_CACHE_DIR", cache)
@@ -177,6 +181,11 @@ struct Launch<'a> {
 
 /// Starts `magg serve --config CONFIG [--plugins DIR]` with the bare client.
 async fn start_magg(env: &Env, launch: &Launch<'_>) -> Result<RawServer> {
+    start_magg_at(env, &env.magg, launch).await
+}
+
+/// As [`start_magg`], with the magg binary `magg`.
+async fn start_magg_at(env: &Env, magg: &Path, launch: &Launch<'_>) -> Result<RawServer> {
     let mut args = strings(&["serve", "--config"]);
     args.push(launch.config.display().to_string());
     if let Some(dir) = launch.plugins {
@@ -188,7 +197,7 @@ async fn start_magg(env: &Env, launch: &Launch<'_>) -> Result<RawServer> {
         ("MAGG_LIST_WAIT", launch.list_wait),
         ("MAGG_CACHE_DIR", cache.as_str()),
     ];
-    RawServer::start(launch.label, &env.magg, &args, &vars, &env.log(launch.log)).await
+    RawServer::start(launch.label, magg, &args, &vars, &env.log(launch.log)).await
 }
 
 async fn shutdown_all(servers: Vec<RawServer>) {
@@ -294,6 +303,19 @@ struct Row {
     cpu_us: f64,
 }
 
+/// Starts the test backend `tb`, called directly (`echo`), as the first server timed.
+async fn start_direct(env: &Env, label: &str, log: &str) -> Result<Timed> {
+    let args = strings(&["--name", "tb"]);
+    let server = RawServer::start(label, &env.backend, &args, &[], &env.log(log)).await?;
+    Ok(Timed {
+        label: "direct".to_owned(),
+        server,
+        tool: "echo",
+        samples: Vec::new(),
+        cpu_ns: 0,
+    })
+}
+
 /// Part 1: starts the direct backend and the four maggs, then times them.
 async fn latency(env: &Env, opts: Options, cache: &Path) -> Result<Vec<Row>> {
     let rules = built(env, "routing-rules.wasm")?;
@@ -327,21 +349,9 @@ async fn latency(env: &Env, opts: Options, cache: &Path) -> Result<Vec<Row>> {
     let config = env.write_config("plugins-one-backend.json", &[("tb".to_owned(), Vec::new())])?;
     let mut timed = Vec::new();
     let started = async {
-        let direct = RawServer::start(
-            "magg-test-backend (direct, plugins)",
-            &env.backend,
-            &strings(&["--name", "tb"]),
-            &[],
-            &env.log("direct-plugins"),
-        )
-        .await?;
-        timed.push(Timed {
-            label: "direct".to_owned(),
-            server: direct,
-            tool: "echo",
-            samples: Vec::new(),
-            cpu_ns: 0,
-        });
+        timed.push(
+            start_direct(env, "magg-test-backend (direct, plugins)", "direct-plugins").await?,
+        );
         for v in &variants {
             let dir = plugin_dir(env, &format!("plugins-{}", v.key), &v.files())?;
             let label = format!("{} (latency)", v.label);
@@ -1150,7 +1160,7 @@ pub async fn plugins(env: &Env, opts: Options) -> Result<Section> {
     .iter()
     .map(|f| built(env, f))
     .collect();
-    match async { warm_cache(env, &cache, &files?).await }.await {
+    match async { warm_cache(env, &env.magg, &cache, &files?).await }.await {
         Ok(took) => s.line(format!(
             "Compile cache {} filled with `magg plugin check` first ({:.1} s), so only the cold start and the first swaps compile",
             cache.display(),

@@ -98,11 +98,7 @@ impl RawServer {
     pub async fn request(&mut self, method: &str, params: Option<Value>) -> Result<&str> {
         let id = self.next_id;
         self.next_id += 1;
-        let mut message = json!({"jsonrpc": "2.0", "id": id, "method": method});
-        if let Some(params) = params {
-            message["params"] = params;
-        }
-        self.send(&message).await?;
+        self.send(&request_message(id, method, params)).await?;
         loop {
             self.line.clear();
             let n = self
@@ -201,7 +197,16 @@ impl RawServer {
 
     /// Every tool name, parsing each page (untimed: used to check readiness).
     pub async fn tool_names(&mut self) -> Result<Vec<String>> {
-        let mut names = Vec::new();
+        let tools = self.tools().await?;
+        Ok(tools
+            .iter()
+            .filter_map(|t| t.get("name")?.as_str().map(str::to_owned))
+            .collect())
+    }
+
+    /// Every tool as listed, parsing each page (untimed).
+    pub async fn tools(&mut self) -> Result<Vec<Value>> {
+        let mut all = Vec::new();
         let mut cursor: Option<String> = None;
         for _ in 0..10_000 {
             let params = cursor.take().map(|c| json!({ "cursor": c }));
@@ -212,14 +217,10 @@ impl RawServer {
                 .get("tools")
                 .and_then(Value::as_array)
                 .context("tools/list: no tools array")?;
-            names.extend(
-                tools
-                    .iter()
-                    .filter_map(|t| t.get("name")?.as_str().map(str::to_owned)),
-            );
+            all.extend(tools.iter().cloned());
             match result.get("nextCursor").and_then(Value::as_str) {
                 Some(next) => cursor = Some(next.to_owned()),
-                None => return Ok(names),
+                None => return Ok(all),
             }
         }
         bail!("{}: more than 10000 pages", self.label)
@@ -255,6 +256,15 @@ impl RawServer {
     }
 }
 
+/// The JSON-RPC request `id` calling `method` with `params`.
+pub fn request_message(id: u64, method: &str, params: Option<Value>) -> Value {
+    let mut message = json!({"jsonrpc": "2.0", "id": id, "method": method});
+    if let Some(params) = params {
+        message["params"] = params;
+    }
+    message
+}
+
 /// The method of the notification [`RawServer`] keeps track of.
 const LIST_CHANGED: &str = "\"method\":\"notifications/tools/list_changed\"";
 
@@ -263,7 +273,8 @@ pub fn is_error_result(line: &str) -> bool {
     line.contains("\"isError\":true")
 }
 
-enum Reply {
+/// What a reply line is to the request waited for.
+pub enum Reply {
     Result,
     Error,
     Other,
@@ -271,7 +282,7 @@ enum Reply {
 
 /// Whether `line` is the reply to request `id`, judged from its head only so
 /// as not to parse the whole line: rmcp writes `{"jsonrpc":"2.0","id":N,"result"...`.
-fn reply_kind(line: &str, id: u64) -> Reply {
+pub fn reply_kind(line: &str, id: u64) -> Reply {
     let head = &line.as_bytes()[..line.len().min(64)];
     let head = String::from_utf8_lossy(head);
     let Some(rest) = head

@@ -303,7 +303,7 @@ async fn reap(label: &str, pids: &[u32]) {
 }
 
 /// Sends `SIG{sig}` to `pid` with kill(1); failures (already gone) are ignored.
-fn signal(pid: u32, sig: &str) {
+pub fn signal(pid: u32, sig: &str) {
     let _ = std::process::Command::new("kill")
         .arg(format!("-{sig}"))
         .arg(pid.to_string())
