@@ -57,6 +57,10 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 /// How much of a line that was too long is kept, to find its request id.
 const HEAD_BYTES: usize = 4096;
 
+/// The most a line buffer keeps between lines: one large message (a backend's whole tool list)
+/// does not keep its size for the life of the connection.
+const KEEP_BYTES: usize = 64 * 1024;
+
 /// What [`read_line`] found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Line {
@@ -72,14 +76,18 @@ pub enum Line {
     End,
 }
 
-/// Reads one line into `buf` (cleared first), keeping at most `max` bytes in memory: a longer
-/// line is read to its end and discarded, leaving its first few kilobytes in `buf`.
+/// Reads one line into `buf` (cleared first, and shrunk if a large line grew it), keeping at
+/// most `max` bytes in memory: a longer line is read to its end and discarded, leaving its
+/// first few kilobytes in `buf`.
 pub async fn read_line<R: AsyncBufReadExt + Unpin>(
     reader: &mut R,
     buf: &mut Vec<u8>,
     max: usize,
 ) -> Line {
     buf.clear();
+    if buf.capacity() > KEEP_BYTES {
+        buf.shrink_to(KEEP_BYTES);
+    }
     let mut dropped = 0usize;
     loop {
         let available = match reader.fill_buf().await {
