@@ -45,16 +45,18 @@ pub async fn call_tool(hub: &Arc<Hub>, request: CallRequest, ct: CancellationTok
     let mut snapshot = hub.snapshot();
     if snapshot.tool(&request.name).is_none() {
         // A client may call a tool it knows before magg has (re)started its server.
-        snapshot = hub.wait_for_tool(&request.name).await;
+        snapshot = Box::pin(hub.wait_for_tool(&request.name)).await;
     }
     let Some(target) = snapshot.tool(&request.name).cloned() else {
         return Reply::Error(unknown_tool(hub, &snapshot, &request.name));
     };
     drop(snapshot);
+    // The rarer ways are boxed, so that the future of a plain call (which every frontend
+    // spawns as a task, moving it a few times) stays small.
     match target {
-        ToolRoute::Own(own) => call_own(hub, &own, &request, ct).await,
+        ToolRoute::Own(own) => Box::pin(call_own(hub, &own, &request, ct)).await,
         ToolRoute::Backend(route) if hub.plugins.has_routing_hooks() => {
-            hooked(hub, route, request, ct).await
+            Box::pin(hooked(hub, route, request, ct)).await
         }
         ToolRoute::Backend(route) => send::to_backend(hub, &route, &request, ct).await,
     }

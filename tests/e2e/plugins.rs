@@ -405,6 +405,25 @@ async fn a_looping_hook_delays_only_its_own_call() {
     assert!(text(&result).contains("time limit"), "{result}");
 }
 
+/// Every call gets an instance no call has used before (instances are made ahead of their
+/// calls), so a plugin keeps no state from one call to the next.
+#[tokio::test]
+async fn each_hook_call_gets_a_fresh_instance() {
+    let (_config, mut magg) = fault_magg("count-hook", json!({})).await;
+    let client = magg.client();
+    for round in 0..5 {
+        let result = client
+            .call("tb_echo", json!({"text": "count"}))
+            .await
+            .expect("call");
+        assert_eq!(
+            text(&result),
+            "call 1 of this instance",
+            "call {round}: {result}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn hungry_hook_hits_its_memory_limit() {
     let (_config, mut magg) = fault_magg("hog-hook", json!({"memory_mb": 24})).await;

@@ -48,7 +48,7 @@ pub(super) async fn to_backend(
             .settings
             .backend_init_timeout
             .unwrap_or(Duration::from_secs(24 * 3600));
-        hub.wait_started(&backend.name, limit).await;
+        Box::pin(hub.wait_started(&backend.name, limit)).await;
     }
     let state = backend.state();
     let trip = Trip {
@@ -61,7 +61,7 @@ pub(super) async fn to_backend(
     match (&state.lane, &state.status) {
         (Some(lane), Status::Running) => trip.by_lane(lane, state.calls.clone(), request).await,
         _ => match running_peer(backend) {
-            Ok(peer) => trip.by_peer(peer, request).await,
+            Ok(peer) => Box::pin(trip.by_peer(peer, request)).await,
             Err(message) => Reply::complete(error_result(message)),
         },
     }
@@ -129,7 +129,7 @@ impl Trip<'_> {
                 line = &mut answer => break line,
                 Some(note) = next(&mut progress_rx) => {
                     if let Some((origin, token)) = &progress_to {
-                        forward_progress(origin, token, &note).await;
+                        Box::pin(forward_progress(origin, token, &note)).await;
                     }
                 }
                 () = self.ct.cancelled() => {
@@ -146,7 +146,7 @@ impl Trip<'_> {
         // What the backend sent before its answer reaches the client before it.
         if let (Some(rx), Some((origin, token))) = (&mut progress_rx, &progress_to) {
             while let Ok(note) = rx.try_recv() {
-                forward_progress(origin, token, &note).await;
+                Box::pin(forward_progress(origin, token, &note)).await;
             }
         }
         match line {

@@ -2,9 +2,14 @@
 //! configure plugins asked in turn, and search providers asked all at once. Each applies the
 //! plugin's failure policy when a call into it faults.
 
-use std::{collections::HashSet, sync::Arc, time::Instant};
+use std::{
+    collections::HashSet,
+    sync::{Arc, atomic::Ordering},
+    time::Instant,
+};
 
 use rmcp::model::{CallToolResult, ContentBlock, JsonObject};
+use tokio::sync::mpsc;
 
 use crate::mcp::OWN_SERVER;
 use wasmtime::{Store, component::Instance};
@@ -176,6 +181,7 @@ impl HookRun {
                 }
                 Err(e) => Err(e),
             };
+            self.set.refill(&plugin);
             match outcome {
                 Ok((BeforeOutcome::Proceed(changed), store, guest)) => {
                     self.changed |= changed;
@@ -259,6 +265,44 @@ impl HookRun {
             AfterText::Unchanged
         }
     }
+}
+
+impl PluginSet {
+    /// Queues the making of `plugin`'s next spare instance, unless one is on its way.
+    ///
+    /// One task per plugin set makes them, one at a time, each after letting the runtime poll
+    /// for I/O: spares are made while calls wait for their servers, and a server's answer waits
+    /// behind at most one of them.
+    fn refill(&self, plugin: &Arc<Plugin>) {
+        if plugin.refilling.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let queue = self.refills.get_or_init(|| {
+            let (tx, mut rx) = mpsc::unbounded_channel::<Arc<Plugin>>();
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    runtime.spawn(async move {
+                        while let Some(plugin) = rx.recv().await {
+                            tokio::task::yield_now().await;
+                            plugin.make_spare().await;
+                        }
+                    });
+                }
+                Err(_) => drop(rx),
+            }
+            tx
+        });
+        if queue.send(plugin.clone()).is_err() {
+            plugin.refilling.store(false, Ordering::Release);
+        }
+    }
+}
+
+/// A routing hook's fresh instance, made before the call that will take it. Each call still
+/// gets an instance no call has used, so a plugin keeps no state between calls.
+pub(crate) struct SpareHook {
+    store: Store<HostState>,
+    guest: routing_hook::Guest,
 }
 
 /// What one hook's before-call decided, in magg's terms (a rewrite or reroute has already
@@ -361,7 +405,7 @@ impl Plugin {
     }
 
     async fn run_before(
-        &self,
+        self: &Arc<Self>,
         tool_call: &types::ToolCall,
     ) -> Result<
         (
@@ -372,13 +416,42 @@ impl Plugin {
         PluginError,
     > {
         let call = self.call(Kind::RoutingHook);
-        let exports = self.prepared.exports.hook.as_ref();
-        let (mut store, guest) = open(&call, exports, |i, s, inst| i.load(s, inst)).await?;
+        let spare = self.spare.lock().ok().and_then(|mut spare| spare.take());
+        let (mut store, guest) = match spare {
+            Some(SpareHook { mut store, guest }) => {
+                Call::ready(&mut store);
+                (store, guest)
+            }
+            None => self.new_hook_instance().await?,
+        };
         let decision = guest
             .call_before_call(&mut store, tool_call)
             .await
             .map_err(|e| call.fault(&store, e))?;
         Ok((decision, store, guest))
+    }
+
+    /// A fresh instance of this routing hook.
+    async fn new_hook_instance(
+        &self,
+    ) -> Result<(Store<HostState>, routing_hook::Guest), PluginError> {
+        let call = self.call(Kind::RoutingHook);
+        let exports = self.prepared.exports.hook.as_ref();
+        open(&call, exports, |i, s, inst| i.load(s, inst)).await
+    }
+
+    /// Makes the instance this hook's next call will take.
+    async fn make_spare(&self) {
+        match self.new_hook_instance().await {
+            Ok((store, guest)) => {
+                if let Ok(mut spare) = self.spare.lock() {
+                    *spare = Some(SpareHook { store, guest });
+                }
+            }
+            // The next call makes its own and meets the same fault there.
+            Err(e) => tracing::debug!("{e} (making a spare instance)"),
+        }
+        self.refilling.store(false, Ordering::Release);
     }
 
     /// Applies a before-call decision to the call (both its magg and its WIT form).

@@ -37,12 +37,13 @@ const STDERR_KEEP: usize = 4096;
 /// What a call's store holds: the plugin's config and its sandboxed WASI state.
 pub(crate) struct HostState {
     config: Arc<PluginConfig>,
-    wasi: WasiCtx,
+    /// The WASI context and the stderr it writes to, made the first time the guest uses
+    /// WASI (most hook calls never do).
+    wasi: Option<(WasiCtx, MemoryOutputPipe)>,
     table: ResourceTable,
     http: WasiHttpCtx,
     grants: Grants,
     limits: Limits,
-    stderr: MemoryOutputPipe,
     deadline: Instant,
     timeout: Duration,
     timed_out: bool,
@@ -50,11 +51,6 @@ pub(crate) struct HostState {
 
 impl HostState {
     fn new(config: Arc<PluginConfig>, timeout: Duration) -> HostState {
-        let stderr = MemoryOutputPipe::new(STDERR_KEEP);
-        // Deny by default: no preopened directories, no environment, no arguments, no
-        // sockets; stdout is discarded (it is magg's MCP channel) and stderr is kept to
-        // explain a failure.
-        let wasi = WasiCtx::builder().stderr(stderr.clone()).build();
         HostState {
             limits: Limits {
                 max_memory: config.memory_bytes(),
@@ -64,13 +60,22 @@ impl HostState {
                 config: config.clone(),
             },
             config,
-            wasi,
+            wasi: None,
             table: ResourceTable::new(),
             http: WasiHttpCtx::new(),
-            stderr,
             deadline: Instant::now() + timeout,
             timeout,
             timed_out: false,
+        }
+    }
+
+    /// What the guest wrote to stderr, trimmed.
+    fn stderr(&self) -> String {
+        match &self.wasi {
+            Some((_, stderr)) => String::from_utf8_lossy(&stderr.contents())
+                .trim()
+                .to_owned(),
+            None => String::new(),
         }
     }
 
@@ -85,12 +90,19 @@ impl HostState {
     }
 }
 
+/// A plugin's WASI context and the stderr it writes to. Deny by default: no preopened
+/// directories, no environment, no arguments, no sockets; stdout is discarded (it is magg's
+/// MCP channel) and stderr is kept to explain a failure.
+fn new_wasi() -> (WasiCtx, MemoryOutputPipe) {
+    let stderr = MemoryOutputPipe::new(STDERR_KEEP);
+    (WasiCtx::builder().stderr(stderr.clone()).build(), stderr)
+}
+
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        let HostState { wasi, table, .. } = self;
+        let (ctx, _) = wasi.get_or_insert_with(new_wasi);
+        WasiCtxView { ctx, table }
     }
 }
 
@@ -505,6 +517,13 @@ impl<'a> Call<'a> {
         }
     }
 
+    /// Readies a store made ahead of its call: the whole time limit from now, and the epoch
+    /// deadline one tick from now (not from when the store was made).
+    pub(crate) fn ready(store: &mut Store<HostState>) {
+        Call::restart_clock(store);
+        store.set_epoch_deadline(1);
+    }
+
     /// Gives the next guest call in `store` the whole time limit again.
     pub(crate) fn restart_clock(store: &mut Store<HostState>) {
         let state = store.data_mut();
@@ -520,9 +539,7 @@ impl<'a> Call<'a> {
     /// Turns a wasmtime error into a [`PluginError`] that says what happened.
     pub(crate) fn fault(&self, store: &Store<HostState>, e: wasmtime::Error) -> PluginError {
         let state = store.data();
-        let stderr = String::from_utf8_lossy(&state.stderr.contents())
-            .trim()
-            .to_owned();
+        let stderr = state.stderr();
         let detail = if state.timed_out {
             format!(
                 "ran past its time limit of {} ms (set plugins.{}.timeout_ms to change it)",

@@ -12,7 +12,7 @@ use std::{
     path::{Path, PathBuf},
     sync::{
         Arc, Mutex, OnceLock, RwLock,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::{Duration, SystemTime},
 };
@@ -25,6 +25,7 @@ use tokio::sync::{Notify, mpsc, watch};
 use super::{
     AfterText, Decision, FailurePolicy, HookRun, Kind, PluginError, SearchOutcome, ToolCall,
     bindings::{configure, types},
+    calls::SpareHook,
     config::{PluginConfig, PluginConfigs},
     instance::{Call, Prepared, Runtime},
 };
@@ -48,6 +49,10 @@ pub(crate) struct Plugin {
     pub(crate) prepared: Arc<Prepared>,
     faults: AtomicU64,
     last_fault: Mutex<Option<String>>,
+    /// A routing hook's instance for its next call, made ahead of it (see `calls.rs`).
+    pub(crate) spare: Mutex<Option<SpareHook>>,
+    /// Whether a spare is being made.
+    pub(crate) refilling: AtomicBool,
 }
 
 impl Plugin {
@@ -91,6 +96,8 @@ pub(crate) struct PluginSet {
     has_hooks: bool,
     /// Whether any plugin is a tool filter.
     has_filters: bool,
+    /// The queue of routing hooks whose next instance is to be made (see `calls.rs`).
+    pub(crate) refills: OnceLock<mpsc::UnboundedSender<Arc<Plugin>>>,
 }
 
 impl PluginSet {
@@ -100,6 +107,7 @@ impl PluginSet {
             has_hooks: has(Kind::RoutingHook),
             has_filters: has(Kind::ToolFilter),
             plugins,
+            refills: OnceLock::new(),
         }
     }
 
@@ -609,6 +617,8 @@ async fn load_one(
         prepared,
         faults: AtomicU64::new(0),
         last_fault: Mutex::new(None),
+        spare: Mutex::new(None),
+        refilling: AtomicBool::new(false),
     }))
 }
 
