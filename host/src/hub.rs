@@ -509,6 +509,22 @@ async fn catalog_task(
     }
 }
 
+/// Sets how the allocator holds on to freed memory, once at start: blocks of 256 KiB or more
+/// (a page of large tools, a backend's whole tool list) get pages of their own that go back to
+/// the system when freed, and free memory at the top of the heap is returned once 512 KiB of
+/// it collects. glibc otherwise raises both limits to the largest block freed so far (the
+/// second to twice that), and a process that once wrote a large page keeps that much memory
+/// for good.
+pub fn limit_retained_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes the allocator's thresholds; it is called before any thread
+    // but this one allocates.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 512 * 1024);
+    }
+}
+
 /// Gives the allocator's free pages back to the system. A rebuild follows a backend's lists
 /// being read: their parsed form is freed once the catalog holds the tools as text, and glibc
 /// would otherwise keep those pages for the life of the process.

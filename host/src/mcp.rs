@@ -76,6 +76,38 @@ impl ToolText {
         }
     }
 
+    /// The tool from its JSON object as a server listed it: its members are kept as the text
+    /// they came as, in their order.
+    pub fn from_json(json: &str) -> Result<ToolText, String> {
+        let Members(members) =
+            serde_json::from_str(json).map_err(|e| format!("not a JSON object: {e}"))?;
+        let mut name = None;
+        let mut body = String::with_capacity(json.len());
+        for (key, value) in &members {
+            if key == "name" {
+                name = serde_json::from_str::<String>(value.get()).ok();
+                continue;
+            }
+            if !body.is_empty() {
+                body.push(',');
+            }
+            body.push_str(&serde_json::to_string(key).map_err(|e| e.to_string())?);
+            body.push(':');
+            body.push_str(value.get());
+        }
+        let name = name.ok_or_else(|| {
+            let mut head: String = json.chars().take(80).collect();
+            if head.len() < json.len() {
+                head.push('…');
+            }
+            format!("it has no string `name`: {head}")
+        })?;
+        Ok(ToolText {
+            name: Arc::from(name),
+            body: Arc::from(body),
+        })
+    }
+
     /// The tool's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -94,12 +126,27 @@ impl ToolText {
         }
     }
 
+    /// About how long the tool's JSON object is (exactly, unless its name needs escapes).
+    pub fn json_len(&self) -> usize {
+        self.name.len() + self.body.len() + 12
+    }
+
     /// Appends the tool's JSON object to `out`.
     pub fn write_json(&self, out: &mut String) {
         out.push_str("{\"name\":");
-        match serde_json::to_string(&*self.name) {
-            Ok(name) => out.push_str(&name),
-            Err(_) => out.push_str("\"\""),
+        if self
+            .name
+            .bytes()
+            .all(|b| b >= 0x20 && b != b'"' && b != b'\\')
+        {
+            out.push('"');
+            out.push_str(&self.name);
+            out.push('"');
+        } else {
+            match serde_json::to_string(&*self.name) {
+                Ok(name) => out.push_str(&name),
+                Err(_) => out.push_str("\"\""),
+            }
         }
         if !self.body.is_empty() {
             out.push(',');
@@ -110,7 +157,7 @@ impl ToolText {
 
     /// The tool's JSON object as text.
     pub fn json(&self) -> String {
-        let mut out = String::with_capacity(self.name.len() + self.body.len() + 12);
+        let mut out = String::with_capacity(self.json_len());
         self.write_json(&mut out);
         out
     }
@@ -158,6 +205,32 @@ impl ToolText {
     }
 }
 
+/// A JSON object's members, in order, each value as its text.
+struct Members<'a>(Vec<(std::borrow::Cow<'a, str>, &'a serde_json::value::RawValue)>);
+
+impl<'de> serde::Deserialize<'de> for Members<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Members<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Members<'de>, A::Error> {
+                let mut members = Vec::new();
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    members.push((key, map.next_value()?));
+                }
+                Ok(Members(members))
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
+}
+
 /// An object's members as JSON text, without the braces.
 fn members_text(members: &JsonObject) -> String {
     let text = serde_json::to_string(members).unwrap_or_else(|_| "{}".to_owned());
@@ -201,6 +274,33 @@ mod tests {
         let quiet = text.with_description(None);
         assert_eq!(quiet.description(), None);
         assert_eq!(quiet.input_schema(), text.input_schema());
+    }
+
+    #[test]
+    fn a_listed_tool_keeps_its_members_as_they_came() {
+        let json = r#"{"description": "Say \"it\" back", "name": "echo", "inputSchema": {"type":"object"}, "x-extra": [1, 2]}"#;
+        let text = ToolText::from_json(json).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(text.name(), "echo");
+        assert_eq!(
+            text.json(),
+            r#"{"name":"echo","description":"Say \"it\" back","inputSchema":{"type":"object"},"x-extra":[1, 2]}"#
+        );
+        assert_eq!(text.description().as_deref(), Some("Say \"it\" back"));
+        let unnamed = ToolText::from_json(r#"{"description":"no name"}"#);
+        assert!(unnamed.is_err_and(|e| e.contains("no string `name`")));
+        assert!(ToolText::from_json("[1]").is_err());
+    }
+
+    #[test]
+    fn a_name_that_needs_escapes_is_written_as_json() {
+        let text = ToolText::new(&echo()).renamed("say \"hi\"\\now");
+        let value: Value = serde_json::from_str(&text.json()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(value["name"], "say \"hi\"\\now");
+        assert_eq!(
+            text.json().len(),
+            text.json_len() + 3,
+            "escapes: two quotes, a backslash"
+        );
     }
 
     #[test]

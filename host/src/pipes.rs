@@ -49,6 +49,24 @@ pub async fn pump_lines<R: AsyncRead + Unpin>(source: R, out: mpsc::UnboundedSen
     }
 }
 
+/// How much a pipe magg writes to may hold: a large answer (a page of 1000 tools is a
+/// megabyte or more) then crosses in a few writes, not one per 64 KiB the reader takes.
+const PIPE_BYTES: libc::c_int = 1 << 20;
+
+/// Widens the pipe on file descriptor `fd` to [`PIPE_BYTES`] where it is a pipe and the
+/// system allows it (`/proc/sys/fs/pipe-max-size`); otherwise leaves it as it is.
+pub fn widen_pipe(fd: libc::c_int) {
+    // SAFETY: F_SETPIPE_SZ only resizes the kernel's buffer of an open pipe; on any other
+    // descriptor, or above the allowed size, it fails and changes nothing.
+    let result = unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, PIPE_BYTES) };
+    if result < 0 {
+        tracing::debug!(
+            "stdout pipe keeps its size: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
 /// The largest message magg takes, on any transport, from clients and backends alike: a
 /// message line on a pipe, or a request body over HTTP. Bigger ones are refused (a request
 /// gets an error response) and the connection goes on.

@@ -16,7 +16,7 @@ use tokio::{
     sync::mpsc,
 };
 
-use super::{Backend, Changed, ListKind, State, Status, client::BackendClient};
+use super::{Backend, Changed, ListKind, State, Status, client::BackendClient, lane::Lane};
 use crate::{
     config::{ServerConfig, Settings},
     relay::Calls,
@@ -104,7 +104,7 @@ pub(super) async fn run(
     let init = async {
         let (service, child, lane) = open(backend, settings, handler).await?;
         let peer = service.peer().clone();
-        let lists = fetch_all(&peer)
+        let lists = fetch_all(&backend.name, &peer, lane.as_deref())
             .await
             .map_err(|e| format!("listing failed: {e}"))?;
         Ok::<_, String>((service, child, lane, lists))
@@ -175,7 +175,7 @@ pub(super) async fn run(
                     }
                 }
                 for kind in kinds {
-                    match fetch_kind(&peer, kind).await {
+                    match fetch_kind(&backend.name, &peer, lane.as_deref(), kind).await {
                         Ok(lists) => backend.set(changes, |s| lists.apply(s)),
                         Err(e) => tracing::warn!(server = %backend.name, "refreshing {kind:?} after list_changed failed: {e}"),
                     }
@@ -208,7 +208,7 @@ async fn open(
     backend: &Arc<Backend>,
     settings: &Settings,
     handler: BackendClient,
-) -> Result<(Service, Option<Child>, Option<Arc<super::lane::Lane>>), String> {
+) -> Result<(Service, Option<Child>, Option<Arc<Lane>>), String> {
     let config = &backend.config;
     if let Some((command, args)) = config.argv() {
         let command = command.as_str();
@@ -227,9 +227,7 @@ async fn open(
                 settings.stderr_show,
             ));
         }
-        let (lane, (read, write)) = super::lane::wire(stdout, stdin);
-        let transport = rmcp::transport::async_rw::AsyncRwTransport::new_client(read, write)
-            .with_max_line_length(crate::pipes::MAX_MESSAGE_BYTES);
+        let (lane, transport) = super::lane::wire(stdout, stdin);
         match handler.serve(transport).await {
             Ok(service) => Ok((service, Some(child), Some(lane))),
             Err(e) => {
@@ -376,10 +374,14 @@ impl Lists {
     }
 }
 
-async fn fetch_all(peer: &Peer<RoleClient>) -> Result<Lists, rmcp::ServiceError> {
+async fn fetch_all(
+    server: &str,
+    peer: &Peer<RoleClient>,
+    lane: Option<&Lane>,
+) -> Result<Lists, String> {
     let mut all = Lists::default();
     for kind in [ListKind::Tools, ListKind::Prompts, ListKind::Resources] {
-        let one = fetch_kind(peer, kind).await?;
+        let one = fetch_kind(server, peer, lane, kind).await?;
         all.tools.extend(one.tools);
         all.prompts.extend(one.prompts);
         all.resources.extend(one.resources);
@@ -389,8 +391,14 @@ async fn fetch_all(peer: &Peer<RoleClient>) -> Result<Lists, rmcp::ServiceError>
     Ok(all)
 }
 
-/// Fetches every page of one kind of list, if the backend has that capability.
-async fn fetch_kind(peer: &Peer<RoleClient>, kind: ListKind) -> Result<Lists, rmcp::ServiceError> {
+/// Fetches every page of one kind of list, if the backend has that capability: tools as text
+/// on the lane where there is one, everything else through rmcp.
+async fn fetch_kind(
+    server: &str,
+    peer: &Peer<RoleClient>,
+    lane: Option<&Lane>,
+    kind: ListKind,
+) -> Result<Lists, String> {
     let caps = peer
         .peer_info()
         .map(|i| i.capabilities.clone())
@@ -400,16 +408,19 @@ async fn fetch_kind(peer: &Peer<RoleClient>, kind: ListKind) -> Result<Lists, rm
         ..Lists::default()
     };
     match kind {
-        ListKind::Tools if caps.tools.is_some() => {
-            // Held as the text they are listed as: a fraction of the parsed form's memory.
-            let tools = peer.list_all_tools().await?;
-            lists.tools = tools.iter().map(crate::mcp::ToolText::new).collect();
-        }
+        // Held as the text they are listed as: a fraction of the parsed form's memory.
+        ListKind::Tools if caps.tools.is_some() => match lane {
+            Some(lane) => lists.tools = super::lane::list_tools(lane, server).await?,
+            None => {
+                let tools = peer.list_all_tools().await.map_err(|e| e.to_string())?;
+                lists.tools = tools.iter().map(crate::mcp::ToolText::new).collect();
+            }
+        },
         ListKind::Prompts if caps.prompts.is_some() => {
-            lists.prompts = peer.list_all_prompts().await?
+            lists.prompts = peer.list_all_prompts().await.map_err(|e| e.to_string())?
         }
         ListKind::Resources if caps.resources.is_some() => {
-            lists.resources = peer.list_all_resources().await?;
+            lists.resources = peer.list_all_resources().await.map_err(|e| e.to_string())?;
             // Templates are optional even for servers with resources.
             lists.templates = peer.list_all_resource_templates().await.unwrap_or_default();
         }

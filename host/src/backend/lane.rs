@@ -15,19 +15,22 @@ use std::{
     },
 };
 
+use rmcp::{
+    RoleClient,
+    service::{RxJsonRpcMessage, TxJsonRpcMessage},
+    transport::Transport,
+};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::{
-    io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, DuplexStream, ReadHalf, WriteHalf},
+    io::{AsyncRead, AsyncWrite, BufReader},
     sync::{mpsc, oneshot},
 };
 
-use crate::pipes;
+use crate::{mcp::ToolText, pipes};
 
 /// The prefix of lane request ids.
 const ID_PREFIX: &str = "magg:";
-/// Buffer between the pipes and rmcp.
-const DUPLEX_BYTES: usize = 256 * 1024;
 
 /// A lane request waiting for its response.
 #[derive(Debug)]
@@ -76,12 +79,24 @@ impl Lane {
         params: &str,
         progress: Option<mpsc::UnboundedSender<Vec<u8>>>,
     ) -> Result<oneshot::Receiver<Vec<u8>>, Closed> {
+        self.send_request(id, "tools/call", params, progress)
+    }
+
+    /// Sends the request `method` with `params` (JSON text) under the reserved lane id `id`;
+    /// see [`Lane::send_tool_call`].
+    pub fn send_request(
+        &self,
+        id: u64,
+        method: &str,
+        params: &str,
+        progress: Option<mpsc::UnboundedSender<Vec<u8>>>,
+    ) -> Result<oneshot::Receiver<Vec<u8>>, Closed> {
         let (answer, rx) = oneshot::channel();
         if let Ok(mut pending) = self.pending.lock() {
             pending.insert(id, Pending { answer, progress });
         }
         let line = format!(
-            r#"{{"jsonrpc":"2.0","id":"{ID_PREFIX}{id}","method":"tools/call","params":{params}}}"#
+            r#"{{"jsonrpc":"2.0","id":"{ID_PREFIX}{id}","method":"{method}","params":{params}}}"#
         );
         if self.out.send(line.into_bytes()).is_err() {
             self.forget(id);
@@ -142,29 +157,157 @@ impl Lane {
     }
 }
 
-/// The ends rmcp's client transport reads from and writes to.
-pub type RmcpPipes = (ReadHalf<DuplexStream>, WriteHalf<DuplexStream>);
+/// Every page of the backend's tools/list, read from the response text: each tool is kept as
+/// the text it came as, never built into rmcp's types (a large list then leaves no trail of
+/// freed parse trees between the tools magg keeps). A tool without a string `name` is left
+/// out, with a warning.
+pub async fn list_tools(lane: &Lane, server: &str) -> Result<Vec<ToolText>, String> {
+    #[derive(Deserialize)]
+    struct Response<'a> {
+        #[serde(borrow)]
+        result: Option<Page<'a>>,
+        error: Option<rmcp::ErrorData>,
+    }
+    #[derive(Deserialize)]
+    struct Page<'a> {
+        #[serde(borrow)]
+        tools: Vec<&'a RawValue>,
+        #[serde(rename = "nextCursor")]
+        next_cursor: Option<String>,
+    }
+    let mut tools = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let params = match &cursor {
+            Some(c) => serde_json::json!({ "cursor": c }).to_string(),
+            None => "{}".to_owned(),
+        };
+        let id = lane.reserve();
+        let line = lane
+            .send_request(id, "tools/list", &params, None)
+            .map_err(|Closed| "the connection closed".to_owned())?
+            .await
+            .map_err(|_| "the connection closed before it listed its tools".to_owned())?;
+        let page = match serde_json::from_slice::<Response<'_>>(&line) {
+            Ok(Response {
+                result: Some(page), ..
+            }) => page,
+            Ok(Response {
+                error: Some(error), ..
+            }) => return Err(format!("tools/list failed: {}", error.message)),
+            Ok(_) => return Err("tools/list answered with neither result nor error".to_owned()),
+            Err(e) => return Err(format!("tools/list answer is not one magg can read: {e}")),
+        };
+        tools.reserve(page.tools.len());
+        for raw in page.tools {
+            match ToolText::from_json(raw.get()) {
+                Ok(tool) => tools.push(tool),
+                Err(e) => tracing::warn!(server, "left out a tool magg cannot list: {e}"),
+            }
+        }
+        match page.next_cursor {
+            Some(next) if !next.is_empty() && cursor.as_deref() != Some(next.as_str()) => {
+                cursor = Some(next);
+            }
+            _ => break,
+        }
+    }
+    Ok(tools)
+}
+
+/// rmcp's client transport on a child's pipes, beside the lane: it receives the lines that are
+/// not lane answers, whole, and sends rmcp's messages as lines through the pipe's writer. No
+/// byte stream sits between the two, so nothing holds a copy of a large message (a backend's
+/// whole tool list) after rmcp has read it.
+pub struct RmcpLines {
+    incoming: mpsc::UnboundedReceiver<Vec<u8>>,
+    out: mpsc::UnboundedSender<Vec<u8>>,
+}
+
+impl Transport<RoleClient> for RmcpLines {
+    type Error = std::io::Error;
+
+    fn send(
+        &mut self,
+        item: TxJsonRpcMessage<RoleClient>,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
+        let sent = serde_json::to_vec(&item)
+            .map_err(std::io::Error::other)
+            .and_then(|mut line| {
+                line.push(b'\n');
+                self.out.send(line).map_err(|_| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::BrokenPipe,
+                        "the backend's stdin is closed",
+                    )
+                })
+            });
+        std::future::ready(sent)
+    }
+
+    async fn receive(&mut self) -> Option<RxJsonRpcMessage<RoleClient>> {
+        loop {
+            let line = self.incoming.recv().await?;
+            let text = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&line);
+            let text = text.trim_ascii_end();
+            if text.is_empty() {
+                continue;
+            }
+            match serde_json::from_slice(text) {
+                Ok(message) => return Some(message),
+                Err(e) => self.refuse(text, &e),
+            }
+        }
+    }
+
+    async fn close(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+impl RmcpLines {
+    /// A line that is no message magg can read: ignored, but a request in it gets the
+    /// protocol's error, so that the backend does not wait for an answer forever.
+    fn refuse(&self, text: &[u8], e: &serde_json::Error) {
+        #[derive(Deserialize)]
+        struct Request<'a> {
+            #[serde(borrow)]
+            id: Option<&'a RawValue>,
+            method: Option<serde::de::IgnoredAny>,
+        }
+        tracing::debug!("ignored a line from a backend that is no MCP message: {e}");
+        if let Ok(Request {
+            id: Some(id),
+            method: Some(_),
+        }) = serde_json::from_slice::<Request<'_>>(text)
+        {
+            let error = serde_json::json!({
+                "code": -32600,
+                "message": format!("Invalid request: {e}"),
+            });
+            let line = format!(r#"{{"jsonrpc":"2.0","id":{},"error":{error}}}"#, id.get());
+            let _ = self.out.send(line.into_bytes());
+        }
+    }
+}
 
 /// Splits a child's stdout/stdin between the lane and rmcp.
-pub fn wire<R, W>(child_out: R, child_in: W) -> (Arc<Lane>, RmcpPipes)
+pub fn wire<R, W>(child_out: R, child_in: W) -> (Arc<Lane>, RmcpLines)
 where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let (rmcp_end, our_end) = tokio::io::duplex(DUPLEX_BYTES);
-    let (rmcp_read, rmcp_write) = tokio::io::split(rmcp_end);
-    let (from_rmcp, to_rmcp) = tokio::io::split(our_end);
     let (out, lines) = mpsc::unbounded_channel();
+    let (to_rmcp, incoming) = mpsc::unbounded_channel();
     let lane = Arc::new(Lane::new(out.clone()));
     tokio::spawn(pipes::write_lines(child_in, lines));
-    tokio::spawn(pipes::pump_lines(from_rmcp, out));
     tokio::spawn(read_child(child_out, to_rmcp, lane.clone()));
-    (lane, (rmcp_read, rmcp_write))
+    (lane, RmcpLines { incoming, out })
 }
 
 async fn read_child<R: AsyncRead + Unpin>(
     child_out: R,
-    mut to_rmcp: WriteHalf<DuplexStream>,
+    to_rmcp: mpsc::UnboundedSender<Vec<u8>>,
     lane: Arc<Lane>,
 ) {
     let mut reader = BufReader::new(child_out);
@@ -184,12 +327,11 @@ async fn read_child<R: AsyncRead + Unpin>(
         if let Some(id) = lane_response_id(&line) {
             lane.deliver(id, std::mem::take(&mut line));
         } else if lane.forward_progress(&line) {
-        } else if to_rmcp.write_all(&line).await.is_err() {
+        } else if to_rmcp.send(std::mem::take(&mut line)).is_err() {
             break;
         }
     }
     lane.close();
-    let _ = to_rmcp.shutdown().await;
 }
 
 /// The progress token (JSON text) of the lane request `id`: magg's own, so that it never

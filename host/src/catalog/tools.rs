@@ -109,8 +109,8 @@ impl ToolList {
     pub fn page_text(&self, cursor: Option<&str>) -> Result<String, McpError> {
         let (range, next) = self.page(cursor)?;
         let tools = &self.tools[range];
-        let bytes: usize = tools.iter().map(|t| t.text.name().len() + 16).sum();
-        let mut out = String::with_capacity(bytes * 4 + 64);
+        let bytes: usize = tools.iter().map(|t| t.text.json_len()).sum();
+        let mut out = String::with_capacity(bytes + tools.len() + 64);
         out.push_str("{\"tools\":[");
         for (i, tool) in tools.iter().enumerate() {
             if i > 0 {

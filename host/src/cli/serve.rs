@@ -13,6 +13,7 @@ use crate::{
 
 /// Runs the server until the stdio client goes away or magg gets SIGINT / SIGTERM.
 pub fn run(config: Config, args: ServeArgs) -> anyhow::Result<()> {
+    crate::hub::limit_retained_memory();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

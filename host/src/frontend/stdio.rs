@@ -60,6 +60,7 @@ pub async fn serve(
     let hub = server.hub.clone();
     let session = server.session_slot();
     let (stdin, stdout) = rmcp::transport::stdio_pipes();
+    pipes::widen_pipe(1);
     let (rmcp_end, our_end) = tokio::io::duplex(DUPLEX_BYTES);
     let (rmcp_read, rmcp_write) = tokio::io::split(rmcp_end);
     let (from_rmcp, to_rmcp) = tokio::io::split(our_end);
