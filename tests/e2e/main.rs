@@ -22,4 +22,5 @@ mod proxy;
 mod sdk;
 mod server_requests;
 mod sessions;
+mod sse;
 mod transparency;
