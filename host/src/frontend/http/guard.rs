@@ -1,8 +1,8 @@
-//! What the routes beside `/mcp` (the SSE transport) check before they answer, as rmcp checks
-//! it for `/mcp`: the `Host` header names an allowed host, so a web page cannot reach a magg on
-//! localhost by DNS rebinding; and a request a browser sent from another
-//! site (its `Origin` names a host that is not allowed) is refused, so a page cannot post into
-//! an SSE session.
+//! What the routes beside `/mcp` (the SSE transport and the management API) check before they
+//! answer, as rmcp checks it for `/mcp`: the `Host` header names an allowed host, so a web page
+//! cannot reach a magg on localhost by DNS rebinding; and a request a browser sent from another
+//! site (its `Origin` names a host that is not allowed) is refused, so a page cannot drive the
+//! API or post into an SSE session.
 
 use std::sync::Arc;
 
