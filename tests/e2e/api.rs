@@ -219,3 +219,22 @@ async fn a_read_only_magg_lists_over_the_api_but_refuses_changes() {
     );
     assert_eq!(config.read(), before);
 }
+
+#[tokio::test]
+async fn with_an_mcp_servers_file_changes_are_refused_saying_why_and_the_file_stays() {
+    let config = TempConfig::new(&json!({"mcpServers": {"tb": entry("tb")}}));
+    let before = std::fs::read(&config.path).expect("config");
+    let magg = Magg::http(&config.path, false).await;
+    let url = magg.url.clone().expect("url");
+    tb_running(&url).await;
+
+    let add = json!({"mcpServers": {"extra": entry("extra")}}).to_string();
+    let refused = refusal(&url, &add, 400).await;
+    assert!(
+        refused.contains("mcpServers") && refused.contains("Magg-format"),
+        "{refused}"
+    );
+    let tools = body(&request(&url, "GET", "/mcp_tools", "").await, 200);
+    assert!(tools["tools"].get("extra").is_none(), "{tools}");
+    assert_eq!(std::fs::read(&config.path).expect("config"), before);
+}
