@@ -8,7 +8,9 @@ use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
 use crate::{
-    harness::{Client, Magg, TempConfig, WAIT, eventually, everything_js, test_backend, text},
+    harness::{
+        Client, ClientSpec, Magg, TempConfig, WAIT, eventually, everything_js, test_backend, text,
+    },
     raw_http::{Conn, initialize},
     sdk::python_client,
 };
@@ -266,7 +268,7 @@ async fn magg_uses_a_backend_that_speaks_only_sse() {
 }
 
 #[tokio::test]
-async fn magg_uses_another_magg_over_sse_and_follows_its_list_changes() {
+async fn magg_uses_another_magg_over_sse_relaying_requests_and_list_changes() {
     let upstream_config =
         TempConfig::new(&json!({"servers": {"tb": test_backend("tb", "tb", &[])}}));
     let upstream = Magg::http(&upstream_config.path, false).await;
@@ -276,11 +278,19 @@ async fn magg_uses_another_magg_over_sse_and_follows_its_list_changes() {
         "source": "magg over sse", "prefix": "up", "uri": sse_url,
     }}}));
     let magg = Magg::http(&config.path, false).await;
-    let mut client = Client::http(magg.url.as_deref().expect("url")).await;
+    let mut client =
+        Client::http_as(magg.url.as_deref().expect("url"), ClientSpec::full("c")).await;
     let echoed = client
         .call_eventually("up_tb_echo", json!({"text": "two hops"}))
         .await;
     assert_eq!(text(&echoed), "two hops");
+
+    // The backend's request during a call comes back over the SSE stream to the caller.
+    let sampled = client
+        .call("up_tb_sample", json!({"prompt": "hi"}))
+        .await
+        .expect("up_tb_sample");
+    assert_eq!(text(&sampled), "sampled: c says hi", "{sampled}");
 
     let mut edited = upstream_config.read();
     edited["servers"]["tbtwo"] = test_backend("tbtwo", "tbtwo", &[]);

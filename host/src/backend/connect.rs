@@ -247,7 +247,8 @@ async fn open(
     } else if let Some(uri) = config.uri.as_deref()
         && super::sse::speaks_sse(config)
     {
-        let transport = super::sse::connect(uri, headers(config)?).await?;
+        let read_timeout = super::sse::read_timeout(config)?;
+        let transport = super::sse::connect(uri, headers(config)?, read_timeout).await?;
         let service = handler
             .serve(transport)
             .await

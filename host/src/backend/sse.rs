@@ -3,10 +3,11 @@
 //! stream's), `POST` each message there, and take the server's messages from the stream's
 //! `message` events. Messages are posted one at a time, in order, as the SDKs do.
 //!
-//! A stream that ends or breaks, or a POST the server refuses, ends the connection; the
-//! backend's supervisor then restarts it like any other.
+//! A stream that ends or breaks, stays silent longer than `transport.sse_read_timeout` seconds
+//! (when set, as in Magg), or a POST the server refuses, ends the connection; the backend's
+//! supervisor then restarts it like any other.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, time::Duration};
 
 use futures::StreamExt as _;
 use reqwest::{
@@ -37,11 +38,34 @@ pub fn speaks_sse(config: &ServerConfig) -> bool {
     }
 }
 
+/// `transport.sse_read_timeout`: how long the stream may stay silent (keep-alives count)
+/// before the connection is given up; `None` when not set.
+pub fn read_timeout(config: &ServerConfig) -> Result<Option<Duration>, String> {
+    let Some(value) = config
+        .transport
+        .as_ref()
+        .and_then(|t| t.get("sse_read_timeout"))
+    else {
+        return Ok(None);
+    };
+    match value.as_f64() {
+        _ if value.is_null() => Ok(None),
+        Some(seconds) if seconds > 0.0 && seconds.is_finite() => {
+            Ok(Some(Duration::from_secs_f64(seconds)))
+        }
+        _ => Err(format!(
+            "transport.sse_read_timeout must be a number of seconds above 0, not {value}"
+        )),
+    }
+}
+
 /// Opens the event stream at `uri` (sending `headers` with every request), waits for its
-/// `endpoint` event, and returns the connection as a transport.
+/// `endpoint` event, and returns the connection as a transport. A stream silent for longer
+/// than `read_timeout` ends it.
 pub async fn connect(
     uri: &str,
     headers: HashMap<HeaderName, HeaderValue>,
+    read_timeout: Option<Duration>,
 ) -> Result<Channels<RoleClient>, String> {
     let base = Url::parse(uri).map_err(|e| format!("{uri:?} is not a URL: {e}"))?;
     let headers: reqwest::header::HeaderMap = headers.into_iter().collect();
@@ -84,9 +108,19 @@ pub async fn connect(
     let from = uri.to_owned();
     tokio::spawn(async move {
         loop {
+            let next = async {
+                match read_timeout {
+                    Some(limit) => tokio::time::timeout(limit, events.next()).await.ok(),
+                    None => Some(events.next().await),
+                }
+            };
             let event = tokio::select! {
                 _ = reading.cancelled() => break,
-                event = events.next() => event,
+                event = next => event,
+            };
+            let Some(event) = event else {
+                tracing::warn!(uri = %from, "the SSE stream was silent for longer than transport.sse_read_timeout; closing it");
+                break;
             };
             let event = match event {
                 Some(Ok(event)) => event,
@@ -194,6 +228,49 @@ mod tests {
         assert!(!speaks_sse(&server("http://h:1/mcp", None)));
         assert!(!speaks_sse(&server("http://h:1/sse", Some("http"))));
         assert!(speaks_sse(&server("http://h:1/events", Some("sse"))));
+    }
+
+    #[test]
+    fn the_read_timeout_is_seconds_above_zero() {
+        let mut config = server("http://h:1/sse", None);
+        assert_eq!(read_timeout(&config), Ok(None));
+        let mut transport = serde_json::Map::new();
+        transport.insert("sse_read_timeout".into(), 1.5.into());
+        config.transport = Some(transport.clone());
+        assert_eq!(read_timeout(&config), Ok(Some(Duration::from_millis(1500))));
+        transport.insert("sse_read_timeout".into(), "soon".into());
+        config.transport = Some(transport);
+        let error = read_timeout(&config).unwrap_err();
+        assert!(error.contains("sse_read_timeout"), "{error}");
+    }
+
+    /// A stream that sends its endpoint and then nothing ends the connection once the read
+    /// timeout has passed.
+    #[tokio::test]
+    async fn a_silent_stream_ends_the_connection_after_the_read_timeout() {
+        use rmcp::transport::Transport as _;
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let uri = format!("http://{}/sse", listener.local_addr().expect("addr"));
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.expect("accept");
+            let mut request = [0; 1024];
+            let _ = socket.read(&mut request).await;
+            let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n";
+            let endpoint = "event: endpoint\ndata: /messages/?session_id=ab\n\n";
+            socket.write_all(head.as_bytes()).await.expect("write");
+            socket.write_all(endpoint.as_bytes()).await.expect("write");
+            // Silent from here on, with the connection open.
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        });
+        let mut transport = connect(&uri, HashMap::new(), Some(Duration::from_millis(100)))
+            .await
+            .expect("connected");
+        let received = tokio::time::timeout(Duration::from_secs(30), transport.receive()).await;
+        assert!(matches!(received, Ok(None)), "the connection did not end");
     }
 
     #[test]
