@@ -142,6 +142,13 @@ async fn an_sse_session_is_a_full_mcp_session_and_bad_posts_are_refused() {
     };
     assert_eq!(progress, vec![Some(1.0), Some(2.0), Some(3.0)], "{done}");
 
+    // A page that reached magg by DNS rebinding names its own host.
+    let rebound = Conn::open(&url)
+        .await
+        .send("GET", "/sse", &[("Host", "evil.example:8000")], "")
+        .await;
+    assert_eq!(rebound.status, 403, "{rebound}");
+
     let unknown = post(
         &url,
         "/messages/?session_id=0123456789abcdef0123456789abcdef",
