@@ -1,7 +1,7 @@
 //! One supervised connection per configured server.
 //!
-//! A [`Backend`] owns the connection to one MCP server (a child process on stdio or a
-//! streamable-HTTP URL), keeps the latest copy of its tools, prompts, resources and resource
+//! A [`Backend`] owns the connection to one MCP server (a child process on stdio, a
+//! streamable-HTTP URL, or a legacy SSE URL: [`sse`]), keeps the latest copy of its tools, prompts, resources and resource
 //! templates, and restarts it with capped exponential backoff when it goes away. Every change of
 //! its state is announced on the hub's change channel so the catalog can be rebuilt.
 //!
@@ -14,6 +14,7 @@
 mod client;
 mod connect;
 pub mod lane;
+pub mod sse;
 
 use std::{
     collections::VecDeque,

@@ -341,6 +341,8 @@ impl Hub {
         let mut checked = edited
             .revalidated()
             .map_err(|e| format!("the change would make an invalid config: {e}"))?;
+        // Keep the loaded format, so that save() refuses to rewrite an mcpServers file and says why.
+        checked.format = edited.format;
         checked
             .save()
             .map_err(|e| format!("could not save the config: {e}"))?;

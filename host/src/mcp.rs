@@ -1,8 +1,11 @@
 //! MCP's rules and shapes that every layer of magg uses, defined once: the tool-name rule, the
 //! server name magg's own tools carry, tool error results, which lists changed, and a tool
-//! definition held as the JSON text it is sent as ([`ToolText`]).
+//! definition held as the JSON text it is sent as ([`ToolText`]); and an rmcp transport made of
+//! two channels ([`channel`]).
 //!
 //! This module is at the bottom: it names no other module of the crate.
+
+pub mod channel;
 
 use std::sync::Arc;
 

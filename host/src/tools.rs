@@ -6,7 +6,7 @@
 
 mod discover;
 mod kits;
-mod manage;
+pub mod manage;
 mod proxy;
 mod resources;
 

@@ -9,6 +9,7 @@ mod harness;
 mod raw_http;
 
 mod aggregation;
+mod api;
 mod calls;
 mod cli;
 mod conformance;
@@ -22,4 +23,5 @@ mod proxy;
 mod sdk;
 mod server_requests;
 mod sessions;
+mod sse;
 mod transparency;

@@ -203,6 +203,21 @@ impl Conn {
         body
     }
 
+    /// The next chunk of a chunked body, as it arrives (empty: the body has ended). For event
+    /// streams, which never end on their own.
+    pub async fn chunk(&mut self) -> Vec<u8> {
+        let size = self.line().await;
+        let size = usize::from_str_radix(size.split(';').next().unwrap_or_default(), 16)
+            .unwrap_or_else(|_| panic!("chunk size {size:?}"));
+        let mut chunk = vec![0; size + 2];
+        tokio::time::timeout(WAIT, self.stream.read_exact(&mut chunk))
+            .await
+            .expect("a chunk in time")
+            .expect("read a chunk");
+        chunk.truncate(size);
+        chunk
+    }
+
     /// POSTs `body` to `path` as `content_type`, accepting `accept`.
     pub async fn post_as(
         &mut self,

@@ -9,7 +9,8 @@ use serde_json::json;
 
 use crate::harness::{Magg, TempConfig, bin, test_backend};
 
-fn python_client(args: &[&str]) -> (bool, String) {
+/// Runs tests/python/sdk_client.py with `args`: (whether it passed, everything it printed).
+pub(crate) fn python_client(args: &[&str]) -> (bool, String) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/sdk_client.py");
     let out = std::process::Command::new("python3")
         .arg(script)

@@ -4,16 +4,21 @@ Usage: sdk_client.py stdio MAGG_BINARY CONFIG   (the SDK spawns `magg serve`)
        sdk_client.py http URL                    (magg already serves streamable HTTP)
        sdk_client.py modern URL                  (the same, stateless protocol 2026-07-28:
                                                   backends' requests come as input_required)
+       sdk_client.py sse URL CONFIG              (magg serves the legacy SSE transport at URL;
+                                                  CONFIG is its config file, which is edited to
+                                                  see tools/list_changed arrive on the stream)
 
 Exits non-zero, with the reason on stderr, if anything a user would check is wrong.
 """
 
 import asyncio
+import json
 import os
 import sys
 import warnings
 
 from mcp import Client, ClientSession, StdioServerParameters, types
+from mcp.client.sse import sse_client
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
@@ -48,6 +53,14 @@ async def logging(params):
     LOGS.append(params)
 
 
+LIST_CHANGED = asyncio.Event()
+
+
+async def on_message(message):
+    if getattr(message, "method", None) == "notifications/tools/list_changed":
+        LIST_CHANGED.set()
+
+
 def session_for(read, write) -> ClientSession:
     return ClientSession(
         read,
@@ -56,7 +69,28 @@ def session_for(read, write) -> ClientSession:
         elicitation_callback=elicitation,
         list_roots_callback=roots,
         logging_callback=logging,
+        message_handler=on_message,
     )
+
+
+async def list_changed_after_config_edit(session: ClientSession, config_path: str) -> None:
+    """A server added to the config file shows up: tools/list_changed, then its tools."""
+    with open(config_path) as f:
+        config = json.load(f)
+    extra = dict(config["servers"]["tb"])
+    extra["prefix"] = "tbtwo"
+    config["servers"]["tbtwo"] = extra
+    LIST_CHANGED.clear()
+    tmp = config_path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(config, f)
+    os.replace(tmp, config_path)
+    await asyncio.wait_for(LIST_CHANGED.wait(), 20)
+    tools = await session.list_tools()
+    names = [t.name for t in tools.tools]
+    check("tbtwo_echo" in names, f"tbtwo_echo missing after list_changed: {names}")
+    echo = await session.call_tool("tbtwo_echo", {"text": "added"})
+    check(echo.content[0].text == "added", f"tbtwo_echo: {echo}")
 
 
 async def backend_asks(session) -> None:
@@ -167,6 +201,11 @@ async def main() -> None:
                 await exercise(session)
     elif mode == "modern":
         await modern(sys.argv[2])
+    elif mode == "sse":
+        async with sse_client(sys.argv[2]) as (read, write):
+            async with session_for(read, write) as session:
+                await exercise(session)
+                await list_changed_after_config_edit(session, sys.argv[3])
     else:
         async with streamable_http_client(sys.argv[2]) as streams:
             async with session_for(streams[0], streams[1]) as session:

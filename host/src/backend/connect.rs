@@ -242,6 +242,16 @@ async fn open(
                 Err(format!("MCP initialize failed: {e}{status}"))
             }
         }
+    } else if let Some(uri) = config.uri.as_deref()
+        && super::sse::speaks_sse(config)
+    {
+        let read_timeout = super::sse::read_timeout(config)?;
+        let transport = super::sse::connect(uri, headers(config)?, read_timeout).await?;
+        let service = handler
+            .serve(transport)
+            .await
+            .map_err(|e| format!("MCP initialize with {uri} (SSE) failed: {e}"))?;
+        Ok((service, None, None))
     } else if let Some(uri) = config.uri.as_deref() {
         let transport_config = StreamableHttpClientTransportConfig::with_uri(uri.to_owned())
             .custom_headers(headers(config)?);

@@ -11,12 +11,19 @@
 //!   event stream ([`reply`]);
 //! - a session `DELETE` that succeeded answers `204 No Content`.
 //!
+//! Beside `/mcp`: the legacy SSE transport at `/sse` and `/messages/` ([`sse`]) and multi-mcp's
+//! management API at `/mcp_servers` and `/mcp_tools` ([`api`]), each a router of its own, with
+//! the same Host checks as `/mcp` ([`guard`]).
+//!
 //! Accepted connections have `TCP_NODELAY` set, so a response written in more than one piece
 //! is never held back waiting for the client's (delayed) acknowledgement of the first.
 
 mod accept;
+mod api;
 mod body;
+mod guard;
 mod reply;
+mod sse;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -78,6 +85,11 @@ pub async fn bind(
     } else if !matches!(host, "localhost" | "127.0.0.1" | "::1") {
         config = config.with_allowed_hosts(["localhost", "127.0.0.1", "::1", host]);
     }
+    let hosts = guard::Hosts::new(&config.allowed_hosts);
+    let beside = axum::Router::new()
+        .merge(sse::router(hub.clone(), stop.clone()))
+        .merge(api::router(hub.clone()))
+        .route_layer(axum::middleware::from_fn_with_state(hosts, guard::check));
     let service = StreamableHttpService::new(
         move || Ok(MaggServer::new(hub.clone())),
         Arc::new(LocalSessionManager::default()),
@@ -87,6 +99,7 @@ pub async fn bind(
         .route_service(PATH, service.clone())
         .route_service(&format!("{PATH}/"), service)
         .route_layer(axum::middleware::from_fn(edge))
+        .merge(beside)
         .fallback(not_found);
     let serve = async move {
         axum::serve(listener, app)

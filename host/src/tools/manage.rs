@@ -118,52 +118,10 @@ pub async fn add_server(hub: &Arc<Hub>, args: JsonObject) -> CallToolResult {
         Ok(transport) => server.transport = transport.filter(|t| !t.is_empty()),
         Err(e) => return failure(e),
     }
-    let name = server.name.clone();
-    let added = server.clone();
-    let edit = hub
-        .update_config(move |config| {
-            if config.servers.contains_key(&added.name) {
-                return Err(format!(
-                    "Server '{}' already exists; remove it first or pick another name",
-                    added.name
-                ));
-            }
-            config.servers.insert(added.name.clone(), added);
-            Ok(())
-        })
-        .await;
-    if let Err(e) = edit {
-        return failure(e);
-    }
-    let mut mounted = None;
-    if server.enabled {
-        let limit = hub
-            .settings
-            .backend_init_timeout
-            .unwrap_or(Duration::from_secs(300));
-        match hub
-            .wait_started(&name, limit + Duration::from_millis(500))
-            .await
-        {
-            Some(Status::Running) => mounted = Some(true),
-            status => {
-                let reason = match status {
-                    Some(Status::Failed { reason }) => reason,
-                    Some(Status::Starting) => "it did not finish starting in time".to_owned(),
-                    _ => "it stopped".to_owned(),
-                };
-                let _ = hub
-                    .update_config(|config| {
-                        config.servers.shift_remove(&name);
-                        Ok(())
-                    })
-                    .await;
-                return failure(format!(
-                    "Failed to mount server '{name}': {reason}. It was not added; check the command or uri and try again."
-                ));
-            }
-        }
-    }
+    let mounted = match add(hub, server.clone()).await {
+        Ok(mounted) => mounted,
+        Err(e) => return failure(e.to_string()),
+    };
     success(json!({
         "action": "server_added",
         "server": {
@@ -180,23 +138,95 @@ pub async fn add_server(hub: &Arc<Hub>, args: JsonObject) -> CallToolResult {
     }))
 }
 
+/// Why [`add`] did not add a server.
+#[derive(Debug, thiserror::Error)]
+pub enum AddError {
+    /// The config refused the change (the name is taken, the server is invalid, the config is
+    /// read-only or cannot be saved); nothing changed.
+    #[error("{0}")]
+    Refused(String),
+    /// The server was added but did not start, so it was taken out again.
+    #[error(
+        "Failed to mount server '{name}': {reason}. It was not added; check the command or uri and try again."
+    )]
+    NotMounted {
+        /// The server.
+        name: String,
+        /// Why it did not start.
+        reason: String,
+    },
+}
+
+/// Adds `server` to the config (validated, saved atomically, applied at once) and, when it is
+/// enabled, waits until it has started: `Some(true)` then, `None` for a disabled server. A
+/// server that fails to start is taken out again (as Magg does). What `magg_add_server` and
+/// the HTTP management API both do.
+pub async fn add(hub: &Arc<Hub>, server: ServerConfig) -> Result<Option<bool>, AddError> {
+    let name = server.name.clone();
+    let enabled = server.enabled;
+    hub.update_config(move |config| {
+        if config.servers.contains_key(&server.name) {
+            return Err(format!(
+                "Server '{}' already exists; remove it first or pick another name",
+                server.name
+            ));
+        }
+        config.servers.insert(server.name.clone(), server);
+        Ok(())
+    })
+    .await
+    .map_err(AddError::Refused)?;
+    if !enabled {
+        return Ok(None);
+    }
+    let limit = hub
+        .settings
+        .backend_init_timeout
+        .unwrap_or(Duration::from_secs(300));
+    match hub
+        .wait_started(&name, limit + Duration::from_millis(500))
+        .await
+    {
+        Some(Status::Running) => Ok(Some(true)),
+        status => {
+            let reason = match status {
+                Some(Status::Failed { reason }) => reason,
+                Some(Status::Starting) => "it did not finish starting in time".to_owned(),
+                _ => "it stopped".to_owned(),
+            };
+            let _ = hub
+                .update_config(|config| {
+                    config.servers.shift_remove(&name);
+                    Ok(())
+                })
+                .await;
+            Err(AddError::NotMounted { name, reason })
+        }
+    }
+}
+
+/// Removes the server `name` from the config and stops it. What `magg_remove_server` and the
+/// HTTP management API both do.
+pub async fn remove(hub: &Arc<Hub>, name: &str) -> Result<(), String> {
+    hub.update_config(|config| {
+        config
+            .servers
+            .shift_remove(name)
+            .map(|_| ())
+            .ok_or_else(|| format!("Server '{name}' not found"))
+    })
+    .await
+    .map(|_| ())
+}
+
 /// `magg_remove_server`.
 pub async fn remove_server(hub: &Arc<Hub>, args: JsonObject) -> CallToolResult {
     let Named { name } = match parse("magg_remove_server", args) {
         Ok(a) => a,
         Err(e) => return failure(e),
     };
-    let result = hub
-        .update_config(|config| {
-            config
-                .servers
-                .shift_remove(&name)
-                .map(|_| ())
-                .ok_or_else(|| format!("Server '{name}' not found"))
-        })
-        .await;
-    match result {
-        Ok(_) => success(json!({"action": "server_removed", "server": {"name": name}})),
+    match remove(hub, &name).await {
+        Ok(()) => success(json!({"action": "server_removed", "server": {"name": name}})),
         Err(e) => failure(e),
     }
 }

@@ -1,0 +1,240 @@
+//! multi-mcp's HTTP management API (`/mcp_servers`, `/mcp_tools`) driven with a plain HTTP
+//! client against `magg serve --http`: the changes reach the running servers, connected MCP
+//! clients and the config file.
+
+use serde_json::{Value, json};
+
+use crate::{
+    harness::{Client, Magg, TempConfig, WAIT, bin, eventually, test_backend, text},
+    raw_http::{Conn, Reply},
+};
+
+/// Sends `method path` with `body` (as JSON when not empty) on a fresh connection.
+async fn request(url: &str, method: &str, path: &str, body: &str) -> Reply {
+    let mut conn = Conn::open(url).await;
+    let headers: &[(&str, &str)] = if body.is_empty() {
+        &[]
+    } else {
+        &[("Content-Type", "application/json")]
+    };
+    conn.send(method, path, headers, body).await
+}
+
+/// The JSON body of `reply`, checking its status.
+fn body(reply: &Reply, status: u16) -> Value {
+    assert_eq!(reply.status, status, "{reply}");
+    reply.json()
+}
+
+/// POSTs `payload` to `/mcp_servers`; the `error` of the answer, whose status must be `status`.
+async fn refusal(url: &str, payload: &str, status: u16) -> String {
+    let reply = request(url, "POST", "/mcp_servers", payload).await;
+    let error = body(&reply, status)["error"].clone();
+    error
+        .as_str()
+        .unwrap_or_else(|| panic!("no error: {reply}"))
+        .to_owned()
+}
+
+/// Waits until `GET /mcp_servers` lists the one server `tb`.
+async fn tb_running(url: &str) {
+    eventually("tb to be running", WAIT, || async {
+        let listed = body(&request(url, "GET", "/mcp_servers", "").await, 200);
+        (listed == json!({"active_servers": ["tb"]})).then_some(())
+    })
+    .await;
+}
+
+/// A multi-mcp server entry running the rmcp test backend as `name`.
+fn entry(name: &str) -> Value {
+    json!({"command": bin("magg-test-backend"), "args": ["--name", name]})
+}
+
+#[tokio::test]
+async fn servers_added_and_removed_over_the_api_are_served_saved_and_announced() {
+    let config = TempConfig::new(&json!({"servers": {"tb": test_backend("tb", "tb", &[])}}));
+    let magg = Magg::http(&config.path, false).await;
+    let url = magg.url.clone().expect("url");
+    let mut client = Client::http(&url).await;
+    client
+        .call_eventually("tb_echo", json!({"text": "up"}))
+        .await;
+
+    let listed = body(&request(&url, "GET", "/mcp_servers", "").await, 200);
+    assert_eq!(listed, json!({"active_servers": ["tb"]}));
+
+    let added = request(
+        &url,
+        "POST",
+        "/mcp_servers",
+        &json!({"mcpServers": {"extra": entry("extra")}}).to_string(),
+    )
+    .await;
+    assert_eq!(body(&added, 200), json!({"message": "Added ['extra']"}));
+    client.notified("tools/list_changed").await;
+
+    let listed = body(&request(&url, "GET", "/mcp_servers", "").await, 200);
+    assert_eq!(listed, json!({"active_servers": ["tb", "extra"]}));
+    let tools = body(&request(&url, "GET", "/mcp_tools", "").await, 200);
+    let extra_tools = tools["tools"]["extra"].as_array().expect("extra's tools");
+    assert!(extra_tools.contains(&json!("echo")), "{tools}");
+    assert!(
+        tools["tools"]["tb"]
+            .as_array()
+            .expect("tb's tools")
+            .contains(&json!("echo"))
+    );
+
+    // As in a multi-mcp file, the prefix is the name.
+    let echoed = client
+        .call("extra_echo", json!({"text": "via the api"}))
+        .await
+        .expect("extra_echo");
+    assert_eq!(text(&echoed), "via the api");
+    let saved = config.read();
+    assert_eq!(
+        saved["servers"]["extra"]["prefix"],
+        json!("extra"),
+        "{saved}"
+    );
+    assert_eq!(
+        saved["servers"]["extra"]["args"],
+        json!(["--name", "extra"])
+    );
+
+    let removed = request(&url, "DELETE", "/mcp_servers/extra", "").await;
+    assert_eq!(
+        body(&removed, 200),
+        json!({"message": "Client 'extra' removed successfully"})
+    );
+    client.notified("tools/list_changed").await;
+    assert!(!client.tool_names().await.contains(&"extra_echo".to_owned()));
+    assert!(config.read()["servers"].get("extra").is_none());
+    let listed = body(&request(&url, "GET", "/mcp_servers", "").await, 200);
+    assert_eq!(listed, json!({"active_servers": ["tb"]}));
+
+    let again = request(&url, "DELETE", "/mcp_servers/extra", "").await;
+    assert_eq!(
+        body(&again, 404),
+        json!({"error": "No client named 'extra'"})
+    );
+    client.close().await;
+}
+
+#[tokio::test]
+async fn bad_api_requests_are_refused_with_the_reason_and_change_nothing() {
+    let config = TempConfig::new(&json!({"servers": {"tb": test_backend("tb", "tb", &[])}}));
+    let before = config.read();
+    let magg = Magg::http(&config.path, false).await;
+    let url = magg.url.clone().expect("url");
+    tb_running(&url).await;
+
+    let missing = request(&url, "POST", "/mcp_servers", r#"{"servers": {}}"#).await;
+    assert_eq!(
+        body(&missing, 400),
+        json!({"error": "Missing 'mcpServers' in payload"})
+    );
+
+    let not_json = refusal(&url, r#"{"mcpServers": "#, 400).await;
+    assert!(not_json.contains("not JSON"), "{not_json}");
+
+    let no_command = refusal(&url, r#"{"mcpServers": {"broken": {"args": ["x"]}}}"#, 400).await;
+    assert!(
+        no_command.contains("mcpServers.broken") && no_command.contains("\"command\""),
+        "{no_command}"
+    );
+
+    let bad_url = r#"{"mcpServers": {"remote": {"url": "ftp://example.com/sse"}}}"#;
+    let bad_url = refusal(&url, bad_url, 400).await;
+    assert!(
+        bad_url.contains("mcpServers.remote.url") && bad_url.contains("ftp"),
+        "{bad_url}"
+    );
+
+    // A second server whose prefix is taken: the config as a whole would be invalid.
+    let clash = json!({"mcpServers": {"t-b": entry("tb2")}}).to_string();
+    let clash = refusal(&url, &clash, 400).await;
+    assert!(clash.contains("prefix \"tb\""), "{clash}");
+
+    let taken = json!({"mcpServers": {"tb": entry("tb")}}).to_string();
+    let taken = refusal(&url, &taken, 409).await;
+    assert!(taken.contains("'tb' already exists"), "{taken}");
+
+    let ghost = r#"{"mcpServers": {"ghost": {"command": "/nonexistent/magg-e2e-server"}}}"#;
+    let ghost = refusal(&url, ghost, 502).await;
+    assert!(ghost.contains("Failed to mount server 'ghost'"), "{ghost}");
+
+    let as_text = Conn::open(&url)
+        .await
+        .send(
+            "POST",
+            "/mcp_servers",
+            &[("Content-Type", "text/plain")],
+            &json!({"mcpServers": {"extra": entry("extra")}}).to_string(),
+        )
+        .await;
+    assert_eq!(as_text.status, 415, "{as_text}");
+    let from_a_page = Conn::open(&url)
+        .await
+        .send(
+            "POST",
+            "/mcp_servers",
+            &[
+                ("Content-Type", "application/json"),
+                ("Origin", "http://evil.example"),
+            ],
+            &json!({"mcpServers": {"extra": entry("extra")}}).to_string(),
+        )
+        .await;
+    assert_eq!(from_a_page.status, 403, "{from_a_page}");
+
+    let listed = body(&request(&url, "GET", "/mcp_servers", "").await, 200);
+    assert_eq!(
+        listed,
+        json!({"active_servers": ["tb"]}),
+        "tb still runs, alone"
+    );
+    assert_eq!(config.read(), before);
+}
+
+#[tokio::test]
+async fn a_read_only_magg_lists_over_the_api_but_refuses_changes() {
+    let config = TempConfig::new(&json!({
+        "servers": {"tb": test_backend("tb", "tb", &[])},
+        "read_only": true,
+    }));
+    let before = config.read();
+    let magg = Magg::http(&config.path, false).await;
+    let url = magg.url.clone().expect("url");
+    tb_running(&url).await;
+
+    let add = json!({"mcpServers": {"extra": entry("extra")}}).to_string();
+    let refused = refusal(&url, &add, 403).await;
+    assert!(refused.contains("read-only"), "{refused}");
+    let delete = request(&url, "DELETE", "/mcp_servers/tb", "").await;
+    let refused = body(&delete, 403)["error"].clone();
+    assert!(
+        refused.as_str().is_some_and(|e| e.contains("read-only")),
+        "{refused}"
+    );
+    assert_eq!(config.read(), before);
+}
+
+#[tokio::test]
+async fn with_an_mcp_servers_file_changes_are_refused_saying_why_and_the_file_stays() {
+    let config = TempConfig::new(&json!({"mcpServers": {"tb": entry("tb")}}));
+    let before = std::fs::read(&config.path).expect("config");
+    let magg = Magg::http(&config.path, false).await;
+    let url = magg.url.clone().expect("url");
+    tb_running(&url).await;
+
+    let add = json!({"mcpServers": {"extra": entry("extra")}}).to_string();
+    let refused = refusal(&url, &add, 400).await;
+    assert!(
+        refused.contains("mcpServers") && refused.contains("Magg-format"),
+        "{refused}"
+    );
+    let tools = body(&request(&url, "GET", "/mcp_tools", "").await, 200);
+    assert!(tools["tools"].get("extra").is_none(), "{tools}");
+    assert_eq!(std::fs::read(&config.path).expect("config"), before);
+}
