@@ -109,12 +109,19 @@ pub struct ServeArgs {
 #[derive(Debug, Subcommand)]
 enum ConfigCommand {
     /// Show the configuration in use: file, settings and servers
-    Show,
+    Show {
+        /// Show the values of env variables and transport headers (masked as *** by default)
+        #[arg(long)]
+        show_secrets: bool,
+    },
     /// Export configuration
     Export {
         /// Output file (default: stdout)
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// Export the values of env variables and transport headers (masked as *** by default)
+        #[arg(long)]
+        show_secrets: bool,
     },
     /// Show the configuration file path
     Path,
@@ -159,11 +166,19 @@ pub fn main() -> ExitCode {
         Some(Command::Kit { action }) => kit::run(config, action),
         Some(Command::Plugin { action }) => plugin::run(config, action),
         Some(Command::Config {
-            action: ConfigCommand::Show,
-        }) => config_show(&config),
+            action: ConfigCommand::Show { show_secrets },
+        }) => config_show(&config, Secrets::from_flag(show_secrets)),
         Some(Command::Config {
-            action: ConfigCommand::Export { output },
-        }) => config_export(&file_config(config), output.as_deref()),
+            action:
+                ConfigCommand::Export {
+                    output,
+                    show_secrets,
+                },
+        }) => config_export(
+            &file_config(config),
+            output.as_deref(),
+            Secrets::from_flag(show_secrets),
+        ),
         Some(Command::Config {
             action: ConfigCommand::Path,
         }) => {
@@ -235,12 +250,50 @@ fn init_logging(cli_level: Option<&str>) -> Logs {
     }
 }
 
-fn config_show(config: &Config) -> anyhow::Result<()> {
+/// Whether a command shows the values of `env` variables and `transport.headers` (its
+/// `--show-secrets` flag) or masks them ([`config::ServerConfig::masked`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Secrets {
+    /// Values replaced by [`config::SECRET_MASK`].
+    Masked,
+    /// Values as in the file.
+    Shown,
+}
+
+impl Secrets {
+    fn from_flag(show_secrets: bool) -> Secrets {
+        if show_secrets {
+            Secrets::Shown
+        } else {
+            Secrets::Masked
+        }
+    }
+
+    /// `server` as this command shows it.
+    fn apply(self, server: &config::ServerConfig) -> std::borrow::Cow<'_, config::ServerConfig> {
+        match self {
+            Secrets::Shown => std::borrow::Cow::Borrowed(server),
+            Secrets::Masked => std::borrow::Cow::Owned(server.masked()),
+        }
+    }
+
+    /// Tells on stderr that values were masked, when some of `servers` have any.
+    fn note<'a>(self, servers: impl IntoIterator<Item = &'a config::ServerConfig>) {
+        if self == Secrets::Masked && servers.into_iter().any(|s| s.has_secrets()) {
+            say::note(&format!(
+                "env and header values are shown as {}; add --show-secrets to show them",
+                config::SECRET_MASK
+            ));
+        }
+    }
+}
+
+fn config_show(config: &Config, secrets: Secrets) -> anyhow::Result<()> {
     let s = &config.settings;
     let servers: serde_json::Map<String, Value> = config
         .servers
         .iter()
-        .map(|(name, server)| (name.clone(), server::dump_server(server)))
+        .map(|(name, server)| (name.clone(), server::dump_server(&secrets.apply(server))))
         .collect();
     let shown = json!({
         "path": config.path.display().to_string(),
@@ -261,25 +314,29 @@ fn config_show(config: &Config) -> anyhow::Result<()> {
         "kits": config.kits,
     });
     println!("{}", serde_json::to_string_pretty(&shown)?);
+    secrets.note(config.servers.values());
     Ok(())
 }
 
 /// `magg config export`: `{"servers": {name: server}}` as Magg exports it (each server with its
-/// `"name"`, defaults left out, unknown keys kept), to stdout or to `output`.
-fn config_export(config: &Config, output: Option<&Path>) -> anyhow::Result<()> {
+/// `"name"`, defaults left out, unknown keys kept), to stdout or to `output`; env and header
+/// values masked unless `secrets` says to show them.
+fn config_export(config: &Config, output: Option<&Path>, secrets: Secrets) -> anyhow::Result<()> {
     let servers: serde_json::Map<String, Value> = config
         .servers
         .iter()
         .map(|(name, server)| {
             let mut entry = serde_json::Map::new();
             entry.insert("name".into(), Value::String(name.clone()));
-            if let Value::Object(fields) = server.to_json() {
+            if let Value::Object(fields) = secrets.apply(server).to_json() {
                 entry.extend(fields);
             }
             (name.clone(), Value::Object(entry))
         })
         .collect();
-    output_json(&json!({ "servers": servers }), output)
+    output_json(&json!({ "servers": servers }), output)?;
+    secrets.note(config.servers.values());
+    Ok(())
 }
 
 /// Writes machine output: pretty JSON to stdout, or atomically to `output` when given.
@@ -360,6 +417,11 @@ mod say {
     /// `⚠ text` on stderr.
     pub(super) fn warning(text: &str) {
         let _ = writeln!(std::io::stderr(), "⚠ {text}");
+    }
+
+    /// `ⓘ text` on stderr, beside machine output on stdout.
+    pub(super) fn note(text: &str) {
+        let _ = writeln!(std::io::stderr(), "ⓘ {text}");
     }
 
     /// Plain text on stderr, continuing a warning.

@@ -73,6 +73,11 @@ pub const DEFAULT_BACKEND_CALL_TIMEOUT: Duration = Duration::from_secs(300);
 /// Default for [`Settings::list_wait`].
 pub const DEFAULT_LIST_WAIT: Duration = Duration::from_secs(5);
 
+/// What the value of an `env` variable or a `transport.headers` entry is shown as wherever a
+/// client or a terminal sees the config (resources, `magg config show`...); see
+/// [`ServerConfig::masked`].
+pub const SECRET_MASK: &str = "***";
+
 /// A way to look up an environment variable (the process environment in
 /// normal use, a closure over a map in tests).
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -355,6 +360,34 @@ impl ServerConfig {
             return Some((program, words));
         }
         Some((command.to_owned(), self.args.clone()))
+    }
+
+    /// This server as it may be shown to a client or on a terminal: the value of every `env`
+    /// variable and of every `transport.headers` entry (API keys, `Authorization: Bearer ...`)
+    /// replaced by [`SECRET_MASK`], names kept; empty values stay empty. Only for showing:
+    /// the file keeps the real values, and a masked server is never saved.
+    pub fn masked(&self) -> ServerConfig {
+        let mut shown = self.clone();
+        for value in shown.env.values_mut() {
+            if !value.is_empty() {
+                *value = SECRET_MASK.to_owned();
+            }
+        }
+        if let Some(Value::Object(headers)) =
+            shown.transport.as_mut().and_then(|t| t.get_mut("headers"))
+        {
+            for value in headers.values_mut() {
+                if value.as_str() != Some("") {
+                    *value = Value::String(SECRET_MASK.to_owned());
+                }
+            }
+        }
+        shown
+    }
+
+    /// Whether [`ServerConfig::masked`] hides anything of this server.
+    pub fn has_secrets(&self) -> bool {
+        self.masked() != *self
     }
 
     /// The transport type named in [`ServerConfig::transport`]'s `"type"`

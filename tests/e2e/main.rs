@@ -20,6 +20,7 @@ mod plugins;
 mod protocol_errors;
 mod proxy;
 mod sdk;
+mod secrets;
 mod server_requests;
 mod sessions;
 mod transparency;

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use indexmap::IndexMap;
 use serde_json::{Map, Value, json};
 
-use super::{Failed, commit, confirm, ensure_writable, file_config, output_json, say};
+use super::{Failed, Secrets, commit, confirm, ensure_writable, file_config, output_json, say};
 use crate::config::{Config, ServerConfig};
 
 /// The `magg server` subcommands.
@@ -19,6 +19,9 @@ pub(super) enum ServerCommand {
         /// Output as JSON (to stdout)
         #[arg(long)]
         json: bool,
+        /// Show the values of env variables and transport headers (masked as *** by default)
+        #[arg(long)]
+        show_secrets: bool,
     },
     /// Add a new server
     Add(AddArgs),
@@ -52,6 +55,9 @@ pub(super) enum ServerCommand {
         /// Output as JSON (to stdout)
         #[arg(long)]
         json: bool,
+        /// Show the values of env variables and transport headers (masked as *** by default)
+        #[arg(long)]
+        show_secrets: bool,
     },
 }
 
@@ -128,13 +134,19 @@ pub(super) struct UpdateArgs {
 /// Runs one `magg server` subcommand on the loaded config.
 pub(super) fn run(config: Config, command: ServerCommand) -> anyhow::Result<()> {
     match command {
-        ServerCommand::List { json } => list(&config, json),
+        ServerCommand::List { json, show_secrets } => {
+            list(&config, json, Secrets::from_flag(show_secrets))
+        }
         ServerCommand::Add(args) => add(config, args),
         ServerCommand::Update(args) => update(config, args),
         ServerCommand::Remove { name, force } => remove(config, &name, force),
         ServerCommand::Enable { name } => set_enabled(config, &name, true),
         ServerCommand::Disable { name } => set_enabled(config, &name, false),
-        ServerCommand::Info { name, json } => info(&config, &name, json),
+        ServerCommand::Info {
+            name,
+            json,
+            show_secrets,
+        } => info(&config, &name, json, Secrets::from_flag(show_secrets)),
     }
 }
 
@@ -212,14 +224,16 @@ fn non_empty_path(value: Option<String>) -> Option<PathBuf> {
 }
 
 /// The existing `server list` output: JSON (Magg's shape) or one line per server.
-fn list(config: &Config, as_json: bool) -> anyhow::Result<()> {
+fn list(config: &Config, as_json: bool, secrets: Secrets) -> anyhow::Result<()> {
     if as_json {
         let servers: Map<String, Value> = config
             .servers
             .iter()
-            .map(|(name, server)| (name.clone(), dump_server(server)))
+            .map(|(name, server)| (name.clone(), dump_server(&secrets.apply(server))))
             .collect();
-        return output_json(&json!({ "servers": servers }), None);
+        output_json(&json!({ "servers": servers }), None)?;
+        secrets.note(config.servers.values());
+        return Ok(());
     }
     let mut out = std::io::stdout().lock();
     if config.servers.is_empty() {
@@ -443,10 +457,13 @@ fn set_enabled(config: Config, name: &str, enabled: bool) -> anyhow::Result<()> 
     Ok(())
 }
 
-fn info(config: &Config, name: &str, as_json: bool) -> anyhow::Result<()> {
+fn info(config: &Config, name: &str, as_json: bool, secrets: Secrets) -> anyhow::Result<()> {
     let Some(server) = config.servers.get(name) else {
         return Err(not_found(name).into());
     };
+    secrets.note([server]);
+    let shown = secrets.apply(server);
+    let server = &*shown;
     if as_json {
         let mut out = Map::new();
         out.insert(name.to_owned(), dump_server(server));

@@ -1024,3 +1024,31 @@ fn error_messages_examples() {
         println!("{text}");
     }
 }
+
+// ---- secrets ----
+
+#[test]
+fn masked_hides_env_and_header_values_and_keeps_names() {
+    let config = parse(
+        r#"{"servers": {
+            "api": {"source": "s", "uri": "http://x/mcp",
+                    "transport": {"headers": {"Authorization": "Bearer sk-123", "X-Empty": ""}, "keep_alive": true}},
+            "cli": {"source": "s", "command": "srv", "args": ["--verbose"], "env": {"TOKEN": "ghp_abc", "EMPTY": ""}},
+            "plain": {"source": "s", "command": "srv"}
+        }}"#,
+    )
+    .unwrap();
+    let api = config.servers["api"].masked();
+    assert_eq!(
+        api.to_json()["transport"],
+        json!({"headers": {"Authorization": SECRET_MASK, "X-Empty": ""}, "keep_alive": true})
+    );
+    let cli = config.servers["cli"].masked();
+    assert_eq!(cli.to_json()["env"], json!({"TOKEN": "***", "EMPTY": ""}));
+    assert_eq!(cli.args, ["--verbose"]);
+    assert!(config.servers["api"].has_secrets() && config.servers["cli"].has_secrets());
+    assert!(!config.servers["plain"].has_secrets());
+    assert_eq!(config.servers["plain"].masked(), config.servers["plain"]);
+    // The config itself keeps the real values.
+    assert_eq!(config.servers["cli"].env["TOKEN"], "ghp_abc");
+}
