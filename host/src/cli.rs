@@ -161,7 +161,26 @@ pub fn main() -> ExitCode {
         .collect();
     crate::backend::set_extra_env(cli.env_pass, env_set);
     let result = match cli.command {
-        Some(Command::Serve(args)) => serve::run(config, args),
+        Some(Command::Serve(_)) if cli.config.is_some() && !config.exists => {
+            eprintln!(
+                "magg: config file {} (given with --config) does not exist. Fix: check the path, \
+                 create the file (e.g. with `magg server add NAME SOURCE --command ... --config {}`, \
+                 or write {{\"servers\": {{}}}} to it), or leave out --config to use the default search",
+                config.path.display(),
+                config.path.display()
+            );
+            return ExitCode::from(2);
+        }
+        Some(Command::Serve(args)) => {
+            if !config.exists && std::env::var_os("MAGG_CONFIG_PATH").is_some_and(|v| !v.is_empty())
+            {
+                tracing::warn!(
+                    "config file {} (from MAGG_CONFIG_PATH) does not exist; serving no servers until it is written",
+                    config.path.display()
+                );
+            }
+            serve::run(config, args)
+        }
         Some(Command::Server { action }) => server::run(config, action),
         Some(Command::Kit { action }) => kit::run(config, action),
         Some(Command::Plugin { action }) => plugin::run(config, action),

@@ -96,7 +96,7 @@ pub struct Settings {
     /// Key `self_prefix`, env `MAGG_SELF_PREFIX`, default `"magg"`.
     pub self_prefix: String,
     /// Separator between [`Settings::self_prefix`] and magg's tool names.
-    /// Key `prefix_sep`, env `MAGG_PREFIX_SEP`, default `"_"`.
+    /// Never empty. Key `prefix_sep`, env `MAGG_PREFIX_SEP`, default `"_"`.
     pub prefix_sep: String,
     /// Never write the config file, and refuse changes to it.
     /// Key `read_only`, env `MAGG_READ_ONLY`, default false.
@@ -105,11 +105,12 @@ pub struct Settings {
     /// Key `log_level`, env `MAGG_LOG_LEVEL`.
     pub log_level: Option<String>,
     /// How long a backend may take to connect and initialise; `None` waits
-    /// forever (0 or less in the file or env). Key `backend_init_timeout`
+    /// forever (0 in the file or env; a negative value is an error). Key `backend_init_timeout`
     /// (seconds), env `MAGG_BACKEND_INIT_TIMEOUT`, default 30 s.
     pub backend_init_timeout: Option<Duration>,
     /// How long magg waits for a backend's answer to one tools/call before it ends the call
-    /// with an error result and cancels it at the backend; `None` waits forever (0 or less).
+    /// with an error result and cancels it at the backend; `None` waits forever (0; negative is
+    /// an error).
     /// Key `backend_call_timeout` (seconds), env `MAGG_BACKEND_CALL_TIMEOUT`, default 300 s.
     pub backend_call_timeout: Option<Duration>,
     /// Show backends' stderr. Key `stderr_show`, env `MAGG_STDERR_SHOW`, default false.
@@ -478,14 +479,20 @@ impl Config {
              config file was found. Remove it by writing a config file (e.g. {}) with your own servers.",
             path.display()
         ));
-        let mut servers = IndexMap::new();
-        servers.insert(everything.name.clone(), everything);
+        let mut config = Config::empty(path);
+        config.servers.insert(everything.name.clone(), everything);
+        config
+    }
+
+    /// A configuration with no servers, no kits and default settings for a file that does not
+    /// exist (yet): `exists` is false.
+    pub fn empty(path: PathBuf) -> Config {
         Config {
             path,
             exists: false,
             format: ConfigFormat::Magg,
             settings: Settings::default(),
-            servers,
+            servers: IndexMap::new(),
             kits: Map::new(),
             extra: Map::new(),
             file_settings: Map::new(),
@@ -650,9 +657,18 @@ pub fn parse_str(path: &Path, text: &str, env: EnvLookup<'_>) -> Result<Config, 
     parse::parse_document(path, text, env)
 }
 
-/// Finds the config file ([`discover_path`]) and loads it; when it does not
-/// exist, returns [`Config::embedded_default`] (with `exists` false and the
-/// environment applied to its settings).
+/// Parses the `"servers"` of a kit file (given as `{"servers": {...}}` text, as if read from
+/// `path`) with the config file's rules, except the checks against the settings of the config
+/// the kit will be loaded into, which loading the kit does.
+pub(crate) fn parse_kit_servers(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    parse::parse_as(parse::Document::KitServers, path, text, &|_| None)
+}
+
+/// Finds the config file ([`discover_path`]) and loads it. When it does not exist: a file
+/// named with `--config` or `MAGG_CONFIG_PATH` gives [`Config::empty`] (as Magg does; the
+/// commands that edit the config create it, and `magg serve` refuses a missing `--config`);
+/// a file that was only searched for gives [`Config::embedded_default`]. Either has `exists`
+/// false and the environment applied to its settings.
 pub fn load_discovered(explicit: Option<&Path>) -> Result<Config, ConfigError> {
     load_discovered_with(
         explicit,
@@ -674,18 +690,19 @@ pub fn load_discovered_with(
         tracing::debug!(path = %path.display(), why, "loading config");
         return load_with_env(&path, env);
     }
-    if matches!(why, "--config" | "MAGG_CONFIG_PATH") {
-        tracing::warn!(
-            "config file {} (from {why}) does not exist; using the built-in default config",
+    let mut config = if matches!(why, "--config" | "MAGG_CONFIG_PATH") {
+        tracing::debug!(
+            "config file {} (from {why}) does not exist; starting from an empty config",
             path.display()
         );
+        Config::empty(path)
     } else {
         tracing::info!(
             "no config file found (would be {}); using the built-in default config",
             path.display()
         );
-    }
-    let mut config = Config::embedded_default(path);
+        Config::embedded_default(path)
+    };
     config.settings.apply_env(env, &config.path)?;
     Ok(config)
 }

@@ -11,6 +11,7 @@ mod raw_http;
 mod aggregation;
 mod calls;
 mod cli;
+mod config_watch;
 mod conformance;
 mod failures;
 mod http;
