@@ -513,24 +513,31 @@ fn file_config(mut config: Config) -> Config {
     config
 }
 
-/// Validates an edited config exactly as a file read would ([`Config::revalidated`]) and saves
-/// it ([`Config::save`]). A running `magg serve` picks the change up from the file.
+/// Applies `edit` to the config file as it is on disk now, under the file's lock, validates the
+/// result exactly as a file read would and saves it ([`config::edit_locked`]): a change another
+/// process made since `config` was loaded is kept. A running `magg serve` picks the change up
+/// from the file. Returns `edit`'s value and the config as saved.
 ///
-/// Both re-read the config; their log lines (e.g. about unknown keys) were already logged when
-/// the file was loaded, so they are not repeated.
-fn commit(config: &Config) -> Result<(), Failed> {
+/// The file is re-read; its log lines (e.g. about unknown keys) were already logged when it was
+/// loaded, so they are not repeated.
+fn commit<T>(
+    config: &Config,
+    edit: impl FnOnce(&mut Config) -> anyhow::Result<T>,
+) -> anyhow::Result<(T, Config)> {
     tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), || {
-        let mut fresh = config.revalidated().map_err(|e| {
-            Failed::new(format!(
+        let lock = config::ConfigLock::acquire(&config.path)
+            .map_err(|e| Failed::new(format!("Failed to save configuration: {e}")))?;
+        config::edit_locked(&lock, config, edit).map_err(|e| match e {
+            config::EditError::Refused(e) => e,
+            config::EditError::Invalid(e) => Failed::new(format!(
                 "Invalid server configuration: {}",
                 describe_invalid(&e)
             ))
-        })?;
-        // Keep the loaded format so that save() refuses to rewrite an mcpServers file.
-        fresh.format = config.format;
-        fresh
-            .save()
-            .map_err(|e| Failed::new(format!("Failed to save configuration: {e}")))
+            .into(),
+            config::EditError::NotSaved(e) => {
+                Failed::new(format!("Failed to save configuration: {e}")).into()
+            }
+        })
     })
 }
 

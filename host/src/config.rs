@@ -34,6 +34,7 @@
 //! `./.magg/config.json` (which need not exist: [`load_discovered`] then uses
 //! [`Config::embedded_default`]).
 
+mod edit;
 mod error;
 mod interpolate;
 mod locate;
@@ -49,6 +50,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
+pub use edit::{ConfigLock, EditError, edit_locked, lock_path};
 pub use error::ConfigError;
 pub(crate) use error::{Field, Pos, syntax_message};
 pub(crate) use locate::{ObjectLayout, line_column, top_level_object};
@@ -525,7 +527,8 @@ impl Config {
         Value::Object(out)
     }
 
-    /// Writes the servers and kits to [`Config::path`] the way Magg saves:
+    /// Writes the servers and kits to [`Config::path`] the way Magg saves (to change one thing
+    /// in a file other processes may change too, use [`edit_locked`] instead):
     /// the file is re-read and only its `"servers"` and `"kits"` are replaced
     /// (other keys and their order stay as they are in the file now); a new
     /// file gets [`Config::to_json`]. The write is atomic (temp file +

@@ -62,6 +62,8 @@ pub enum ReloadError {
 /// Reads the config file and applies it. With `force` false, content magg has already applied
 /// (or written itself) is skipped and gives `Ok(None)`.
 pub async fn reload(hub: &Hub, force: bool) -> Result<Option<ConfigDiff>, ReloadError> {
+    // One at a time with magg's own edits, so the newest file content is applied last.
+    let _edits = hub.lock_edits().await;
     let path = hub.config().path;
     let text = match std::fs::read(&path) {
         Ok(text) => text,

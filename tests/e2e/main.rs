@@ -24,4 +24,5 @@ mod sdk;
 mod secrets;
 mod server_requests;
 mod sessions;
+mod shared_file;
 mod transparency;

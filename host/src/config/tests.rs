@@ -1250,3 +1250,105 @@ fn masked_hides_env_and_header_values_and_keeps_names() {
     // The config itself keeps the real values.
     assert_eq!(config.servers["cli"].env["TOKEN"], "ghp_abc");
 }
+
+// ---- edits under the file's lock ----
+
+#[test]
+fn edit_locked_applies_the_change_to_the_file_as_it_is_now() {
+    let tmp = TempDir::new("edit");
+    let path = tmp.write(
+        "config.json",
+        r#"{"servers": {"a": {"source": "s", "command": "a", "env": {"K": "secret"}}}, "zzz": 1}"#,
+    );
+    let loaded = load_with_env(&path, &no_env).unwrap();
+    // Another process adds "b" after this one loaded the file.
+    std::fs::write(
+        &path,
+        r#"{"servers": {"a": {"source": "s", "command": "a", "env": {"K": "secret"}}, "b": {"source": "s", "command": "b"}}, "zzz": 1}"#,
+    )
+    .unwrap();
+    let lock = ConfigLock::acquire(&path).unwrap();
+    let (value, saved) = edit_locked(&lock, &loaded, |config| {
+        let mut c = ServerConfig::new("c", "s");
+        c.command = Some("c".into());
+        config.servers.insert("c".into(), c);
+        Ok::<_, String>(config.servers.len())
+    })
+    .unwrap();
+    drop(lock);
+    assert_eq!(value, 3);
+    assert!(saved.exists);
+    let on_disk: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(
+        on_disk["servers"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        ["a", "b", "c"],
+        "the other process's server is kept"
+    );
+    assert_eq!(
+        on_disk["servers"]["a"]["env"]["K"], "secret",
+        "never masked on disk"
+    );
+    assert_eq!(on_disk["zzz"], 1);
+    assert!(lock_path(&path).ends_with("config.json.lock"));
+
+    // A refused change writes nothing.
+    let before = std::fs::read_to_string(&path).unwrap();
+    let lock = ConfigLock::acquire(&path).unwrap();
+    let err = edit_locked(&lock, &loaded, |_| Err::<(), _>("no".to_owned())).unwrap_err();
+    assert!(
+        matches!(err, EditError::Refused(ref e) if e == "no"),
+        "{err}"
+    );
+    // An invalid result is refused with the validation error.
+    let err = edit_locked(&lock, &loaded, |config| {
+        config.servers["a"].args = vec![];
+        config.servers["a"].uri = Some("http://x/mcp".into());
+        Ok::<_, String>(())
+    })
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("the change would make an invalid config: "),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
+}
+
+#[test]
+fn edit_locked_on_an_empty_or_missing_file_starts_from_the_running_config() {
+    let tmp = TempDir::new("edit-empty");
+    let path = tmp.write(
+        "config.json",
+        r#"{"servers": {"a": {"source": "s", "command": "a"}}}"#,
+    );
+    let running = load_with_env(&path, &no_env).unwrap();
+    std::fs::write(&path, "").unwrap();
+    let lock = ConfigLock::acquire(&path).unwrap();
+    let (_, saved) = edit_locked(&lock, &running, |config| {
+        config.servers["a"].enabled = false;
+        Ok::<_, String>(())
+    })
+    .unwrap();
+    assert_eq!(saved.servers.len(), 1);
+    let on_disk = load_with_env(&path, &no_env).unwrap();
+    assert!(!on_disk.servers["a"].enabled);
+}
+
+#[test]
+fn the_config_lock_is_held_until_dropped() {
+    let tmp = TempDir::new("lock");
+    let path = tmp.write("config.json", "{}");
+    let held = ConfigLock::try_acquire(&path)
+        .unwrap()
+        .expect("free at first");
+    assert!(ConfigLock::try_acquire(&path).unwrap().is_none(), "held");
+    drop(held);
+    assert!(
+        ConfigLock::try_acquire(&path).unwrap().is_some(),
+        "released"
+    );
+}
