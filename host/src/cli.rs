@@ -109,12 +109,19 @@ pub struct ServeArgs {
 #[derive(Debug, Subcommand)]
 enum ConfigCommand {
     /// Show the configuration in use: file, settings and servers
-    Show,
+    Show {
+        /// Show the values of env variables and transport headers (masked as *** by default)
+        #[arg(long)]
+        show_secrets: bool,
+    },
     /// Export configuration
     Export {
         /// Output file (default: stdout)
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// Export the values of env variables and transport headers (masked as *** by default)
+        #[arg(long)]
+        show_secrets: bool,
     },
     /// Show the configuration file path
     Path,
@@ -154,16 +161,43 @@ pub fn main() -> ExitCode {
         .collect();
     crate::backend::set_extra_env(cli.env_pass, env_set);
     let result = match cli.command {
-        Some(Command::Serve(args)) => serve::run(config, args),
+        Some(Command::Serve(_)) if cli.config.is_some() && !config.exists => {
+            eprintln!(
+                "magg: config file {} (given with --config) does not exist. Fix: check the path, \
+                 create the file (e.g. with `magg server add NAME SOURCE --command ... --config {}`, \
+                 or write {{\"servers\": {{}}}} to it), or leave out --config to use the default search",
+                config.path.display(),
+                config.path.display()
+            );
+            return ExitCode::from(2);
+        }
+        Some(Command::Serve(args)) => {
+            if !config.exists && std::env::var_os("MAGG_CONFIG_PATH").is_some_and(|v| !v.is_empty())
+            {
+                tracing::warn!(
+                    "config file {} (from MAGG_CONFIG_PATH) does not exist; serving no servers until it is written",
+                    config.path.display()
+                );
+            }
+            serve::run(config, args)
+        }
         Some(Command::Server { action }) => server::run(config, action),
         Some(Command::Kit { action }) => kit::run(config, action),
         Some(Command::Plugin { action }) => plugin::run(config, action),
         Some(Command::Config {
-            action: ConfigCommand::Show,
-        }) => config_show(&config),
+            action: ConfigCommand::Show { show_secrets },
+        }) => config_show(&config, Secrets::from_flag(show_secrets)),
         Some(Command::Config {
-            action: ConfigCommand::Export { output },
-        }) => config_export(&file_config(config), output.as_deref()),
+            action:
+                ConfigCommand::Export {
+                    output,
+                    show_secrets,
+                },
+        }) => config_export(
+            &file_config(config),
+            output.as_deref(),
+            Secrets::from_flag(show_secrets),
+        ),
         Some(Command::Config {
             action: ConfigCommand::Path,
         }) => {
@@ -235,12 +269,50 @@ fn init_logging(cli_level: Option<&str>) -> Logs {
     }
 }
 
-fn config_show(config: &Config) -> anyhow::Result<()> {
+/// Whether a command shows the values of `env` variables and `transport.headers` (its
+/// `--show-secrets` flag) or masks them ([`config::ServerConfig::masked`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Secrets {
+    /// Values replaced by [`config::SECRET_MASK`].
+    Masked,
+    /// Values as in the file.
+    Shown,
+}
+
+impl Secrets {
+    fn from_flag(show_secrets: bool) -> Secrets {
+        if show_secrets {
+            Secrets::Shown
+        } else {
+            Secrets::Masked
+        }
+    }
+
+    /// `server` as this command shows it.
+    fn apply(self, server: &config::ServerConfig) -> std::borrow::Cow<'_, config::ServerConfig> {
+        match self {
+            Secrets::Shown => std::borrow::Cow::Borrowed(server),
+            Secrets::Masked => std::borrow::Cow::Owned(server.masked()),
+        }
+    }
+
+    /// Tells on stderr that values were masked, when some of `servers` have any.
+    fn note<'a>(self, servers: impl IntoIterator<Item = &'a config::ServerConfig>) {
+        if self == Secrets::Masked && servers.into_iter().any(|s| s.has_secrets()) {
+            say::note(&format!(
+                "env and header values are shown as {}; add --show-secrets to show them",
+                config::SECRET_MASK
+            ));
+        }
+    }
+}
+
+fn config_show(config: &Config, secrets: Secrets) -> anyhow::Result<()> {
     let s = &config.settings;
     let servers: serde_json::Map<String, Value> = config
         .servers
         .iter()
-        .map(|(name, server)| (name.clone(), server::dump_server(server)))
+        .map(|(name, server)| (name.clone(), server::dump_server(&secrets.apply(server))))
         .collect();
     let shown = json!({
         "path": config.path.display().to_string(),
@@ -261,25 +333,29 @@ fn config_show(config: &Config) -> anyhow::Result<()> {
         "kits": config.kits,
     });
     println!("{}", serde_json::to_string_pretty(&shown)?);
+    secrets.note(config.servers.values());
     Ok(())
 }
 
 /// `magg config export`: `{"servers": {name: server}}` as Magg exports it (each server with its
-/// `"name"`, defaults left out, unknown keys kept), to stdout or to `output`.
-fn config_export(config: &Config, output: Option<&Path>) -> anyhow::Result<()> {
+/// `"name"`, defaults left out, unknown keys kept), to stdout or to `output`; env and header
+/// values masked unless `secrets` says to show them.
+fn config_export(config: &Config, output: Option<&Path>, secrets: Secrets) -> anyhow::Result<()> {
     let servers: serde_json::Map<String, Value> = config
         .servers
         .iter()
         .map(|(name, server)| {
             let mut entry = serde_json::Map::new();
             entry.insert("name".into(), Value::String(name.clone()));
-            if let Value::Object(fields) = server.to_json() {
+            if let Value::Object(fields) = secrets.apply(server).to_json() {
                 entry.extend(fields);
             }
             (name.clone(), Value::Object(entry))
         })
         .collect();
-    output_json(&json!({ "servers": servers }), output)
+    output_json(&json!({ "servers": servers }), output)?;
+    secrets.note(config.servers.values());
+    Ok(())
 }
 
 /// Writes machine output: pretty JSON to stdout, or atomically to `output` when given.
@@ -362,6 +438,11 @@ mod say {
         let _ = writeln!(std::io::stderr(), "⚠ {text}");
     }
 
+    /// `ⓘ text` on stderr, beside machine output on stdout.
+    pub(super) fn note(text: &str) {
+        let _ = writeln!(std::io::stderr(), "ⓘ {text}");
+    }
+
     /// Plain text on stderr, continuing a warning.
     pub(super) fn warning_detail(text: &str) {
         let _ = writeln!(std::io::stderr(), "{text}");
@@ -432,24 +513,31 @@ fn file_config(mut config: Config) -> Config {
     config
 }
 
-/// Validates an edited config exactly as a file read would ([`Config::revalidated`]) and saves
-/// it ([`Config::save`]). A running `magg serve` picks the change up from the file.
+/// Applies `edit` to the config file as it is on disk now, under the file's lock, validates the
+/// result exactly as a file read would and saves it ([`config::edit_locked`]): a change another
+/// process made since `config` was loaded is kept. A running `magg serve` picks the change up
+/// from the file. Returns `edit`'s value and the config as saved.
 ///
-/// Both re-read the config; their log lines (e.g. about unknown keys) were already logged when
-/// the file was loaded, so they are not repeated.
-fn commit(config: &Config) -> Result<(), Failed> {
+/// The file is re-read; its log lines (e.g. about unknown keys) were already logged when it was
+/// loaded, so they are not repeated.
+fn commit<T>(
+    config: &Config,
+    edit: impl FnOnce(&mut Config) -> anyhow::Result<T>,
+) -> anyhow::Result<(T, Config)> {
     tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), || {
-        let mut fresh = config.revalidated().map_err(|e| {
-            Failed::new(format!(
+        let lock = config::ConfigLock::acquire(&config.path)
+            .map_err(|e| Failed::new(format!("Failed to save configuration: {e}")))?;
+        config::edit_locked(&lock, config, edit).map_err(|e| match e {
+            config::EditError::Refused(e) => e,
+            config::EditError::Invalid(e) => Failed::new(format!(
                 "Invalid server configuration: {}",
                 describe_invalid(&e)
             ))
-        })?;
-        // Keep the loaded format so that save() refuses to rewrite an mcpServers file.
-        fresh.format = config.format;
-        fresh
-            .save()
-            .map_err(|e| Failed::new(format!("Failed to save configuration: {e}")))
+            .into(),
+            config::EditError::NotSaved(e) => {
+                Failed::new(format!("Failed to save configuration: {e}")).into()
+            }
+        })
     })
 }
 

@@ -34,6 +34,7 @@
 //! `./.magg/config.json` (which need not exist: [`load_discovered`] then uses
 //! [`Config::embedded_default`]).
 
+mod edit;
 mod error;
 mod interpolate;
 mod locate;
@@ -49,6 +50,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
+pub use edit::{ConfigLock, EditError, edit_locked, lock_path};
 pub use error::ConfigError;
 pub(crate) use error::{Field, Pos, syntax_message};
 pub(crate) use locate::{ObjectLayout, line_column, top_level_object};
@@ -73,6 +75,11 @@ pub const DEFAULT_BACKEND_CALL_TIMEOUT: Duration = Duration::from_secs(300);
 /// Default for [`Settings::list_wait`].
 pub const DEFAULT_LIST_WAIT: Duration = Duration::from_secs(5);
 
+/// What the value of an `env` variable or a `transport.headers` entry is shown as wherever a
+/// client or a terminal sees the config (resources, `magg config show`...); see
+/// [`ServerConfig::masked`].
+pub const SECRET_MASK: &str = "***";
+
 /// A way to look up an environment variable (the process environment in
 /// normal use, a closure over a map in tests).
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -91,7 +98,7 @@ pub struct Settings {
     /// Key `self_prefix`, env `MAGG_SELF_PREFIX`, default `"magg"`.
     pub self_prefix: String,
     /// Separator between [`Settings::self_prefix`] and magg's tool names.
-    /// Key `prefix_sep`, env `MAGG_PREFIX_SEP`, default `"_"`.
+    /// Never empty. Key `prefix_sep`, env `MAGG_PREFIX_SEP`, default `"_"`.
     pub prefix_sep: String,
     /// Never write the config file, and refuse changes to it.
     /// Key `read_only`, env `MAGG_READ_ONLY`, default false.
@@ -100,11 +107,12 @@ pub struct Settings {
     /// Key `log_level`, env `MAGG_LOG_LEVEL`.
     pub log_level: Option<String>,
     /// How long a backend may take to connect and initialise; `None` waits
-    /// forever (0 or less in the file or env). Key `backend_init_timeout`
+    /// forever (0 in the file or env; a negative value is an error). Key `backend_init_timeout`
     /// (seconds), env `MAGG_BACKEND_INIT_TIMEOUT`, default 30 s.
     pub backend_init_timeout: Option<Duration>,
     /// How long magg waits for a backend's answer to one tools/call before it ends the call
-    /// with an error result and cancels it at the backend; `None` waits forever (0 or less).
+    /// with an error result and cancels it at the backend; `None` waits forever (0; negative is
+    /// an error).
     /// Key `backend_call_timeout` (seconds), env `MAGG_BACKEND_CALL_TIMEOUT`, default 300 s.
     pub backend_call_timeout: Option<Duration>,
     /// Show backends' stderr. Key `stderr_show`, env `MAGG_STDERR_SHOW`, default false.
@@ -357,6 +365,34 @@ impl ServerConfig {
         Some((command.to_owned(), self.args.clone()))
     }
 
+    /// This server as it may be shown to a client or on a terminal: the value of every `env`
+    /// variable and of every `transport.headers` entry (API keys, `Authorization: Bearer ...`)
+    /// replaced by [`SECRET_MASK`], names kept; empty values stay empty. Only for showing:
+    /// the file keeps the real values, and a masked server is never saved.
+    pub fn masked(&self) -> ServerConfig {
+        let mut shown = self.clone();
+        for value in shown.env.values_mut() {
+            if !value.is_empty() {
+                *value = SECRET_MASK.to_owned();
+            }
+        }
+        if let Some(Value::Object(headers)) =
+            shown.transport.as_mut().and_then(|t| t.get_mut("headers"))
+        {
+            for value in headers.values_mut() {
+                if value.as_str() != Some("") {
+                    *value = Value::String(SECRET_MASK.to_owned());
+                }
+            }
+        }
+        shown
+    }
+
+    /// Whether [`ServerConfig::masked`] hides anything of this server.
+    pub fn has_secrets(&self) -> bool {
+        self.masked() != *self
+    }
+
     /// The transport type named in [`ServerConfig::transport`]'s `"type"`
     /// (`"http"` or `"sse"` from mcpServers files), if any.
     pub fn transport_type(&self) -> Option<&str> {
@@ -445,14 +481,20 @@ impl Config {
              config file was found. Remove it by writing a config file (e.g. {}) with your own servers.",
             path.display()
         ));
-        let mut servers = IndexMap::new();
-        servers.insert(everything.name.clone(), everything);
+        let mut config = Config::empty(path);
+        config.servers.insert(everything.name.clone(), everything);
+        config
+    }
+
+    /// A configuration with no servers, no kits and default settings for a file that does not
+    /// exist (yet): `exists` is false.
+    pub fn empty(path: PathBuf) -> Config {
         Config {
             path,
             exists: false,
             format: ConfigFormat::Magg,
             settings: Settings::default(),
-            servers,
+            servers: IndexMap::new(),
             kits: Map::new(),
             extra: Map::new(),
             file_settings: Map::new(),
@@ -485,7 +527,8 @@ impl Config {
         Value::Object(out)
     }
 
-    /// Writes the servers and kits to [`Config::path`] the way Magg saves:
+    /// Writes the servers and kits to [`Config::path`] the way Magg saves (to change one thing
+    /// in a file other processes may change too, use [`edit_locked`] instead):
     /// the file is re-read and only its `"servers"` and `"kits"` are replaced
     /// (other keys and their order stay as they are in the file now); a new
     /// file gets [`Config::to_json`]. The write is atomic (temp file +
@@ -617,9 +660,18 @@ pub fn parse_str(path: &Path, text: &str, env: EnvLookup<'_>) -> Result<Config, 
     parse::parse_document(path, text, env)
 }
 
-/// Finds the config file ([`discover_path`]) and loads it; when it does not
-/// exist, returns [`Config::embedded_default`] (with `exists` false and the
-/// environment applied to its settings).
+/// Parses the `"servers"` of a kit file (given as `{"servers": {...}}` text, as if read from
+/// `path`) with the config file's rules, except the checks against the settings of the config
+/// the kit will be loaded into, which loading the kit does.
+pub(crate) fn parse_kit_servers(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    parse::parse_as(parse::Document::KitServers, path, text, &|_| None)
+}
+
+/// Finds the config file ([`discover_path`]) and loads it. When it does not exist: a file
+/// named with `--config` or `MAGG_CONFIG_PATH` gives [`Config::empty`] (as Magg does; the
+/// commands that edit the config create it, and `magg serve` refuses a missing `--config`);
+/// a file that was only searched for gives [`Config::embedded_default`]. Either has `exists`
+/// false and the environment applied to its settings.
 pub fn load_discovered(explicit: Option<&Path>) -> Result<Config, ConfigError> {
     load_discovered_with(
         explicit,
@@ -641,18 +693,19 @@ pub fn load_discovered_with(
         tracing::debug!(path = %path.display(), why, "loading config");
         return load_with_env(&path, env);
     }
-    if matches!(why, "--config" | "MAGG_CONFIG_PATH") {
-        tracing::warn!(
-            "config file {} (from {why}) does not exist; using the built-in default config",
+    let mut config = if matches!(why, "--config" | "MAGG_CONFIG_PATH") {
+        tracing::debug!(
+            "config file {} (from {why}) does not exist; starting from an empty config",
             path.display()
         );
+        Config::empty(path)
     } else {
         tracing::info!(
             "no config file found (would be {}); using the built-in default config",
             path.display()
         );
-    }
-    let mut config = Config::embedded_default(path);
+        Config::embedded_default(path)
+    };
     config.settings.apply_env(env, &config.path)?;
     Ok(config)
 }

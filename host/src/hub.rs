@@ -32,10 +32,36 @@ pub use self::{
 use crate::{
     backend::{Backend, Changed, Status},
     catalog::{ListChanges, OwnItems, Snapshot},
-    config::{Config, ServerConfig, Settings},
+    config::{self, Config, ServerConfig, Settings},
     plugins::{PluginConfigs, Plugins},
     relay::Sessions,
 };
+
+/// How long an edit waits for another process to release the config file's lock.
+const LOCK_WAIT: Duration = Duration::from_secs(30);
+
+/// Takes the lock of the config file `path` without blocking the runtime: tries again every few
+/// milliseconds while another process holds it, up to [`LOCK_WAIT`].
+async fn lock_file(path: &std::path::Path) -> Result<config::ConfigLock, String> {
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        match config::ConfigLock::try_acquire(path) {
+            Ok(Some(lock)) => return Ok(lock),
+            Ok(None) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Ok(None) => {
+                return Err(format!(
+                    "could not save the config: another process has held the lock {} for {} s; \
+                     try again, or end the process that holds it",
+                    config::lock_path(path).display(),
+                    LOCK_WAIT.as_secs()
+                ));
+            }
+            Err(e) => return Err(format!("could not save the config: {e}")),
+        }
+    }
+}
 
 /// The running aggregator.
 pub struct Hub {
@@ -321,9 +347,12 @@ impl Hub {
         diff
     }
 
-    /// Changes the config with `edit`, validates the result as if it had been read from the
-    /// file, saves it atomically, and applies it. Edits are serialised; in read-only mode, or if
-    /// the edit, the validation or the save fails, nothing changes and the reason is returned.
+    /// Changes the config file with `edit` and applies the result. Under the file's lock
+    /// ([`config::ConfigLock`]) the file is re-read, `edit` changes what is on disk (so changes
+    /// other processes made meanwhile are kept), the result is validated as if read from the
+    /// file and written atomically. Edits (and reloads, see [`Hub::lock_edits`]) are serialised;
+    /// in read-only mode, or if the edit, the validation or the save fails, nothing changes and
+    /// the reason is returned.
     pub async fn update_config<T>(
         &self,
         edit: impl FnOnce(&mut Config) -> Result<T, String>,
@@ -336,21 +365,20 @@ impl Hub {
             );
         }
         let _guard = self.edits.lock().await;
-        let mut edited = self.config();
-        let value = edit(&mut edited)?;
-        let mut checked = edited
-            .revalidated()
-            .map_err(|e| format!("the change would make an invalid config: {e}"))?;
-        // Keep the loaded format, so that save() refuses to rewrite an mcpServers file and says why.
-        checked.format = edited.format;
-        checked
-            .save()
-            .map_err(|e| format!("could not save the config: {e}"))?;
-        checked.exists = true;
-        if let Ok(saved) = std::fs::read(&checked.path) {
-            self.reload.seen(&saved);
+        let base = self.config();
+        let lock = lock_file(&base.path).await?;
+        let (value, saved) = config::edit_locked(&lock, &base, edit).map_err(|e| e.to_string())?;
+        if let Ok(text) = std::fs::read(&saved.path) {
+            self.reload.seen(&text);
         }
-        Ok((value, self.apply_config(checked).await))
+        drop(lock);
+        Ok((value, self.apply_config(saved).await))
+    }
+
+    /// Holds off config edits (and other reloads) until the guard is dropped, so that a reload
+    /// of the file and an edit never apply out of order.
+    pub async fn lock_edits(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.edits.lock().await
     }
 
     /// The backend of the enabled server `name`.

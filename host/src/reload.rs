@@ -2,7 +2,9 @@
 //! writing a new file and renaming it over the old one), SIGHUP, and the reload tool all end in
 //! [`reload`], which parses the file and applies the difference to the running hub. A file that
 //! does not parse or validate is rejected whole: the running set stays, and the reason is logged
-//! and shown by `magg_status`. magg's own saves are recognised by their content and not reloaded.
+//! and shown by `magg_status` until a good file is read. magg's own saves are recognised by
+//! their content and not reloaded. A file that becomes empty (an editor that truncates it before
+//! writing the new content) is taken as not yet written: the running set stays.
 //!
 //! The watch uses file-system notifications, or, as Magg does, polls the file every
 //! `reload_poll_interval` seconds when `reload_use_watchdog` is false or notifications cannot
@@ -38,6 +40,15 @@ pub enum ReloadError {
     /// The file did not parse or validate; nothing was changed.
     #[error("config rejected, nothing changed: {0}")]
     Invalid(#[from] config::ConfigError),
+    /// The file is empty: taken as not yet written, so nothing was changed.
+    #[error(
+        "{} is empty, so nothing changed (an empty file is taken as one still being written); to remove every server, write {{\"servers\": {{}}}}",
+        path.display()
+    )]
+    Empty {
+        /// The config file.
+        path: PathBuf,
+    },
     /// The file could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
@@ -51,6 +62,8 @@ pub enum ReloadError {
 /// Reads the config file and applies it. With `force` false, content magg has already applied
 /// (or written itself) is skipped and gives `Ok(None)`.
 pub async fn reload(hub: &Hub, force: bool) -> Result<Option<ConfigDiff>, ReloadError> {
+    // One at a time with magg's own edits, so the newest file content is applied last.
+    let _edits = hub.lock_edits().await;
     let path = hub.config().path;
     let text = match std::fs::read(&path) {
         Ok(text) => text,
@@ -61,10 +74,27 @@ pub async fn reload(hub: &Hub, force: bool) -> Result<Option<ConfigDiff>, Reload
             return Err(error);
         }
     };
+    if text.iter().all(u8::is_ascii_whitespace) {
+        let error = ReloadError::Empty { path };
+        tracing::warn!(
+            "{error}; keeping the {} running server(s)",
+            hub.backends().len()
+        );
+        return if force { Err(error) } else { Ok(None) };
+    }
     if !force && hub.reload_state().is_seen(&text) {
+        // Back to what is applied (e.g. a bad edit undone): whatever was wrong is gone.
+        hub.reload_state().set_error(None);
         return Ok(None);
     }
-    match config::load(&path) {
+    let parsed = match String::from_utf8(text.clone()) {
+        Ok(utf8) => config::parse_str(&path, &utf8, &config::process_env),
+        Err(e) => Err(config::ConfigError::Read {
+            path: path.clone(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        }),
+    };
+    match parsed {
         Ok(new) => {
             hub.reload_state().seen(&text);
             hub.reload_state().set_error(None);

@@ -95,7 +95,7 @@ fn claude_desktop_style_files_are_read_with_variable_interpolation() {
         "my-files": {"command": "npx", "args": ["-y", "${MAGG_TEST_PKG}"], "env": {"TOKEN": "${MAGG_TEST_TOKEN:-none}"}}
     }}));
     let out = std::process::Command::new(crate::harness::bin("magg"))
-        .args(["server", "list", "--json", "--config"])
+        .args(["server", "list", "--json", "--show-secrets", "--config"])
         .arg(&config.path)
         .env("MAGG_TEST_PKG", "@scope/pkg")
         .output()
@@ -128,7 +128,7 @@ fn run_cli_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
 }
 
 /// Runs `magg <args> --config <config>`.
-fn magg_on(config: &TempConfig, args: &[&str]) -> (i32, String, String) {
+pub(crate) fn magg_on(config: &TempConfig, args: &[&str]) -> (i32, String, String) {
     let path = config.path.to_string_lossy().into_owned();
     let mut all = args.to_vec();
     all.extend(["--config", &path]);

@@ -754,9 +754,17 @@ impl Magg {
     /// Starts `magg serve --http` (or `--hybrid` when `hybrid`) on a free port.
     pub async fn http(config: &Path, hybrid: bool) -> Magg {
         let mode = if hybrid { "--hybrid" } else { "--http" };
-        let mut child = Self::command(config, &[mode, "--host", "127.0.0.1", "--port", "0"])
-            .spawn()
-            .expect("spawn magg");
+        Self::http_from(Self::command(
+            config,
+            &[mode, "--host", "127.0.0.1", "--port", "0"],
+        ))
+        .await
+    }
+
+    /// Spawns `cmd` (a `magg serve` on HTTP, its stderr piped) and waits for the address it
+    /// listens on.
+    pub async fn http_from(mut cmd: Command) -> Magg {
+        let mut child = cmd.spawn().expect("spawn magg");
         let (log, mut lines) = Self::collect_stderr(&mut child);
         let url = tokio::time::timeout(WAIT, async {
             while let Some(line) = lines.recv().await {

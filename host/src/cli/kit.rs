@@ -217,7 +217,7 @@ fn list(config: &Config, as_json: bool) -> anyhow::Result<()> {
 }
 
 fn load(config: Config, name: &str, enable: Option<bool>) -> anyhow::Result<()> {
-    let mut config = file_config(config);
+    let config = file_config(config);
     let found = Found::discover(&config);
     let Some(kit) = found.kits.get(name) else {
         return Err(found.missing(name).into());
@@ -226,8 +226,7 @@ fn load(config: Config, name: &str, enable: Option<bool>) -> anyhow::Result<()> 
         return Err(Failed::new(format!("Kit '{name}' is already loaded")).into());
     }
     ensure_writable(&config)?;
-    let report = kits::load_kit(&mut config, kit, enable)?;
-    commit(&config)?;
+    let (report, config) = commit(&config, |config| Ok(kits::load_kit(config, kit, enable)?))?;
 
     if !report.added.is_empty() {
         say::success(&format!(
@@ -264,7 +263,7 @@ fn load(config: Config, name: &str, enable: Option<bool>) -> anyhow::Result<()> 
 }
 
 fn unload(config: Config, name: &str, force: bool) -> anyhow::Result<()> {
-    let mut config = file_config(config);
+    let config = file_config(config);
     if !config.kits.contains_key(name) {
         return Err(not_loaded(&config, name).into());
     }
@@ -301,8 +300,7 @@ fn unload(config: Config, name: &str, force: bool) -> anyhow::Result<()> {
             return Ok(());
         }
     }
-    let report = kits::unload_kit(&mut config, name)?;
-    commit(&config)?;
+    let (report, _) = commit(&config, |config| Ok(kits::unload_kit(config, name)?))?;
     say::success(&report.unloaded_message());
     Ok(())
 }

@@ -28,7 +28,12 @@ async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     let where_from = if config.exists {
         config.path.display().to_string()
     } else {
-        format!("embedded default (no file at {})", config.path.display())
+        let what = if config.servers.is_empty() {
+            "empty"
+        } else {
+            "embedded default"
+        };
+        format!("{what} (no file at {})", config.path.display())
     };
     let enabled = config.enabled_servers().count();
     let auto_reload = config.settings.auto_reload;

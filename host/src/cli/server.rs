@@ -1,6 +1,7 @@
 //! `magg server ...`: list, add, update, remove, enable, disable and show the servers of the
 //! config file, with Magg's arguments, messages and exit codes. Changing commands edit the file
-//! (load → edit → validate → save); a running `magg serve` applies the change from the file.
+//! (under its lock: re-read → change one server → validate → save, so changes made meanwhile by
+//! a running magg or by hand are kept); a running `magg serve` applies the change from the file.
 
 use std::{io::Write as _, path::PathBuf};
 
@@ -8,7 +9,7 @@ use clap::{Args, Subcommand};
 use indexmap::IndexMap;
 use serde_json::{Map, Value, json};
 
-use super::{Failed, commit, confirm, ensure_writable, file_config, output_json, say};
+use super::{Failed, Secrets, commit, confirm, ensure_writable, file_config, output_json, say};
 use crate::config::{Config, ServerConfig};
 
 /// The `magg server` subcommands.
@@ -19,6 +20,9 @@ pub(super) enum ServerCommand {
         /// Output as JSON (to stdout)
         #[arg(long)]
         json: bool,
+        /// Show the values of env variables and transport headers (masked as *** by default)
+        #[arg(long)]
+        show_secrets: bool,
     },
     /// Add a new server
     Add(AddArgs),
@@ -52,6 +56,9 @@ pub(super) enum ServerCommand {
         /// Output as JSON (to stdout)
         #[arg(long)]
         json: bool,
+        /// Show the values of env variables and transport headers (masked as *** by default)
+        #[arg(long)]
+        show_secrets: bool,
     },
 }
 
@@ -128,13 +135,19 @@ pub(super) struct UpdateArgs {
 /// Runs one `magg server` subcommand on the loaded config.
 pub(super) fn run(config: Config, command: ServerCommand) -> anyhow::Result<()> {
     match command {
-        ServerCommand::List { json } => list(&config, json),
+        ServerCommand::List { json, show_secrets } => {
+            list(&config, json, Secrets::from_flag(show_secrets))
+        }
         ServerCommand::Add(args) => add(config, args),
         ServerCommand::Update(args) => update(config, args),
         ServerCommand::Remove { name, force } => remove(config, &name, force),
         ServerCommand::Enable { name } => set_enabled(config, &name, true),
         ServerCommand::Disable { name } => set_enabled(config, &name, false),
-        ServerCommand::Info { name, json } => info(&config, &name, json),
+        ServerCommand::Info {
+            name,
+            json,
+            show_secrets,
+        } => info(&config, &name, json, Secrets::from_flag(show_secrets)),
     }
 }
 
@@ -212,14 +225,16 @@ fn non_empty_path(value: Option<String>) -> Option<PathBuf> {
 }
 
 /// The existing `server list` output: JSON (Magg's shape) or one line per server.
-fn list(config: &Config, as_json: bool) -> anyhow::Result<()> {
+fn list(config: &Config, as_json: bool, secrets: Secrets) -> anyhow::Result<()> {
     if as_json {
         let servers: Map<String, Value> = config
             .servers
             .iter()
-            .map(|(name, server)| (name.clone(), dump_server(server)))
+            .map(|(name, server)| (name.clone(), dump_server(&secrets.apply(server))))
             .collect();
-        return output_json(&json!({ "servers": servers }), None);
+        output_json(&json!({ "servers": servers }), None)?;
+        secrets.note(config.servers.values());
+        return Ok(());
     }
     let mut out = std::io::stdout().lock();
     if config.servers.is_empty() {
@@ -252,7 +267,7 @@ fn list(config: &Config, as_json: bool) -> anyhow::Result<()> {
 }
 
 fn add(config: Config, args: AddArgs) -> anyhow::Result<()> {
-    let mut config = file_config(config);
+    let config = file_config(config);
     if config.servers.contains_key(&args.name) {
         return Err(Failed::new(format!("Server '{}' already exists", args.name)).into());
     }
@@ -291,8 +306,14 @@ fn add(config: Config, args: AddArgs) -> anyhow::Result<()> {
     server.notes = non_empty(args.notes);
     server.transport = transport;
     server.enabled = !args.disable;
-    config.servers.insert(args.name.clone(), server.clone());
-    commit(&config)?;
+    let added = server.clone();
+    commit(&config, |config| {
+        if config.servers.contains_key(&added.name) {
+            return Err(Failed::new(format!("Server '{}' already exists", added.name)).into());
+        }
+        config.servers.insert(added.name.clone(), added);
+        Ok(())
+    })?;
 
     let mut message = format!(
         "Added server '{}'\n  Source: {}\n  Prefix: {}",
@@ -314,92 +335,139 @@ fn add(config: Config, args: AddArgs) -> anyhow::Result<()> {
 }
 
 fn update(config: Config, args: UpdateArgs) -> anyhow::Result<()> {
-    let mut config = file_config(config);
-    let Some(current) = config.servers.get(&args.name) else {
+    let config = file_config(config);
+    if !config.servers.contains_key(&args.name) {
         return Err(not_found(&args.name).into());
-    };
-    let mut server = current.clone();
-    // The changed fields, named as in Magg's message ("command" always comes with "args").
-    let mut changed: Vec<&str> = Vec::new();
-
-    if let Some(source) = args.source {
-        server.source = source;
-        changed.push("source");
     }
-    if let Some(prefix) = args.prefix {
-        server.prefix = non_empty(Some(prefix));
-        changed.push("prefix");
-    }
-    if let Some(line) = args.command.as_deref() {
-        match parse_command(line)? {
-            Some((program, program_args)) => {
-                server.command = Some(program);
-                server.args = program_args;
-            }
-            None => {
-                server.command = None;
-                server.args = Vec::new();
-            }
-        }
-        changed.extend(["command", "args"]);
-    }
-    if let Some(uri) = args.uri {
-        server.uri = non_empty(Some(uri));
-        changed.push("uri");
-    }
-    if let Some(pairs) = &args.env {
-        server.env = parse_env(pairs)?;
-        changed.push("env");
-    }
-    if let Some(cwd) = args.cwd {
-        server.cwd = non_empty_path(Some(cwd));
-        changed.push("cwd");
-    }
-    if let Some(notes) = args.notes {
-        server.notes = non_empty(Some(notes));
-        changed.push("notes");
-    }
-    if let Some(text) = args.transport.as_deref() {
-        server.transport = if text.is_empty() {
-            None
-        } else {
-            parse_transport(text)?
-        };
-        changed.push("transport");
-    }
-    if args.enable || args.disable {
-        server.enabled = args.enable;
-        changed.push("enabled");
-    }
-
-    if changed.is_empty() {
+    let name = args.name.clone();
+    let changes = Changes::from_args(args)?;
+    if changes.is_empty() {
         return Err(Failed::new("No updates specified")
             .hint("See \"magg server update --help\" for available options")
             .into());
     }
-    if (changed.contains(&"command") || changed.contains(&"uri"))
-        && server.command.is_none()
-        && server.uri.is_none()
-    {
-        return Err(Failed::new(
-            "Cannot clear both command and URI - a server needs one of them to run",
-        )
-        .into());
-    }
     ensure_writable(&config)?;
-    config.servers.insert(args.name.clone(), server);
-    commit(&config)?;
-    say::success(&format!(
-        "Updated server '{}' ({})",
-        args.name,
-        changed.join(", ")
-    ));
+    let (changed, _) = commit(&config, |config| {
+        let server = config
+            .servers
+            .get_mut(&name)
+            .ok_or_else(|| not_found(&name))?;
+        let changed = changes.apply(server);
+        if (changed.contains(&"command") || changed.contains(&"uri"))
+            && server.command.is_none()
+            && server.uri.is_none()
+        {
+            return Err(Failed::new(
+                "Cannot clear both command and URI - a server needs one of them to run",
+            )
+            .into());
+        }
+        Ok(changed)
+    })?;
+    say::success(&format!("Updated server '{name}' ({})", changed.join(", ")));
     say::text("If Magg is running, the changes will be applied automatically");
     Ok(())
 }
 
+/// What `magg server update` changes, parsed from its arguments; `None` leaves a field as it is.
+struct Changes {
+    source: Option<String>,
+    prefix: Option<Option<String>>,
+    command: Option<Option<(String, Vec<String>)>>,
+    uri: Option<Option<String>>,
+    env: Option<IndexMap<String, String>>,
+    cwd: Option<Option<PathBuf>>,
+    notes: Option<Option<String>>,
+    transport: Option<Option<Map<String, Value>>>,
+    enabled: Option<bool>,
+}
+
+impl Changes {
+    fn from_args(args: UpdateArgs) -> Result<Changes, Failed> {
+        Ok(Changes {
+            source: args.source,
+            prefix: args.prefix.map(|p| non_empty(Some(p))),
+            command: args.command.as_deref().map(parse_command).transpose()?,
+            uri: args.uri.map(|u| non_empty(Some(u))),
+            env: args.env.as_deref().map(parse_env).transpose()?,
+            cwd: args.cwd.map(|c| non_empty_path(Some(c))),
+            notes: args.notes.map(|n| non_empty(Some(n))),
+            transport: args
+                .transport
+                .as_deref()
+                .map(|t| {
+                    if t.is_empty() {
+                        Ok(None)
+                    } else {
+                        parse_transport(t)
+                    }
+                })
+                .transpose()?,
+            enabled: (args.enable || args.disable).then_some(args.enable),
+        })
+    }
+
+    fn is_empty(&self) -> bool {
+        self.source.is_none()
+            && self.prefix.is_none()
+            && self.command.is_none()
+            && self.uri.is_none()
+            && self.env.is_none()
+            && self.cwd.is_none()
+            && self.notes.is_none()
+            && self.transport.is_none()
+            && self.enabled.is_none()
+    }
+
+    /// Applies the changes to `server`; the changed fields, named as in Magg's message
+    /// ("command" always comes with "args").
+    fn apply(&self, server: &mut ServerConfig) -> Vec<&'static str> {
+        let mut changed = Vec::new();
+        if let Some(source) = &self.source {
+            server.source = source.clone();
+            changed.push("source");
+        }
+        if let Some(prefix) = &self.prefix {
+            server.prefix = prefix.clone();
+            changed.push("prefix");
+        }
+        if let Some(command) = &self.command {
+            (server.command, server.args) = match command.clone() {
+                Some((program, args)) => (Some(program), args),
+                None => (None, Vec::new()),
+            };
+            changed.extend(["command", "args"]);
+        }
+        if let Some(uri) = &self.uri {
+            server.uri = uri.clone();
+            changed.push("uri");
+        }
+        if let Some(env) = &self.env {
+            server.env = env.clone();
+            changed.push("env");
+        }
+        if let Some(cwd) = &self.cwd {
+            server.cwd = cwd.clone();
+            changed.push("cwd");
+        }
+        if let Some(notes) = &self.notes {
+            server.notes = notes.clone();
+            changed.push("notes");
+        }
+        if let Some(transport) = &self.transport {
+            server.transport = transport.clone();
+            changed.push("transport");
+        }
+        if let Some(enabled) = self.enabled {
+            server.enabled = enabled;
+            changed.push("enabled");
+        }
+        changed
+    }
+}
+
 fn remove(config: Config, name: &str, force: bool) -> anyhow::Result<()> {
-    let mut config = file_config(config);
+    let config = file_config(config);
     let Some(server) = config.servers.get(name) else {
         return Err(not_found(name).into());
     };
@@ -414,15 +482,20 @@ fn remove(config: Config, name: &str, force: bool) -> anyhow::Result<()> {
         say::info("Removal cancelled");
         return Ok(());
     }
-    config.servers.shift_remove(name);
-    commit(&config)?;
+    commit(&config, |config| {
+        config
+            .servers
+            .shift_remove(name)
+            .map(|_| ())
+            .ok_or_else(|| not_found(name).into())
+    })?;
     say::success(&format!("Removed server '{name}'"));
     Ok(())
 }
 
 fn set_enabled(config: Config, name: &str, enabled: bool) -> anyhow::Result<()> {
-    let mut config = file_config(config);
-    let Some(server) = config.servers.get_mut(name) else {
+    let config = file_config(config);
+    let Some(server) = config.servers.get(name) else {
         return Err(not_found(name).into());
     };
     let state = if enabled { "enabled" } else { "disabled" };
@@ -430,9 +503,15 @@ fn set_enabled(config: Config, name: &str, enabled: bool) -> anyhow::Result<()> 
         say::info(&format!("Server '{name}' is already {state}"));
         return Ok(());
     }
-    server.enabled = enabled;
     ensure_writable(&config)?;
-    commit(&config)?;
+    commit(&config, |config| {
+        let server = config
+            .servers
+            .get_mut(name)
+            .ok_or_else(|| not_found(name))?;
+        server.enabled = enabled;
+        Ok(())
+    })?;
     if enabled {
         say::success(&format!("Enabled server '{name}'"));
         say::text("If Magg is running, the server will be automatically mounted");
@@ -443,10 +522,13 @@ fn set_enabled(config: Config, name: &str, enabled: bool) -> anyhow::Result<()> 
     Ok(())
 }
 
-fn info(config: &Config, name: &str, as_json: bool) -> anyhow::Result<()> {
+fn info(config: &Config, name: &str, as_json: bool, secrets: Secrets) -> anyhow::Result<()> {
     let Some(server) = config.servers.get(name) else {
         return Err(not_found(name).into());
     };
+    secrets.note([server]);
+    let shown = secrets.apply(server);
+    let server = &*shown;
     if as_json {
         let mut out = Map::new();
         out.insert(name.to_owned(), dump_server(server));

@@ -134,6 +134,29 @@ pub(crate) fn top_level_object(text: &str) -> Option<ObjectLayout> {
     scanner.object()
 }
 
+/// A key that appears twice in one object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DuplicateKey {
+    /// The path of the key (e.g. `servers.fs.command`).
+    pub(crate) path: FieldPath,
+    /// Offset of the key's first appearance.
+    pub(crate) first: usize,
+    /// Offset of its second appearance.
+    pub(crate) second: usize,
+}
+
+/// The first key of `text` (already-valid JSON) that appears twice in the same object, outer
+/// objects first. serde_json keeps the last of such keys without a word, so a config that has
+/// one says something other than what its author sees.
+pub(crate) fn first_duplicate_key(text: &str) -> Option<DuplicateKey> {
+    let mut scanner = Scanner {
+        bytes: text.as_bytes(),
+        text,
+        pos: 0,
+    };
+    scanner.duplicate(&FieldPath::root())
+}
+
 /// A forgiving walker over already-valid JSON text.
 struct Scanner<'a> {
     bytes: &'a [u8],
@@ -172,24 +195,75 @@ impl Scanner<'_> {
             (Seg::Index(want), b'[') => {
                 self.pos += 1;
                 let mut index = 0;
-                loop {
-                    self.skip_ws();
-                    match self.peek()? {
-                        b']' => return None,
-                        b',' => {
-                            self.pos += 1;
-                            continue;
-                        }
-                        _ => {}
-                    }
+                while self.next_element()? {
                     if index == *want {
                         return self.find(rest);
                     }
                     self.skip_value()?;
                     index += 1;
                 }
+                None
             }
             _ => None,
+        }
+    }
+
+    /// The first duplicate key in the value at the current position.
+    fn duplicate(&mut self, path: &FieldPath) -> Option<DuplicateKey> {
+        self.skip_ws();
+        match self.peek()? {
+            b'{' => {
+                let object = self.object()?;
+                let mut seen = std::collections::HashMap::new();
+                for member in &object.members {
+                    if let Some(first) = seen.insert(member.key.as_str(), member.key_start) {
+                        return Some(DuplicateKey {
+                            path: path.key(&member.key),
+                            first,
+                            second: member.key_start,
+                        });
+                    }
+                }
+                object.members.iter().find_map(|member| {
+                    self.at(member.value_start)
+                        .duplicate(&path.key(&member.key))
+                })
+            }
+            b'[' => {
+                self.pos += 1;
+                let mut index = 0;
+                while self.next_element()? {
+                    if let Some(found) = self.at(self.pos).duplicate(&path.index(index)) {
+                        return Some(found);
+                    }
+                    self.skip_value()?;
+                    index += 1;
+                }
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// Inside an array: moves to the next element (past white space and a comma); `true` at
+    /// one, `false` at the closing `]`, `None` at the end of the text.
+    fn next_element(&mut self) -> Option<bool> {
+        loop {
+            self.skip_ws();
+            match self.peek()? {
+                b']' => return Some(false),
+                b',' => self.pos += 1,
+                _ => return Some(true),
+            }
+        }
+    }
+
+    /// A scanner over the same text at `pos`.
+    fn at(&self, pos: usize) -> Self {
+        Self {
+            bytes: self.bytes,
+            text: self.text,
+            pos,
         }
     }
 

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use super::error::syntax_message;
 use super::interpolate::interpolate;
-use super::locate::{FieldPath, locate};
+use super::locate::{FieldPath, first_duplicate_key, line_column, locate};
 use super::{
     Config, ConfigError, ConfigFormat, EnvLookup, ServerConfig, Settings, expand_tilde,
     is_valid_prefix, prefix_from_name,
@@ -19,8 +19,29 @@ use super::{
 
 type Result<T> = std::result::Result<T, ConfigError>;
 
+/// What a document is parsed as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Document {
+    /// magg's config file: every check.
+    Config,
+    /// The servers of a kit file: checked as in a config file, except against the settings
+    /// of the config they will be loaded into (their prefix against `self_prefix` is checked
+    /// when the kit is loaded).
+    KitServers,
+}
+
 /// Parses a whole config file.
 pub(super) fn parse_document(path: &Path, text: &str, env: EnvLookup<'_>) -> Result<Config> {
+    parse_as(Document::Config, path, text, env)
+}
+
+/// Parses a whole document of the kind `kind`.
+pub(super) fn parse_as(
+    kind: Document,
+    path: &Path,
+    text: &str,
+    env: EnvLookup<'_>,
+) -> Result<Config> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let ctx = Ctx { path, text, env };
     let root: Value = if text.trim().is_empty() {
@@ -28,6 +49,24 @@ pub(super) fn parse_document(path: &Path, text: &str, env: EnvLookup<'_>) -> Res
     } else {
         serde_json::from_str(text).map_err(|err| syntax_error(path, &err))?
     };
+    if let Some(duplicate) = first_duplicate_key(text) {
+        let (first_line, _) = line_column(text, duplicate.first);
+        let key = match duplicate.path.0.last() {
+            Some(super::locate::Seg::Key(key)) => key.clone(),
+            _ => String::new(),
+        };
+        let (line, column) = line_column(text, duplicate.second);
+        return Err(ConfigError::Invalid {
+            path: path.to_owned(),
+            line: u32::try_from(line).ok(),
+            column: u32::try_from(column).ok(),
+            field: duplicate.path.to_string(),
+            message: format!(
+                "key {key:?} appears twice in the same object (first on line {first_line}); JSON keeps only the last one, so the first would be ignored without a word"
+            ),
+            fix: "remove one of the two, or merge them into one".to_owned(),
+        });
+    }
     let Value::Object(root) = root else {
         return Err(ctx.invalid(
             &FieldPath::root(),
@@ -56,7 +95,8 @@ pub(super) fn parse_document(path: &Path, text: &str, env: EnvLookup<'_>) -> Res
         extra: Map::new(),
         file_settings: Map::new(),
     };
-    let mut used_prefixes = HashSet::new();
+    // Prefixes derived from mcpServers names steer clear of magg's own prefix.
+    let mut used_prefixes: HashSet<String> = expected_self_prefix(&root, env).into_iter().collect();
 
     for (key, value) in &root {
         let field = FieldPath::root().key(key);
@@ -106,7 +146,23 @@ pub(super) fn parse_document(path: &Path, text: &str, env: EnvLookup<'_>) -> Res
 
     ctx.check_duplicate_prefixes(&config, servers_key)?;
     apply_env(&mut config.settings, env, path)?;
+    if kind == Document::Config {
+        ctx.check_self_prefix(&config, servers_key)?;
+    }
     Ok(config)
+}
+
+/// The `self_prefix` the file and the environment will settle on, read ahead of the settings
+/// (`None` when it is empty: magg's own tools then have no prefix).
+fn expected_self_prefix(root: &Map<String, Value>, env: EnvLookup<'_>) -> Option<String> {
+    let prefix = env("MAGG_SELF_PREFIX")
+        .filter(|v| !v.trim().is_empty())
+        .or_else(|| match root.get("self_prefix") {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Null) | None => Some(super::DEFAULT_SELF_PREFIX.to_owned()),
+            Some(_) => None,
+        })?;
+    (!prefix.is_empty()).then_some(prefix)
 }
 
 /// Applies the `MAGG_*` environment variables on top of `settings`.
@@ -232,7 +288,15 @@ fn assign(
             settings.self_prefix = s;
         }
         ("self_prefix", _) => settings.self_prefix = defaults.self_prefix,
-        ("prefix_sep", SettingValue::Str(s)) => settings.prefix_sep = s,
+        ("prefix_sep", SettingValue::Str(s)) => {
+            if s.is_empty() {
+                return Err((
+                    "an empty separator makes tool names ambiguous (prefix \"ab\" with tool \"c\" and prefix \"a\" with tool \"bc\" would both be \"abc\")".to_owned(),
+                    "use \"_\" (the default), or remove \"prefix_sep\"".to_owned(),
+                ));
+            }
+            settings.prefix_sep = s;
+        }
         ("prefix_sep", _) => settings.prefix_sep = defaults.prefix_sep,
         ("log_level", SettingValue::Str(s)) => settings.log_level = Some(s),
         ("log_level", _) => settings.log_level = None,
@@ -281,10 +345,10 @@ fn assign(
     Ok(())
 }
 
-/// A time limit in seconds; 0 (or less) means none, as in Magg, and so does a value too large
-/// to hold.
+/// A time limit in seconds; 0 means none, as in Magg, and so does a value too large to hold.
+/// A negative one is refused: it reads as a typo, not as "forever".
 fn limit_seconds(n: f64) -> std::result::Result<Option<Duration>, (String, String)> {
-    if n.is_nan() {
+    if n.is_nan() || n < 0.0 {
         return Err(not_seconds(n, "0 or more (0 waits forever)"));
     }
     Ok(if n > 0.0 {
@@ -320,13 +384,13 @@ pub(crate) fn describe(value: &Value) -> String {
     }
 }
 
-/// Scalars that may stand in for a string in lists and maps (`8080` → `"8080"`).
-fn scalar_string(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
+/// How to fix a list item or map value that is not a string: quote a number or boolean.
+fn quote_fix(item: &Value) -> String {
+    match item {
+        Value::Number(_) | Value::Bool(_) => {
+            format!("put the value in double quotes: \"{item}\"")
+        }
+        _ => "make the value a string in double quotes".to_owned(),
     }
 }
 
@@ -402,22 +466,24 @@ impl Ctx<'_> {
         }
     }
 
-    /// A list of strings (numbers and booleans are taken as their text);
-    /// `null` is an empty list.
+    /// A list of strings (a number or boolean is an error: it would have to be guessed how it
+    /// is meant as text); `null` is an empty list.
     fn string_list(&self, value: &Value, field: &FieldPath) -> Result<Vec<String>> {
         match value {
             Value::Null => Ok(Vec::new()),
             Value::Array(items) => items
                 .iter()
                 .enumerate()
-                .map(|(i, item)| {
-                    scalar_string(item).ok_or_else(|| {
-                        self.invalid(
-                            &field.index(i),
-                            format!("expected a string, found {}", describe(item)),
-                            "make every element of the list a string in double quotes",
-                        )
-                    })
+                .map(|(i, item)| match item {
+                    Value::String(s) => Ok(s.clone()),
+                    _ => Err(self.invalid(
+                        &field.index(i),
+                        format!(
+                            "expected a string, found {}; every element of the list must be a string",
+                            describe(item)
+                        ),
+                        quote_fix(item),
+                    )),
                 })
                 .collect(),
             Value::String(s) => {
@@ -437,19 +503,21 @@ impl Ctx<'_> {
         }
     }
 
-    /// An object of strings (numbers and booleans are taken as their text);
-    /// `null` is empty.
+    /// An object of strings (a number or boolean value is an error); `null` is empty.
     fn string_map(&self, value: &Value, field: &FieldPath) -> Result<IndexMap<String, String>> {
         match value {
             Value::Null => Ok(IndexMap::new()),
             Value::Object(map) => map
                 .iter()
-                .map(|(key, item)| match scalar_string(item) {
-                    Some(s) => Ok((key.clone(), s)),
-                    None => Err(self.invalid(
+                .map(|(key, item)| match item {
+                    Value::String(s) => Ok((key.clone(), s.clone())),
+                    _ => Err(self.invalid(
                         &field.key(key),
-                        format!("expected a string, found {}", describe(item)),
-                        "make the value a string in double quotes",
+                        format!(
+                            "expected a string, found {}; every value must be a string",
+                            describe(item)
+                        ),
+                        quote_fix(item),
                     )),
                 })
                 .collect(),
@@ -767,6 +835,19 @@ impl Ctx<'_> {
             }
         }
 
+        if server.command.is_some() && server.uri.is_some() {
+            return Err(self.invalid(
+                &field.key(uri_key),
+                format!(
+                    "server {:?} has both \"command\" and \"{uri_key}\"; a server is either a program magg starts (command) or one it reaches by URL, and magg would ignore \"{uri_key}\"",
+                    server.name
+                ),
+                format!(
+                    "remove \"{uri_key}\" to run the command, or remove \"command\" (and \"args\") to connect to the URL"
+                ),
+            ));
+        }
+
         if server.enabled && server.command.is_none() && server.uri.is_none() {
             return Err(self.invalid(
                 field,
@@ -785,6 +866,35 @@ impl Ctx<'_> {
             .or_else(|| server.command_line())
             .unwrap_or_else(|| server.name.clone());
         Ok(server)
+    }
+
+    /// No enabled server may use magg's own prefix: its tools would sit beside (and, where names
+    /// meet, behind) magg's own tools.
+    fn check_self_prefix(&self, config: &Config, servers_key: &str) -> Result<()> {
+        let own = &config.settings.self_prefix;
+        if own.is_empty() {
+            return Ok(());
+        }
+        let Some(server) = config
+            .enabled_servers()
+            .find(|s| s.prefix.as_deref() == Some(own.as_str()))
+        else {
+            return Ok(());
+        };
+        Err(self.invalid(
+            &FieldPath::root()
+                .key(servers_key)
+                .key(&server.name)
+                .key("prefix"),
+            format!(
+                "prefix {own:?} of server {:?} is magg's own prefix (self_prefix), so its tools would be mixed with magg's own tools and hidden behind them where names meet",
+                server.name
+            ),
+            format!(
+                "give the server another \"prefix\" (e.g. {:?}), or change \"self_prefix\" (MAGG_SELF_PREFIX)",
+                format!("{own}{}", prefix_from_name(&server.name))
+            ),
+        ))
     }
 
     /// Two enabled servers may not share a prefix: their tools would clash.

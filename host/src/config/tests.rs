@@ -85,7 +85,7 @@ const MAGG_SAMPLE: &str = r#"{
       "notes": "Read-only access to the project",
       "command": "npx",
       "args": ["-y", "@modelcontextprotocol/server-filesystem", "/home/me/my project"],
-      "env": {"NODE_ENV": "production", "PORT": 8080},
+      "env": {"NODE_ENV": "production", "PORT": "8080"},
       "cwd": "/home/me",
       "transport": {"keep_alive": false},
       "kits": ["files"],
@@ -142,7 +142,7 @@ fn loads_a_typical_magg_file() {
     assert_eq!(fs.command.as_deref(), Some("npx"));
     assert_eq!(fs.args.len(), 3);
     assert_eq!(fs.env["NODE_ENV"], "production");
-    assert_eq!(fs.env["PORT"], "8080", "numbers in env are taken as text");
+    assert_eq!(fs.env["PORT"], "8080");
     assert_eq!(fs.cwd.as_deref(), Some(Path::new("/home/me")));
     assert_eq!(fs.transport.as_ref().unwrap()["keep_alive"], json!(false));
     assert_eq!(fs.kits, ["files"]);
@@ -1023,4 +1023,332 @@ fn error_messages_examples() {
         assert!(text.contains("Fix: "), "{text}");
         println!("{text}");
     }
+}
+
+// ---- validation of what used to pass without a word ----
+
+#[test]
+fn args_env_and_header_items_must_be_strings() {
+    let err = parse_err(
+        "{\"servers\": {\"fs\": {\"source\": \"x\", \"command\": \"srv\",\n  \"args\": [\"--port\", 1, 2]}}}",
+    );
+    assert_eq!(err.field(), Some("servers.fs.args[1]"));
+    assert_eq!(err.line(), Some(2));
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with("/cfg/config.json:2:")
+            && msg.contains("servers.fs.args[1]: expected a string, found the number 1"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("Fix: put the value in double quotes: \"1\""),
+        "{msg}"
+    );
+
+    let err = parse_err(
+        r#"{"servers": {"fs": {"source": "x", "command": "srv", "env": {"A": 1, "B": true}}}}"#,
+    );
+    assert_eq!(err.field(), Some("servers.fs.env.A"));
+    assert!(
+        err.to_string()
+            .contains("expected a string, found the number 1; every value must be a string"),
+        "{err}"
+    );
+    let err =
+        parse_err(r#"{"servers": {"fs": {"source": "x", "command": "srv", "env": {"B": true}}}}"#);
+    assert!(err.to_string().contains("\"true\""), "{err}");
+
+    let err =
+        parse_err(r#"{"mcpServers": {"gh": {"url": "http://x/mcp", "headers": {"X-Id": 7}}}}"#);
+    assert_eq!(err.field(), Some("mcpServers.gh.headers.X-Id"));
+    let err = parse_err(r#"{"mcpServers": {"gh": {"command": "gh", "args": [false]}}}"#);
+    assert_eq!(err.field(), Some("mcpServers.gh.args[0]"));
+}
+
+#[test]
+fn command_and_uri_together_are_rejected() {
+    let text = "{\"servers\": {\"both\": {\"source\": \"s\", \"command\": \"srv\",\n  \"uri\": \"http://localhost:8000/mcp\"}}}";
+    let err = parse_err(text);
+    assert_eq!(err.field(), Some("servers.both.uri"));
+    assert_eq!((err.line(), err.column()), (Some(2), Some(3)));
+    let msg = err.to_string();
+    assert!(
+        msg.contains("server \"both\" has both \"command\" and \"uri\""),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("Fix: remove \"uri\" to run the command"),
+        "{msg}"
+    );
+
+    let err = parse_err(r#"{"mcpServers": {"m": {"command": "srv", "url": "http://x/mcp"}}}"#);
+    assert_eq!(err.field(), Some("mcpServers.m.url"));
+    assert!(err.to_string().contains("\"command\" and \"url\""), "{err}");
+
+    // Even a disabled server may not have both: enabling it would not say which one runs.
+    let err = parse_err(
+        r#"{"servers": {"off": {"source": "s", "command": "srv", "uri": "http://x/mcp", "enabled": false}}}"#,
+    );
+    assert_eq!(err.field(), Some("servers.off.uri"));
+}
+
+#[test]
+fn duplicate_keys_are_rejected_naming_the_key() {
+    let text = "{\n  \"servers\": {\n    \"fs\": {\"source\": \"a\", \"command\": \"one\"},\n    \"fs\": {\"source\": \"b\", \"command\": \"two\"}\n  }\n}";
+    let err = parse_err(text);
+    assert_eq!(err.field(), Some("servers.fs"));
+    assert_eq!((err.line(), err.column()), (Some(4), Some(5)));
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with("/cfg/config.json:4:5: servers.fs: key \"fs\" appears twice in the same object (first on line 3)"),
+        "{msg}"
+    );
+    assert!(msg.contains("Fix: remove one of the two"), "{msg}");
+
+    let err = parse_err(
+        r#"{"servers": {"fs": {"source": "a", "command": "x", "env": {"TOKEN": "1", "TOKEN": "2"}}}}"#,
+    );
+    assert_eq!(err.field(), Some("servers.fs.env.TOKEN"));
+    let err = parse_err(r#"{"read_only": true, "servers": {}, "read_only": false}"#);
+    assert_eq!(err.field(), Some("read_only"));
+    let err = parse_err(r#"{"kits": {"k": {"servers": [{"a": 1, "a": 2}]}}}"#);
+    assert_eq!(err.field(), Some("kits.k.servers[0].a"));
+
+    // Equal keys in different objects are fine, and so are escaped look-alikes.
+    parse(r#"{"servers": {"a": {"source": "s", "command": "x", "env": {"source": "1"}}}, "x": {"a\u0062": 1, "b": 2}}"#)
+        .unwrap();
+}
+
+#[test]
+fn negative_durations_are_rejected() {
+    for key in [
+        "backend_init_timeout",
+        "backend_call_timeout",
+        "list_wait",
+        "reload_poll_interval",
+    ] {
+        let err = parse_err(&format!("{{\"servers\": {{}},\n \"{key}\": -5}}"));
+        assert_eq!(err.field(), Some(key));
+        assert_eq!(err.line(), Some(2));
+        let msg = err.to_string();
+        assert!(
+            msg.contains("-5 is not a usable number of seconds"),
+            "{msg}"
+        );
+        assert!(msg.contains("Fix: use a number of seconds"), "{msg}");
+    }
+    let err = parse_env("{}", &[("MAGG_BACKEND_CALL_TIMEOUT", "-1")]).unwrap_err();
+    assert!(matches!(&err, ConfigError::Env { var, .. } if var == "MAGG_BACKEND_CALL_TIMEOUT"));
+    assert!(err.to_string().contains("0 waits forever"), "{err}");
+    // 0 still means no limit.
+    let config = parse(r#"{"backend_init_timeout": 0, "backend_call_timeout": 0}"#).unwrap();
+    assert_eq!(config.settings.backend_init_timeout, None);
+    assert_eq!(config.settings.backend_call_timeout, None);
+}
+
+#[test]
+fn empty_prefix_sep_is_rejected() {
+    let err = parse_err("{\n  \"prefix_sep\": \"\"\n}");
+    assert_eq!(err.field(), Some("prefix_sep"));
+    assert_eq!(err.line(), Some(2));
+    let msg = err.to_string();
+    assert!(
+        msg.contains("an empty separator makes tool names ambiguous"),
+        "{msg}"
+    );
+    assert!(msg.contains("Fix: use \"_\" (the default)"), "{msg}");
+    // An empty MAGG_PREFIX_SEP is ignored like every empty variable.
+    let config = parse_env("{}", &[("MAGG_PREFIX_SEP", "")]).unwrap();
+    assert_eq!(config.settings.prefix_sep, "_");
+}
+
+#[test]
+fn a_server_may_not_use_magg_s_own_prefix() {
+    let text = "{\"servers\": {\n  \"mine\": {\"source\": \"s\", \"command\": \"srv\", \"prefix\": \"magg\"}\n}}";
+    let err = parse_err(text);
+    assert_eq!(err.field(), Some("servers.mine.prefix"));
+    assert_eq!(err.line(), Some(2));
+    let msg = err.to_string();
+    assert!(
+        msg.contains("prefix \"magg\" of server \"mine\" is magg's own prefix (self_prefix)"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("Fix: give the server another \"prefix\" (e.g. \"maggmine\")"),
+        "{msg}"
+    );
+
+    // The prefix magg's tools really use counts: from the file or the environment.
+    let text = r#"{"self_prefix": "tools", "servers": {"t": {"source": "s", "command": "x", "prefix": "tools"}}}"#;
+    assert_eq!(parse_err(text).field(), Some("servers.t.prefix"));
+    let text = r#"{"servers": {"t": {"source": "s", "command": "x", "prefix": "own"}}}"#;
+    let err = parse_env(text, &[("MAGG_SELF_PREFIX", "own")]).unwrap_err();
+    assert_eq!(err.field(), Some("servers.t.prefix"));
+    // Fine with another self_prefix, with none, or for a disabled server.
+    parse_env(text, &[("MAGG_SELF_PREFIX", "magg")]).unwrap();
+    parse(r#"{"self_prefix": "", "servers": {"t": {"source": "s", "command": "x", "prefix": "magg"}}}"#)
+        .unwrap();
+    parse(r#"{"servers": {"t": {"source": "s", "command": "x", "prefix": "magg", "enabled": false}}}"#)
+        .unwrap();
+    // A prefix derived from an mcpServers name steers clear of it.
+    let config = parse(r#"{"mcpServers": {"magg": {"command": "x"}}}"#).unwrap();
+    assert_eq!(config.servers["magg"].prefix.as_deref(), Some("magg2"));
+}
+
+#[test]
+fn an_explicit_config_that_does_not_exist_is_empty_not_the_default() {
+    let tmp = TempDir::new("explicit-missing");
+    let missing = tmp.0.join("missing.json");
+    let config = load_discovered_with(Some(&missing), &no_env, &tmp.0, None).unwrap();
+    assert!(!config.exists);
+    assert_eq!(config.path, missing);
+    assert!(config.servers.is_empty(), "{:?}", config.servers);
+
+    let env = env_of(&[("MAGG_CONFIG_PATH", "nope/config.json")]);
+    let config = load_discovered_with(None, &env, &tmp.0, None).unwrap();
+    assert!(!config.exists);
+    assert!(config.servers.is_empty());
+
+    // With no config named, the embedded default still runs.
+    let config = load_discovered_with(None, &no_env, &tmp.0, None).unwrap();
+    assert_eq!(config.servers.keys().collect::<Vec<_>>(), ["everything"]);
+}
+
+#[test]
+fn an_empty_file_at_startup_is_an_empty_config() {
+    for text in ["", "  \n"] {
+        let config = parse(text).unwrap();
+        assert!(config.servers.is_empty());
+        assert_eq!(config.settings, Settings::default());
+    }
+}
+
+// ---- secrets ----
+
+#[test]
+fn masked_hides_env_and_header_values_and_keeps_names() {
+    let config = parse(
+        r#"{"servers": {
+            "api": {"source": "s", "uri": "http://x/mcp",
+                    "transport": {"headers": {"Authorization": "Bearer sk-123", "X-Empty": ""}, "keep_alive": true}},
+            "cli": {"source": "s", "command": "srv", "args": ["--verbose"], "env": {"TOKEN": "ghp_abc", "EMPTY": ""}},
+            "plain": {"source": "s", "command": "srv"}
+        }}"#,
+    )
+    .unwrap();
+    let api = config.servers["api"].masked();
+    assert_eq!(
+        api.to_json()["transport"],
+        json!({"headers": {"Authorization": SECRET_MASK, "X-Empty": ""}, "keep_alive": true})
+    );
+    let cli = config.servers["cli"].masked();
+    assert_eq!(cli.to_json()["env"], json!({"TOKEN": "***", "EMPTY": ""}));
+    assert_eq!(cli.args, ["--verbose"]);
+    assert!(config.servers["api"].has_secrets() && config.servers["cli"].has_secrets());
+    assert!(!config.servers["plain"].has_secrets());
+    assert_eq!(config.servers["plain"].masked(), config.servers["plain"]);
+    // The config itself keeps the real values.
+    assert_eq!(config.servers["cli"].env["TOKEN"], "ghp_abc");
+}
+
+// ---- edits under the file's lock ----
+
+#[test]
+fn edit_locked_applies_the_change_to_the_file_as_it_is_now() {
+    let tmp = TempDir::new("edit");
+    let path = tmp.write(
+        "config.json",
+        r#"{"servers": {"a": {"source": "s", "command": "a", "env": {"K": "secret"}}}, "zzz": 1}"#,
+    );
+    let loaded = load_with_env(&path, &no_env).unwrap();
+    // Another process adds "b" after this one loaded the file.
+    std::fs::write(
+        &path,
+        r#"{"servers": {"a": {"source": "s", "command": "a", "env": {"K": "secret"}}, "b": {"source": "s", "command": "b"}}, "zzz": 1}"#,
+    )
+    .unwrap();
+    let lock = ConfigLock::acquire(&path).unwrap();
+    let (value, saved) = edit_locked(&lock, &loaded, |config| {
+        let mut c = ServerConfig::new("c", "s");
+        c.command = Some("c".into());
+        config.servers.insert("c".into(), c);
+        Ok::<_, String>(config.servers.len())
+    })
+    .unwrap();
+    drop(lock);
+    assert_eq!(value, 3);
+    assert!(saved.exists);
+    let on_disk: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(
+        on_disk["servers"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        ["a", "b", "c"],
+        "the other process's server is kept"
+    );
+    assert_eq!(
+        on_disk["servers"]["a"]["env"]["K"], "secret",
+        "never masked on disk"
+    );
+    assert_eq!(on_disk["zzz"], 1);
+    assert!(lock_path(&path).ends_with("config.json.lock"));
+
+    // A refused change writes nothing.
+    let before = std::fs::read_to_string(&path).unwrap();
+    let lock = ConfigLock::acquire(&path).unwrap();
+    let err = edit_locked(&lock, &loaded, |_| Err::<(), _>("no".to_owned())).unwrap_err();
+    assert!(
+        matches!(err, EditError::Refused(ref e) if e == "no"),
+        "{err}"
+    );
+    // An invalid result is refused with the validation error.
+    let err = edit_locked(&lock, &loaded, |config| {
+        config.servers["a"].args = vec![];
+        config.servers["a"].uri = Some("http://x/mcp".into());
+        Ok::<_, String>(())
+    })
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("the change would make an invalid config: "),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
+}
+
+#[test]
+fn edit_locked_on_an_empty_or_missing_file_starts_from_the_running_config() {
+    let tmp = TempDir::new("edit-empty");
+    let path = tmp.write(
+        "config.json",
+        r#"{"servers": {"a": {"source": "s", "command": "a"}}}"#,
+    );
+    let running = load_with_env(&path, &no_env).unwrap();
+    std::fs::write(&path, "").unwrap();
+    let lock = ConfigLock::acquire(&path).unwrap();
+    let (_, saved) = edit_locked(&lock, &running, |config| {
+        config.servers["a"].enabled = false;
+        Ok::<_, String>(())
+    })
+    .unwrap();
+    assert_eq!(saved.servers.len(), 1);
+    let on_disk = load_with_env(&path, &no_env).unwrap();
+    assert!(!on_disk.servers["a"].enabled);
+}
+
+#[test]
+fn the_config_lock_is_held_until_dropped() {
+    let tmp = TempDir::new("lock");
+    let path = tmp.write("config.json", "{}");
+    let held = ConfigLock::try_acquire(&path)
+        .unwrap()
+        .expect("free at first");
+    assert!(ConfigLock::try_acquire(&path).unwrap().is_none(), "held");
+    drop(held);
+    assert!(
+        ConfigLock::try_acquire(&path).unwrap().is_some(),
+        "released"
+    );
 }

@@ -70,6 +70,22 @@ fn create_private(path: &Path) -> io::Result<File> {
 
 /// [`Config::save`].
 pub(super) fn save(config: &Config) -> Result<(), ConfigError> {
+    let current = match fs::read_to_string(&config.path) {
+        Ok(text) => Some(text),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => None,
+        Err(source) => {
+            return Err(ConfigError::Read {
+                path: config.path.clone(),
+                source,
+            });
+        }
+    };
+    save_over(config, current.as_deref())
+}
+
+/// Saves `config` over `current`, the file's text as just read (`None`: no file): only its
+/// `"servers"` and `"kits"` are replaced.
+pub(super) fn save_over(config: &Config, current: Option<&str>) -> Result<(), ConfigError> {
     let path = &config.path;
     if config.format == ConfigFormat::McpServers {
         return Err(ConfigError::NotSaved {
@@ -78,18 +94,7 @@ pub(super) fn save(config: &Config) -> Result<(), ConfigError> {
         });
     }
 
-    let current = match fs::read_to_string(path) {
-        Ok(text) => Some(text),
-        Err(err) if err.kind() == io::ErrorKind::NotFound => None,
-        Err(source) => {
-            return Err(ConfigError::Read {
-                path: path.clone(),
-                source,
-            });
-        }
-    };
-
-    let data = match current.as_deref().map(str::trim) {
+    let data = match current.map(str::trim) {
         Some(text) if !text.is_empty() => {
             // Like Magg: never overwrite a file that no longer parses.
             let on_disk = parse::parse_document(path, text, &|_| None).map_err(|err| {

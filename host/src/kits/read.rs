@@ -1,6 +1,6 @@
 //! Parsing a kit file's text into a [`Kit`]. The metadata is checked here;
 //! the `"servers"` object goes through the config file's own parser
-//! ([`config::parse_str`]) on a copy of the text in which everything but
+//! ([`config::parse_kit_servers`]) on a copy of the text in which everything but
 //! that object is blanked out, so that server errors keep the kit file's
 //! real line, column and field path.
 
@@ -113,8 +113,7 @@ impl Ctx<'_> {
                 (Value::Object(doc).to_string(), false)
             }
         };
-        let no_env = |_: &str| None;
-        let parsed = config::parse_str(self.path, &doc, &no_env)
+        let parsed = config::parse_kit_servers(self.path, &doc)
             .map_err(|err| config_error(self.path, err, positions_kept))?;
         let mut servers = parsed.servers;
         for server in servers.values_mut() {

@@ -1,6 +1,7 @@
 //! magg's own resources: the servers in its config as JSON (`magg://servers/all`,
 //! `magg://server/{name}`) and its kits (`magg://kits/all`, `magg://kit/{name}`), under the
-//! configured self prefix as the URI scheme, as Magg serves them.
+//! configured self prefix as the URI scheme, as Magg serves them. Servers are shown with their
+//! `env` and `transport.headers` values masked ([`ServerConfig::masked`]).
 
 use rmcp::{
     ErrorData as McpError,
@@ -8,7 +9,10 @@ use rmcp::{
 };
 use serde_json::Value;
 
-use crate::{config::Settings, hub::Hub};
+use crate::{
+    config::{ServerConfig, Settings},
+    hub::Hub,
+};
 
 /// magg's own resources and resource templates.
 pub fn own_resources(settings: &Settings) -> (Vec<Resource>, Vec<ResourceTemplate>) {
@@ -16,7 +20,7 @@ pub fn own_resources(settings: &Settings) -> (Vec<Resource>, Vec<ResourceTemplat
     (
         vec![
             Resource::new(format!("{scheme}://servers/all"), "all_servers")
-                .with_description("Every server in magg's config, as in the config file")
+                .with_description("Every server in magg's config, as in the config file (env and header values shown as ***)")
                 .with_mime_type("application/json"),
             Resource::new(format!("{scheme}://kits/all"), "all_kits")
                 .with_description("Every kit magg can load, and whether it is loaded")
@@ -24,7 +28,7 @@ pub fn own_resources(settings: &Settings) -> (Vec<Resource>, Vec<ResourceTemplat
         ],
         vec![
             ResourceTemplate::new(format!("{scheme}://server/{{name}}"), "server")
-                .with_description("One server's config, by name")
+                .with_description("One server's config, by name (env and header values shown as ***)")
                 .with_mime_type("application/json"),
             ResourceTemplate::new(format!("{scheme}://kit/{{name}}"), "kit")
                 .with_description("One kit's description and servers, by name")
@@ -41,6 +45,11 @@ fn scheme(settings: &Settings) -> &str {
     }
 }
 
+/// One server's file form with its secrets masked.
+fn shown(server: &ServerConfig) -> Value {
+    server.masked().to_json()
+}
+
 /// Reads one of magg's own resources; `None` when `uri` is not one of them.
 pub fn read_own(hub: &Hub, uri: &str) -> Option<Result<ReadResourceResult, McpError>> {
     let rest = uri
@@ -52,13 +61,13 @@ pub fn read_own(hub: &Hub, uri: &str) -> Option<Result<ReadResourceResult, McpEr
             config
                 .servers
                 .iter()
-                .map(|(name, s)| (name.clone(), s.to_json()))
+                .map(|(name, s)| (name.clone(), shown(s)))
                 .collect(),
         )),
         Some(("server", name)) => config
             .servers
             .get(name)
-            .map(|s| s.to_json())
+            .map(shown)
             .ok_or_else(|| format!("Server '{name}' not found in configuration")),
         Some(("kits", "all")) => Ok(super::kits::all_kits_json(hub)),
         Some(("kit", name)) => super::kits::kit_json(hub, name),
