@@ -9,6 +9,7 @@ mod harness;
 mod raw_http;
 
 mod aggregation;
+mod auth;
 mod calls;
 mod cli;
 mod conformance;
