@@ -12,10 +12,14 @@
 //!   requests find it), passes progress back, stops at the client's cancellation and at the
 //!   per-call time limit (cancelling the call at the backend), and turns a backend that went
 //!   away into a result the model can read.
-//! - The call runs inside the client's [`crate::relay::ORIGIN`], which the frontend sets.
+//! - The call runs inside the client's [`crate::relay::ORIGIN`], which the frontend sets. Its
+//!   session says how far the client is trusted: one magg could not authenticate may not call
+//!   the own tools that start servers or change the config ([`access`]), however the call
+//!   arrives (directly, through `proxy`, or rerouted by a hook).
 //! - It comes back as a [`Reply`]: a backend's result as the text it sent, or typed. Every
 //!   call ends in exactly one reply, which each frontend writes in its own form.
 
+mod access;
 mod reply;
 mod request;
 mod send;
@@ -78,11 +82,11 @@ async fn call_own(
     request: &CallRequest,
     ct: CancellationToken,
 ) -> Reply {
-    match hub
-        .own()
-        .call(hub, own, request.arguments_object(), ct)
-        .await
-    {
+    let arguments = request.arguments_object();
+    if let Some(refusal) = access::refusal(hub, own, arguments.as_ref()) {
+        return Reply::complete(refusal);
+    }
+    match hub.own().call(hub, own, arguments, ct).await {
         Ok(result) => Reply::complete(result),
         Err(error) => Reply::Error(error),
     }

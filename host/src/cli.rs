@@ -3,9 +3,10 @@
 //! prompts and saving an edited config. Magg's command names, flags and exit codes are kept so
 //! existing setups keep working.
 //!
-//! The commands live in submodules: [`serve`] (`magg serve`), [`server`] (`magg server ...`)
-//! and [`kit`] (`magg kit ...`); `magg config ...` is here.
+//! The commands live in submodules: [`serve`] (`magg serve`), [`server`] (`magg server ...`),
+//! [`kit`] (`magg kit ...`) and [`auth`] (`magg auth ...`); `magg config ...` is here.
 
+mod auth;
 mod kit;
 mod plugin;
 mod serve;
@@ -80,6 +81,11 @@ enum Command {
         #[command(subcommand)]
         action: plugin::PluginCommand,
     },
+    /// Manage authentication
+    Auth {
+        #[command(subcommand)]
+        action: auth::AuthCommand,
+    },
 }
 
 /// Options of `magg serve`.
@@ -104,6 +110,10 @@ pub struct ServeArgs {
     /// `plugins/` beside the config file when it exists)
     #[arg(long, value_name = "DIR")]
     pub plugins: Option<PathBuf>,
+    /// Serve HTTP on a --host other than loopback without authentication (no key from `magg
+    /// auth init`): anyone who can reach the port can use magg's tools
+    #[arg(long)]
+    pub insecure_no_auth: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -129,7 +139,7 @@ enum ConfigCommand {
 
 /// Runs the command line; the process exits with the returned code (2 for bad input).
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse_from(auth::magg_args(std::env::args_os())) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -184,6 +194,7 @@ pub fn main() -> ExitCode {
         Some(Command::Server { action }) => server::run(config, action),
         Some(Command::Kit { action }) => kit::run(config, action),
         Some(Command::Plugin { action }) => plugin::run(config, action),
+        Some(Command::Auth { action }) => auth::run(&config, action),
         Some(Command::Config {
             action: ConfigCommand::Show { show_secrets },
         }) => config_show(&config, Secrets::from_flag(show_secrets)),
@@ -328,6 +339,7 @@ fn config_show(config: &Config, secrets: Secrets) -> anyhow::Result<()> {
             "auto_reload": s.auto_reload,
             "plugins_dir": s.plugins_dir.as_ref().map(|p| p.display().to_string()),
             "list_wait": s.list_wait.as_secs_f64(),
+            "allow_unauthenticated_changes": s.allow_unauthenticated_changes,
         },
         "servers": servers,
         "kits": config.kits,

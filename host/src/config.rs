@@ -21,8 +21,8 @@
 //!
 //! Top-level keys `self_prefix`, `prefix_sep`, `read_only`, `log_level`,
 //! `backend_init_timeout`, `backend_call_timeout`, `stderr_show`, `auto_reload`,
-//! `reload_poll_interval`, `reload_use_watchdog`, `plugins_dir` and
-//! `list_wait`, each also settable with the environment variable
+//! `reload_poll_interval`, `reload_use_watchdog`, `plugins_dir`, `list_wait`
+//! and `allow_unauthenticated_changes`, each also settable with the environment variable
 //! `MAGG_<KEY IN CAPITALS>` (e.g. `MAGG_READ_ONLY`). **The environment
 //! overrides the file** (Magg 1.3 did the reverse); empty variables are
 //! ignored. Booleans accept `true/false/1/0/yes/no/on/off` in any case.
@@ -133,6 +133,10 @@ pub struct Settings {
     /// starting. Key `list_wait` (seconds, not negative), env
     /// `MAGG_LIST_WAIT`, default 5 s.
     pub list_wait: Duration,
+    /// Let HTTP clients that magg cannot authenticate (no key is set up with `magg auth init`)
+    /// use the tools that start servers or change the config. Key
+    /// `allow_unauthenticated_changes`, env `MAGG_ALLOW_UNAUTHENTICATED_CHANGES`, default false.
+    pub allow_unauthenticated_changes: bool,
 }
 
 impl Default for Settings {
@@ -150,6 +154,7 @@ impl Default for Settings {
             reload_use_watchdog: None,
             plugins_dir: None,
             list_wait: DEFAULT_LIST_WAIT,
+            allow_unauthenticated_changes: false,
         }
     }
 }
@@ -170,6 +175,10 @@ impl Settings {
         ("reload_use_watchdog", "MAGG_RELOAD_USE_WATCHDOG"),
         ("plugins_dir", "MAGG_PLUGINS_DIR"),
         ("list_wait", "MAGG_LIST_WAIT"),
+        (
+            "allow_unauthenticated_changes",
+            "MAGG_ALLOW_UNAUTHENTICATED_CHANGES",
+        ),
     ];
 
     /// The name of one of magg's own tools: `"{self_prefix}{prefix_sep}{name}"`,

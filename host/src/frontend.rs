@@ -57,7 +57,7 @@ use rmcp::{
 use crate::{
     call,
     hub::Hub,
-    relay::{ORIGIN, Origin, Session},
+    relay::{ORIGIN, Origin, Session, Trust},
 };
 
 /// Items per page of magg's list results.
@@ -74,14 +74,22 @@ pub struct MaggServer {
     hub: Arc<Hub>,
     /// The session, once it has initialized.
     session: Arc<OnceLock<Arc<Session>>>,
+    /// What the client may do, as its transport decided.
+    trust: Trust,
 }
 
 impl MaggServer {
-    /// A handler over `hub`.
+    /// A handler over `hub` for a client magg trusts fully (stdio).
     pub fn new(hub: Arc<Hub>) -> Self {
+        Self::with_trust(hub, Trust::Full)
+    }
+
+    /// A handler over `hub` for a client trusted as far as `trust` says.
+    pub fn with_trust(hub: Arc<Hub>, trust: Trust) -> Self {
         MaggServer {
             hub,
             session: Arc::default(),
+            trust,
         }
     }
 
@@ -97,7 +105,7 @@ impl MaggServer {
                 session.touch();
                 session.clone()
             }
-            None => Session::detached(context.peer.clone()),
+            None => Session::detached(context.peer.clone(), self.trust),
         };
         Origin::new(
             session,
@@ -154,7 +162,7 @@ impl ServerHandler for MaggServer {
         context: RequestContext<RoleServer>,
     ) -> Result<InitializeResult, McpError> {
         context.peer.set_peer_info(request.clone());
-        let session = self.hub.sessions().add(context.peer.clone());
+        let session = self.hub.sessions().add(context.peer.clone(), self.trust);
         let _ = self.session.set(session);
         tracing::info!(
             client = %request.client_info.name,
@@ -185,7 +193,7 @@ impl ServerHandler for MaggServer {
     ) -> Result<CallToolResponse, McpError> {
         let response = if self.session.get().is_none() {
             // A stateless client: what its backend asks comes back as `input_required`.
-            mrtr::call_tool(&self.hub, request, context).await
+            mrtr::call_tool(&self.hub, request, context, self.trust).await
         } else {
             let ct = context.ct.clone();
             self.traced(&context, call::call_tool_params(&self.hub, &request, ct))

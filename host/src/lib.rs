@@ -4,7 +4,7 @@
 //!
 //! Modules are layered, and each uses only those below it, bottom first:
 //! - [`mcp`] (MCP's rules and shapes), [`config`] (Magg's config file), [`kits`], [`pipes`]
-//!   (whole-line plumbing);
+//!   (whole-line plumbing), [`auth`] (Magg's bearer keys and tokens);
 //! - [`relay`]: client sessions and what they are owed (progress, logs, backend requests);
 //! - [`backend`]: one supervised connection per server, with its stdio lane;
 //! - [`plugins`]: the WebAssembly plugins (tool filters, routing hooks, ...);
@@ -18,6 +18,7 @@
 //! One tools/call: [`frontend`] → [`call`] (lookup in the [`catalog`] snapshot, routing hooks
 //! from [`plugins`]) → [`backend`] (its lane or rmcp client) → the backend, and back.
 
+pub mod auth;
 pub mod backend;
 pub mod call;
 pub mod catalog;

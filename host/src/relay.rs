@@ -64,10 +64,24 @@ pub struct Session {
     subscriptions: Mutex<Vec<String>>,
     /// A client that sent no `initialize`: stateless, with no server-to-client requests.
     detached: bool,
+    /// What the client may do.
+    trust: Trust,
+}
+
+/// How far magg trusts a client session, as its transport decided when it connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trust {
+    /// A local client on stdio, or an HTTP client whose bearer token magg checked: it may use
+    /// every tool.
+    Full,
+    /// An HTTP client magg could not authenticate (authentication is off): the tools that
+    /// start servers or change the config are refused unless the config allows them
+    /// (`allow_unauthenticated_changes`).
+    Unauthenticated,
 }
 
 impl Session {
-    fn new(id: u64, peer: Peer<RoleServer>, detached: bool) -> Arc<Session> {
+    fn new(id: u64, peer: Peer<RoleServer>, detached: bool, trust: Trust) -> Arc<Session> {
         Arc::new(Session {
             id,
             peer,
@@ -75,6 +89,7 @@ impl Session {
             log_level: Mutex::new(None),
             subscriptions: Mutex::new(Vec::new()),
             detached,
+            trust,
         })
     }
 
@@ -82,8 +97,13 @@ impl Session {
     /// 2026-07-28 is stateless): what the backend sends for the call still finds this
     /// request, and a request the client cannot take gets the backend an error. It is in no
     /// fan-out list.
-    pub fn detached(peer: Peer<RoleServer>) -> Arc<Session> {
-        Session::new(u64::MAX, peer, true)
+    pub fn detached(peer: Peer<RoleServer>, trust: Trust) -> Arc<Session> {
+        Session::new(u64::MAX, peer, true, trust)
+    }
+
+    /// What the client may do.
+    pub fn trust(&self) -> Trust {
+        self.trust
     }
 
     /// The session's peer, to send it requests and notifications.
@@ -278,8 +298,9 @@ pub struct Sessions {
 
 impl Sessions {
     /// Adds a session that has just initialized.
-    pub fn add(&self, peer: Peer<RoleServer>) -> Arc<Session> {
-        let session = Session::new(self.next.fetch_add(1, Ordering::Relaxed), peer, false);
+    pub fn add(&self, peer: Peer<RoleServer>, trust: Trust) -> Arc<Session> {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let session = Session::new(id, peer, false, trust);
         if let Ok(mut list) = self.list.lock() {
             list.push(session.clone());
         }

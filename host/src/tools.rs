@@ -70,6 +70,12 @@ impl OwnServer for Own {
         })
     }
 
+    fn changes(&self, name: &str, arguments: Option<&JsonObject>) -> bool {
+        self.by_name
+            .get(name)
+            .is_some_and(|own| own.changes(arguments))
+    }
+
     fn read(
         &self,
         hub: &Hub,
@@ -112,6 +118,35 @@ pub enum OwnTool {
     SmartConfigure,
     /// `magg_search_servers`
     SearchServers,
+}
+
+impl OwnTool {
+    /// Whether a call with `arguments` starts or stops servers or changes the config:
+    /// the tools that manage servers and kits, reloading, `magg_check` with an action other
+    /// than `report`, and `magg_smart_configure` with `allow_add`. The `proxy` tool changes
+    /// nothing itself; a call it passes on is judged as a call of its own.
+    pub fn changes(self, arguments: Option<&JsonObject>) -> bool {
+        let argument = |name: &str| arguments.and_then(|a| a.get(name));
+        match self {
+            OwnTool::AddServer
+            | OwnTool::RemoveServer
+            | OwnTool::EnableServer
+            | OwnTool::DisableServer
+            | OwnTool::ReloadConfig
+            | OwnTool::LoadKit
+            | OwnTool::UnloadKit => true,
+            OwnTool::Check => argument("action").is_some_and(|a| a.as_str() != Some("report")),
+            OwnTool::SmartConfigure => {
+                argument("allow_add").is_some_and(|a| a.as_bool() != Some(false) && !a.is_null())
+            }
+            OwnTool::ListServers
+            | OwnTool::Status
+            | OwnTool::Proxy
+            | OwnTool::ListKits
+            | OwnTool::KitInfo
+            | OwnTool::SearchServers => false,
+        }
+    }
 }
 
 /// magg's own tools, named with the configured self prefix and separator.

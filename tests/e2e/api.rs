@@ -10,6 +10,16 @@ use crate::{
 };
 
 /// Sends `method path` with `body` (as JSON when not empty) on a fresh connection.
+/// `magg serve --http` with changes over HTTP allowed without authentication.
+async fn open_api_magg(config: &std::path::Path) -> Magg {
+    Magg::http_with(
+        config,
+        &["--http", "--host", "127.0.0.1", "--port", "0"],
+        &[("MAGG_ALLOW_UNAUTHENTICATED_CHANGES", "1")],
+    )
+    .await
+}
+
 async fn request(url: &str, method: &str, path: &str, body: &str) -> Reply {
     let mut conn = Conn::open(url).await;
     let headers: &[(&str, &str)] = if body.is_empty() {
@@ -53,7 +63,7 @@ fn entry(name: &str) -> Value {
 #[tokio::test]
 async fn servers_added_and_removed_over_the_api_are_served_saved_and_announced() {
     let config = TempConfig::new(&json!({"servers": {"tb": test_backend("tb", "tb", &[])}}));
-    let magg = Magg::http(&config.path, false).await;
+    let magg = open_api_magg(&config.path).await;
     let url = magg.url.clone().expect("url");
     let mut client = Client::http(&url).await;
     client
@@ -125,7 +135,7 @@ async fn servers_added_and_removed_over_the_api_are_served_saved_and_announced()
 async fn bad_api_requests_are_refused_with_the_reason_and_change_nothing() {
     let config = TempConfig::new(&json!({"servers": {"tb": test_backend("tb", "tb", &[])}}));
     let before = config.read();
-    let magg = Magg::http(&config.path, false).await;
+    let magg = open_api_magg(&config.path).await;
     let url = magg.url.clone().expect("url");
     tb_running(&url).await;
 
@@ -204,7 +214,7 @@ async fn a_read_only_magg_lists_over_the_api_but_refuses_changes() {
         "read_only": true,
     }));
     let before = config.read();
-    let magg = Magg::http(&config.path, false).await;
+    let magg = open_api_magg(&config.path).await;
     let url = magg.url.clone().expect("url");
     tb_running(&url).await;
 
@@ -224,7 +234,7 @@ async fn a_read_only_magg_lists_over_the_api_but_refuses_changes() {
 async fn with_an_mcp_servers_file_changes_are_refused_saying_why_and_the_file_stays() {
     let config = TempConfig::new(&json!({"mcpServers": {"tb": entry("tb")}}));
     let before = std::fs::read(&config.path).expect("config");
-    let magg = Magg::http(&config.path, false).await;
+    let magg = open_api_magg(&config.path).await;
     let url = magg.url.clone().expect("url");
     tb_running(&url).await;
 
@@ -237,4 +247,26 @@ async fn with_an_mcp_servers_file_changes_are_refused_saying_why_and_the_file_st
     let tools = body(&request(&url, "GET", "/mcp_tools", "").await, 200);
     assert!(tools["tools"].get("extra").is_none(), "{tools}");
     assert_eq!(std::fs::read(&config.path).expect("config"), before);
+}
+
+/// Without authentication (and without the opt-in) the API lists but refuses changes, saying
+/// how to turn authentication on; nothing is added or removed.
+#[tokio::test]
+async fn without_authentication_the_api_lists_but_refuses_changes() {
+    let config = TempConfig::new(&json!({"servers": {"tb": test_backend("tb", "tb", &[])}}));
+    let before = std::fs::read_to_string(&config.path).expect("config");
+    let magg = Magg::http(&config.path, false).await;
+    let url = magg.url.clone().expect("url");
+    tb_running(&url).await;
+    let payload = json!({"mcpServers": {"extra": entry("extra")}}).to_string();
+    let added = refusal(&url, &payload, 403).await;
+    assert!(added.contains("magg auth init"), "{added}");
+    let removed = request(&url, "DELETE", "/mcp_servers/tb", "").await;
+    assert_eq!(removed.status, 403, "{removed}");
+    let listed = request(&url, "GET", "/mcp_servers", "").await;
+    assert_eq!(body(&listed, 200)["active_servers"], json!(["tb"]));
+    assert_eq!(
+        std::fs::read_to_string(&config.path).expect("config"),
+        before
+    );
 }

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::harness::{TempConfig, run_cli, test_backend};
+use crate::harness::{TempConfig, run_cli, run_cli_env, test_backend};
 
 #[test]
 fn version_and_help_on_every_command() {
@@ -110,21 +110,6 @@ fn claude_desktop_style_files_are_read_with_variable_interpolation() {
     assert_eq!(server["args"], json!(["-y", "@scope/pkg"]));
     assert_eq!(server["env"]["TOKEN"], json!("none"));
     assert_eq!(server["prefix"], json!("myfiles"));
-}
-
-/// Runs `magg` with `args` and extra environment variables: (exit code, stdout, stderr).
-fn run_cli_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let out = std::process::Command::new(crate::harness::bin("magg"))
-        .args(args)
-        .env_remove("MAGG_CONFIG_PATH")
-        .envs(env.iter().copied())
-        .output()
-        .expect("run magg");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 /// Runs `magg <args> --config <config>`.

@@ -692,6 +692,8 @@ impl Magg {
             .env("RUST_LOG", "info")
             .env("MAGG_LIST_WAIT", "15")
             .env("MAGG_CACHE_DIR", target_dir().join("test-cache"))
+            .env_remove("MAGG_PRIVATE_KEY")
+            .env_remove("MAGG_ALLOW_UNAUTHENTICATED_CHANGES")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -754,11 +756,15 @@ impl Magg {
     /// Starts `magg serve --http` (or `--hybrid` when `hybrid`) on a free port.
     pub async fn http(config: &Path, hybrid: bool) -> Magg {
         let mode = if hybrid { "--hybrid" } else { "--http" };
-        Self::http_from(Self::command(
-            config,
-            &[mode, "--host", "127.0.0.1", "--port", "0"],
-        ))
-        .await
+        Self::http_with(config, &[mode, "--host", "127.0.0.1", "--port", "0"], &[]).await
+    }
+
+    /// Starts `magg serve` with `args` (which serve HTTP) and environment variables `env`,
+    /// and waits until it says where it listens.
+    pub async fn http_with(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Magg {
+        let mut cmd = Self::command(config, args);
+        cmd.envs(env.iter().copied());
+        Self::http_from(cmd).await
     }
 
     /// Spawns `cmd` (a `magg serve` on HTTP, its stderr piped) and waits for the address it
@@ -937,9 +943,15 @@ pub async fn remote_test_backend(name: &str) -> RemoteBackend {
 
 /// Runs `magg` with `args` to completion: (exit code, stdout, stderr).
 pub fn run_cli(args: &[&str]) -> (i32, String, String) {
+    run_cli_env(args, &[])
+}
+
+/// Runs `magg` with `args` and extra environment variables: (exit code, stdout, stderr).
+pub fn run_cli_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let out = std::process::Command::new(bin("magg"))
         .args(args)
         .env_remove("MAGG_CONFIG_PATH")
+        .envs(env.iter().copied())
         .output()
         .expect("run magg");
     (

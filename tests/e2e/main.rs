@@ -10,6 +10,7 @@ mod raw_http;
 
 mod aggregation;
 mod api;
+mod auth;
 mod calls;
 mod cli;
 mod config_watch;

@@ -794,6 +794,10 @@ impl rmcp::ClientHandler for Sampler {
 async fn smart_configure_asks_the_clients_llm_when_no_plugin_knows() {
     use rmcp::ServiceExt;
     let config = with_plugins(json!({}));
+    // An HTTP client without authentication: the config lets it add servers.
+    let mut settings = config.read();
+    settings["allow_unauthenticated_changes"] = json!(true);
+    config.write(&settings);
     let magg = Magg::http(&config.path, false).await;
     let command = format!(
         "{} --name sampled",

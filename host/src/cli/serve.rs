@@ -1,10 +1,20 @@
 //! `magg serve`: start the hub and serve it on stdio, streamable HTTP, or both.
+//!
+//! HTTP is authenticated exactly when a key exists (`magg auth init`, or `MAGG_PRIVATE_KEY`),
+//! as in Magg; the key is read once, here. A key that exists but cannot be read stops an HTTP
+//! server from starting rather than serving it open. Without a key, HTTP is served on
+//! loopback only unless `--insecure-no-auth` says otherwise, and its clients may not use the
+//! tools that change servers or the config (see `call`). stdio is local and never asks for a
+//! token.
+
+use std::{net::IpAddr, sync::Arc};
 
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
-use super::ServeArgs;
+use super::{Failed, ServeArgs};
 use crate::{
+    auth::{BearerConfig, SigningKey, Verifier},
     config::Config,
     frontend::{MaggServer, http, stdio},
     hub::Hub,
@@ -25,6 +35,12 @@ async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     if let Some(dir) = &args.plugins {
         config.settings.plugins_dir = Some(dir.clone());
     }
+    let serves_http = args.http || args.hybrid;
+    let auth = if serves_http {
+        http_auth(&config, &args)?
+    } else {
+        None
+    };
     let where_from = if config.exists {
         config.path.display().to_string()
     } else {
@@ -63,7 +79,8 @@ async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     }
 
     let http_task = if args.http || args.hybrid {
-        let (addr, serve) = http::bind(hub.clone(), &args.host, args.port, stop.clone()).await?;
+        let (addr, serve) =
+            http::bind(hub.clone(), &args.host, args.port, auth, stop.clone()).await?;
         tracing::info!("listening on http://{addr}/mcp");
         Some(tokio::spawn(serve))
     } else {
@@ -85,6 +102,54 @@ async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     };
     hub.shutdown().await;
     result
+}
+
+/// The token check for HTTP: `Some` when a key exists; an error when it exists but cannot be
+/// read, or when there is none and `--host` reaches beyond this machine without
+/// `--insecure-no-auth`.
+fn http_auth(config: &Config, args: &ServeArgs) -> anyhow::Result<Option<Arc<Verifier>>> {
+    let bearer = BearerConfig::load(&config.path).map_err(|e| Failed::new(e.to_string()))?;
+    let key = SigningKey::load(&bearer).map_err(|e| {
+        Failed::new(format!(
+            "{e}; refusing to serve HTTP without authentication"
+        ))
+        .hint("Fix the key (or MAGG_PRIVATE_KEY), or remove it to serve without authentication")
+    })?;
+    if let Some(key) = key {
+        tracing::info!(
+            "HTTP requires a bearer token (issuer {}, audience {}); make one with `magg auth token`",
+            bearer.issuer,
+            bearer.audience
+        );
+        return Ok(Some(Arc::new(Verifier::new(&key, &bearer))));
+    }
+    if !is_loopback(&args.host) && !args.insecure_no_auth {
+        return Err(Failed::new(format!(
+            "refusing to serve HTTP on {} without authentication: anyone who can reach it could \
+             start programs as this user through magg",
+            args.host
+        ))
+        .hint("Turn authentication on with 'magg auth init' (clients then send 'Authorization: Bearer <token>')")
+        .hint("or serve on loopback (--host 127.0.0.1), or pass --insecure-no-auth to serve it open anyway")
+        .into());
+    }
+    if config.settings.allow_unauthenticated_changes {
+        tracing::warn!(
+            "HTTP authentication is off and allow_unauthenticated_changes is on: any HTTP client can add servers (run commands) and change the config"
+        );
+    } else {
+        tracing::info!(
+            "HTTP authentication is off (`magg auth init` turns it on): HTTP clients cannot use the tools that change servers or the config"
+        );
+    }
+    Ok(None)
+}
+
+/// Whether `host` names this machine only: `localhost` or a loopback address.
+fn is_loopback(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    bare.eq_ignore_ascii_case("localhost")
+        || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Serves one MCP session on stdin/stdout until the client closes it or `stop` fires.
@@ -138,6 +203,21 @@ async fn reload_on_sighup(hub: std::sync::Weak<Hub>) {
         tracing::info!("SIGHUP: reloading the config");
         if let Ok(Some(diff)) = reload::reload(&hub, true).await {
             tracing::info!(?diff, "config reloaded");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts() {
+        for host in ["localhost", "127.0.0.1", "127.0.0.2", "::1", "[::1]"] {
+            assert!(is_loopback(host), "{host}");
+        }
+        for host in ["0.0.0.0", "::", "192.0.2.1", "example.com"] {
+            assert!(!is_loopback(host), "{host}");
         }
     }
 }

@@ -310,6 +310,12 @@ fn assign(
         ("stderr_show", _) => settings.stderr_show = defaults.stderr_show,
         ("auto_reload", SettingValue::Bool(b)) => settings.auto_reload = b,
         ("auto_reload", _) => settings.auto_reload = defaults.auto_reload,
+        ("allow_unauthenticated_changes", SettingValue::Bool(b)) => {
+            settings.allow_unauthenticated_changes = b;
+        }
+        ("allow_unauthenticated_changes", _) => {
+            settings.allow_unauthenticated_changes = defaults.allow_unauthenticated_changes;
+        }
         ("reload_use_watchdog", SettingValue::Bool(b)) => settings.reload_use_watchdog = Some(b),
         ("reload_use_watchdog", _) => settings.reload_use_watchdog = None,
         ("backend_init_timeout", SettingValue::Num(n)) => {

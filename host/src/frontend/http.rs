@@ -9,7 +9,10 @@
 //! - a request whose first message back is its answer gets that answer as one
 //!   `application/json` body; one that is sent progress or a server request first keeps the
 //!   event stream ([`reply`]);
-//! - a session `DELETE` that succeeded answers `204 No Content`.
+//! - a session `DELETE` that succeeded answers `204 No Content`;
+//! - with authentication on, a request without a valid bearer token gets `401 Unauthorized`
+//!   before anything else looks at it ([`bearer`]). Without it, HTTP sessions are
+//!   [`Trust::Unauthenticated`]: the call route refuses them the tools that change things.
 //!
 //! Beside `/mcp`: the legacy SSE transport at `/sse` and `/messages/` ([`sse`]) and multi-mcp's
 //! management API at `/mcp_servers` and `/mcp_tools` ([`api`]), each a router of its own, with
@@ -20,6 +23,7 @@
 
 mod accept;
 mod api;
+mod bearer;
 mod body;
 mod guard;
 mod reply;
@@ -42,7 +46,7 @@ use rmcp::transport::{
 use tokio_util::sync::CancellationToken;
 
 use super::MaggServer;
-use crate::hub::Hub;
+use crate::{auth::Verifier, hub::Hub, relay::Trust};
 
 /// Largest request body accepted, in bytes; bigger requests get `413 Payload Too Large`.
 pub const MAX_BODY_BYTES: usize = crate::pipes::MAX_MESSAGE_BYTES;
@@ -56,10 +60,12 @@ const PATH: &str = "/mcp";
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// Binds `host:port` and returns the bound address and a future that serves until `stop`.
+/// With `auth`, every request must carry a bearer token it accepts.
 pub async fn bind(
     hub: Arc<Hub>,
     host: &str,
     port: u16,
+    auth: Option<Arc<Verifier>>,
     stop: CancellationToken,
 ) -> anyhow::Result<(SocketAddr, impl Future<Output = anyhow::Result<()>> + use<>)> {
     let listener = tokio::net::TcpListener::bind((host, port))
@@ -85,22 +91,33 @@ pub async fn bind(
     } else if !matches!(host, "localhost" | "127.0.0.1" | "::1") {
         config = config.with_allowed_hosts(["localhost", "127.0.0.1", "::1", host]);
     }
+    let trust = match auth {
+        Some(_) => Trust::Full,
+        None => Trust::Unauthenticated,
+    };
     let hosts = guard::Hosts::new(&config.allowed_hosts);
     let beside = axum::Router::new()
-        .merge(sse::router(hub.clone(), stop.clone()))
-        .merge(api::router(hub.clone()))
+        .merge(sse::router(hub.clone(), stop.clone(), trust))
+        .merge(api::router(hub.clone(), trust))
         .route_layer(axum::middleware::from_fn_with_state(hosts, guard::check));
     let service = StreamableHttpService::new(
-        move || Ok(MaggServer::new(hub.clone())),
+        move || Ok(MaggServer::with_trust(hub.clone(), trust)),
         Arc::new(LocalSessionManager::default()),
         config,
     );
-    let app = axum::Router::new()
+    let mut app = axum::Router::new()
         .route_service(PATH, service.clone())
         .route_service(&format!("{PATH}/"), service)
         .route_layer(axum::middleware::from_fn(edge))
-        .merge(beside)
-        .fallback(not_found);
+        .merge(beside);
+    // After the merge: every route (MCP, SSE, the management API) needs the token.
+    if let Some(verifier) = auth {
+        app = app.route_layer(axum::middleware::from_fn_with_state(
+            verifier,
+            bearer::require,
+        ));
+    }
+    let app = app.fallback(not_found);
     let serve = async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move { stop.cancelled().await })

@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     hub::Hub,
-    relay::{Ask, InputAsk, ORIGIN, Origin, Session},
+    relay::{Ask, InputAsk, ORIGIN, Origin, Session, Trust},
 };
 
 /// How long a suspended call waits for the client's retry.
@@ -71,6 +71,7 @@ pub async fn call_tool(
     hub: &Arc<Hub>,
     mut params: CallToolRequestParams,
     context: RequestContext<RoleServer>,
+    trust: Trust,
 ) -> Result<CallToolResponse, McpError> {
     let (state, slot) = match params.request_state.take() {
         Some(state) => {
@@ -97,7 +98,7 @@ pub async fn call_tool(
             drop(suspended);
             (state, slot)
         }
-        None => start(hub, params, &context),
+        None => start(hub, params, &context, trust),
     };
     wait(&state, &slot, &context.ct).await
 }
@@ -107,6 +108,7 @@ fn start(
     hub: &Arc<Hub>,
     params: CallToolRequestParams,
     context: &RequestContext<RoleServer>,
+    trust: Trust,
 ) -> (String, Slot) {
     let (inputs_tx, inputs) = mpsc::unbounded_channel();
     let (result_tx, result) = oneshot::channel();
@@ -114,7 +116,7 @@ fn start(
     let origin = Origin {
         inputs: Some(inputs_tx),
         ..Origin::new(
-            Session::detached(context.peer.clone()),
+            Session::detached(context.peer.clone(), trust),
             Some(context.id.clone()),
             context.meta.get_progress_token(),
         )

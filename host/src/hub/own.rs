@@ -30,6 +30,10 @@ pub trait OwnServer: Send + Sync + 'static {
         ct: CancellationToken,
     ) -> OwnCall<'a>;
 
+    /// Whether calling the own tool `name` with `arguments` starts or stops servers or changes
+    /// the config (the call route refuses such calls to clients that may not make them).
+    fn changes(&self, name: &str, arguments: Option<&JsonObject>) -> bool;
+
     /// Reads `uri` if it is one of magg's own resources; `None` if it is not.
     fn read(&self, hub: &Hub, uri: &str) -> Option<Result<ReadResourceResult, McpError>>;
 }

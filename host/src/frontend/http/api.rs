@@ -20,7 +20,7 @@ use std::{path::Path, sync::Arc};
 use axum::{
     Json, Router,
     extract::{self, Request, State},
-    http::StatusCode,
+    http::{Method, StatusCode},
     response::{IntoResponse as _, Response},
     routing::{delete, get},
 };
@@ -31,16 +31,44 @@ use crate::{
     backend::Status,
     config::{self, ServerConfig},
     hub::Hub,
+    relay::Trust,
     tools::manage::{self, AddError},
 };
 
-/// The routes of the management API, over `hub`.
-pub fn router(hub: Arc<Hub>) -> Router {
+/// The routes of the management API, over `hub`, for clients trusted as `trust`.
+pub fn router(hub: Arc<Hub>, trust: Trust) -> Router {
     Router::new()
         .route("/mcp_servers", get(list_servers).post(add_servers))
         .route("/mcp_servers/{name}", delete(remove_server))
         .route("/mcp_tools", get(list_tools))
+        .route_layer(axum::middleware::from_fn_with_state(
+            (hub.clone(), trust),
+            changes_need_trust,
+        ))
         .with_state(hub)
+}
+
+/// Refuses changes (`POST`, `DELETE`) from a client magg could not authenticate, unless the
+/// config allows them: anyone who can reach the port could otherwise have magg run a command of
+/// their choosing. Listing stays open.
+async fn changes_need_trust(
+    State((hub, trust)): State<(Arc<Hub>, Trust)>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let changes = matches!(*request.method(), Method::POST | Method::DELETE);
+    if changes && trust != Trust::Full && !hub.settings.allow_unauthenticated_changes {
+        return error(
+            StatusCode::FORBIDDEN,
+            "Adding and removing servers starts and stops processes, and this client is not \
+             authenticated, so magg refuses it. Turn authentication on with `magg auth init` and \
+             restart magg (then send `Authorization: Bearer <token>`, made with `magg auth \
+             token`), or allow changes without authentication with \
+             \"allow_unauthenticated_changes\": true in the config file (or \
+             MAGG_ALLOW_UNAUTHENTICATED_CHANGES=1).",
+        );
+    }
+    next.run(request).await
 }
 
 /// `{"error": message}` with `status`.

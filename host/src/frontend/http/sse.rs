@@ -37,7 +37,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{KEEP_ALIVE, MAX_BODY_BYTES, body};
-use crate::{frontend::MaggServer, hub::Hub, mcp::channel::Channels};
+use crate::{frontend::MaggServer, hub::Hub, mcp::channel::Channels, relay::Trust};
 
 /// Where the event stream is opened.
 pub const STREAM_PATH: &str = "/sse";
@@ -50,6 +50,8 @@ pub const MESSAGES_PATH: &str = "/messages/";
 struct Streams {
     hub: Arc<Hub>,
     stop: CancellationToken,
+    /// What its sessions' clients may do (see `http.rs`).
+    trust: Trust,
     sessions: Arc<Mutex<HashMap<String, mpsc::Sender<ClientJsonRpcMessage>>>>,
 }
 
@@ -90,10 +92,11 @@ impl Drop for EndOnDrop {
 }
 
 /// The routes of the SSE transport, serving sessions over `hub` until `stop`.
-pub fn router(hub: Arc<Hub>, stop: CancellationToken) -> Router {
+pub fn router(hub: Arc<Hub>, stop: CancellationToken, trust: Trust) -> Router {
     let streams = Streams {
         hub,
         stop,
+        trust,
         sessions: Arc::default(),
     };
     Router::new()
@@ -113,7 +116,7 @@ async fn open(State(streams): State<Streams>) -> Response {
     let id = new_id();
     let (transport, ends) = Channels::<RoleServer>::new(None);
     streams.insert(id.clone(), ends.incoming);
-    let server = MaggServer::new(streams.hub.clone());
+    let server = MaggServer::with_trust(streams.hub.clone(), streams.trust);
     let ct = streams.stop.child_token();
     let session = id.clone();
     tokio::spawn(async move {

@@ -1,0 +1,379 @@
+//! RS256 tokens: issuing them (`magg auth token`) and checking the ones requests carry.
+
+use std::{
+    collections::HashMap,
+    sync::Mutex,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{AuthError, BearerConfig, SigningKey};
+
+/// How many tokens that passed are remembered; past that the memory starts over.
+const REMEMBERED: usize = 256;
+
+/// How far in the future a token's `nbf` may be and still be accepted, for clocks that differ
+/// a little between the machine that made it and this one (seconds).
+const NBF_LEEWAY: f64 = 30.0;
+
+/// The claims of a token magg (or Magg) issues.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Claims {
+    /// Issuer.
+    pub iss: String,
+    /// Audience.
+    pub aud: String,
+    /// Subject (the user).
+    pub sub: String,
+    /// Issued at (seconds since the epoch).
+    pub iat: i64,
+    /// Expires at (seconds since the epoch).
+    pub exp: i64,
+    /// Space-separated scopes, when any were asked for.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub scope: Option<String>,
+}
+
+impl SigningKey {
+    /// Signs a token for `subject`, valid for `hours`, with `scopes` (space-separated in the
+    /// `scope` claim, as OAuth 2.0 writes them), as Magg's `create_token` does.
+    pub fn issue(
+        &self,
+        config: &BearerConfig,
+        subject: &str,
+        hours: i64,
+        scopes: &[String],
+    ) -> Result<String, AuthError> {
+        let now = now_seconds() as i64;
+        let claims = Claims {
+            iss: config.issuer.clone(),
+            aud: config.audience.clone(),
+            sub: subject.to_owned(),
+            iat: now,
+            exp: now.saturating_add(hours.saturating_mul(3600)),
+            scope: (!scopes.is_empty()).then(|| scopes.join(" ")),
+        };
+        let key = EncodingKey::from_rsa_der(&self.private_der());
+        jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &key)
+            .map_err(|e| AuthError::Io(format!("Failed to create token: {e}")))
+    }
+}
+
+/// Why a token was refused: a sentence saying what is wrong and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection(pub String);
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The claims a check reads; any of them may be missing or odd in a token from outside.
+#[derive(Deserialize)]
+struct Seen {
+    iss: Option<Value>,
+    aud: Option<Value>,
+    exp: Option<f64>,
+    nbf: Option<f64>,
+}
+
+/// Checks tokens against one public key, issuer and audience.
+pub struct Verifier {
+    key: DecodingKey,
+    validation: Validation,
+    issuer: String,
+    audience: String,
+    /// Tokens that passed, with their expiry.
+    passed: Mutex<HashMap<Box<str>, Option<f64>>>,
+}
+
+impl Verifier {
+    /// A verifier for tokens signed by `key`, for the issuer and audience of `config`.
+    pub fn new(key: &SigningKey, config: &BearerConfig) -> Verifier {
+        super::ring_rs256::install();
+        let mut validation = Validation::new(Algorithm::RS256);
+        // The claims are checked below, each with its own message.
+        validation.required_spec_claims.clear();
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        Verifier {
+            key: DecodingKey::from_rsa_der(&key.public_der()),
+            validation,
+            issuer: config.issuer.clone(),
+            audience: config.audience.clone(),
+            passed: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The audience tokens must name.
+    pub fn audience(&self) -> &str {
+        &self.audience
+    }
+
+    /// The issuer tokens must name.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// Checks `token`: signature (RS256 with magg's key), issuer, audience, expiry and
+    /// not-before.
+    pub fn check(&self, token: &str) -> Result<(), Rejection> {
+        self.check_at(token, now_seconds())
+    }
+
+    /// [`Verifier::check`] at the time `now` (seconds since the epoch).
+    fn check_at(&self, token: &str, now: f64) -> Result<(), Rejection> {
+        if let Ok(passed) = self.passed.lock()
+            && let Some(exp) = passed.get(token)
+        {
+            return match exp {
+                Some(exp) if *exp <= now => Err(expired(*exp, now)),
+                _ => Ok(()),
+            };
+        }
+        let seen = jsonwebtoken::decode::<Seen>(token.as_bytes(), &self.key, &self.validation)
+            .map_err(|e| decode_error(token, e.kind()))?
+            .claims;
+        self.check_claims(&seen, now)?;
+        if let Ok(mut passed) = self.passed.lock() {
+            if passed.len() >= REMEMBERED {
+                passed.clear();
+            }
+            passed.insert(token.into(), seen.exp);
+        }
+        Ok(())
+    }
+
+    fn check_claims(&self, seen: &Seen, now: f64) -> Result<(), Rejection> {
+        match &seen.iss {
+            Some(Value::String(iss)) if *iss == self.issuer => {}
+            Some(other) => {
+                return Err(Rejection(format!(
+                    "issuer is {}, expected `{}`",
+                    shown(other),
+                    self.issuer
+                )));
+            }
+            None => {
+                return Err(Rejection(format!(
+                    "the token has no issuer (`iss`), expected `{}`",
+                    self.issuer
+                )));
+            }
+        }
+        let audience_ok = match &seen.aud {
+            Some(Value::String(aud)) => *aud == self.audience,
+            Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some(&self.audience)),
+            _ => false,
+        };
+        if !audience_ok {
+            return Err(Rejection(match &seen.aud {
+                Some(aud) => format!("audience is {}, expected `{}`", shown(aud), self.audience),
+                None => format!(
+                    "the token has no audience (`aud`), expected `{}`",
+                    self.audience
+                ),
+            }));
+        }
+        if let Some(exp) = seen.exp
+            && exp <= now
+        {
+            return Err(expired(exp, now));
+        }
+        if let Some(nbf) = seen.nbf
+            && nbf > now + NBF_LEEWAY
+        {
+            return Err(Rejection(format!(
+                "token is not valid before {} (`nbf`); check this machine's clock",
+                utc(nbf)
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn expired(exp: f64, now: f64) -> Rejection {
+    Rejection(format!(
+        "token expired at {} ({} s ago); make a new one with `magg auth token`",
+        utc(exp),
+        (now - exp).round() as i64
+    ))
+}
+
+/// A claim's value as a message shows it: a string in backticks, anything else as JSON, cut
+/// short when long.
+fn shown(value: &Value) -> String {
+    let text = match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let cut: String = text.chars().take(80).collect();
+    if cut.len() < text.len() {
+        format!("`{cut}...`")
+    } else {
+        format!("`{cut}`")
+    }
+}
+
+/// The message for a token the decoder refused.
+fn decode_error(token: &str, kind: &ErrorKind) -> Rejection {
+    Rejection(match kind {
+        ErrorKind::InvalidSignature => "the signature does not match magg's key (the token was \
+             signed with another key, or changed); make one with `magg auth token`"
+            .to_owned(),
+        ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => {
+            let alg = jsonwebtoken::decode_header(token)
+                .map(|h| format!("{:?}", h.alg))
+                .unwrap_or_else(|_| "an unknown algorithm".to_owned());
+            format!("the token is signed with {alg}; magg accepts RS256 tokens only")
+        }
+        ErrorKind::InvalidAlgorithmName | ErrorKind::UnsupportedAlgorithm => {
+            "the token's `alg` is not one magg knows; magg accepts RS256 tokens only".to_owned()
+        }
+        ErrorKind::InvalidToken
+        | ErrorKind::Base64(_)
+        | ErrorKind::Utf8(_)
+        | ErrorKind::Json(_) => "not a JWT (three base64url parts separated by dots, with \
+             JSON header and claims); make one with `magg auth token`"
+            .to_owned(),
+        other => format!("the token cannot be checked: {other:?}"),
+    })
+}
+
+/// Seconds since the Unix epoch.
+fn now_seconds() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// `secs` since the epoch as `YYYY-MM-DDTHH:MM:SSZ`.
+fn utc(secs: f64) -> String {
+    let secs = secs.floor() as i64;
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn sign(key: &SigningKey, claims: &Value) -> String {
+        let encoding = EncodingKey::from_rsa_der(&key.private_der());
+        jsonwebtoken::encode(&Header::new(Algorithm::RS256), claims, &encoding).expect("sign")
+    }
+
+    fn setup() -> (SigningKey, BearerConfig, Verifier) {
+        let key = SigningKey::generate().expect("key");
+        let config = BearerConfig::default();
+        let verifier = Verifier::new(&key, &config);
+        (key, config, verifier)
+    }
+
+    #[test]
+    fn an_issued_token_passes_and_says_what_magg_puts_in_it() {
+        let (key, config, verifier) = setup();
+        let token = key
+            .issue(&config, "ann", 2, &["read".into(), "write".into()])
+            .expect("issue");
+        verifier.check(&token).expect("valid");
+        verifier.check(&token).expect("valid again (remembered)");
+        let claims: Claims = jsonwebtoken::dangerous::insecure_decode(&token)
+            .expect("decode")
+            .claims;
+        assert_eq!(claims.iss, "https://magg.local");
+        assert_eq!(claims.aud, "magg");
+        assert_eq!(claims.sub, "ann");
+        assert_eq!(claims.exp - claims.iat, 7200);
+        assert_eq!(claims.scope.as_deref(), Some("read write"));
+    }
+
+    #[test]
+    fn each_wrong_claim_is_named() {
+        let (key, _, verifier) = setup();
+        let now = now_seconds() as i64;
+        let base = json!({"iss": "https://magg.local", "aud": "magg", "sub": "x", "exp": now + 60});
+        let with = |k: &str, v: Value| {
+            let mut c = base.clone();
+            c[k] = v;
+            sign(&key, &c)
+        };
+        let err = verifier.check(&with("aud", json!("x"))).unwrap_err();
+        assert_eq!(err.0, "audience is `x`, expected `magg`");
+        verifier
+            .check(&with("aud", json!(["other", "magg"])))
+            .expect("a list naming magg");
+        let err = verifier
+            .check(&with("iss", json!("https://evil")))
+            .unwrap_err();
+        assert_eq!(
+            err.0,
+            "issuer is `https://evil`, expected `https://magg.local`"
+        );
+        let err = verifier.check(&with("exp", json!(86_400))).unwrap_err();
+        assert!(
+            err.0.starts_with("token expired at 1970-01-02T00:00:00Z ("),
+            "{err}"
+        );
+        let err = verifier.check(&with("nbf", json!(now + 3600))).unwrap_err();
+        assert!(err.0.starts_with("token is not valid before"), "{err}");
+        let other = SigningKey::generate().expect("key");
+        let err = verifier.check(&sign(&other, &base)).unwrap_err();
+        assert!(err.0.contains("signature does not match"), "{err}");
+        let err = verifier.check("abc").unwrap_err();
+        assert!(err.0.starts_with("not a JWT"), "{err}");
+        let hs = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &base,
+            &EncodingKey::from_secret(b"s").expect("secret"),
+        )
+        .expect("hs256");
+        let err = verifier.check(&hs).unwrap_err();
+        assert_eq!(
+            err.0,
+            "the token is signed with HS256; magg accepts RS256 tokens only"
+        );
+    }
+
+    #[test]
+    fn a_remembered_token_still_expires() {
+        let (key, _, verifier) = setup();
+        let now = now_seconds();
+        let token = sign(
+            &key,
+            &json!({"iss": "https://magg.local", "aud": "magg", "exp": now + 60.0}),
+        );
+        verifier.check_at(&token, now).expect("valid now");
+        let err = verifier.check_at(&token, now + 61.0).unwrap_err();
+        assert!(err.0.starts_with("token expired at"), "{err}");
+    }
+
+    #[test]
+    fn utc_formats_dates() {
+        assert_eq!(utc(0.0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc(951_782_400.0), "2000-02-29T00:00:00Z");
+        assert_eq!(utc(1_798_761_599.0), "2026-12-31T23:59:59Z");
+    }
+}
