@@ -153,6 +153,8 @@ async fn magg_config_path_to_a_missing_file_serves_no_servers_until_one_is_added
     let mut cmd = tokio::process::Command::new(bin("magg"));
     cmd.args(["serve", "--http", "--host", "127.0.0.1", "--port", "0"])
         .env("MAGG_CONFIG_PATH", &missing)
+        // The server is added over HTTP, which is not authenticated here.
+        .env("MAGG_ALLOW_UNAUTHENTICATED_CHANGES", "1")
         .env("RUST_LOG", "info")
         .env("MAGG_CACHE_DIR", target_dir().join("test-cache"))
         .stdin(Stdio::null())
