@@ -455,7 +455,7 @@ async fn accept_any_media_type_admits_json_and_event_streams() {
 }
 
 #[tokio::test]
-async fn a_session_ends_with_204_and_a_foreign_host_is_refused() {
+async fn a_session_ends_with_204_and_a_foreign_host_or_origin_is_refused() {
     let (_config, _magg, mut conn) = bare_magg().await;
     let session = conn.open_session().await;
     let reply = conn
@@ -465,6 +465,44 @@ async fn a_session_ends_with_204_and_a_foreign_host_is_refused() {
     let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
     let reply = conn.post(Some(&session), &list).await;
     assert_eq!(reply.status, 404, "the session is gone:\n{reply}");
+    let reply = conn
+        .send("DELETE", "/mcp", &[("Mcp-Session-Id", &session)], "")
+        .await;
+    assert_eq!(reply.status, 404, "ending it again:\n{reply}");
+    let reply = conn
+        .send(
+            "DELETE",
+            "/mcp",
+            &[("Mcp-Session-Id", "no-such-session")],
+            "",
+        )
+        .await;
+    assert_eq!(reply.status, 404, "a session that never was:\n{reply}");
+
+    // A page of another site, sent to magg's own host name (DNS rebinding or a plain
+    // cross-site request), is refused.
+    let page = [
+        ("Origin", "http://evil.example"),
+        ("Content-Type", "application/json"),
+        ("Accept", BOTH),
+    ];
+    let reply = conn
+        .send("POST", "/mcp", &page, &initialize().to_string())
+        .await;
+    assert_eq!(reply.status, 403, "{reply}");
+    assert!(
+        String::from_utf8_lossy(&reply.body).contains("Origin"),
+        "{reply}"
+    );
+    let own_page = [
+        ("Origin", "http://localhost:3000"),
+        ("Content-Type", "application/json"),
+        ("Accept", BOTH),
+    ];
+    let reply = conn
+        .send("POST", "/mcp", &own_page, &initialize().to_string())
+        .await;
+    assert_eq!(reply.status, 200, "a page on localhost is served:\n{reply}");
 
     let foreign = [
         ("Host", "evil.example"),

@@ -9,14 +9,16 @@
 //! - a request whose first message back is its answer gets that answer as one
 //!   `application/json` body; one that is sent progress or a server request first keeps the
 //!   event stream ([`reply`]);
-//! - a session `DELETE` that succeeded answers `204 No Content`;
+//! - a session `DELETE` that succeeded answers `204 No Content`, and one of a session magg does
+//!   not have `404 Not Found`;
 //! - with authentication on, a request without a valid bearer token gets `401 Unauthorized`
 //!   before anything else looks at it ([`bearer`]). Without it, HTTP sessions are
 //!   [`Trust::Unauthenticated`]: the call route refuses them the tools that change things.
 //!
 //! Beside `/mcp`: the legacy SSE transport at `/sse` and `/messages/` ([`sse`]) and multi-mcp's
-//! management API at `/mcp_servers` and `/mcp_tools` ([`api`]), each a router of its own, with
-//! the same Host checks as `/mcp` ([`guard`]).
+//! management API at `/mcp_servers` and `/mcp_tools` ([`api`]), each a router of its own.
+//! Every route checks `Host` and `Origin` ([`guard`]): a page of another site gets
+//! `403 Forbidden`, so it cannot drive magg on localhost (DNS rebinding).
 //!
 //! Accepted connections have `TCP_NODELAY` set, so a response written in more than one piece
 //! is never held back waiting for the client's (delayed) acknowledgement of the first.
@@ -33,7 +35,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use axum::{
-    extract::Request,
+    extract::{Request, State},
     http::{Method, StatusCode},
     middleware::Next,
     response::{IntoResponse as _, Response},
@@ -41,7 +43,7 @@ use axum::{
 };
 use rmcp::transport::{
     StreamableHttpServerConfig, StreamableHttpService,
-    streamable_http_server::session::local::LocalSessionManager,
+    streamable_http_server::session::{SessionManager as _, local::LocalSessionManager},
 };
 use tokio_util::sync::CancellationToken;
 
@@ -98,26 +100,29 @@ pub async fn bind(
     let hosts = guard::Hosts::new(&config.allowed_hosts);
     let beside = axum::Router::new()
         .merge(sse::router(hub.clone(), stop.clone(), trust))
-        .merge(api::router(hub.clone(), trust))
-        .route_layer(axum::middleware::from_fn_with_state(hosts, guard::check));
+        .merge(api::router(hub.clone(), trust));
+    let sessions = Arc::new(LocalSessionManager::default());
     let service = StreamableHttpService::new(
         move || Ok(MaggServer::with_trust(hub.clone(), trust)),
-        Arc::new(LocalSessionManager::default()),
+        sessions.clone(),
         config,
     );
     let mut app = axum::Router::new()
         .route_service(PATH, service.clone())
         .route_service(&format!("{PATH}/"), service)
-        .route_layer(axum::middleware::from_fn(edge))
+        .route_layer(axum::middleware::from_fn_with_state(sessions, edge))
         .merge(beside);
-    // After the merge: every route (MCP, SSE, the management API) needs the token.
+    // After the merge: every route (MCP, SSE, the management API) needs the token, and is
+    // refused to a page of another site (its `Origin`), which rmcp does not check for `/mcp`.
     if let Some(verifier) = auth {
         app = app.route_layer(axum::middleware::from_fn_with_state(
             verifier,
             bearer::require,
         ));
     }
-    let app = app.fallback(not_found);
+    let app = app
+        .route_layer(axum::middleware::from_fn_with_state(hosts, guard::check))
+        .fallback(not_found);
     let serve = async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move { stop.cancelled().await })
@@ -138,7 +143,11 @@ async fn not_found() -> Response {
 }
 
 /// What stands between the HTTP server and rmcp's service for every request to [`PATH`].
-async fn edge(request: Request, next: Next) -> Response {
+async fn edge(
+    State(sessions): State<Arc<LocalSessionManager>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let (mut parts, body) = request.into_parts();
     accept::name_wildcard_types(&mut parts.headers);
     match parts.method {
@@ -163,6 +172,20 @@ async fn edge(request: Request, next: Next) -> Response {
         // The Python and TypeScript SDKs treat anything but 200 / 204 as a failed termination
         // and log a warning.
         Method::DELETE => {
+            // rmcp answers a DELETE of a session it does not have as if it had ended it.
+            let id = parts
+                .headers
+                .get("mcp-session-id")
+                .and_then(|v| v.to_str().ok());
+            if let Some(id) = id
+                && !sessions.has_session(&id.into()).await.unwrap_or(true)
+            {
+                return (
+                    StatusCode::NOT_FOUND,
+                    format!("Not Found: no session {id} (it has ended, or never existed)"),
+                )
+                    .into_response();
+            }
             let mut response = next.run(Request::from_parts(parts, body)).await;
             if response.status() == StatusCode::ACCEPTED {
                 *response.status_mut() = StatusCode::NO_CONTENT;
