@@ -7,41 +7,96 @@ use tokio::{
     sync::mpsc,
 };
 
+/// What a line writer writes.
+#[derive(Debug)]
+pub enum Out {
+    /// One whole line (a `\n` is added if it lacks one).
+    Line(Vec<u8>),
+    /// One line that arrives in pieces, written as they come and before anything else: a
+    /// large answer goes out while it is made, never held whole.
+    Pieces(mpsc::Receiver<Vec<u8>>),
+}
+
+impl From<Vec<u8>> for Out {
+    fn from(line: Vec<u8>) -> Out {
+        Out::Line(line)
+    }
+}
+
 /// Writes whole lines to `sink` in the order they arrive.
-pub async fn write_lines<W: AsyncWrite + Unpin>(
+pub async fn write_lines<W: AsyncWrite + Unpin, T: Into<Out>>(
     mut sink: W,
-    mut lines: mpsc::UnboundedReceiver<Vec<u8>>,
+    mut lines: mpsc::UnboundedReceiver<T>,
 ) {
-    while let Some(mut line) = lines.recv().await {
-        if line.last() != Some(&b'\n') {
-            line.push(b'\n');
-        }
-        // Write what is queued in one go.
-        while let Ok(mut more) = lines.try_recv() {
-            if more.last() != Some(&b'\n') {
-                more.push(b'\n');
+    let mut next: Option<Out> = None;
+    loop {
+        let item = match next.take() {
+            Some(item) => item,
+            None => match lines.recv().await {
+                Some(item) => item.into(),
+                None => break,
+            },
+        };
+        let written = match item {
+            Out::Line(mut line) => {
+                terminate(&mut line);
+                // Write what is queued in one go.
+                while line.len() <= 64 * 1024 {
+                    match lines.try_recv().map(Into::into) {
+                        Ok(Out::Line(mut more)) => {
+                            terminate(&mut more);
+                            line.extend_from_slice(&more);
+                        }
+                        Ok(pieces) => {
+                            next = Some(pieces);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                write(&mut sink, &line).await
             }
-            line.extend_from_slice(&more);
-            if line.len() > 64 * 1024 {
-                break;
+            Out::Pieces(mut pieces) => {
+                let mut ended = true;
+                let mut written = true;
+                while let Some(piece) = pieces.recv().await {
+                    if let Some(&last) = piece.last() {
+                        ended = last == b'\n';
+                    }
+                    if !write(&mut sink, &piece).await {
+                        written = false;
+                        break;
+                    }
+                }
+                written && (ended || write(&mut sink, b"\n").await)
             }
-        }
-        if sink.write_all(&line).await.is_err() || sink.flush().await.is_err() {
+        };
+        if !written {
             break;
         }
     }
     let _ = sink.shutdown().await;
 }
 
+fn terminate(line: &mut Vec<u8>) {
+    if line.last() != Some(&b'\n') {
+        line.push(b'\n');
+    }
+}
+
+async fn write<W: AsyncWrite + Unpin>(sink: &mut W, bytes: &[u8]) -> bool {
+    sink.write_all(bytes).await.is_ok() && sink.flush().await.is_ok()
+}
+
 /// Forwards each line rmcp writes to the line writer.
-pub async fn pump_lines<R: AsyncRead + Unpin>(source: R, out: mpsc::UnboundedSender<Vec<u8>>) {
+pub async fn pump_lines<R: AsyncRead + Unpin>(source: R, out: mpsc::UnboundedSender<Out>) {
     let mut reader = BufReader::new(source);
     loop {
         let mut line = Vec::new();
         match reader.read_until(b'\n', &mut line).await {
             Ok(0) | Err(_) => break,
             Ok(_) => {
-                if out.send(line).is_err() {
+                if out.send(Out::Line(line)).is_err() {
                     break;
                 }
             }

@@ -230,7 +230,7 @@ pub struct Origin {
     pub inputs: Option<mpsc::UnboundedSender<InputAsk>>,
     /// The client's writer of whole message lines, for a client on stdio: progress for its
     /// calls goes there as text, in order with their results.
-    pub lines: Option<mpsc::UnboundedSender<Vec<u8>>>,
+    pub lines: Option<mpsc::UnboundedSender<crate::pipes::Out>>,
 }
 
 impl Origin {
@@ -261,7 +261,7 @@ impl Origin {
                     "params": params,
                 });
                 if let Ok(line) = serde_json::to_vec(&message) {
-                    let _ = lines.send(line);
+                    let _ = lines.send(crate::pipes::Out::Line(line));
                 }
             }
             None => {

@@ -44,6 +44,64 @@ pub fn page_range(
     Ok((start..end, next))
 }
 
+/// A page of tools/list, made piece by piece: see [`ToolList::page_pieces`].
+pub struct PagePieces<'a> {
+    tools: &'a [ListedTool],
+    /// How many of `tools` are written.
+    done: usize,
+    next: Option<String>,
+    started: bool,
+    finished: bool,
+}
+
+impl PagePieces<'_> {
+    /// The next piece of the page's `result` object: at least one tool, and further tools
+    /// while the piece is shorter than `size` bytes; none once the page is whole.
+    pub fn next_piece(&mut self, size: usize) -> Option<String> {
+        if self.finished {
+            return None;
+        }
+        let rest = &self.tools[self.done..];
+        let wanted: usize = rest
+            .iter()
+            .map(|t| t.text.json_len() + 1)
+            .scan(0usize, |total, len| {
+                let before = *total;
+                *total += len;
+                (before < size).then_some(len)
+            })
+            .sum();
+        let mut out = String::with_capacity(wanted + 64);
+        if !self.started {
+            self.started = true;
+            out.push_str("{\"tools\":[");
+        }
+        let mut wrote = false;
+        for tool in rest {
+            if wrote && out.len() >= size {
+                break;
+            }
+            wrote = true;
+            if self.done > 0 {
+                out.push(',');
+            }
+            tool.text.write_json(&mut out);
+            self.done += 1;
+        }
+        if self.done == self.tools.len() {
+            self.finished = true;
+            out.push(']');
+            if let Some(next) = &self.next {
+                out.push_str(",\"nextCursor\":\"");
+                out.push_str(next);
+                out.push('"');
+            }
+            out.push('}');
+        }
+        Some(out)
+    }
+}
+
 /// One exposed tool.
 #[derive(Debug, Clone)]
 pub struct ListedTool {
@@ -107,25 +165,21 @@ impl ToolList {
     /// The page of tools/list that `cursor` (a `nextCursor` magg handed out, or none for the
     /// first) names: the `result` object as JSON text.
     pub fn page_text(&self, cursor: Option<&str>) -> Result<String, McpError> {
+        let mut page = self.page_pieces(cursor)?;
+        Ok(page.next_piece(usize::MAX).unwrap_or_default())
+    }
+
+    /// The same page as text in pieces, for a frontend that writes it out as it is made
+    /// (a page of large tools is megabytes).
+    pub fn page_pieces(&self, cursor: Option<&str>) -> Result<PagePieces<'_>, McpError> {
         let (range, next) = self.page(cursor)?;
-        let tools = &self.tools[range];
-        let bytes: usize = tools.iter().map(|t| t.text.json_len()).sum();
-        let mut out = String::with_capacity(bytes + tools.len() + 64);
-        out.push_str("{\"tools\":[");
-        for (i, tool) in tools.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            tool.text.write_json(&mut out);
-        }
-        out.push(']');
-        if let Some(next) = next {
-            out.push_str(",\"nextCursor\":\"");
-            out.push_str(&next);
-            out.push('"');
-        }
-        out.push('}');
-        Ok(out)
+        Ok(PagePieces {
+            tools: &self.tools[range],
+            done: 0,
+            next,
+            started: false,
+            finished: false,
+        })
     }
 
     /// The same page as rmcp's types, and the next cursor.
@@ -215,5 +269,50 @@ impl ToolList {
             out.push(text, tool.route);
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(n: usize) -> ToolList {
+        let mut list = ToolList::default();
+        for i in 0..n {
+            let json = format!(r#"{{"name":"t{i}","description":"tool {i}","inputSchema":{{}}}}"#);
+            let text = ToolText::from_json(&json).unwrap_or_else(|e| panic!("{e}"));
+            list.push(text, ToolRoute::Own(Arc::from(format!("t{i}").as_str())));
+        }
+        list
+    }
+
+    /// The pieces of a page make the same text as the page made whole, whatever their size.
+    #[test]
+    fn a_page_in_pieces_is_the_page() {
+        let list = list(PAGE_SIZE + 5);
+        for cursor in [None, Some("magg:1000")] {
+            let whole = list.page_text(cursor).unwrap_or_else(|e| panic!("{e:?}"));
+            let value: serde_json::Value =
+                serde_json::from_str(&whole).unwrap_or_else(|e| panic!("{e}"));
+            assert!(value["tools"].is_array());
+            for size in [0, 1, 100, 64 * 1024] {
+                let mut page = list.page_pieces(cursor).unwrap_or_else(|e| panic!("{e:?}"));
+                let mut joined = String::new();
+                let mut count = 0;
+                while let Some(piece) = page.next_piece(size) {
+                    joined.push_str(&piece);
+                    count += 1;
+                }
+                assert_eq!(joined, whole, "pieces of {size} bytes");
+                if size == 100 && cursor.is_none() {
+                    assert!(count > 10, "{count} pieces");
+                }
+            }
+        }
+        assert_eq!(
+            list.page_text(None)
+                .map(|p| p.contains("\"nextCursor\":\"magg:1000\"")),
+            Ok(true)
+        );
     }
 }

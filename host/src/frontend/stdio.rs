@@ -41,11 +41,14 @@ use super::MaggServer;
 use crate::{
     call::{self, CallRequest, Reply},
     hub::Hub,
-    pipes,
+    pipes::{self, Out},
     relay::{ORIGIN, Origin, Session},
 };
 
 const DUPLEX_BYTES: usize = 256 * 1024;
+
+/// How large the pieces of a tools/list page are that go to the writer in turn.
+const PAGE_PIECE_BYTES: usize = 64 * 1024;
 
 /// The deepest nesting of arrays and objects magg reads (as serde_json and rmcp do).
 pub const MAX_DEPTH: usize = 128;
@@ -76,7 +79,7 @@ pub async fn serve(
 /// What the frontend needs to serve the client's calls.
 struct Client {
     hub: Arc<Hub>,
-    out: mpsc::UnboundedSender<Vec<u8>>,
+    out: mpsc::UnboundedSender<Out>,
     in_flight: InFlight,
     session: Arc<OnceLock<Arc<Session>>>,
 }
@@ -84,7 +87,7 @@ struct Client {
 async fn read_client<R: AsyncRead + Unpin>(
     stdin: R,
     mut to_rmcp: WriteHalf<DuplexStream>,
-    out: mpsc::UnboundedSender<Vec<u8>>,
+    out: mpsc::UnboundedSender<Out>,
     hub: Arc<Hub>,
     session: Arc<OnceLock<Arc<Session>>>,
 ) {
@@ -160,7 +163,7 @@ async fn read_client<R: AsyncRead + Unpin>(
 
 impl Client {
     fn send(&self, line: String) {
-        let _ = self.out.send(line.into_bytes());
+        let _ = self.out.send(Out::Line(line.into_bytes()));
     }
 
     /// Starts a tools/call on the call route; its reply is written when it ends.
@@ -225,11 +228,30 @@ impl Client {
         let id = id.to_owned();
         tokio::spawn(async move {
             hub.wait_for_backends().await;
-            let line = match hub.snapshot().tools.page_text(cursor.as_deref()) {
-                Ok(page) => call::result_line(&id, &page),
-                Err(error) => call::error_line(&id, &error),
+            let snapshot = hub.snapshot();
+            let mut page = match snapshot.tools.page_pieces(cursor.as_deref()) {
+                Ok(page) => page,
+                Err(error) => {
+                    let _ = out.send(Out::Line(call::error_line(&id, &error).into_bytes()));
+                    return;
+                }
             };
-            let _ = out.send(line.into_bytes());
+            // The page goes out as it is made, in pieces the writer takes in turn: a page of
+            // large tools (megabytes) is never held whole.
+            let (pieces, rx) = mpsc::channel(2);
+            if out.send(Out::Pieces(rx)).is_err() {
+                return;
+            }
+            let head = format!(r#"{{"jsonrpc":"2.0","id":{},"result":"#, id.get());
+            if pieces.send(head.into_bytes()).await.is_err() {
+                return;
+            }
+            while let Some(piece) = page.next_piece(PAGE_PIECE_BYTES) {
+                if pieces.send(piece.into_bytes()).await.is_err() {
+                    return;
+                }
+            }
+            let _ = pieces.send(b"}\n".to_vec()).await;
         });
     }
 
@@ -265,7 +287,7 @@ impl Client {
 struct Answer {
     id: Box<RawValue>,
     key: String,
-    out: mpsc::UnboundedSender<Vec<u8>>,
+    out: mpsc::UnboundedSender<Out>,
     in_flight: InFlight,
     sent: bool,
 }
@@ -275,7 +297,7 @@ impl Answer {
         self.sent = true;
         self.forget();
         if let Some(line) = reply.into_line(&self.id) {
-            let _ = self.out.send(line.into_bytes());
+            let _ = self.out.send(Out::Line(line.into_bytes()));
         }
     }
 
@@ -298,7 +320,7 @@ impl Drop for Answer {
         );
         let _ = self
             .out
-            .send(call::error_line(&self.id, &error).into_bytes());
+            .send(Out::Line(call::error_line(&self.id, &error).into_bytes()));
     }
 }
 
