@@ -280,10 +280,9 @@ fn same_tools(listed: BTreeMap<String, Value>, expected: &BTreeMap<String, Value
     assert_eq!(&listed, expected);
 }
 
-/// server-everything's tools as it writes them on stdio, read as plain JSON lines.
-async fn everything_tools_as_sent() -> Vec<Value> {
-    use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
-    let mut server = Command::new("node")
+/// server-everything on stdio, spoken to directly.
+fn spawn_everything() -> tokio::process::Child {
+    Command::new("node")
         .arg(everything_js())
         .arg("stdio")
         .stdin(Stdio::piped())
@@ -291,7 +290,13 @@ async fn everything_tools_as_sent() -> Vec<Value> {
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
-        .expect("spawn server-everything");
+        .expect("spawn server-everything")
+}
+
+/// server-everything's tools as it writes them on stdio, read as plain JSON lines.
+async fn everything_tools_as_sent() -> Vec<Value> {
+    use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+    let mut server = spawn_everything();
     let mut stdin = server.stdin.take().expect("stdin");
     let mut lines = BufReader::new(server.stdout.take().expect("stdout")).lines();
     let requests = [
@@ -326,15 +331,7 @@ async fn everything_tools_as_sent() -> Vec<Value> {
 
 #[tokio::test]
 async fn tools_are_listed_as_their_server_lists_them_over_stdio_and_http() {
-    let mut direct = Command::new("node")
-        .arg(everything_js())
-        .arg("stdio")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn server-everything");
+    let mut direct = spawn_everything();
     let stdout = direct.stdout.take().expect("stdout");
     let stdin = direct.stdin.take().expect("stdin");
     let client = tokio::time::timeout(WAIT, ().serve((stdout, stdin)))

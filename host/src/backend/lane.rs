@@ -1,11 +1,13 @@
-//! The fast lane to a stdio backend: tools/call requests written straight to the child's stdin as
-//! JSON text and their responses taken off its stdout as text, never decoded into rmcp's types.
+//! The fast lane to a stdio backend: tools/call (and tools/list) requests written straight to
+//! the child's stdin as JSON text and their responses taken off its stdout as text, never
+//! decoded into rmcp's types.
 //!
 //! The child's pipes are shared with the rmcp client that handles everything else (initialize,
-//! lists, notifications, server-to-client requests): a reader task takes each line from the
-//! child's stdout and either hands it to the lane call waiting for it (its id is one of the
-//! lane's, `"magg:<n>"`) or passes it on to rmcp; a writer task writes whole lines to the child's
-//! stdin from both. Lane ids are strings, rmcp's are numbers, so they never collide.
+//! other lists, notifications, server-to-client requests): a reader task takes each line from
+//! the child's stdout and either hands it to the lane call waiting for it (its id is one of the
+//! lane's, `"magg:<n>"`) or passes it, whole, to rmcp's transport ([`RmcpLines`]); a writer task
+//! writes whole lines to the child's stdin from both. Lane ids are strings, rmcp's are numbers,
+//! so they never collide.
 
 use std::{
     collections::HashMap,
@@ -392,6 +394,85 @@ fn lane_response_id(line: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A lane whose backend is this test: the lines the lane writes, and the lane.
+    fn lane() -> (Arc<Lane>, mpsc::UnboundedReceiver<Vec<u8>>) {
+        let (out, lines) = mpsc::unbounded_channel();
+        (Arc::new(Lane::new(out)), lines)
+    }
+
+    /// The lane id of a request line the lane wrote.
+    fn request_id(line: &[u8]) -> u64 {
+        let value: serde_json::Value =
+            serde_json::from_slice(line).unwrap_or_else(|e| panic!("{e}"));
+        value["id"]
+            .as_str()
+            .and_then(|id| id.strip_prefix(ID_PREFIX))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no lane id in {value}"))
+    }
+
+    #[tokio::test]
+    async fn tools_are_listed_page_by_page_as_they_came_and_nameless_ones_left_out() {
+        let (lane, mut lines) = lane();
+        let backend = lane.clone();
+        let answers = tokio::spawn(async move {
+            let pages = [
+                r#"{"tools":[{"name":"a","inputSchema":{"type":"object"},"x":1},{"description":"no name"}],"nextCursor":"p2"}"#,
+                r#"{"tools":[{"name":"b","inputSchema":{}}]}"#,
+            ];
+            let mut cursors = Vec::new();
+            for page in pages {
+                let line = lines.recv().await.unwrap_or_default();
+                let request: serde_json::Value =
+                    serde_json::from_slice(&line).unwrap_or_else(|e| panic!("{e}"));
+                assert_eq!(request["method"], "tools/list");
+                cursors.push(request["params"]["cursor"].clone());
+                let id = request_id(&line);
+                let answer = format!(r#"{{"jsonrpc":"2.0","id":"magg:{id}","result":{page}}}"#);
+                backend.deliver(id, answer.into_bytes());
+            }
+            cursors
+        });
+        let tools = list_tools(&lane, "tb")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let names: Vec<&str> = tools.iter().map(ToolText::name).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!(
+            tools[0].json(),
+            r#"{"name":"a","inputSchema":{"type":"object"},"x":1}"#
+        );
+        let cursors = answers.await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cursors, [serde_json::Value::Null, serde_json::json!("p2")]);
+    }
+
+    #[tokio::test]
+    async fn a_backend_request_rmcp_cannot_read_gets_an_error_not_silence() {
+        let (out, mut written) = mpsc::unbounded_channel();
+        let (to_rmcp, incoming) = mpsc::unbounded_channel();
+        let mut transport = RmcpLines { incoming, out };
+        let _ = to_rmcp.send(
+            br#"{"jsonrpc":"2.0","id":41,"method":"sampling/createMessage","params":7}"#.to_vec(),
+        );
+        let _ = to_rmcp.send(b"not json at all\n".to_vec());
+        let _ = to_rmcp
+            .send(br#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#.to_vec());
+        let message = transport.receive().await;
+        assert!(
+            format!("{message:?}").contains("ToolListChanged"),
+            "the readable message after the bad ones: {message:?}"
+        );
+        let refusal = written.try_recv().unwrap_or_default();
+        let refusal: serde_json::Value =
+            serde_json::from_slice(&refusal).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(refusal["id"], 41);
+        assert_eq!(refusal["error"]["code"], -32600);
+        assert!(
+            written.try_recv().is_err(),
+            "nothing answers a line with no request in it"
+        );
+    }
 
     #[test]
     fn only_lane_responses_are_claimed() {
