@@ -47,22 +47,40 @@ fn everything_js() -> Result<PathBuf> {
 }
 
 /// A port that was free a moment ago.
-fn free_port() -> Result<u16> {
+/// `magg serve --http` on loopback at `port` with the config file `config`.
+pub(crate) fn serve_http_args(port: u16, config: &Path) -> Vec<String> {
+    let port = port.to_string();
+    let config = config.display().to_string();
+    [
+        "serve",
+        "--http",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--config",
+        &config,
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+pub(crate) fn free_port() -> Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").context("cannot find a free port")?;
     Ok(listener.local_addr()?.port())
 }
 
 /// A server process listening on `addr`, stopped by SIGTERM (it does not read its stdin).
-struct Listening {
+pub(crate) struct Listening {
     label: String,
-    pid: u32,
+    pub(crate) pid: u32,
     child: Child,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
 }
 
 impl Listening {
     /// Spawns `program args` and waits until `port` accepts connections.
-    async fn start(
+    pub(crate) async fn start(
         env: &Env,
         label: &str,
         log: &str,
@@ -98,7 +116,7 @@ impl Listening {
         Ok(server)
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         let children = server::children_of(self.pid);
         server::terminate(&self.label, self.pid, &mut self.child, &children).await;
     }
@@ -149,18 +167,29 @@ impl Response {
 }
 
 /// An MCP session over one kept-alive HTTP/1.1 connection.
-struct Client {
+pub(crate) struct Client {
     host: String,
     stream: BufReader<TcpStream>,
     session: Option<String>,
     version: Option<String>,
     next_id: u64,
     line: String,
+    /// The `Authorization` header sent with every request.
+    pub(crate) authorization: Option<String>,
 }
 
 impl Client {
     /// Connects to `addr` and performs the `initialize` handshake.
     async fn connect(addr: SocketAddr) -> Result<Client> {
+        Self::connect_as(addr, None).await
+    }
+
+    /// Connects to `addr` sending `authorization` with every request, and performs the
+    /// `initialize` handshake.
+    pub(crate) async fn connect_as(
+        addr: SocketAddr,
+        authorization: Option<String>,
+    ) -> Result<Client> {
         let stream = TcpStream::connect(addr)
             .await
             .with_context(|| format!("cannot connect to {addr}"))?;
@@ -172,6 +201,7 @@ impl Client {
             version: None,
             next_id: 0,
             line: String::new(),
+            authorization,
         };
         let init = client
             .request(
@@ -198,7 +228,7 @@ impl Client {
     }
 
     /// Sends a request and returns its answer.
-    async fn request(&mut self, method: &str, params: Value) -> Result<Value> {
+    pub(crate) async fn request(&mut self, method: &str, params: Value) -> Result<Value> {
         let id = self.next_id;
         self.next_id += 1;
         let message = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
@@ -229,6 +259,9 @@ impl Client {
         }
         if let Some(version) = &self.version {
             head.push_str(&format!("MCP-Protocol-Version: {version}\r\n"));
+        }
+        if let Some(authorization) = &self.authorization {
+            head.push_str(&format!("Authorization: {authorization}\r\n"));
         }
         head.push_str("\r\n");
         head.push_str(&body);
@@ -329,7 +362,7 @@ impl Client {
     }
 
     /// Waits until `tools/list` names `tool` (magg's backend may still be starting).
-    async fn wait_for_tool(&mut self, tool: &str) -> Result<()> {
+    pub(crate) async fn wait_for_tool(&mut self, tool: &str) -> Result<()> {
         let deadline = Instant::now() + WAIT;
         loop {
             let list = self.request("tools/list", json!({})).await?;
@@ -392,16 +425,7 @@ pub async fn keepalive(env: &Env, opts: Options) -> Result<Section> {
     }}}))?;
     std::fs::write(&config, text).with_context(|| format!("cannot write {}", config.display()))?;
     let port = free_port()?;
-    let args = [
-        "serve".to_owned(),
-        "--http".to_owned(),
-        "--host".to_owned(),
-        "127.0.0.1".to_owned(),
-        "--port".to_owned(),
-        port.to_string(),
-        "--config".to_owned(),
-        config.display().to_string(),
-    ];
+    let args = serve_http_args(port, &config);
     let magg = Listening::start(
         env,
         "magg --http (server-everything on stdio)",

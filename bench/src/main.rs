@@ -72,6 +72,10 @@
 //! 12. **Routing hooks before/after**: added latency and magg CPU per call
 //!     with 0, 1 and 4 Rust hooks, and the cost of one more hook. See
 //!     `plugins/compare.rs`.
+//! 13. **Authentication**: over HTTP, the token check of a request (budget
+//!     ≤ 20 µs p50 for a token seen before), a token's first check (its RS256
+//!     signature), the scoped view on a call, and a tools/list walk of 5000
+//!     tools whole and through scopes. See `auth.rs`.
 //!
 //! Run it from the workspace root with
 //!
@@ -93,6 +97,7 @@
 //! backends that are still starting. Every process the bench starts is
 //! stopped at the end (by closing its stdin, then SIGTERM/SIGKILL if needed).
 
+mod auth;
 mod compare;
 mod keepalive;
 mod live;
@@ -137,7 +142,7 @@ const PAGE_SIZE: usize = 1000;
 /// Number of backends for the memory measurement.
 const RSS_BACKENDS: usize = 10;
 /// The highest measurement number.
-const LAST: u16 = 12;
+const LAST: u16 = 13;
 /// Environment of every magg: its first tools/list waits up to 10 s for
 /// backends that are still starting.
 const MAGG_ENV: &[(&str, &str)] = &[("MAGG_LIST_WAIT", "10")];
@@ -1159,6 +1164,10 @@ async fn run(opts: Options, baseline: Option<PathBuf>) -> Result<()> {
     if wanted(12) {
         let result = plugins::compare::hooks(&env, opts).await;
         record(&mut report, &mut failures, "12 (hooks)", result);
+    }
+    if wanted(13) {
+        let result = auth::auth(&env, opts).await;
+        record(&mut report, &mut failures, "13 (authentication)", result);
     }
 
     for incident in server::incidents() {

@@ -13,18 +13,26 @@
 //!   (RS256 only, checked with `ring`: [`ring_rs256`]), then issuer, audience, expiry and not-before, each with an error that says
 //!   what to fix. A token that passed is remembered (with its expiry), so a client that sends
 //!   the same token on every request costs one lookup after the first.
-//! - This module knows nothing of HTTP or MCP: the frontend asks it about the token a request
-//!   carries.
+//! - [`oauth`]: OAuth 2.1 resource-server mode, for tokens of an authorization server magg
+//!   does not run (its keys found through discovery, refetched when they rotate).
+//! - [`access`]: scopes decide which servers, tools, prompts and resources a token sees.
+//! - [`Gate`] puts these together: the frontend asks it about the token a request carries
+//!   and gets the [`Caller`] (identity and view) or a [`Refusal`] (401, 403 or 503).
+//! - This module knows nothing of HTTP or MCP.
 
+pub mod access;
+mod gate;
 mod keys;
+pub mod oauth;
 mod ring_rs256;
 mod settings;
 mod token;
 
 pub use self::{
+    gate::{Caller, Gate, Refusal, oauth_summary},
     keys::SigningKey,
     settings::{AUTH_FILE_NAME, BearerConfig, PRIVATE_KEY_ENV},
-    token::{Claims, Rejection, Verifier},
+    token::{Claims, Identity, Rejection, Verifier},
 };
 
 /// What went wrong with magg's auth files or key.

@@ -181,10 +181,14 @@ fn unknown_tool(hub: &Hub, snapshot: &Snapshot, name: &str) -> McpError {
         let names: Vec<String> = similar.iter().map(|s| format!("`{s}`")).collect();
         message.push_str(&format!(" Did you mean {}?", names.join(", ")));
     }
+    // A client whose scopes limit what it sees learns nothing of the servers beyond them.
+    let scoped = crate::relay::current_view().is_some();
     let down: Vec<String> = hub
         .backends()
         .iter()
-        .filter(|b| b.config.prefix.is_some() && b.may_serve_tool(name, &hub.settings.prefix_sep))
+        .filter(|b| {
+            !scoped && b.config.prefix.is_some() && b.may_serve_tool(name, &hub.settings.prefix_sep)
+        })
         .filter_map(|b| match b.state().status.clone() {
             Status::Failed { reason } => {
                 Some(format!("server `{}` is not running: {reason}", b.name))

@@ -27,6 +27,7 @@ pub use self::{
 };
 pub use crate::mcp::{ListChanges, MAX_TOOL_NAME};
 use crate::{
+    auth::access::View,
     backend::Backend,
     config::Settings,
     mcp::{OWN_SERVER, ToolText, is_tool_name_char},
@@ -102,6 +103,8 @@ pub struct Snapshot {
     bare_templates: Vec<(UriTemplate, Arc<Backend>)>,
     /// Backends by server name.
     servers: HashMap<String, Arc<Backend>>,
+    /// What this snapshot is cut down to ([`Snapshot::scoped`]); `None` for the whole catalog.
+    view: Option<Arc<View>>,
 }
 
 impl Snapshot {
@@ -151,7 +154,80 @@ impl Snapshot {
             prefixes,
             bare_templates,
             servers,
+            view: None,
         }
+    }
+
+    /// This snapshot as a caller limited to `view` sees it: the tools, prompts, resources and
+    /// templates it grants; other names are unknown to it, and a resource URI reached through
+    /// a server's prefix or template is found only when the view grants it. `changes` says
+    /// which of magg's own tools (by magg's name) change servers or the config.
+    pub fn scoped(&self, view: &Arc<View>, changes: impl Fn(&str) -> bool) -> Snapshot {
+        let tools = self.tools.retained(|tool| match &tool.route {
+            ToolRoute::Own(own) => view.tool(tool.text.name(), None, changes(own)),
+            ToolRoute::Backend(route) => {
+                view.tool(tool.text.name(), Some(&route.backend.name), false)
+            }
+        });
+        let prompt_routes: HashMap<String, Route> = self
+            .prompt_routes
+            .iter()
+            .filter(|(name, route)| view.prompt(name, Some(&route.backend.name)))
+            .map(|(name, route)| (name.clone(), route.clone()))
+            .collect();
+        let prompts = self
+            .prompts
+            .iter()
+            .filter(|p| prompt_routes.contains_key(p.name.as_str()))
+            .cloned()
+            .collect();
+        let resource_routes: HashMap<String, Route> = self
+            .resource_routes
+            .iter()
+            .filter(|(uri, route)| view.resource(uri, Some(&route.backend.name)))
+            .map(|(uri, route)| (uri.clone(), route.clone()))
+            .collect();
+        let resources = self
+            .resources
+            .iter()
+            .filter(|r| match self.resource_routes.get(&r.uri) {
+                Some(_) => resource_routes.contains_key(&r.uri),
+                None => view.resource(&r.uri, None),
+            })
+            .cloned()
+            .collect();
+        let templates = self
+            .templates
+            .iter()
+            .filter(|t| view.resource(&t.uri_template, self.template_server(&t.uri_template)))
+            .cloned()
+            .collect();
+        Snapshot {
+            generation: self.generation,
+            tools,
+            prompts,
+            resources,
+            templates,
+            prompt_routes,
+            resource_routes,
+            prefixes: self.prefixes.clone(),
+            bare_templates: self.bare_templates.clone(),
+            servers: self.servers.clone(),
+            view: Some(view.clone()),
+        }
+    }
+
+    /// The server of an exposed resource template (`None`: magg's own).
+    fn template_server(&self, template: &str) -> Option<&str> {
+        if let Some((prefix, _)) = split_prefixed_uri(template)
+            && let Some(backend) = self.prefixes.get(prefix)
+        {
+            return Some(&backend.name);
+        }
+        self.bare_templates
+            .iter()
+            .find(|(t, _)| t.source() == template)
+            .map(|(_, backend)| backend.name.as_str())
     }
 
     /// Where a call to the exposed tool `name` goes.
@@ -170,6 +246,15 @@ impl Snapshot {
         if let Some(route) = self.resource_routes.get(uri) {
             return Some(route.clone());
         }
+        let route = self.unlisted_resource(uri)?;
+        match &self.view {
+            Some(view) if !view.resource(uri, Some(&route.backend.name)) => None,
+            _ => Some(route),
+        }
+    }
+
+    /// Where a resource URI that no server lists goes: by a server's prefix or template.
+    fn unlisted_resource(&self, uri: &str) -> Option<Route> {
         if let Some((prefix, original)) = split_prefixed_uri(uri)
             && let Some(backend) = self.prefixes.get(prefix)
         {

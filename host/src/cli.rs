@@ -139,6 +139,7 @@ enum ConfigCommand {
 
 /// Runs the command line; the process exits with the returned code (2 for bad input).
 pub fn main() -> ExitCode {
+    crate::tls::install();
     let cli = match Cli::try_parse_from(auth::magg_args(std::env::args_os())) {
         Ok(cli) => cli,
         Err(e) => {

@@ -55,6 +55,7 @@ use rmcp::{
 };
 
 use crate::{
+    auth::Caller,
     call,
     hub::Hub,
     relay::{ORIGIN, Origin, Session, Trust},
@@ -76,6 +77,9 @@ pub struct MaggServer {
     session: Arc<OnceLock<Arc<Session>>>,
     /// What the client may do, as its transport decided.
     trust: Trust,
+    /// The client's checked token, for a transport that checks it once for the whole session
+    /// (legacy SSE); streamable HTTP checks each request's own.
+    caller: Option<Arc<Caller>>,
 }
 
 impl MaggServer {
@@ -90,7 +94,31 @@ impl MaggServer {
             hub,
             session: Arc::default(),
             trust,
+            caller: None,
         }
+    }
+
+    /// This handler for a session whose token was checked once, when it opened.
+    pub fn with_caller(mut self, caller: Option<Arc<Caller>>) -> Self {
+        self.caller = caller;
+        self
+    }
+
+    /// The caller of the request of `context`: its token's identity and view, when HTTP
+    /// authentication checked one.
+    fn caller(&self, context: &RequestContext<RoleServer>) -> Option<Arc<Caller>> {
+        context
+            .extensions
+            .get::<::http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<Arc<Caller>>().cloned())
+            .or_else(|| self.caller.clone())
+    }
+
+    /// The catalog as the client of `context` may see it.
+    fn snapshot(&self, context: &RequestContext<RoleServer>) -> Arc<crate::catalog::Snapshot> {
+        let caller = self.caller(context);
+        self.hub
+            .snapshot_for(caller.as_ref().and_then(|c| c.view.as_ref()))
     }
 
     /// The session's record, shared with the stdio fast path.
@@ -107,6 +135,7 @@ impl MaggServer {
             }
             None => Session::detached(context.peer.clone(), self.trust),
         };
+        session.set_caller(self.caller(context));
         Origin::new(
             session,
             Some(context.id.clone()),
@@ -163,6 +192,7 @@ impl ServerHandler for MaggServer {
     ) -> Result<InitializeResult, McpError> {
         context.peer.set_peer_info(request.clone());
         let session = self.hub.sessions().add(context.peer.clone(), self.trust);
+        session.set_caller(self.caller(&context));
         let _ = self.session.set(session);
         tracing::info!(
             client = %request.client_info.name,
@@ -176,10 +206,10 @@ impl ServerHandler for MaggServer {
     async fn list_tools(
         &self,
         request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
         self.hub.wait_for_backends().await;
-        let snapshot = self.hub.snapshot();
+        let snapshot = self.snapshot(&context);
         let (items, next) = snapshot.tools.page_typed(cursor(&request))?;
         let mut result = ListToolsResult::with_all_items(items);
         result.next_cursor = next;
@@ -193,7 +223,8 @@ impl ServerHandler for MaggServer {
     ) -> Result<CallToolResponse, McpError> {
         let response = if self.session.get().is_none() {
             // A stateless client: what its backend asks comes back as `input_required`.
-            mrtr::call_tool(&self.hub, request, context, self.trust).await
+            let caller = self.caller(&context);
+            mrtr::call_tool(&self.hub, request, context, self.trust, caller).await
         } else {
             let ct = context.ct.clone();
             self.traced(&context, call::call_tool_params(&self.hub, &request, ct))
@@ -205,10 +236,10 @@ impl ServerHandler for MaggServer {
     async fn list_prompts(
         &self,
         request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, McpError> {
         self.hub.wait_for_backends().await;
-        let snapshot = self.hub.snapshot();
+        let snapshot = self.snapshot(&context);
         let (items, next) = page(&snapshot.prompts, cursor(&request))?;
         let mut result = ListPromptsResult::with_all_items(items);
         result.next_cursor = next;
@@ -230,10 +261,10 @@ impl ServerHandler for MaggServer {
     async fn list_resources(
         &self,
         request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
         self.hub.wait_for_backends().await;
-        let snapshot = self.hub.snapshot();
+        let snapshot = self.snapshot(&context);
         let (items, next) = page(&snapshot.resources, cursor(&request))?;
         let mut result = ListResourcesResult::with_all_items(items);
         result.next_cursor = next;
@@ -243,10 +274,10 @@ impl ServerHandler for MaggServer {
     async fn list_resource_templates(
         &self,
         request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
         self.hub.wait_for_backends().await;
-        let snapshot = self.hub.snapshot();
+        let snapshot = self.snapshot(&context);
         let (items, next) = page(&snapshot.templates, cursor(&request))?;
         let mut result = ListResourceTemplatesResult::with_all_items(items);
         result.next_cursor = next;

@@ -14,6 +14,7 @@ mod dispatch;
 mod forward;
 mod own;
 mod reload_state;
+mod scoped;
 
 use std::{
     sync::{Arc, RwLock},
@@ -31,7 +32,7 @@ pub use self::{
 };
 use crate::{
     backend::{Backend, Changed, Status},
-    catalog::{ListChanges, OwnItems, Snapshot},
+    catalog::{OwnItems, Snapshot},
     config::{self, Config, ServerConfig, Settings},
     plugins::{PluginConfigs, Plugins},
     relay::Sessions,
@@ -83,6 +84,8 @@ pub struct Hub {
     reload: ReloadState,
     edits: tokio::sync::Mutex<()>,
     rebuilding: tokio::sync::Mutex<()>,
+    /// The catalog as each scoped caller sees it.
+    scoped: scoped::ScopedSnapshots,
 }
 
 impl Hub {
@@ -129,6 +132,7 @@ impl Hub {
             reload: ReloadState::default(),
             edits: tokio::sync::Mutex::new(()),
             rebuilding: tokio::sync::Mutex::new(()),
+            scoped: Default::default(),
         });
         if let Ok(text) = std::fs::read(&hub.config().path) {
             hub.reload.seen(&text);
@@ -145,22 +149,15 @@ impl Hub {
             let weak = weak.clone();
             async move {
                 if let Some(hub) = weak.upgrade() {
-                    let diff = hub.rebuild().await;
-                    tracing::debug!(?diff, "catalog rebuilt for changed tool filters");
-                    if diff.any() {
-                        hub.sessions.notify(diff);
-                    }
+                    let rebuilt = hub.rebuild().await;
+                    tracing::debug!(diff = ?rebuilt.changes, "catalog rebuilt for changed tool filters");
+                    hub.announce(&rebuilt);
                 }
             }
         });
         tokio::spawn(catalog_task(Arc::downgrade(&hub), changes_rx, settled_tx));
         tokio::spawn(sweep_task(Arc::downgrade(&hub)));
         hub
-    }
-
-    /// The current catalog snapshot.
-    pub fn snapshot(&self) -> Arc<Snapshot> {
-        self.catalog.load_full()
     }
 
     /// The configuration the hub runs on.
@@ -337,10 +334,8 @@ impl Hub {
             Ok(mut config) => *config = new,
             Err(poisoned) => *poisoned.into_inner() = new,
         }
-        let changes = self.rebuild().await;
-        if changes.any() {
-            self.sessions.notify(changes);
-        }
+        let rebuilt = self.rebuild().await;
+        self.announce(&rebuilt);
         if !diff.is_empty() {
             tracing::info!(?diff, "applied config change");
         }
@@ -435,7 +430,7 @@ impl Hub {
 
     /// Rebuilds the catalog from the current backend states, with the tool filters; returns
     /// what changed. Rebuilds are serialised, so the newest always lands last.
-    async fn rebuild(&self) -> ListChanges {
+    async fn rebuild(&self) -> scoped::Rebuilt {
         let _one_at_a_time = self.rebuilding.lock().await;
         let old = self.catalog.load_full();
         let next = Snapshot::build(
@@ -448,9 +443,10 @@ impl Hub {
         .await;
         let changes = next.changes_since(&old);
         let generation = next.generation;
-        self.catalog.store(Arc::new(next));
+        let new = Arc::new(next);
+        self.catalog.store(new.clone());
         self.rebuilt.send_replace(generation);
-        changes
+        scoped::Rebuilt { changes, old, new }
     }
 
     fn all_settled(&self) -> bool {
@@ -529,11 +525,9 @@ async fn catalog_task(
             servers.push(more.server);
         }
         let Some(hub) = hub.upgrade() else { break };
-        let diff = hub.rebuild().await;
-        tracing::debug!(?servers, ?diff, "catalog rebuilt");
-        if diff.any() {
-            hub.sessions.notify(diff);
-        }
+        let rebuilt = hub.rebuild().await;
+        tracing::debug!(?servers, diff = ?rebuilt.changes, "catalog rebuilt");
+        hub.announce(&rebuilt);
         release_free_memory();
         let _ = settled.send(hub.all_settled());
     }

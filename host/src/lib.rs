@@ -4,7 +4,8 @@
 //!
 //! Modules are layered, and each uses only those below it, bottom first:
 //! - [`mcp`] (MCP's rules and shapes), [`config`] (Magg's config file), [`kits`], [`pipes`]
-//!   (whole-line plumbing), [`auth`] (Magg's bearer keys and tokens);
+//!   (whole-line plumbing), [`tls`] (rustls for HTTPS), [`auth`] (bearer tokens, OAuth,
+//!   scopes);
 //! - [`relay`]: client sessions and what they are owed (progress, logs, backend requests);
 //! - [`backend`]: one supervised connection per server, with its stdio lane;
 //! - [`plugins`]: the WebAssembly plugins (tool filters, routing hooks, ...);
@@ -32,4 +33,5 @@ pub mod pipes;
 pub mod plugins;
 pub mod relay;
 pub mod reload;
+pub mod tls;
 pub mod tools;

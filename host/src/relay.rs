@@ -41,7 +41,10 @@ use rmcp::{
 };
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use crate::mcp::ListChanges;
+use crate::{
+    auth::{Caller, access::View},
+    mcp::ListChanges,
+};
 
 /// How long a backend's progress or request waits for the call it belongs to be recorded (the
 /// backend may answer before magg has noted the ids it sent).
@@ -66,6 +69,9 @@ pub struct Session {
     detached: bool,
     /// What the client may do.
     trust: Trust,
+    /// The client's token, as its latest request carried it (HTTP with authentication on):
+    /// who it is and what it may see.
+    caller: arc_swap::ArcSwapOption<Caller>,
 }
 
 /// How far magg trusts a client session, as its transport decided when it connected.
@@ -90,7 +96,31 @@ impl Session {
             subscriptions: Mutex::new(Vec::new()),
             detached,
             trust,
+            caller: arc_swap::ArcSwapOption::empty(),
         })
+    }
+
+    /// Notes the caller of the request being served (its token's identity and view).
+    pub fn set_caller(&self, caller: Option<Arc<Caller>>) {
+        let same = match (&*self.caller.load(), &caller) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        };
+        if !same {
+            self.caller.store(caller);
+        }
+    }
+
+    /// The caller of the session's latest request, when its token was checked.
+    pub fn caller(&self) -> Option<Arc<Caller>> {
+        self.caller.load_full()
+    }
+
+    /// What the caller may see, when scopes limit it.
+    pub fn view(&self) -> Option<Arc<View>> {
+        let caller = self.caller.load();
+        (*caller).as_ref().and_then(|c| c.view.clone())
     }
 
     /// A session of one request, for a client that sent no `initialize` (protocol
@@ -282,6 +312,11 @@ pub struct InputAsk {
     pub answer: oneshot::Sender<Result<ClientResult, McpError>>,
 }
 
+/// What the client of the current task's request may see, when scopes limit it.
+pub fn current_view() -> Option<Arc<View>> {
+    ORIGIN.try_with(|o| o.session.view()).ok().flatten()
+}
+
 /// The current task's origin, if it runs for a client request.
 pub fn current_origin() -> Option<Origin> {
     ORIGIN.try_with(Clone::clone).ok()
@@ -331,9 +366,14 @@ impl Sessions {
         self.live().len()
     }
 
-    /// Sends the list_changed notifications for `changes` to every session.
-    pub fn notify(&self, changes: ListChanges) {
+    /// Sends the list_changed notifications to every session, each for the changes
+    /// `changes_for` finds in what that session sees.
+    pub fn notify(&self, mut changes_for: impl FnMut(&Session) -> ListChanges) {
         for session in self.live() {
+            let changes = changes_for(&session);
+            if !changes.any() {
+                continue;
+            }
             let peer = session.peer.clone();
             tokio::spawn(async move {
                 if changes.tools {

@@ -21,7 +21,7 @@ use crate::{
         Magg, TempConfig, WAIT, bin, magg_body, run_cli, run_cli_env, target_dir, test_backend,
         text,
     },
-    raw_http::{BOTH, Conn, Reply, initialize},
+    raw_http::{BOTH, Conn, Reply, initialize, initialize_with},
 };
 
 /// A home directory of its own (magg keeps keys in `~/.ssh/magg`) and a config file with the
@@ -153,18 +153,6 @@ fn claims(changes: Value) -> Value {
         claims.extend(changes.clone());
     }
     claims
-}
-
-/// POSTs `initialize` to magg with `authorization` as the `Authorization` header, if any.
-async fn initialize_with(url: &str, authorization: Option<&str>) -> Reply {
-    let mut headers = vec![("Content-Type", "application/json"), ("Accept", BOTH)];
-    if let Some(value) = authorization {
-        headers.push(("Authorization", value));
-    }
-    Conn::open(url)
-        .await
-        .send("POST", "/mcp", &headers, &initialize().to_string())
-        .await
 }
 
 /// Asserts that `reply` is a 401 whose challenge and body describe the problem as `expected`.

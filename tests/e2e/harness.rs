@@ -18,7 +18,9 @@ use rmcp::{
         UnsubscribeRequestParams,
     },
     service::{NotificationContext, PeerRequestOptions, RequestContext, RunningService},
-    transport::StreamableHttpClientTransport,
+    transport::{
+        StreamableHttpClientTransport, streamable_http_client::StreamableHttpClientTransportConfig,
+    },
 };
 use serde_json::{Value, json};
 use tokio::{
@@ -413,6 +415,20 @@ impl Client {
     pub async fn http_as(url: &str, spec: ClientSpec) -> Client {
         let (recorder, events) = Self::pair(spec);
         let transport = StreamableHttpClientTransport::from_uri(url.to_owned());
+        let service = tokio::time::timeout(WAIT, recorder.serve(transport))
+            .await
+            .expect("HTTP initialize timed out")
+            .expect("HTTP initialize failed");
+        Self::new(service, events)
+    }
+
+    /// Connects over streamable HTTP, sending `Authorization: Bearer <token>` with every
+    /// request.
+    pub async fn http_with_token(url: &str, token: &str) -> Client {
+        let (recorder, events) = Self::pair(Self::default_spec());
+        let config =
+            StreamableHttpClientTransportConfig::with_uri(url.to_owned()).auth_header(token);
+        let transport = StreamableHttpClientTransport::from_config(config);
         let service = tokio::time::timeout(WAIT, recorder.serve(transport))
             .await
             .expect("HTTP initialize timed out")

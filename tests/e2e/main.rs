@@ -19,6 +19,7 @@ mod failures;
 mod http;
 mod kits;
 mod live;
+mod oauth;
 mod plugins;
 mod protocol_errors;
 mod proxy;

@@ -263,3 +263,16 @@ pub fn initialize() -> Value {
         "clientInfo": {"name": "raw-http", "version": "1"},
     }})
 }
+
+/// POSTs `initialize` to magg's `/mcp` at `url` with `authorization` as the `Authorization`
+/// header, if any.
+pub async fn initialize_with(url: &str, authorization: Option<&str>) -> Reply {
+    let mut headers = vec![("Content-Type", "application/json"), ("Accept", BOTH)];
+    if let Some(value) = authorization {
+        headers.push(("Authorization", value));
+    }
+    Conn::open(url)
+        .await
+        .send("POST", "/mcp", &headers, &initialize().to_string())
+        .await
+}

@@ -19,6 +19,32 @@ pub const DEFAULT_ISSUER: &str = "https://magg.local";
 /// The audience tokens carry unless `auth.json` names another; also the key files' name.
 pub const DEFAULT_AUDIENCE: &str = "magg";
 
+/// The top-level object of the `auth.json` of `config_path`; empty when there is no file.
+pub(super) fn read_auth_json(config_path: &Path) -> Result<Map<String, Value>, AuthError> {
+    let path = BearerConfig::file_for(config_path);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Map::new()),
+        Err(e) => {
+            return Err(AuthError::Settings {
+                path,
+                message: e.to_string(),
+            });
+        }
+    };
+    match serde_json::from_str(&text) {
+        Ok(Value::Object(top)) => Ok(top),
+        Ok(_) => Err(AuthError::Settings {
+            path,
+            message: "expected a JSON object".into(),
+        }),
+        Err(e) => Err(AuthError::Settings {
+            path,
+            message: format!("not JSON ({e})"),
+        }),
+    }
+}
+
 /// Magg's bearer settings: `{"bearer": {"issuer": ..., "audience": ..., "key_path": ...}}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BearerConfig {
@@ -128,7 +154,12 @@ impl BearerConfig {
             std::fs::create_dir_all(dir)
                 .map_err(|e| AuthError::Io(format!("cannot create {}: {e}", dir.display())))?;
         }
-        crate::config::write_json_atomic(&path, &self.to_json())
+        // Keep what else the file holds (`oauth`, `access`): only `bearer` is this's to write.
+        let mut top = read_auth_json(config_path)?;
+        if let Value::Object(mine) = self.to_json() {
+            top.extend(mine);
+        }
+        crate::config::write_json_atomic(&path, &Value::Object(top))
             .map_err(|e| AuthError::Io(format!("cannot write {}: {e}", path.display())))?;
         Ok(path)
     }

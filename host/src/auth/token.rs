@@ -2,7 +2,7 @@
 
 use std::{
     collections::HashMap,
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::{SystemTime, UNIX_EPOCH},
 };
 
@@ -74,11 +74,89 @@ impl std::fmt::Display for Rejection {
 
 /// The claims a check reads; any of them may be missing or odd in a token from outside.
 #[derive(Deserialize)]
-struct Seen {
+pub(super) struct Seen {
     iss: Option<Value>,
     aud: Option<Value>,
-    exp: Option<f64>,
+    pub(super) exp: Option<f64>,
     nbf: Option<f64>,
+    sub: Option<Value>,
+    /// OAuth 2.0's space-separated scopes (RFC 8693, RFC 9068).
+    scope: Option<Value>,
+    /// Scopes as a list, as some providers write them.
+    scp: Option<Value>,
+    client_id: Option<Value>,
+}
+
+impl Seen {
+    /// Who the token speaks for and what it grants.
+    pub(super) fn identity(&self) -> Identity {
+        let text = |v: &Option<Value>| v.as_ref().and_then(Value::as_str).map(str::to_owned);
+        let mut scopes: Vec<String> = match (&self.scope, &self.scp) {
+            (Some(Value::String(s)), _) | (None, Some(Value::String(s))) => {
+                s.split_whitespace().map(str::to_owned).collect()
+            }
+            (_, Some(Value::Array(list))) | (Some(Value::Array(list)), _) => list
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
+            _ => Vec::new(),
+        };
+        scopes.sort();
+        scopes.dedup();
+        Identity {
+            subject: text(&self.sub).or_else(|| text(&self.client_id)),
+            scopes,
+        }
+    }
+}
+
+/// Who a valid token speaks for and what it grants.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Identity {
+    /// The token's subject (`sub`), or its client (`client_id`) when it has none.
+    pub subject: Option<String>,
+    /// The scopes it grants, sorted, each once.
+    pub scopes: Vec<String>,
+}
+
+impl Identity {
+    /// Whether the token grants `scope`.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes
+            .binary_search_by(|s| s.as_str().cmp(scope))
+            .is_ok()
+    }
+}
+
+/// Tokens that passed, with their expiry and identity, so that a client that sends the same
+/// token on every request costs one lookup after the first.
+#[derive(Default)]
+pub(super) struct Remembered(Mutex<HashMap<Box<str>, Passed>>);
+
+/// A token that passed: its expiry, if it has one, and what it grants.
+type Passed = (Option<f64>, Arc<Identity>);
+
+impl Remembered {
+    /// What is known of `token` at `now`: its identity, or that it has expired since.
+    pub(super) fn get(&self, token: &str, now: f64) -> Option<Result<Arc<Identity>, Rejection>> {
+        let passed = self.0.lock().ok()?;
+        let (exp, identity) = passed.get(token)?;
+        Some(match exp {
+            Some(exp) if *exp <= now => Err(expired(*exp, now)),
+            _ => Ok(identity.clone()),
+        })
+    }
+
+    /// Remembers that `token` passed.
+    pub(super) fn put(&self, token: &str, exp: Option<f64>, identity: Arc<Identity>) {
+        if let Ok(mut passed) = self.0.lock() {
+            if passed.len() >= REMEMBERED {
+                passed.clear();
+            }
+            passed.insert(token.into(), (exp, identity));
+        }
+    }
 }
 
 /// Checks tokens against one public key, issuer and audience.
@@ -87,8 +165,7 @@ pub struct Verifier {
     validation: Validation,
     issuer: String,
     audience: String,
-    /// Tokens that passed, with their expiry.
-    passed: Mutex<HashMap<Box<str>, Option<f64>>>,
+    passed: Remembered,
 }
 
 impl Verifier {
@@ -106,7 +183,7 @@ impl Verifier {
             validation,
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
-            passed: Mutex::new(HashMap::new()),
+            passed: Remembered::default(),
         }
     }
 
@@ -121,83 +198,80 @@ impl Verifier {
     }
 
     /// Checks `token`: signature (RS256 with magg's key), issuer, audience, expiry and
-    /// not-before.
-    pub fn check(&self, token: &str) -> Result<(), Rejection> {
+    /// not-before; what the token grants.
+    pub fn check(&self, token: &str) -> Result<Arc<Identity>, Rejection> {
         self.check_at(token, now_seconds())
     }
 
     /// [`Verifier::check`] at the time `now` (seconds since the epoch).
-    fn check_at(&self, token: &str, now: f64) -> Result<(), Rejection> {
-        if let Ok(passed) = self.passed.lock()
-            && let Some(exp) = passed.get(token)
-        {
-            return match exp {
-                Some(exp) if *exp <= now => Err(expired(*exp, now)),
-                _ => Ok(()),
-            };
+    fn check_at(&self, token: &str, now: f64) -> Result<Arc<Identity>, Rejection> {
+        if let Some(known) = self.passed.get(token, now) {
+            return known;
         }
         let seen = jsonwebtoken::decode::<Seen>(token.as_bytes(), &self.key, &self.validation)
-            .map_err(|e| decode_error(token, e.kind()))?
+            .map_err(|e| decode_error(token, e.kind(), MAGG_KEY_HINT))?
             .claims;
-        self.check_claims(&seen, now)?;
-        if let Ok(mut passed) = self.passed.lock() {
-            if passed.len() >= REMEMBERED {
-                passed.clear();
-            }
-            passed.insert(token.into(), seen.exp);
-        }
-        Ok(())
-    }
-
-    fn check_claims(&self, seen: &Seen, now: f64) -> Result<(), Rejection> {
-        match &seen.iss {
-            Some(Value::String(iss)) if *iss == self.issuer => {}
-            Some(other) => {
-                return Err(Rejection(format!(
-                    "issuer is {}, expected `{}`",
-                    shown(other),
-                    self.issuer
-                )));
-            }
-            None => {
-                return Err(Rejection(format!(
-                    "the token has no issuer (`iss`), expected `{}`",
-                    self.issuer
-                )));
-            }
-        }
-        let audience_ok = match &seen.aud {
-            Some(Value::String(aud)) => *aud == self.audience,
-            Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some(&self.audience)),
-            _ => false,
-        };
-        if !audience_ok {
-            return Err(Rejection(match &seen.aud {
-                Some(aud) => format!("audience is {}, expected `{}`", shown(aud), self.audience),
-                None => format!(
-                    "the token has no audience (`aud`), expected `{}`",
-                    self.audience
-                ),
-            }));
-        }
-        if let Some(exp) = seen.exp
-            && exp <= now
-        {
-            return Err(expired(exp, now));
-        }
-        if let Some(nbf) = seen.nbf
-            && nbf > now + NBF_LEEWAY
-        {
-            return Err(Rejection(format!(
-                "token is not valid before {} (`nbf`); check this machine's clock",
-                utc(nbf)
-            )));
-        }
-        Ok(())
+        check_claims(&seen, &self.issuer, &self.audience, now)?;
+        let identity = Arc::new(seen.identity());
+        self.passed.put(token, seen.exp, identity.clone());
+        Ok(identity)
     }
 }
 
-fn expired(exp: f64, now: f64) -> Rejection {
+/// What a bad signature's message adds for tokens of magg's own key.
+const MAGG_KEY_HINT: &str = "the signature does not match magg's key (the token was signed \
+     with another key, or changed); make one with `magg auth token`";
+
+/// Checks a token's claims: issuer, audience, expiry and not-before (with a little leeway
+/// for clocks), each with an error that says what is wrong.
+pub(super) fn check_claims(
+    seen: &Seen,
+    issuer: &str,
+    audience: &str,
+    now: f64,
+) -> Result<(), Rejection> {
+    match &seen.iss {
+        Some(Value::String(iss)) if *iss == issuer => {}
+        Some(other) => {
+            return Err(Rejection(format!(
+                "issuer is {}, expected `{issuer}`",
+                shown(other),
+            )));
+        }
+        None => {
+            return Err(Rejection(format!(
+                "the token has no issuer (`iss`), expected `{issuer}`",
+            )));
+        }
+    }
+    let audience_ok = match &seen.aud {
+        Some(Value::String(aud)) => *aud == audience,
+        Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some(audience)),
+        _ => false,
+    };
+    if !audience_ok {
+        return Err(Rejection(match &seen.aud {
+            Some(aud) => format!("audience is {}, expected `{audience}`", shown(aud)),
+            None => format!("the token has no audience (`aud`), expected `{audience}`"),
+        }));
+    }
+    if let Some(exp) = seen.exp
+        && exp <= now
+    {
+        return Err(expired(exp, now));
+    }
+    if let Some(nbf) = seen.nbf
+        && nbf > now + NBF_LEEWAY
+    {
+        return Err(Rejection(format!(
+            "token is not valid before {} (`nbf`); check this machine's clock",
+            utc(nbf)
+        )));
+    }
+    Ok(())
+}
+
+pub(super) fn expired(exp: f64, now: f64) -> Rejection {
     Rejection(format!(
         "token expired at {} ({} s ago); make a new one with `magg auth token`",
         utc(exp),
@@ -220,12 +294,11 @@ fn shown(value: &Value) -> String {
     }
 }
 
-/// The message for a token the decoder refused.
-fn decode_error(token: &str, kind: &ErrorKind) -> Rejection {
+/// The message for a token the decoder refused; `bad_signature` is the one for a signature
+/// that does not match.
+pub(super) fn decode_error(token: &str, kind: &ErrorKind, bad_signature: &str) -> Rejection {
     Rejection(match kind {
-        ErrorKind::InvalidSignature => "the signature does not match magg's key (the token was \
-             signed with another key, or changed); make one with `magg auth token`"
-            .to_owned(),
+        ErrorKind::InvalidSignature => bad_signature.to_owned(),
         ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => {
             let alg = jsonwebtoken::decode_header(token)
                 .map(|h| format!("{:?}", h.alg))
@@ -246,7 +319,7 @@ fn decode_error(token: &str, kind: &ErrorKind) -> Rejection {
 }
 
 /// Seconds since the Unix epoch.
-fn now_seconds() -> f64 {
+pub(super) fn now_seconds() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())

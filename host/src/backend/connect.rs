@@ -253,6 +253,7 @@ async fn open(
             .map_err(|e| format!("MCP initialize with {uri} (SSE) failed: {e}"))?;
         Ok((service, None, None))
     } else if let Some(uri) = config.uri.as_deref() {
+        crate::tls::install();
         let transport_config = StreamableHttpClientTransportConfig::with_uri(uri.to_owned())
             .custom_headers(headers(config)?);
         let transport =

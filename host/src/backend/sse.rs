@@ -69,6 +69,7 @@ pub async fn connect(
 ) -> Result<Channels<RoleClient>, String> {
     let base = Url::parse(uri).map_err(|e| format!("{uri:?} is not a URL: {e}"))?;
     let headers: reqwest::header::HeaderMap = headers.into_iter().collect();
+    crate::tls::install();
     let client = Client::new();
     let response = client
         .get(base.clone())

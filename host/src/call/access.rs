@@ -14,7 +14,19 @@ pub(super) fn refusal(
     own: &str,
     arguments: Option<&JsonObject>,
 ) -> Option<CallToolResult> {
-    let trust = crate::relay::current_origin().map_or(Trust::Full, |o| o.session.trust());
+    let session = crate::relay::ORIGIN.try_with(|o| o.session.clone()).ok();
+    let trust = session.as_ref().map_or(Trust::Full, |s| s.trust());
+    if let Some(caller) = session.as_ref().and_then(|s| s.caller())
+        && !caller.may_change()
+        && hub.own().changes(own, arguments)
+    {
+        let scope = caller.view.as_ref().map_or("", |v| v.admin_scope());
+        return Some(error_result(format!(
+            "`{own}` with these arguments starts servers or changes magg's config, which needs \
+             the scope `{scope}`; this client's token does not have it. Ask for a token with \
+             that scope, or call it without the arguments that make changes."
+        )));
+    }
     if trust == Trust::Full
         || hub.settings.allow_unauthenticated_changes
         || !hub.own().changes(own, arguments)

@@ -211,6 +211,15 @@ impl ToolList {
         page_range(self.tools.len(), cursor)
     }
 
+    /// The tools `keep` keeps, in the same order.
+    pub fn retained(&self, mut keep: impl FnMut(&ListedTool) -> bool) -> ToolList {
+        let mut out = ToolList::default();
+        for tool in self.tools.iter().filter(|t| keep(t)) {
+            out.push(tool.text.clone(), tool.route.clone());
+        }
+        out
+    }
+
     /// The tools as tool filters see them: each with its server (`magg` for magg's own) and
     /// its name on that server.
     pub fn filter_input(&self) -> Vec<FilterTool> {

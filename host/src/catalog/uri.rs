@@ -34,6 +34,7 @@ enum Part {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UriTemplate {
     parts: Vec<Part>,
+    source: String,
 }
 
 impl UriTemplate {
@@ -63,7 +64,15 @@ impl UriTemplate {
         if !rest.is_empty() {
             parts.push(Part::Literal(rest.to_owned()));
         }
-        UriTemplate { parts }
+        UriTemplate {
+            parts,
+            source: template.to_owned(),
+        }
+    }
+
+    /// The template as written.
+    pub fn source(&self) -> &str {
+        &self.source
     }
 
     /// Whether `uri` is an expansion of the template.

@@ -89,7 +89,9 @@ pub fn run(config: &Config, action: AuthCommand) -> anyhow::Result<()> {
             key_path,
         } => init(config, bearer, issuer, audience, key_path),
         AuthCommand::Status => {
-            status(&bearer);
+            let oauth =
+                crate::auth::oauth_summary(&config.path).map_err(|e| Failed::new(e.to_string()))?;
+            status(&bearer, &oauth);
             Ok(())
         }
         AuthCommand::PublicKey => {
@@ -186,10 +188,19 @@ fn init(
     Ok(())
 }
 
-fn status(bearer: &BearerConfig) {
+fn status(bearer: &BearerConfig, oauth: &[String]) {
+    if !oauth.is_empty() {
+        say::info("OAuth resource server (auth.json)");
+        say::text(&oauth.join("\n"));
+    }
     if !bearer.private_key_exists() {
-        say::info("Authentication is DISABLED");
-        say::text("Run 'magg auth init' to enable authentication");
+        if oauth.iter().any(|l| l.starts_with("OAuth issuer")) {
+            say::info("Bearer tokens of magg's own key are off");
+            say::text("Run 'magg auth init' to accept them too");
+        } else {
+            say::info("Authentication is DISABLED");
+            say::text("Run 'magg auth init' to enable authentication");
+        }
         return;
     }
     say::info("Authentication is ENABLED (Bearer Token)");

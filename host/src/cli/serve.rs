@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Failed, ServeArgs};
 use crate::{
-    auth::{BearerConfig, SigningKey, Verifier},
+    auth::Gate,
     config::Config,
     frontend::{MaggServer, http, stdio},
     hub::Hub,
@@ -37,7 +37,7 @@ async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     }
     let serves_http = args.http || args.hybrid;
     let auth = if serves_http {
-        http_auth(&config, &args)?
+        http_auth(&config, &args).await?
     } else {
         None
     };
@@ -104,24 +104,42 @@ async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     result
 }
 
-/// The token check for HTTP: `Some` when a key exists; an error when it exists but cannot be
-/// read, or when there is none and `--host` reaches beyond this machine without
-/// `--insecure-no-auth`.
-fn http_auth(config: &Config, args: &ServeArgs) -> anyhow::Result<Option<Arc<Verifier>>> {
-    let bearer = BearerConfig::load(&config.path).map_err(|e| Failed::new(e.to_string()))?;
-    let key = SigningKey::load(&bearer).map_err(|e| {
+/// The token check for HTTP: `Some` when a key exists or an OAuth authorization server is
+/// set up in `auth.json`; an error when either is there but cannot be used, or when there is
+/// none and `--host` reaches beyond this machine without `--insecure-no-auth`.
+async fn http_auth(config: &Config, args: &ServeArgs) -> anyhow::Result<Option<Arc<Gate>>> {
+    let gate = Gate::load(&config.path).map_err(|e| {
         Failed::new(format!(
             "{e}; refusing to serve HTTP without authentication"
         ))
-        .hint("Fix the key (or MAGG_PRIVATE_KEY), or remove it to serve without authentication")
+        .hint("Fix the key (or MAGG_PRIVATE_KEY) or auth.json, or remove them to serve without authentication")
     })?;
-    if let Some(key) = key {
-        tracing::info!(
-            "HTTP requires a bearer token (issuer {}, audience {}); make one with `magg auth token`",
-            bearer.issuer,
-            bearer.audience
-        );
-        return Ok(Some(Arc::new(Verifier::new(&key, &bearer))));
+    if let Some(gate) = gate {
+        if let Some(bearer) = gate.bearer() {
+            tracing::info!(
+                "HTTP requires a bearer token (issuer {}, audience {}); make one with `magg auth token`",
+                bearer.issuer,
+                bearer.audience
+            );
+        }
+        if let Some(oauth) = gate.oauth() {
+            let config = oauth.config();
+            tracing::info!(
+                issuer = %config.issuer,
+                audience = config.audience.as_deref().or(config.resource.as_deref()).unwrap_or("magg's /mcp URL"),
+                "HTTP accepts access tokens of the OAuth authorization server"
+            );
+            match oauth.prefetch().await {
+                Ok(keys) => {
+                    tracing::info!("the authorization server publishes {keys} signing key(s)")
+                }
+                Err(why) => tracing::warn!(
+                    "cannot fetch the authorization server's keys yet (magg tries again on each request): {}",
+                    why.0
+                ),
+            }
+        }
+        return Ok(Some(Arc::new(gate)));
     }
     if !is_loopback(&args.host) && !args.insecure_no_auth {
         return Err(Failed::new(format!(

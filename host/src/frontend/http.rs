@@ -48,7 +48,7 @@ use rmcp::transport::{
 use tokio_util::sync::CancellationToken;
 
 use super::MaggServer;
-use crate::{auth::Verifier, hub::Hub, relay::Trust};
+use crate::{auth::Gate, hub::Hub, relay::Trust};
 
 /// Largest request body accepted, in bytes; bigger requests get `413 Payload Too Large`.
 pub const MAX_BODY_BYTES: usize = crate::pipes::MAX_MESSAGE_BYTES;
@@ -67,7 +67,7 @@ pub async fn bind(
     hub: Arc<Hub>,
     host: &str,
     port: u16,
-    auth: Option<Arc<Verifier>>,
+    auth: Option<Arc<Gate>>,
     stop: CancellationToken,
 ) -> anyhow::Result<(SocketAddr, impl Future<Output = anyhow::Result<()>> + use<>)> {
     let listener = tokio::net::TcpListener::bind((host, port))
@@ -114,11 +114,26 @@ pub async fn bind(
         .merge(beside);
     // After the merge: every route (MCP, SSE, the management API) needs the token, and is
     // refused to a page of another site (its `Origin`), which rmcp does not check for `/mcp`.
-    if let Some(verifier) = auth {
-        app = app.route_layer(axum::middleware::from_fn_with_state(
-            verifier,
-            bearer::require,
-        ));
+    if let Some(gate) = auth {
+        let check = bearer::Check {
+            gate,
+            scheme: "http",
+        };
+        app = app
+            .route_layer(axum::middleware::from_fn_with_state(
+                check.clone(),
+                bearer::require,
+            ))
+            // Where a client learns which authorization server gives tokens: open to all.
+            .merge(
+                axum::Router::new()
+                    .route(bearer::METADATA_PATH, axum::routing::get(bearer::metadata))
+                    .route(
+                        &format!("{}{PATH}", bearer::METADATA_PATH),
+                        axum::routing::get(bearer::metadata),
+                    )
+                    .with_state(check),
+            );
     }
     let app = app
         .route_layer(axum::middleware::from_fn_with_state(hosts, guard::check))

@@ -30,6 +30,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    auth::Caller,
     hub::Hub,
     relay::{Ask, InputAsk, ORIGIN, Origin, Session, Trust},
 };
@@ -72,6 +73,7 @@ pub async fn call_tool(
     mut params: CallToolRequestParams,
     context: RequestContext<RoleServer>,
     trust: Trust,
+    caller: Option<Arc<Caller>>,
 ) -> Result<CallToolResponse, McpError> {
     let (state, slot) = match params.request_state.take() {
         Some(state) => {
@@ -98,7 +100,7 @@ pub async fn call_tool(
             drop(suspended);
             (state, slot)
         }
-        None => start(hub, params, &context, trust),
+        None => start(hub, params, &context, trust, caller),
     };
     wait(&state, &slot, &context.ct).await
 }
@@ -109,14 +111,17 @@ fn start(
     params: CallToolRequestParams,
     context: &RequestContext<RoleServer>,
     trust: Trust,
+    caller: Option<Arc<Caller>>,
 ) -> (String, Slot) {
     let (inputs_tx, inputs) = mpsc::unbounded_channel();
     let (result_tx, result) = oneshot::channel();
     let cancel = CancellationToken::new();
+    let session = Session::detached(context.peer.clone(), trust);
+    session.set_caller(caller);
     let origin = Origin {
         inputs: Some(inputs_tx),
         ..Origin::new(
-            Session::detached(context.peer.clone(), trust),
+            session,
             Some(context.id.clone()),
             context.meta.get_progress_token(),
         )

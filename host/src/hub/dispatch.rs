@@ -24,7 +24,8 @@ impl Hub {
         mut params: ReadResourceRequestParams,
         ct: CancellationToken,
     ) -> Result<ReadResourceResponse, McpError> {
-        if let Some(own) = self.own().read(self, &params.uri) {
+        let granted = crate::relay::current_view().is_none_or(|v| v.resource(&params.uri, None));
+        if granted && let Some(own) = self.own().read(self, &params.uri) {
             return own.map(ReadResourceResponse::Complete);
         }
         let mut route = self.snapshot().resource(&params.uri);

@@ -42,6 +42,17 @@ impl self::magg::plugin::host::Host for HostState {
         HostState::setting(self, &key)
     }
 
+    fn caller(&mut self) -> Option<self::magg::plugin::host::Identity> {
+        let caller = crate::relay::ORIGIN
+            .try_with(|o| o.session.caller())
+            .ok()
+            .flatten()?;
+        Some(self::magg::plugin::host::Identity {
+            subject: caller.identity.subject.clone(),
+            scopes: caller.identity.scopes.clone(),
+        })
+    }
+
     fn log(&mut self, level: types::LogLevel, message: String) {
         let plugin = self.plugin_name();
         match level {

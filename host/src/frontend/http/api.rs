@@ -57,6 +57,22 @@ async fn changes_need_trust(
     next: axum::middleware::Next,
 ) -> Response {
     let changes = matches!(*request.method(), Method::POST | Method::DELETE);
+    if changes
+        && let Some(caller) = super::bearer::caller_of(&request)
+        && !caller.may_change()
+    {
+        let scope = caller.view.as_ref().map_or("", |v| v.admin_scope());
+        return super::bearer::refused(
+            &crate::auth::Refusal::Insufficient {
+                needed: vec![scope.to_owned()],
+                message: format!(
+                    "adding and removing servers needs the scope `{scope}`, which this token \
+                     does not have; ask for a token with it"
+                ),
+            },
+            None,
+        );
+    }
     if changes && trust != Trust::Full && !hub.settings.allow_unauthenticated_changes {
         return error(
             StatusCode::FORBIDDEN,
@@ -87,26 +103,58 @@ fn running(hub: &Hub) -> Vec<(String, Arc<crate::backend::Backend>)> {
 }
 
 /// `GET /mcp_servers`.
-async fn list_servers(State(hub): State<Arc<Hub>>) -> Response {
-    let names: Vec<String> = running(&hub).into_iter().map(|(name, _)| name).collect();
+async fn list_servers(State(hub): State<Arc<Hub>>, request: Request) -> Response {
+    let names: Vec<String> = match visible_tools(&hub, &request) {
+        Some(visible) => visible.keys().cloned().collect(),
+        None => running(&hub).into_iter().map(|(name, _)| name).collect(),
+    };
     Json(json!({"active_servers": names})).into_response()
 }
 
 /// `GET /mcp_tools`.
-async fn list_tools(State(hub): State<Arc<Hub>>) -> Response {
-    let tools: Map<String, Value> = running(&hub)
-        .into_iter()
-        .map(|(name, backend)| {
-            let names: Vec<Value> = backend
-                .state()
-                .tools
-                .iter()
-                .map(|t| json!(t.name()))
-                .collect();
-            (name, Value::Array(names))
-        })
-        .collect();
+async fn list_tools(State(hub): State<Arc<Hub>>, request: Request) -> Response {
+    let tools: Map<String, Value> = match visible_tools(&hub, &request) {
+        Some(visible) => visible,
+        None => running(&hub)
+            .into_iter()
+            .map(|(name, backend)| {
+                let names: Vec<Value> = backend
+                    .state()
+                    .tools
+                    .iter()
+                    .map(|t| json!(t.name()))
+                    .collect();
+                (name, Value::Array(names))
+            })
+            .collect(),
+    };
     Json(json!({"tools": tools})).into_response()
+}
+
+/// For a caller whose scopes limit what it sees: the running servers of which it sees tools,
+/// each with those tools' names on the server.
+fn visible_tools(hub: &Hub, request: &Request) -> Option<Map<String, Value>> {
+    let caller = super::bearer::caller_of(request)?;
+    let view = caller.view.as_ref()?;
+    let snapshot = hub.snapshot_for(Some(view));
+    let running: Vec<String> = running(hub).into_iter().map(|(name, _)| name).collect();
+    let mut tools = Map::new();
+    for name in running {
+        let names: Vec<Value> = snapshot
+            .tools
+            .iter()
+            .filter_map(|t| match &t.route {
+                crate::catalog::ToolRoute::Backend(route) if route.backend.name == name => {
+                    Some(json!(route.name))
+                }
+                _ => None,
+            })
+            .collect();
+        if !names.is_empty() {
+            tools.insert(name, Value::Array(names));
+        }
+    }
+    Some(tools)
 }
 
 /// `DELETE /mcp_servers/{name}`.

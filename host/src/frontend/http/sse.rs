@@ -37,7 +37,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{KEEP_ALIVE, MAX_BODY_BYTES, body};
-use crate::{frontend::MaggServer, hub::Hub, mcp::channel::Channels, relay::Trust};
+use crate::{auth::Caller, frontend::MaggServer, hub::Hub, mcp::channel::Channels, relay::Trust};
 
 /// Where the event stream is opened.
 pub const STREAM_PATH: &str = "/sse";
@@ -112,11 +112,13 @@ fn new_id() -> String {
 }
 
 /// `GET /sse`: a new session and its event stream.
-async fn open(State(streams): State<Streams>) -> Response {
+async fn open(State(streams): State<Streams>, request: Request) -> Response {
+    // The token of the request that opened the stream stands for the whole session.
+    let caller = request.extensions().get::<Arc<Caller>>().cloned();
     let id = new_id();
     let (transport, ends) = Channels::<RoleServer>::new(None);
     streams.insert(id.clone(), ends.incoming);
-    let server = MaggServer::with_trust(streams.hub.clone(), streams.trust);
+    let server = MaggServer::with_trust(streams.hub.clone(), streams.trust).with_caller(caller);
     let ct = streams.stop.child_token();
     let session = id.clone();
     tokio::spawn(async move {

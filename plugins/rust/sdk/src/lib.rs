@@ -59,7 +59,7 @@ pub use bindings::routing_hook::exports::magg::plugin::routing_hook::Decision;
 /// What magg offers every plugin: its settings and magg's log.
 pub mod host {
     pub use crate::LogLevel;
-    pub use crate::bindings::imports::magg::plugin::host::{log, setting};
+    pub use crate::bindings::imports::magg::plugin::host::{Identity, caller, log, setting};
 }
 
 /// A tool filter: hides, renames and re-describes tools whenever magg rebuilds its tool list
