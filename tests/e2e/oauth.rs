@@ -33,19 +33,34 @@ struct Provider {
     issuer: String,
     port: u16,
     keys: tempfile::TempDir,
+    resources: Vec<String>,
 }
 
 impl Provider {
-    /// Starts the provider with signing keys `keys` (the first signs) on `port` (0: any).
+    /// Starts the provider with signing keys `keys` (the first signs) on `port` (0: any),
+    /// issuing tokens for magg's [`AUDIENCE`] and [`OTHER`].
     async fn start(keys: tempfile::TempDir, names: &str, port: u16) -> Provider {
+        Provider::start_for(keys, names, port, &[AUDIENCE, OTHER]).await
+    }
+
+    /// [`Provider::start`] issuing tokens for `resources`.
+    async fn start_for(
+        keys: tempfile::TempDir,
+        names: &str,
+        port: u16,
+        resources: &[&str],
+    ) -> Provider {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("node/oidc.mjs");
-        let mut child = Command::new("node")
-            .arg(script)
+        let mut command = Command::new("node");
+        command.arg(script);
+        for resource in resources {
+            command.args(["--resource", resource]);
+        }
+        let mut child = command
             .args(["--port", &port.to_string()])
             .args(["--key-dir", keys.path().to_str().expect("utf-8")])
             .args(["--keys", names])
             .args(["--client", &format!("{}:{}", CLIENT.0, CLIENT.1)])
-            .args(["--resource", AUDIENCE, "--resource", OTHER])
             .args(["--scopes", "mcp:read mcp:admin mcp:tc"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -64,13 +79,15 @@ impl Provider {
             issuer: ready["issuer"].as_str().expect("issuer").to_owned(),
             port: ready["port"].as_u64().expect("port") as u16,
             keys,
+            resources: resources.iter().map(|r| (*r).to_owned()).collect(),
         }
     }
 
     /// Stops the provider and starts it again on the same port with the keys `names`.
     async fn restart(mut self, names: &str) -> Provider {
         self.stop().await;
-        Provider::start(self.keys, names, self.port).await
+        let resources: Vec<&str> = self.resources.iter().map(String::as_str).collect();
+        Provider::start_for(self.keys, names, self.port, &resources).await
     }
 
     async fn stop(&mut self) {
@@ -538,4 +555,70 @@ async fn scopes_of_magg_tokens_follow_the_same_rules() {
         "{names:?}"
     );
     client.close().await;
+}
+
+#[tokio::test]
+async fn the_python_sdk_finds_the_provider_through_maggs_metadata_and_gets_in() {
+    // magg's resource URL must be known to the provider before magg starts: pick the port.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let resource = format!("http://127.0.0.1:{port}/mcp");
+    let provider =
+        Provider::start_for(tempfile::tempdir().expect("dir"), "k1", 0, &[&resource]).await;
+    let home = tempfile::tempdir().expect("home");
+    let mut auth = scoped_auth(&provider.issuer);
+    // No audience set: tokens must name magg's own URL. The scope every request needs is what
+    // magg's challenge tells the client to ask for.
+    auth["oauth"] = json!({"issuer": provider.issuer, "required_scopes": ["mcp:tc"]});
+    let config = config_with(auth);
+    let magg = Magg::http_with(
+        &config.path,
+        &["--http", "--host", "127.0.0.1", "--port", &port.to_string()],
+        &[
+            ("HOME", home.path().to_str().expect("utf-8")),
+            ("MAGG_PRIVATE_KEY", ""),
+        ],
+    )
+    .await;
+    let url = magg.url.clone().expect("url");
+    let issuer = provider.issuer.clone();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/oauth_client.py");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .arg(script)
+            .args([&url, CLIENT.0, CLIENT.1, &issuer, "mcp:tc"])
+            .output()
+            .expect("python3 runs (pip install -r tests/python/requirements.txt)")
+    })
+    .await
+    .expect("join");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let all = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success() && stdout.contains("oauth client: ok"),
+        "{all}"
+    );
+    let seen: Value = serde_json::from_str(stdout.lines().next().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}: {all}"));
+    let tools = seen["tools"].as_array().expect("tools");
+    assert!(
+        !tools.is_empty()
+            && tools
+                .iter()
+                .all(|t| t.as_str().is_some_and(|t| t.starts_with("tc_"))),
+        "the token's scope mcp:tc shows the tc server only: {seen}"
+    );
+    assert!(
+        seen["echo"]
+            .as_str()
+            .is_some_and(|e| e.contains("through OAuth")),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["scope"],
+        json!("mcp:tc"),
+        "the client asked for what magg's 401 named"
+    );
 }

@@ -98,6 +98,11 @@ impl AccessRules {
         &self.admin_scope
     }
 
+    /// The scopes that have a grant.
+    pub fn scopes(&self) -> impl Iterator<Item = &str> {
+        self.grants.keys().map(String::as_str)
+    }
+
     /// How many scopes have a grant.
     pub fn len(&self) -> usize {
         self.grants.len()

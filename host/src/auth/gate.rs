@@ -150,9 +150,17 @@ impl Gate {
     pub fn resource_metadata(&self, resource: &str) -> Option<Value> {
         let oauth = self.oauth.as_ref()?;
         let config = oauth.config();
+        // What a client should ask for: the scopes every request needs and those that grant
+        // something, but not the admin scope (a client asks for that on purpose, or when a
+        // change is refused for want of it).
         let mut scopes: Vec<String> = config.required_scopes.clone();
         if let Some(access) = &self.access {
-            scopes.push(access.admin_scope().to_owned());
+            scopes.extend(
+                access
+                    .scopes()
+                    .filter(|s| *s != access.admin_scope())
+                    .map(str::to_owned),
+            );
         }
         scopes.sort();
         scopes.dedup();
@@ -168,6 +176,12 @@ impl Gate {
         }
         metadata.insert("resource_name".into(), json!("magg"));
         Some(Value::Object(metadata))
+    }
+
+    /// The scopes a `401` tells a client to ask for: those every request needs, if any.
+    pub fn challenge_scope(&self) -> Option<String> {
+        let scopes = &self.oauth.as_ref()?.config().required_scopes;
+        (!scopes.is_empty()).then(|| scopes.join(" "))
     }
 
     /// magg's `/mcp` URL as set in `oauth.resource`, if it is.

@@ -71,6 +71,7 @@ async fn changes_need_trust(
                 ),
             },
             None,
+            None,
         );
     }
     if changes && trust != Trust::Full && !hub.settings.allow_unauthenticated_changes {

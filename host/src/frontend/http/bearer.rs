@@ -90,7 +90,9 @@ pub(super) async fn require(
         }
         Err(refusal) => {
             tracing::debug!("refused an HTTP request: {refusal:?}");
-            refused(&refusal, check.metadata_url(request.headers()).as_deref())
+            let scope = check.gate.challenge_scope();
+            let metadata = check.metadata_url(request.headers());
+            refused(&refusal, metadata.as_deref(), scope.as_deref())
         }
     }
 }
@@ -116,14 +118,20 @@ pub(super) async fn metadata(State(check): State<Check>, request: Request) -> Re
     }
 }
 
-/// The response to a refused request.
-pub(super) fn refused(refusal: &Refusal, metadata: Option<&str>) -> Response {
+/// The response to a refused request; `metadata` is the URL of magg's protected-resource
+/// metadata and `scope` what a client without a valid token should ask for.
+pub(super) fn refused(refusal: &Refusal, metadata: Option<&str>, scope: Option<&str>) -> Response {
     let mut params = Vec::new();
     if let Some(metadata) = metadata {
         params.push(format!("resource_metadata=\"{}\"", quotable(metadata)));
     }
     let (status, error, description) = match refusal {
-        Refusal::Invalid(rejection) => (StatusCode::UNAUTHORIZED, "invalid_token", &rejection.0),
+        Refusal::Invalid(rejection) => {
+            if let Some(scope) = scope {
+                params.push(format!("scope=\"{}\"", quotable(scope)));
+            }
+            (StatusCode::UNAUTHORIZED, "invalid_token", &rejection.0)
+        }
         Refusal::Insufficient { needed, message } => {
             params.push(format!("scope=\"{}\"", quotable(&needed.join(" "))));
             (StatusCode::FORBIDDEN, "insufficient_scope", message)
@@ -220,6 +228,7 @@ mod tests {
                 message: "lacks mcp".into(),
             },
             Some("http://h/.well-known/oauth-protected-resource/mcp"),
+            None,
         );
         assert_eq!(response.status(), StatusCode::FORBIDDEN);
         let challenge = response.headers()[header::WWW_AUTHENTICATE]
@@ -229,7 +238,7 @@ mod tests {
             challenge,
             "Bearer error=\"insufficient_scope\", resource_metadata=\"http://h/.well-known/oauth-protected-resource/mcp\", scope=\"mcp tools\", error_description=\"lacks mcp\""
         );
-        let response = refused(&Refusal::Unavailable("down".into()), None);
+        let response = refused(&Refusal::Unavailable("down".into()), None, None);
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(response.headers()[header::RETRY_AFTER], "5");
     }
