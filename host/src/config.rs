@@ -376,10 +376,24 @@ impl ServerConfig {
 
     /// This server as it may be shown to a client or on a terminal: the value of every `env`
     /// variable and of every `transport.headers` entry (API keys, `Authorization: Bearer ...`)
-    /// replaced by [`SECRET_MASK`], names kept; empty values stay empty. Only for showing:
-    /// the file keeps the real values, and a masked server is never saved.
+    /// replaced by [`SECRET_MASK`], names kept; empty values stay empty. So are a password in
+    /// `uri` (`https://user:***@host`), its query values whose names look secret
+    /// (`?api_key=***`), and in `args` (and a `command` with arguments in it) the values of
+    /// options and `NAME=value` words whose names look secret (`--token ***`,
+    /// `--api-key=***`, `API_KEY=***`). Only for showing: the file keeps the real values,
+    /// and a masked server is never saved.
     pub fn masked(&self) -> ServerConfig {
         let mut shown = self.clone();
+        shown.args = mask_args(&shown.args);
+        if let Some(command) = &shown.command
+            && command.contains(' ')
+        {
+            let words: Vec<String> = command.split(' ').map(str::to_owned).collect();
+            shown.command = Some(mask_args(&words).join(" "));
+        }
+        if let Some(uri) = &shown.uri {
+            shown.uri = Some(mask_uri(uri));
+        }
         for value in shown.env.values_mut() {
             if !value.is_empty() {
                 *value = SECRET_MASK.to_owned();
@@ -734,4 +748,74 @@ fn non_empty(value: Option<String>) -> Option<String> {
 
 fn current_dir() -> PathBuf {
     std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."))
+}
+
+/// Whether a name (of an option, a query parameter, a variable) looks like it holds a secret.
+fn secret_name(name: &str) -> bool {
+    let name = name.trim_start_matches('-').to_ascii_lowercase();
+    [
+        "key",
+        "token",
+        "secret",
+        "password",
+        "passwd",
+        "pwd",
+        "auth",
+        "credential",
+        "signature",
+    ]
+    .iter()
+    .any(|word| name.contains(word))
+}
+
+/// `args` with the values of secret-looking options and `NAME=value` words masked.
+fn mask_args(args: &[String]) -> Vec<String> {
+    let mut shown = Vec::with_capacity(args.len());
+    let mut next_is_secret = false;
+    for arg in args {
+        if next_is_secret && !arg.starts_with('-') {
+            shown.push(SECRET_MASK.to_owned());
+            next_is_secret = false;
+            continue;
+        }
+        next_is_secret = false;
+        match arg.split_once('=') {
+            Some((name, value)) if secret_name(name) && !value.is_empty() => {
+                shown.push(format!("{name}={SECRET_MASK}"));
+            }
+            None if arg.starts_with('-') && secret_name(arg) => {
+                next_is_secret = true;
+                shown.push(arg.clone());
+            }
+            _ => shown.push(arg.clone()),
+        }
+    }
+    shown
+}
+
+/// `uri` with its password and secret-looking query values masked.
+fn mask_uri(uri: &str) -> String {
+    let Ok(mut url) = url::Url::parse(uri) else {
+        return uri.to_owned();
+    };
+    if url.password().is_some_and(|p| !p.is_empty()) {
+        let _ = url.set_password(Some(SECRET_MASK));
+    }
+    if url.query().is_some() {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if secret_name(&k) && !v.is_empty() {
+                    SECRET_MASK.to_owned()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    let shown = url.to_string();
+    // `url` percent-encodes `***` in a password; show it as written.
+    shown.replace("%2A%2A%2A", SECRET_MASK)
 }

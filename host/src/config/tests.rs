@@ -1226,6 +1226,38 @@ fn an_empty_file_at_startup_is_an_empty_config() {
 // ---- secrets ----
 
 #[test]
+fn masked_hides_secrets_in_uris_and_arguments() {
+    let config = parse(
+        r#"{"servers": {
+            "api": {"source": "s", "uri": "https://me:hunter2@x.example/mcp?api_key=sk-1&region=eu"},
+            "cli": {"source": "s", "command": "srv --token abc", "args": ["--api-key", "k-9", "--verbose", "--secret=s3", "GITHUB_TOKEN=ghp", "plain=1", "--port", "8"]}
+        }}"#,
+    )
+    .unwrap();
+    let api = config.servers["api"].masked();
+    assert_eq!(
+        api.uri.as_deref(),
+        Some("https://me:***@x.example/mcp?api_key=***&region=eu")
+    );
+    let cli = config.servers["cli"].masked();
+    assert_eq!(cli.command.as_deref(), Some("srv --token ***"));
+    assert_eq!(
+        cli.args,
+        [
+            "--api-key",
+            "***",
+            "--verbose",
+            "--secret=***",
+            "GITHUB_TOKEN=***",
+            "plain=1",
+            "--port",
+            "8"
+        ]
+    );
+    assert!(config.servers["api"].has_secrets());
+}
+
+#[test]
 fn masked_hides_env_and_header_values_and_keeps_names() {
     let config = parse(
         r#"{"servers": {
