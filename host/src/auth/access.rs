@@ -19,6 +19,9 @@
 //!   and shared by every token with that set.
 //! - magg's own tools that start servers or change the config are in a view only when its
 //!   token has the admin scope (and a grant names them, or the admin scope's own grant).
+//! - `scope_claims` names token claims whose values count as scopes: with `["groups"]`, a
+//!   token whose `groups` claim is `["admins"]` has the scope `groups:admins`, so grants can
+//!   follow a provider's groups or roles.
 //! - Without an `access` object every valid token sees everything, as before.
 
 use std::{
@@ -45,6 +48,8 @@ struct Grant {
 /// The `access` object of `auth.json`.
 pub struct AccessRules {
     admin_scope: String,
+    /// Claims whose values count as scopes (`NAME:VALUE`).
+    scope_claims: Vec<String>,
     grants: HashMap<String, Grant>,
     /// Views made so far, by sorted scope list.
     views: Mutex<HashMap<Vec<String>, Arc<View>>>,
@@ -63,6 +68,19 @@ impl AccessRules {
             Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_owned(),
             Some(_) => return Err("`access.admin_scope` must be a non-empty string".into()),
         };
+        let scope_claims = match access.get("scope_claims") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(names)) => names
+                .iter()
+                .map(|v| v.as_str().map(str::to_owned))
+                .collect::<Option<_>>()
+                .ok_or("`access.scope_claims` must be a list of claim names, e.g. [\"groups\"]")?,
+            Some(_) => {
+                return Err(
+                    "`access.scope_claims` must be a list of claim names, e.g. [\"groups\"]".into(),
+                );
+            }
+        };
         let mut grants = HashMap::new();
         match access.get("scopes") {
             None | Some(Value::Null) => {}
@@ -80,14 +98,16 @@ impl AccessRules {
             }
         }
         for key in access.keys() {
-            if !matches!(key.as_str(), "admin_scope" | "scopes") {
+            if !matches!(key.as_str(), "admin_scope" | "scopes" | "scope_claims") {
                 return Err(format!(
-                    "`access.{key}` is not a setting; `access` has `admin_scope` and `scopes`"
+                    "`access.{key}` is not a setting; `access` has `admin_scope`, `scopes` and \
+                     `scope_claims`"
                 ));
             }
         }
         Ok(Some(AccessRules {
             admin_scope,
+            scope_claims,
             grants,
             views: Mutex::new(HashMap::new()),
         }))
@@ -96,6 +116,11 @@ impl AccessRules {
     /// The scope magg's changing tools need.
     pub fn admin_scope(&self) -> &str {
         &self.admin_scope
+    }
+
+    /// The claims whose values count as scopes (`NAME:VALUE`).
+    pub fn scope_claims(&self) -> &[String] {
+        &self.scope_claims
     }
 
     /// The scopes that have a grant.

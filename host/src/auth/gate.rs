@@ -73,9 +73,16 @@ impl Gate {
             }
             return Ok(None);
         }
+        let claims = access
+            .as_ref()
+            .map(|a| a.scope_claims().to_vec())
+            .unwrap_or_default();
         Ok(Some(Gate {
-            magg: key.map(|key| (Verifier::new(&key, &bearer), bearer)),
-            oauth: oauth.map(JwksVerifier::new),
+            magg: key.map(|key| {
+                let verifier = Verifier::new(&key, &bearer).with_scope_claims(claims.clone());
+                (verifier, bearer)
+            }),
+            oauth: oauth.map(|o| JwksVerifier::new(o).with_scope_claims(claims)),
             access,
         }))
     }

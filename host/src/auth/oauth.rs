@@ -161,6 +161,8 @@ pub struct JwksVerifier {
     /// The key set's URL, once known.
     jwks_uri: RwLock<Option<String>>,
     passed: Remembered,
+    /// Claims whose values count as scopes.
+    scope_claims: Vec<String>,
 }
 
 impl JwksVerifier {
@@ -179,7 +181,15 @@ impl JwksVerifier {
             keys: RwLock::new(None),
             fetching: tokio::sync::Mutex::new(None),
             passed: Remembered::default(),
+            scope_claims: Vec::new(),
         }
+    }
+
+    /// This verifier, counting the values of the claims `names` as scopes
+    /// (`NAME:VALUE`).
+    pub fn with_scope_claims(mut self, names: Vec<String>) -> JwksVerifier {
+        self.scope_claims = names;
+        self
     }
 
     /// The settings it was made with.
@@ -253,7 +263,7 @@ impl JwksVerifier {
             })?
             .claims;
         check_claims(&seen, &self.config.issuer, self.audience(resource), now)?;
-        let identity = Arc::new(seen.identity());
+        let identity = Arc::new(seen.identity(&self.scope_claims));
         self.passed.put(token, seen.exp, identity.clone());
         Ok(identity)
     }

@@ -85,11 +85,16 @@ pub(super) struct Seen {
     /// Scopes as a list, as some providers write them.
     scp: Option<Value>,
     client_id: Option<Value>,
+    /// Every other claim, for the ones that count as scopes ([`Seen::identity`]).
+    #[serde(flatten)]
+    rest: serde_json::Map<String, Value>,
 }
 
 impl Seen {
-    /// Who the token speaks for and what it grants.
-    pub(super) fn identity(&self) -> Identity {
+    /// Who the token speaks for and what it grants: its scopes, and for each claim named in
+    /// `scope_claims` (say `groups`) each of its values as the scope `NAME:VALUE`
+    /// (`groups:admins`).
+    pub(super) fn identity(&self, scope_claims: &[String]) -> Identity {
         let text = |v: &Option<Value>| v.as_ref().and_then(Value::as_str).map(str::to_owned);
         let mut scopes: Vec<String> = match (&self.scope, &self.scp) {
             (Some(Value::String(s)), _) | (None, Some(Value::String(s))) => {
@@ -102,6 +107,18 @@ impl Seen {
                 .collect(),
             _ => Vec::new(),
         };
+        for name in scope_claims {
+            match self.rest.get(name) {
+                Some(Value::String(value)) => scopes.push(format!("{name}:{value}")),
+                Some(Value::Array(values)) => scopes.extend(
+                    values
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .map(|value| format!("{name}:{value}")),
+                ),
+                _ => {}
+            }
+        }
         scopes.sort();
         scopes.dedup();
         Identity {
@@ -166,6 +183,8 @@ pub struct Verifier {
     issuer: String,
     audience: String,
     passed: Remembered,
+    /// Claims whose values count as scopes.
+    scope_claims: Vec<String>,
 }
 
 impl Verifier {
@@ -184,7 +203,15 @@ impl Verifier {
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
             passed: Remembered::default(),
+            scope_claims: Vec::new(),
         }
+    }
+
+    /// This verifier, counting the values of the claims `names` as scopes
+    /// (`NAME:VALUE`).
+    pub fn with_scope_claims(mut self, names: Vec<String>) -> Verifier {
+        self.scope_claims = names;
+        self
     }
 
     /// The audience tokens must name.
@@ -212,7 +239,7 @@ impl Verifier {
             .map_err(|e| decode_error(token, e.kind(), MAGG_KEY_HINT))?
             .claims;
         check_claims(&seen, &self.issuer, &self.audience, now)?;
-        let identity = Arc::new(seen.identity());
+        let identity = Arc::new(seen.identity(&self.scope_claims));
         self.passed.put(token, seen.exp, identity.clone());
         Ok(identity)
     }
@@ -371,7 +398,9 @@ mod tests {
         let token = key
             .issue(&config, "ann", 2, &["read".into(), "write".into()])
             .expect("issue");
-        verifier.check(&token).expect("valid");
+        let identity = verifier.check(&token).expect("valid");
+        assert_eq!(identity.subject.as_deref(), Some("ann"));
+        assert_eq!(identity.scopes, ["read", "write"]);
         verifier.check(&token).expect("valid again (remembered)");
         let claims: Claims = jsonwebtoken::dangerous::insecure_decode(&token)
             .expect("decode")
@@ -441,6 +470,22 @@ mod tests {
         verifier.check_at(&token, now).expect("valid now");
         let err = verifier.check_at(&token, now + 61.0).unwrap_err();
         assert!(err.0.starts_with("token expired at"), "{err}");
+    }
+
+    #[test]
+    fn named_claims_count_as_scopes() {
+        let (key, config, _) = setup();
+        let verifier = Verifier::new(&key, &config).with_scope_claims(vec!["groups".into()]);
+        let now = now_seconds() as i64;
+        let token = sign(
+            &key,
+            &json!({"iss": "https://magg.local", "aud": "magg", "exp": now + 60,
+                    "scp": ["b", "a"], "groups": ["admins", "ops"], "client_id": "svc"}),
+        );
+        let identity = verifier.check(&token).expect("valid");
+        assert_eq!(identity.scopes, ["a", "b", "groups:admins", "groups:ops"]);
+        assert_eq!(identity.subject.as_deref(), Some("svc"));
+        assert!(identity.has_scope("groups:ops") && !identity.has_scope("ops"));
     }
 
     #[test]
