@@ -263,7 +263,7 @@ impl JwksVerifier {
             })?
             .claims;
         check_claims(&seen, &self.config.issuer, self.audience(resource), now)?;
-        let identity = Arc::new(seen.identity(&self.scope_claims));
+        let identity = Arc::new(seen.identity(token, &self.scope_claims));
         self.passed.put(token, seen.exp, identity.clone());
         Ok(identity)
     }

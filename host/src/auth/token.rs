@@ -85,16 +85,13 @@ pub(super) struct Seen {
     /// Scopes as a list, as some providers write them.
     scp: Option<Value>,
     client_id: Option<Value>,
-    /// Every other claim, for the ones that count as scopes ([`Seen::identity`]).
-    #[serde(flatten)]
-    rest: serde_json::Map<String, Value>,
 }
 
 impl Seen {
-    /// Who the token speaks for and what it grants: its scopes, and for each claim named in
-    /// `scope_claims` (say `groups`) each of its values as the scope `NAME:VALUE`
-    /// (`groups:admins`).
-    pub(super) fn identity(&self, scope_claims: &[String]) -> Identity {
+    /// Who the token `token` (whose claims these are, checked) speaks for and what it grants:
+    /// its scopes, and for each claim named in `scope_claims` (say `groups`) each of its values
+    /// as the scope `NAME:VALUE` (`groups:admins`).
+    pub(super) fn identity(&self, token: &str, scope_claims: &[String]) -> Identity {
         let text = |v: &Option<Value>| v.as_ref().and_then(Value::as_str).map(str::to_owned);
         let mut scopes: Vec<String> = match (&self.scope, &self.scp) {
             (Some(Value::String(s)), _) | (None, Some(Value::String(s))) => {
@@ -107,8 +104,18 @@ impl Seen {
                 .collect(),
             _ => Vec::new(),
         };
+        // The other claims are read again only when some count as scopes: most setups have
+        // none, and every token's first check pays for what is read here.
+        let rest = match scope_claims.is_empty() {
+            true => serde_json::Map::new(),
+            false => jsonwebtoken::dangerous::insecure_decode::<serde_json::Map<String, Value>>(
+                token.as_bytes(),
+            )
+            .map(|data| data.claims)
+            .unwrap_or_default(),
+        };
         for name in scope_claims {
-            match self.rest.get(name) {
+            match rest.get(name) {
                 Some(Value::String(value)) => scopes.push(format!("{name}:{value}")),
                 Some(Value::Array(values)) => scopes.extend(
                     values
@@ -239,7 +246,7 @@ impl Verifier {
             .map_err(|e| decode_error(token, e.kind(), MAGG_KEY_HINT))?
             .claims;
         check_claims(&seen, &self.issuer, &self.audience, now)?;
-        let identity = Arc::new(seen.identity(&self.scope_claims));
+        let identity = Arc::new(seen.identity(token, &self.scope_claims));
         self.passed.put(token, seen.exp, identity.clone());
         Ok(identity)
     }
