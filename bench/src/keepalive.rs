@@ -47,22 +47,22 @@ fn everything_js() -> Result<PathBuf> {
 }
 
 /// A port that was free a moment ago.
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").context("cannot find a free port")?;
     Ok(listener.local_addr()?.port())
 }
 
 /// A server process listening on `addr`, stopped by SIGTERM (it does not read its stdin).
-struct Listening {
+pub(crate) struct Listening {
     label: String,
-    pid: u32,
+    pub(crate) pid: u32,
     child: Child,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
 }
 
 impl Listening {
     /// Spawns `program args` and waits until `port` accepts connections.
-    async fn start(
+    pub(crate) async fn start(
         env: &Env,
         label: &str,
         log: &str,
@@ -98,7 +98,7 @@ impl Listening {
         Ok(server)
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         let children = server::children_of(self.pid);
         server::terminate(&self.label, self.pid, &mut self.child, &children).await;
     }
@@ -149,7 +149,7 @@ impl Response {
 }
 
 /// An MCP session over one kept-alive HTTP/1.1 connection.
-struct Client {
+pub(crate) struct Client {
     host: String,
     stream: BufReader<TcpStream>,
     session: Option<String>,
@@ -160,7 +160,7 @@ struct Client {
 
 impl Client {
     /// Connects to `addr` and performs the `initialize` handshake.
-    async fn connect(addr: SocketAddr) -> Result<Client> {
+    pub(crate) async fn connect(addr: SocketAddr) -> Result<Client> {
         let stream = TcpStream::connect(addr)
             .await
             .with_context(|| format!("cannot connect to {addr}"))?;

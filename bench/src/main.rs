@@ -72,6 +72,10 @@
 //! 12. **Routing hooks before/after**: added latency and magg CPU per call
 //!     with 0, 1 and 4 Rust hooks, and the cost of one more hook. See
 //!     `plugins/compare.rs`.
+//! 13. **HTTP sessions**: magg's anonymous RSS with one streamable HTTP session and with 2000
+//!     more (500 with `--quick`) opened and left idle, per session (budget ≤ 8 KiB), and once
+//!     they have ended after `session_idle_timeout` (5 s here; budget ≤ 4 MiB above one
+//!     session); this magg alone. See `sessions.rs`.
 //!
 //! Run it from the workspace root with
 //!
@@ -102,6 +106,7 @@ mod plugins;
 mod raw;
 mod report;
 mod server;
+mod sessions;
 mod stats;
 
 use std::{
@@ -137,7 +142,7 @@ const PAGE_SIZE: usize = 1000;
 /// Number of backends for the memory measurement.
 const RSS_BACKENDS: usize = 10;
 /// The highest measurement number.
-const LAST: u16 = 12;
+const LAST: u16 = 13;
 /// Environment of every magg: its first tools/list waits up to 10 s for
 /// backends that are still starting.
 const MAGG_ENV: &[(&str, &str)] = &[("MAGG_LIST_WAIT", "10")];
@@ -1159,6 +1164,10 @@ async fn run(opts: Options, baseline: Option<PathBuf>) -> Result<()> {
     if wanted(12) {
         let result = plugins::compare::hooks(&env, opts).await;
         record(&mut report, &mut failures, "12 (hooks)", result);
+    }
+    if wanted(13) {
+        let result = sessions::sessions_memory(&env, opts).await;
+        record(&mut report, &mut failures, "13 (HTTP sessions)", result);
     }
 
     for incident in server::incidents() {

@@ -172,7 +172,12 @@ async fn headers_too_large_get_431_and_magg_keeps_serving() {
     let mut conn = Conn::open(url(&magg)).await;
     let big = "x".repeat(100 * 1024);
     let reply = conn
-        .send("POST", "/mcp", &[("X-Big", &big)], &initialize().to_string())
+        .send(
+            "POST",
+            "/mcp",
+            &[("X-Big", &big)],
+            &initialize().to_string(),
+        )
         .await;
     assert_eq!(reply.status, 431, "{reply}");
     let mut conn = Conn::open(url(&magg)).await;
@@ -208,7 +213,10 @@ async fn allowed_hosts_and_origins_are_served_and_others_get_403() {
         ("mcp.example", Some("http://app.example"), 403),
     ] {
         let reply = conn.send("POST", "/mcp", &post(host, origin), &body).await;
-        assert_eq!(reply.status, status, "Host {host}, Origin {origin:?}:\n{reply}");
+        assert_eq!(
+            reply.status, status,
+            "Host {host}, Origin {origin:?}:\n{reply}"
+        );
     }
     let reply = conn
         .send(

@@ -20,7 +20,14 @@ use crate::{
 fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     let out = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
         .args(["-nodes", "-days", "2", "-subj", "/CN=localhost"])
         .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
         .arg("-keyout")
@@ -43,7 +50,14 @@ async fn magg_serves_https_and_a_plain_http_client_gets_no_answer() {
     let (cert, key) = self_signed(config.dir.path());
     let (cert_arg, key_arg) = (cert.to_string_lossy(), key.to_string_lossy());
     let args = [
-        "--http", "--host", "127.0.0.1", "--port", "0", "--tls-cert", &cert_arg, "--tls-key",
+        "--http",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--tls-cert",
+        &cert_arg,
+        "--tls-key",
         &key_arg,
     ];
     let magg = Magg::http_with(&config.path, &args, &[]).await;
@@ -99,6 +113,9 @@ fn tls_files_must_come_in_pairs_and_be_usable() {
     let (code, _, stderr) =
         run_cli(&[&serve[..], &["--tls-cert", &cert, "--tls-key", &cert]].concat());
     assert_ne!(code, 0, "{stderr}");
-    assert!(stderr.contains(&format!("TLS private key {cert}")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("TLS private key {cert}")),
+        "{stderr}"
+    );
     assert!(!stderr.contains("listening on"), "{stderr}");
 }

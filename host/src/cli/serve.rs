@@ -155,9 +155,11 @@ fn tls(args: &ServeArgs, serves_http: bool) -> anyhow::Result<Option<tokio_rustl
         return Ok(None);
     };
     if !serves_http {
-        return Err(Failed::new("--tls-cert and --tls-key are for serving HTTPS")
-            .hint("add --http (or --hybrid), or leave them out to serve stdio")
-            .into());
+        return Err(
+            Failed::new("--tls-cert and --tls-key are for serving HTTPS")
+                .hint("add --http (or --hybrid), or leave them out to serve stdio")
+                .into(),
+        );
     }
     let acceptor = http::tls_acceptor(cert, key).map_err(|e| {
         Failed::new(format!("{e}; refusing to start"))

@@ -399,7 +399,9 @@ fn assign(
             {
                 return Err((
                     format!("{bad:?} is not a web origin (it has no scheme)"),
-                    format!("write it as a browser sends it, e.g. \"https://{bad}\" or \"http://{bad}:*\" for any port"),
+                    format!(
+                        "write it as a browser sends it, e.g. \"https://{bad}\" or \"http://{bad}:*\" for any port"
+                    ),
                 ));
             }
             settings.allowed_origins = Some(origins);
@@ -631,7 +633,9 @@ impl Ctx<'_> {
             (Kind::Seconds, _) => self
                 .number(value, field)?
                 .map_or(SettingValue::Unset, SettingValue::Num),
-            (Kind::Count, Value::Number(n)) => n.as_f64().map_or(SettingValue::Unset, SettingValue::Num),
+            (Kind::Count, Value::Number(n)) => {
+                n.as_f64().map_or(SettingValue::Unset, SettingValue::Num)
+            }
             (Kind::Count, _) => {
                 return Err(self.invalid(
                     field,

@@ -1396,10 +1396,16 @@ fn http_settings_from_the_file_and_the_environment() {
 fn bad_http_settings_are_rejected_with_a_fix() {
     for (text, needle) in [
         (r#"{"max_sessions": -1}"#, "not a usable number of sessions"),
-        (r#"{"max_sessions": 2.5}"#, "not a usable number of sessions"),
+        (
+            r#"{"max_sessions": 2.5}"#,
+            "not a usable number of sessions",
+        ),
         (r#"{"max_sessions": "10"}"#, "expected a whole number"),
         (r#"{"allowed_hosts": "a.example"}"#, "expected a list"),
-        (r#"{"allowed_origins": ["app.example"]}"#, "https://app.example"),
+        (
+            r#"{"allowed_origins": ["app.example"]}"#,
+            "https://app.example",
+        ),
     ] {
         let msg = parse_err(text).to_string();
         assert!(msg.contains(needle), "{text}: {msg}");

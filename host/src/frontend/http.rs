@@ -112,7 +112,12 @@ pub async fn bind(
     };
     let hosts = guard::Hosts::new(&config.allowed_hosts, settings.allowed_origins.as_deref());
     let beside = axum::Router::new()
-        .merge(sse::router(hub.clone(), stop.clone(), trust, places.clone()))
+        .merge(sse::router(
+            hub.clone(),
+            stop.clone(),
+            trust,
+            places.clone(),
+        ))
         .merge(api::router(hub.clone(), trust));
     let sessions = Arc::new(sessions::CappedSessions::new(
         places.clone(),
@@ -126,7 +131,10 @@ pub async fn bind(
     let mut app = axum::Router::new()
         .route_service(PATH, service.clone())
         .route_service(&format!("{PATH}/"), service)
-        .route_layer(axum::middleware::from_fn_with_state((sessions, places), edge))
+        .route_layer(axum::middleware::from_fn_with_state(
+            (sessions, places),
+            edge,
+        ))
         .merge(beside);
     // After the merge: every route (MCP, SSE, the management API) needs the token, and is
     // refused to a page of another site (its `Origin`), which rmcp does not check for `/mcp`.

@@ -172,9 +172,8 @@ mod tests {
         ]
         .map(String::from)
         .into();
-        let allows = |origin: &str| {
-            Hosts::allows_origin(&origins, &Uri::try_from(origin).expect("origin"))
-        };
+        let allows =
+            |origin: &str| Hosts::allows_origin(&origins, &Uri::try_from(origin).expect("origin"));
         assert!(allows("https://app.example.com"));
         assert!(allows("https://APP.example.com:8443"));
         assert!(allows("http://localhost:5173"));

@@ -19,7 +19,6 @@
 //! have all closed (or after [`SHUTDOWN_GRACE`]).
 
 use std::{
-    convert::Infallible,
     error::Error as StdError,
     path::{Path, PathBuf},
     pin::Pin,
@@ -163,7 +162,7 @@ impl Connection {
                 request.map(|body| axum::body::Body::new(Deadline::new(body, limits.read_timeout)));
             // A router is always ready (`poll_ready` is `Ready(Ok)`), so it is called directly.
             let mut app = app.clone();
-            async move { Ok::<_, Infallible>(tower_service::Service::call(&mut app, request).await?) }
+            async move { tower_service::Service::call(&mut app, request).await }
         });
         let mut builder = http1::Builder::new();
         builder
@@ -198,7 +197,11 @@ impl Deadline {
     fn new(body: Incoming, limit: Option<Duration>) -> Deadline {
         let timer = limit.map(|limit| {
             let start = Instant::now();
-            (start, limit, Box::pin(tokio::time::sleep_until(start + limit)))
+            (
+                start,
+                limit,
+                Box::pin(tokio::time::sleep_until(start + limit)),
+            )
         });
         Deadline {
             body,
