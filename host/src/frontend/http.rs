@@ -137,7 +137,8 @@ pub async fn bind(
         ))
         .merge(beside);
     // After the merge: every route (MCP, SSE, the management API) needs the token, and is
-    // refused to a page of another site (its `Origin`), which rmcp does not check for `/mcp`.
+    // refused to a page of another site (its `Origin`; rmcp checks it for `/mcp` only when
+    // `allowed_origins` is set).
     if let Some(verifier) = auth {
         app = app.route_layer(axum::middleware::from_fn_with_state(
             verifier,
