@@ -46,7 +46,6 @@ fn everything_js() -> Result<PathBuf> {
     Ok(path)
 }
 
-/// A port that was free a moment ago.
 /// `magg serve --http` on loopback at `port` with the config file `config`.
 pub(crate) fn serve_http_args(port: u16, config: &Path) -> Vec<String> {
     let port = port.to_string();
@@ -65,6 +64,7 @@ pub(crate) fn serve_http_args(port: u16, config: &Path) -> Vec<String> {
     .to_vec()
 }
 
+/// A port that was free a moment ago.
 pub(crate) fn free_port() -> Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").context("cannot find a free port")?;
     Ok(listener.local_addr()?.port())
@@ -180,7 +180,7 @@ pub(crate) struct Client {
 
 impl Client {
     /// Connects to `addr` and performs the `initialize` handshake.
-    async fn connect(addr: SocketAddr) -> Result<Client> {
+    pub(crate) async fn connect(addr: SocketAddr) -> Result<Client> {
         Self::connect_as(addr, None).await
     }
 

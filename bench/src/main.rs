@@ -76,6 +76,10 @@
 //!     ≤ 20 µs p50 for a token seen before), a token's first check (its RS256
 //!     signature), the scoped view on a call, and a tools/list walk of 5000
 //!     tools whole and through scopes. See `auth.rs`.
+//! 14. **HTTP sessions**: magg's anonymous RSS with one streamable HTTP session and with 2000
+//!     more (500 with `--quick`) opened and left idle, per session (budget ≤ 8 KiB), and once
+//!     they have ended after `session_idle_timeout` (5 s here; budget ≤ 4 MiB above one
+//!     session); this magg alone. See `sessions.rs`.
 //!
 //! Run it from the workspace root with
 //!
@@ -107,6 +111,7 @@ mod plugins;
 mod raw;
 mod report;
 mod server;
+mod sessions;
 mod stats;
 
 use std::{
@@ -142,7 +147,7 @@ const PAGE_SIZE: usize = 1000;
 /// Number of backends for the memory measurement.
 const RSS_BACKENDS: usize = 10;
 /// The highest measurement number.
-const LAST: u16 = 13;
+const LAST: u16 = 14;
 /// Environment of every magg: its first tools/list waits up to 10 s for
 /// backends that are still starting.
 const MAGG_ENV: &[(&str, &str)] = &[("MAGG_LIST_WAIT", "10")];
@@ -1168,6 +1173,10 @@ async fn run(opts: Options, baseline: Option<PathBuf>) -> Result<()> {
     if wanted(13) {
         let result = auth::auth(&env, opts).await;
         record(&mut report, &mut failures, "13 (authentication)", result);
+    }
+    if wanted(14) {
+        let result = sessions::sessions_memory(&env, opts).await;
+        record(&mut report, &mut failures, "14 (HTTP sessions)", result);
     }
 
     for incident in server::incidents() {

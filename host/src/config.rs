@@ -21,11 +21,13 @@
 //!
 //! Top-level keys `self_prefix`, `prefix_sep`, `read_only`, `log_level`,
 //! `backend_init_timeout`, `backend_call_timeout`, `stderr_show`, `auto_reload`,
-//! `reload_poll_interval`, `reload_use_watchdog`, `plugins_dir`, `list_wait`
-//! and `allow_unauthenticated_changes`, each also settable with the environment variable
-//! `MAGG_<KEY IN CAPITALS>` (e.g. `MAGG_READ_ONLY`). **The environment
+//! `reload_poll_interval`, `reload_use_watchdog`, `plugins_dir`, `list_wait`,
+//! `allow_unauthenticated_changes`, and for HTTP `session_idle_timeout`, `max_sessions`,
+//! `http_read_timeout`, `allowed_hosts` and `allowed_origins`, each also settable with the
+//! environment variable `MAGG_<KEY IN CAPITALS>` (e.g. `MAGG_READ_ONLY`). **The environment
 //! overrides the file** (Magg 1.3 did the reverse); empty variables are
-//! ignored. Booleans accept `true/false/1/0/yes/no/on/off` in any case.
+//! ignored. Booleans accept `true/false/1/0/yes/no/on/off` in any case; lists in the
+//! environment are comma-separated.
 //!
 //! # Discovery
 //!
@@ -74,6 +76,15 @@ pub const DEFAULT_BACKEND_CALL_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Default for [`Settings::list_wait`].
 pub const DEFAULT_LIST_WAIT: Duration = Duration::from_secs(5);
+
+/// Default for [`Settings::session_idle_timeout`].
+pub const DEFAULT_SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Default for [`Settings::max_sessions`].
+pub const DEFAULT_MAX_SESSIONS: usize = 1000;
+
+/// Default for [`Settings::http_read_timeout`].
+pub const DEFAULT_HTTP_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What the value of an `env` variable or a `transport.headers` entry is shown as wherever a
 /// client or a terminal sees the config (resources, `magg config show`...); see
@@ -137,6 +148,31 @@ pub struct Settings {
     /// use the tools that start servers or change the config. Key
     /// `allow_unauthenticated_changes`, env `MAGG_ALLOW_UNAUTHENTICATED_CHANGES`, default false.
     pub allow_unauthenticated_changes: bool,
+    /// How long an HTTP session (streamable HTTP at `/mcp`) may go without a request before
+    /// magg ends it and frees what it held; `None` keeps sessions until the client ends them
+    /// (0; negative is an error). Key `session_idle_timeout` (seconds), env
+    /// `MAGG_SESSION_IDLE_TIMEOUT`, default 300 s.
+    pub session_idle_timeout: Option<Duration>,
+    /// How many HTTP sessions (streamable HTTP and legacy SSE together) may be open at once;
+    /// a client that opens one more gets `503 Service Unavailable`. 0 means no limit. Key
+    /// `max_sessions`, env `MAGG_MAX_SESSIONS`, default 1000.
+    pub max_sessions: usize,
+    /// How long an HTTP client may take to send a request's headers, and (at first) its body;
+    /// a body keeps more time while it keeps coming at a usable rate. A client slower than
+    /// that is disconnected. `None` waits forever (0; negative is an error). Key
+    /// `http_read_timeout` (seconds), env `MAGG_HTTP_READ_TIMEOUT`, default 30 s.
+    pub http_read_timeout: Option<Duration>,
+    /// The host names (`example.com`, `example.com:8080`) HTTP requests may name in `Host`;
+    /// `None` for the default: the loopback names when magg listens on loopback, those and
+    /// `--host` when it listens on one address, any host when it listens on all interfaces.
+    /// An empty list allows any host. Key `allowed_hosts`, env `MAGG_ALLOWED_HOSTS`
+    /// (comma-separated).
+    pub allowed_hosts: Option<Vec<String>>,
+    /// The web origins (`https://app.example.com`, `http://localhost:*`, `null`) whose pages
+    /// may send requests to magg, checked when a request has an `Origin` header; `None` for
+    /// the default: a page's origin must name an allowed host. Key `allowed_origins`, env
+    /// `MAGG_ALLOWED_ORIGINS` (comma-separated).
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 impl Default for Settings {
@@ -155,6 +191,11 @@ impl Default for Settings {
             plugins_dir: None,
             list_wait: DEFAULT_LIST_WAIT,
             allow_unauthenticated_changes: false,
+            session_idle_timeout: Some(DEFAULT_SESSION_IDLE_TIMEOUT),
+            max_sessions: DEFAULT_MAX_SESSIONS,
+            http_read_timeout: Some(DEFAULT_HTTP_READ_TIMEOUT),
+            allowed_hosts: None,
+            allowed_origins: None,
         }
     }
 }
@@ -179,6 +220,11 @@ impl Settings {
             "allow_unauthenticated_changes",
             "MAGG_ALLOW_UNAUTHENTICATED_CHANGES",
         ),
+        ("session_idle_timeout", "MAGG_SESSION_IDLE_TIMEOUT"),
+        ("max_sessions", "MAGG_MAX_SESSIONS"),
+        ("http_read_timeout", "MAGG_HTTP_READ_TIMEOUT"),
+        ("allowed_hosts", "MAGG_ALLOWED_HOSTS"),
+        ("allowed_origins", "MAGG_ALLOWED_ORIGINS"),
     ];
 
     /// The name of one of magg's own tools: `"{self_prefix}{prefix_sep}{name}"`,

@@ -552,7 +552,7 @@ pub fn limit_retained_memory() {
 /// Gives the allocator's free pages back to the system. A rebuild follows a backend's lists
 /// being read: their parsed form is freed once the catalog holds the tools as text, and glibc
 /// would otherwise keep those pages for the life of the process.
-fn release_free_memory() {
+pub(crate) fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only hands free pages of glibc's heap back to the kernel; memory in
     // use is not touched, and it is safe to call from any thread at any time.

@@ -2,6 +2,8 @@
 
 Usage: sdk_client.py stdio MAGG_BINARY CONFIG   (the SDK spawns `magg serve`)
        sdk_client.py http URL                    (magg already serves streamable HTTP)
+       sdk_client.py https URL CA_FILE           (the same over HTTPS, trusting the PEM
+                                                  certificate CA_FILE)
        sdk_client.py modern URL                  (the same, stateless protocol 2026-07-28:
                                                   backends' requests come as input_required)
        sdk_client.py sse URL CONFIG              (magg serves the legacy SSE transport at URL;
@@ -14,8 +16,11 @@ Exits non-zero, with the reason on stderr, if anything a user would check is wro
 import asyncio
 import json
 import os
+import ssl
 import sys
 import warnings
+
+import httpx2
 
 from mcp import Client, ClientSession, StdioServerParameters, types
 from mcp.client.sse import sse_client
@@ -206,6 +211,12 @@ async def main() -> None:
             async with session_for(read, write) as session:
                 await exercise(session)
                 await list_changed_after_config_edit(session, sys.argv[3])
+    elif mode == "https":
+        context = ssl.create_default_context(cafile=sys.argv[3])
+        async with httpx2.AsyncClient(verify=context) as client:
+            async with streamable_http_client(sys.argv[2], http_client=client) as streams:
+                async with session_for(streams[0], streams[1]) as session:
+                    await exercise(session)
     else:
         async with streamable_http_client(sys.argv[2]) as streams:
             async with session_for(streams[0], streams[1]) as session:

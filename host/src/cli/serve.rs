@@ -41,6 +41,7 @@ async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     } else {
         None
     };
+    let tls = tls(&args, serves_http)?;
     let where_from = if config.exists {
         config.path.display().to_string()
     } else {
@@ -79,9 +80,10 @@ async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     }
 
     let http_task = if args.http || args.hybrid {
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let (addr, serve) =
-            http::bind(hub.clone(), &args.host, args.port, auth, stop.clone()).await?;
-        tracing::info!("listening on http://{addr}/mcp");
+            http::bind(hub.clone(), &args.host, args.port, auth, tls, stop.clone()).await?;
+        tracing::info!("listening on {scheme}://{addr}/mcp");
         Some(tokio::spawn(serve))
     } else {
         None
@@ -161,6 +163,27 @@ async fn http_auth(config: &Config, args: &ServeArgs) -> anyhow::Result<Option<A
         );
     }
     Ok(None)
+}
+
+/// The TLS side of the HTTP server, from `--tls-cert` and `--tls-key` (clap makes sure they
+/// come together): `None` without them; an error when they cannot be used, or are given
+/// without HTTP to serve.
+fn tls(args: &ServeArgs, serves_http: bool) -> anyhow::Result<Option<tokio_rustls::TlsAcceptor>> {
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        return Ok(None);
+    };
+    if !serves_http {
+        return Err(
+            Failed::new("--tls-cert and --tls-key are for serving HTTPS")
+                .hint("add --http (or --hybrid), or leave them out to serve stdio")
+                .into(),
+        );
+    }
+    let acceptor = http::tls_acceptor(cert, key).map_err(|e| {
+        Failed::new(format!("{e}; refusing to start"))
+            .hint("--tls-cert takes a PEM certificate chain, --tls-key its PEM private key (e.g. from `openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout key.pem -out cert.pem`)")
+    })?;
+    Ok(Some(acceptor))
 }
 
 /// Whether `host` names this machine only: `localhost` or a loopback address.

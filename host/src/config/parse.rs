@@ -199,6 +199,22 @@ pub(super) fn apply_env(settings: &mut Settings, env: EnvLookup<'_>, path: &Path
                     ));
                 }
             },
+            Kind::Count => match raw.trim().parse::<f64>() {
+                Ok(n) => SettingValue::Num(n),
+                Err(_) => {
+                    return Err(env_error(
+                        "expected a whole number".to_owned(),
+                        "use a number such as 1000 (0 for no limit)".to_owned(),
+                    ));
+                }
+            },
+            Kind::List => SettingValue::List(
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|item| !item.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            ),
         };
         let home = home_dir(env);
         assign(settings, key, value, home.as_deref())
@@ -240,6 +256,10 @@ enum Kind {
     Bool,
     OptBool,
     Seconds,
+    /// A whole number, not negative.
+    Count,
+    /// A list of strings (comma-separated in the environment).
+    List,
 }
 
 impl Kind {
@@ -251,7 +271,11 @@ impl Kind {
             "backend_init_timeout"
             | "backend_call_timeout"
             | "reload_poll_interval"
-            | "list_wait" => Kind::Seconds,
+            | "list_wait"
+            | "session_idle_timeout"
+            | "http_read_timeout" => Kind::Seconds,
+            "max_sessions" => Kind::Count,
+            "allowed_hosts" | "allowed_origins" => Kind::List,
             _ => Kind::Bool,
         }
     }
@@ -264,6 +288,7 @@ enum SettingValue {
     Str(String),
     Bool(bool),
     Num(f64),
+    List(Vec<String>),
 }
 
 /// Stores a type-checked value into `settings`; `Err((message, fix))` when
@@ -344,6 +369,44 @@ fn assign(
                 Duration::try_from_secs_f64(n).map_err(|_| not_seconds(n, "0 or more, e.g. 5"))?;
         }
         ("list_wait", _) => settings.list_wait = defaults.list_wait,
+        ("session_idle_timeout", SettingValue::Num(n)) => {
+            settings.session_idle_timeout = limit_seconds(n)?;
+        }
+        ("session_idle_timeout", _) => {
+            settings.session_idle_timeout = defaults.session_idle_timeout;
+        }
+        ("http_read_timeout", SettingValue::Num(n)) => {
+            settings.http_read_timeout = limit_seconds(n)?;
+        }
+        ("http_read_timeout", _) => settings.http_read_timeout = defaults.http_read_timeout,
+        ("max_sessions", SettingValue::Num(n)) => {
+            if !(n.is_finite() && n >= 0.0 && n.fract() == 0.0) {
+                return Err((
+                    format!("{n} is not a usable number of sessions"),
+                    "use a whole number such as 1000, or 0 for no limit".to_owned(),
+                ));
+            }
+            // A float this large already means "no limit" in practice.
+            settings.max_sessions = n as usize;
+        }
+        ("max_sessions", _) => settings.max_sessions = defaults.max_sessions,
+        ("allowed_hosts", SettingValue::List(hosts)) => settings.allowed_hosts = Some(hosts),
+        ("allowed_hosts", _) => settings.allowed_hosts = None,
+        ("allowed_origins", SettingValue::List(origins)) => {
+            if let Some(bad) = origins
+                .iter()
+                .find(|o| !o.eq_ignore_ascii_case("null") && !o.contains("://"))
+            {
+                return Err((
+                    format!("{bad:?} is not a web origin (it has no scheme)"),
+                    format!(
+                        "write it as a browser sends it, e.g. \"https://{bad}\" or \"http://{bad}:*\" for any port"
+                    ),
+                ));
+            }
+            settings.allowed_origins = Some(origins);
+        }
+        ("allowed_origins", _) => settings.allowed_origins = None,
         (key, _) => {
             return Err((format!("{key:?} is not a setting"), "remove it".to_owned()));
         }
@@ -570,6 +633,17 @@ impl Ctx<'_> {
             (Kind::Seconds, _) => self
                 .number(value, field)?
                 .map_or(SettingValue::Unset, SettingValue::Num),
+            (Kind::Count, Value::Number(n)) => {
+                n.as_f64().map_or(SettingValue::Unset, SettingValue::Num)
+            }
+            (Kind::Count, _) => {
+                return Err(self.invalid(
+                    field,
+                    format!("expected a whole number, found {}", describe(value)),
+                    "write a number without quotes, e.g. 1000",
+                ));
+            }
+            (Kind::List, _) => SettingValue::List(self.string_list(value, field)?),
         };
         let home = home_dir(self.env);
         assign(settings, key, typed, home.as_deref())

@@ -1126,6 +1126,8 @@ fn negative_durations_are_rejected() {
         "backend_call_timeout",
         "list_wait",
         "reload_poll_interval",
+        "session_idle_timeout",
+        "http_read_timeout",
     ] {
         let err = parse_err(&format!("{{\"servers\": {{}},\n \"{key}\": -5}}"));
         assert_eq!(err.field(), Some(key));
@@ -1383,4 +1385,64 @@ fn the_config_lock_is_held_until_dropped() {
         ConfigLock::try_acquire(&path).unwrap().is_some(),
         "released"
     );
+}
+
+#[test]
+fn http_settings_from_the_file_and_the_environment() {
+    let s = parse("{}").unwrap().settings;
+    assert_eq!(s.session_idle_timeout, Some(Duration::from_secs(300)));
+    assert_eq!(s.max_sessions, 1000);
+    assert_eq!(s.http_read_timeout, Some(Duration::from_secs(30)));
+    assert_eq!((s.allowed_hosts, s.allowed_origins), (None, None));
+
+    let s = parse(
+        r#"{"session_idle_timeout": 0, "max_sessions": 5, "http_read_timeout": 2.5,
+            "allowed_hosts": ["mcp.example"], "allowed_origins": ["https://app.example", "null"]}"#,
+    )
+    .unwrap()
+    .settings;
+    assert_eq!(s.session_idle_timeout, None);
+    assert_eq!(s.max_sessions, 5);
+    assert_eq!(s.http_read_timeout, Some(Duration::from_millis(2500)));
+    assert_eq!(s.allowed_hosts, Some(vec!["mcp.example".to_owned()]));
+    assert_eq!(
+        s.allowed_origins,
+        Some(vec!["https://app.example".to_owned(), "null".to_owned()])
+    );
+
+    let env = [
+        ("MAGG_MAX_SESSIONS", "0"),
+        ("MAGG_ALLOWED_HOSTS", "a.example, b.example:8080,"),
+        ("MAGG_SESSION_IDLE_TIMEOUT", "60"),
+    ];
+    let s = parse_env("{}", &env).unwrap().settings;
+    assert_eq!(s.max_sessions, 0);
+    assert_eq!(
+        s.allowed_hosts,
+        Some(vec!["a.example".to_owned(), "b.example:8080".to_owned()])
+    );
+    assert_eq!(s.session_idle_timeout, Some(Duration::from_secs(60)));
+}
+
+#[test]
+fn bad_http_settings_are_rejected_with_a_fix() {
+    for (text, needle) in [
+        (r#"{"max_sessions": -1}"#, "not a usable number of sessions"),
+        (
+            r#"{"max_sessions": 2.5}"#,
+            "not a usable number of sessions",
+        ),
+        (r#"{"max_sessions": "10"}"#, "expected a whole number"),
+        (r#"{"allowed_hosts": "a.example"}"#, "expected a list"),
+        (
+            r#"{"allowed_origins": ["app.example"]}"#,
+            "https://app.example",
+        ),
+    ] {
+        let msg = parse_err(text).to_string();
+        assert!(msg.contains(needle), "{text}: {msg}");
+        assert!(msg.contains("Fix: "), "{text}: {msg}");
+    }
+    let err = parse_env("{}", &[("MAGG_MAX_SESSIONS", "many")]).unwrap_err();
+    assert!(err.to_string().contains("whole number"), "{err}");
 }

@@ -20,15 +20,18 @@
 //! Every route checks `Host` and `Origin` ([`guard`]): a page of another site gets
 //! `403 Forbidden`, so it cannot drive magg on localhost (DNS rebinding).
 //!
-//! Accepted connections have `TCP_NODELAY` set, so a response written in more than one piece
-//! is never held back waiting for the client's (delayed) acknowledgement of the first.
+//! Sessions are capped and idle ones end ([`sessions`]). magg runs its own accept loop
+//! ([`listen`]): HTTP/1.1, optionally over TLS, with limits on header size and on how long a
+//! client may take to send a request, and `TCP_NODELAY` on every connection.
 
 mod accept;
 mod api;
 mod bearer;
 mod body;
 mod guard;
+mod listen;
 mod reply;
+mod sessions;
 mod sse;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
@@ -39,12 +42,13 @@ use axum::{
     http::{Method, StatusCode},
     middleware::Next,
     response::{IntoResponse as _, Response},
-    serve::ListenerExt as _,
 };
+pub use listen::{TlsError, tls_acceptor};
 use rmcp::transport::{
     StreamableHttpServerConfig, StreamableHttpService,
-    streamable_http_server::session::{SessionManager as _, local::LocalSessionManager},
+    streamable_http_server::session::SessionManager as _,
 };
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use super::MaggServer;
@@ -62,12 +66,14 @@ const PATH: &str = "/mcp";
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// Binds `host:port` and returns the bound address and a future that serves until `stop`.
-/// With `auth`, every request must carry a bearer token it accepts.
+/// With `auth`, every request must carry a bearer token it accepts; with `tls`, connections
+/// speak HTTPS.
 pub async fn bind(
     hub: Arc<Hub>,
     host: &str,
     port: u16,
     auth: Option<Arc<Gate>>,
+    tls: Option<TlsAcceptor>,
     stop: CancellationToken,
 ) -> anyhow::Result<(SocketAddr, impl Future<Output = anyhow::Result<()>> + use<>)> {
     let listener = tokio::net::TcpListener::bind((host, port))
@@ -76,32 +82,47 @@ pub async fn bind(
             format!("cannot listen on {host}:{port} (is the port in use? pick another with --port)")
         })?;
     let addr = listener.local_addr()?;
-    let listener = listener.tap_io(|stream| {
-        if let Err(error) = stream.set_nodelay(true) {
-            tracing::debug!("cannot set TCP_NODELAY on an accepted connection: {error}");
-        }
-    });
+    let settings = &hub.settings;
     let mut config = StreamableHttpServerConfig::default()
         .with_cancellation_token(stop.child_token())
         .with_max_request_body_bytes(MAX_BODY_BYTES)
         .with_sse_keep_alive(Some(KEEP_ALIVE));
-    if matches!(host, "0.0.0.0" | "::" | "[::]") {
+    if let Some(hosts) = &settings.allowed_hosts {
+        config = config.with_allowed_hosts(hosts.iter().map(String::as_str));
+    } else if matches!(host, "0.0.0.0" | "::" | "[::]") {
         tracing::warn!(
-            "listening on all interfaces: Host header checks are off; put magg behind a proxy that checks them"
+            "listening on all interfaces: Host header checks are off; put magg behind a proxy that checks them, or list the names clients use in allowed_hosts"
         );
         config = config.disable_allowed_hosts();
     } else if !matches!(host, "localhost" | "127.0.0.1" | "::1") {
         config = config.with_allowed_hosts(["localhost", "127.0.0.1", "::1", host]);
     }
+    if let Some(origins) = &settings.allowed_origins {
+        config = config
+            .with_allowed_origins(origins.iter().map(String::as_str))
+            .enforce_origin_validation();
+    }
+    let places = sessions::Places::new(settings.max_sessions, settings.session_idle_timeout);
+    let limits = listen::Limits {
+        read_timeout: settings.http_read_timeout,
+    };
     let trust = match auth {
         Some(_) => Trust::Full,
         None => Trust::Unauthenticated,
     };
-    let hosts = guard::Hosts::new(&config.allowed_hosts);
+    let hosts = guard::Hosts::new(&config.allowed_hosts, settings.allowed_origins.as_deref());
     let beside = axum::Router::new()
-        .merge(sse::router(hub.clone(), stop.clone(), trust))
+        .merge(sse::router(
+            hub.clone(),
+            stop.clone(),
+            trust,
+            places.clone(),
+        ))
         .merge(api::router(hub.clone(), trust));
-    let sessions = Arc::new(LocalSessionManager::default());
+    let sessions = Arc::new(sessions::CappedSessions::new(
+        places.clone(),
+        settings.session_idle_timeout,
+    ));
     let service = StreamableHttpService::new(
         move || Ok(MaggServer::with_trust(hub.clone(), trust)),
         sessions.clone(),
@@ -110,14 +131,18 @@ pub async fn bind(
     let mut app = axum::Router::new()
         .route_service(PATH, service.clone())
         .route_service(&format!("{PATH}/"), service)
-        .route_layer(axum::middleware::from_fn_with_state(sessions, edge))
+        .route_layer(axum::middleware::from_fn_with_state(
+            (sessions, places),
+            edge,
+        ))
         .merge(beside);
     // After the merge: every route (MCP, SSE, the management API) needs the token, and is
-    // refused to a page of another site (its `Origin`), which rmcp does not check for `/mcp`.
+    // refused to a page of another site (its `Origin`; rmcp checks it for `/mcp` only when
+    // `allowed_origins` is set).
     if let Some(gate) = auth {
         let check = bearer::Check {
             gate,
-            scheme: "http",
+            scheme: if tls.is_some() { "https" } else { "http" },
         };
         app = app
             .route_layer(axum::middleware::from_fn_with_state(
@@ -139,10 +164,8 @@ pub async fn bind(
         .route_layer(axum::middleware::from_fn_with_state(hosts, guard::check))
         .fallback(not_found);
     let serve = async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await
-            .context("HTTP server failed")
+        listen::serve(listener, app, limits, tls, stop).await;
+        Ok(())
     };
     Ok((addr, serve))
 }
@@ -159,7 +182,7 @@ async fn not_found() -> Response {
 
 /// What stands between the HTTP server and rmcp's service for every request to [`PATH`].
 async fn edge(
-    State(sessions): State<Arc<LocalSessionManager>>,
+    State((sessions, places)): State<(Arc<sessions::CappedSessions>, sessions::Places)>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -172,8 +195,24 @@ async fn edge(
                 Err(refusal) => return refusal,
             };
             let declared_json = body::declares_json(&parts.headers);
+            // A request that opens a session needs a free place, reserved here so that a
+            // full magg answers with a clear 503 before any work.
+            let place = match sessions::initialize_id(&bytes) {
+                Some(id) if !parts.headers.contains_key("mcp-session-id") => match places.take() {
+                    Some(place) => Some(place),
+                    None => return places.refusal(id),
+                },
+                _ => None,
+            };
             let request = Request::from_parts(parts, axum::body::Body::from(bytes.clone()));
-            let response = next.run(request).await;
+            let response = match place {
+                Some(place) => {
+                    sessions::RESERVED
+                        .scope(std::cell::Cell::new(Some(place)), next.run(request))
+                        .await
+                }
+                None => next.run(request).await,
+            };
             // rmcp answers 415 both for a wrong Content-Type and for a JSON body it cannot
             // read as a message; only the first is a media type problem.
             if response.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE

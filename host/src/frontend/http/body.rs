@@ -7,14 +7,20 @@
 
 use axum::{
     body::{Body, Bytes},
-    http::{HeaderMap, StatusCode, header::CONTENT_TYPE},
+    http::{
+        HeaderMap, StatusCode,
+        header::{CONNECTION, CONTENT_TYPE},
+    },
     response::{IntoResponse as _, Response},
 };
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use rmcp::model::{ClientJsonRpcMessage, ErrorData, JsonRpcError, RequestId};
 
+use super::listen::{BodyTimedOut, is_body_timeout};
+
 /// Reads `body` whole; a body over `limit` bytes is refused with `413 Payload Too Large` as
-/// soon as it passes the limit, and one that breaks off with `400 Bad Request`.
+/// soon as it passes the limit, one that does not arrive in time with `408 Request Timeout`
+/// (and the connection closed), and one that breaks off with `400 Bad Request`.
 pub async fn read(body: Body, limit: usize) -> Result<Bytes, Response> {
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
@@ -23,6 +29,15 @@ pub async fn read(body: Body, limit: usize) -> Result<Bytes, Response> {
             format!("Payload Too Large: request body exceeds {limit} bytes"),
         )
             .into_response()),
+        Err(error) if is_body_timeout(error.as_ref()) => {
+            tracing::debug!("{error}");
+            Err((
+                StatusCode::REQUEST_TIMEOUT,
+                [(CONNECTION, "close")],
+                format!("Request Timeout: {BodyTimedOut}"),
+            )
+                .into_response())
+        }
         Err(error) => Err((
             StatusCode::BAD_REQUEST,
             format!("Bad Request: cannot read the request body: {error}"),

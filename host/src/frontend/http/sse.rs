@@ -10,6 +10,8 @@
 //!
 //! Each stream is one full MCP session over the same hub as `/mcp` sessions: the same
 //! handler served by rmcp over a [`Channels`] transport. Closing the stream ends the session.
+//! Each takes a place under the same cap as `/mcp` sessions (`max_sessions`, see
+//! [`Places`]); a stream asked for while all are taken gets `503 Service Unavailable`.
 
 use std::{
     collections::HashMap,
@@ -36,7 +38,10 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{KEEP_ALIVE, MAX_BODY_BYTES, body};
+use super::{
+    KEEP_ALIVE, MAX_BODY_BYTES, body,
+    sessions::{Place, Places},
+};
 use crate::{auth::Caller, frontend::MaggServer, hub::Hub, mcp::channel::Channels, relay::Trust};
 
 /// Where the event stream is opened.
@@ -52,6 +57,8 @@ struct Streams {
     stop: CancellationToken,
     /// What its sessions' clients may do (see `http.rs`).
     trust: Trust,
+    /// The places sessions take, shared with `/mcp`.
+    places: Places,
     sessions: Arc<Mutex<HashMap<String, mpsc::Sender<ClientJsonRpcMessage>>>>,
 }
 
@@ -78,25 +85,30 @@ impl Streams {
     }
 }
 
-/// Ends the session when the stream is dropped (the client went away or magg stops).
+/// Ends the session when the stream is dropped (the client went away or magg stops), which
+/// frees its place.
 struct EndOnDrop {
     streams: Streams,
     id: String,
+    _place: Place,
 }
 
 impl Drop for EndOnDrop {
     fn drop(&mut self) {
         self.streams.remove(&self.id);
+        self.streams.places.release_memory_soon();
         tracing::debug!(session = %self.id, "SSE stream closed; session ended");
     }
 }
 
-/// The routes of the SSE transport, serving sessions over `hub` until `stop`.
-pub fn router(hub: Arc<Hub>, stop: CancellationToken, trust: Trust) -> Router {
+/// The routes of the SSE transport, serving sessions over `hub` until `stop`, each in one of
+/// `places`.
+pub fn router(hub: Arc<Hub>, stop: CancellationToken, trust: Trust, places: Places) -> Router {
     let streams = Streams {
         hub,
         stop,
         trust,
+        places,
         sessions: Arc::default(),
     };
     Router::new()
@@ -113,6 +125,9 @@ fn new_id() -> String {
 
 /// `GET /sse`: a new session and its event stream.
 async fn open(State(streams): State<Streams>, request: Request) -> Response {
+    let Some(place) = streams.places.take() else {
+        return streams.places.refusal(None);
+    };
     // The token of the request that opened the stream stands for the whole session.
     let caller = request.extensions().get::<Arc<Caller>>().cloned();
     let id = new_id();
@@ -136,6 +151,7 @@ async fn open(State(streams): State<Streams>, request: Request) -> Response {
     let guard = EndOnDrop {
         streams: streams.clone(),
         id,
+        _place: place,
     };
     let first = stream::once(async move { Ok(Event::default().event("endpoint").data(endpoint)) });
     let events = first

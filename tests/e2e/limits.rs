@@ -1,0 +1,244 @@
+//! What magg's HTTP server allows a client: how many sessions (`max_sessions`) and for how
+//! long (`session_idle_timeout`), how long a request may take to arrive (`http_read_timeout`),
+//! how large its headers may be, and which hosts and origins may send it
+//! (`allowed_hosts`, `allowed_origins`).
+
+use serde_json::{Value, json};
+use tokio::{
+    io::{AsyncReadExt as _, AsyncWriteExt as _},
+    net::TcpStream,
+};
+
+use crate::{
+    harness::{Magg, TempConfig, WAIT, eventually, test_backend},
+    raw_http::{BOTH, Conn, initialize},
+};
+
+/// `magg serve --http` on loopback over `config`, with `env` set.
+async fn magg_with(config: &Value, env: &[(&str, &str)]) -> (TempConfig, Magg) {
+    let config = TempConfig::new(config);
+    let args = ["--http", "--host", "127.0.0.1", "--port", "0"];
+    let magg = Magg::http_with(&config.path, &args, env).await;
+    (config, magg)
+}
+
+fn url(magg: &Magg) -> &str {
+    magg.url.as_deref().expect("serving HTTP")
+}
+
+/// The host and port magg listens on.
+fn authority(magg: &Magg) -> String {
+    url(magg)
+        .trim_start_matches("http://")
+        .trim_end_matches("/mcp")
+        .to_owned()
+}
+
+fn list_tools() -> Value {
+    json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+}
+
+/// Reads from `stream` until magg closes it; what it sent before.
+async fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
+    let mut got = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut got))
+        .await
+        .expect("magg closes the connection in time")
+        .expect("read");
+    got
+}
+
+#[tokio::test]
+async fn a_session_beyond_max_sessions_gets_503_and_an_ended_session_frees_its_place() {
+    let (_config, magg) = magg_with(&json!({"servers": {}}), &[("MAGG_MAX_SESSIONS", "2")]).await;
+    let mut conn = Conn::open(url(&magg)).await;
+    let first = conn.open_session().await;
+    let _second = conn.open_session().await;
+
+    let refused = conn.post(None, &initialize()).await;
+    assert_eq!(refused.status, 503, "{refused}");
+    assert!(refused.header("retry-after").is_some(), "{refused}");
+    let error = refused.json();
+    assert_eq!(error["id"], 0, "{error}");
+    let message = error["error"]["message"].as_str().unwrap_or_default();
+    for needle in ["2 sessions", "max_sessions", "MAGG_MAX_SESSIONS", "300 s"] {
+        assert!(message.contains(needle), "{needle:?} in {message:?}");
+    }
+
+    // Open sessions keep working.
+    let listed = conn.post(Some(&first), &list_tools()).await;
+    assert_eq!(listed.status, 200, "{listed}");
+
+    // A legacy SSE session counts too.
+    let mut sse = Conn::open(url(&magg)).await;
+    sse.write("GET", "/sse", &[("Accept", "text/event-stream")], "")
+        .await;
+    let (status, _) = sse.read_head().await;
+    assert_eq!(status, 503, "an SSE stream while all places are taken");
+
+    let ended = conn
+        .send("DELETE", "/mcp", &[("Mcp-Session-Id", &first)], "")
+        .await;
+    assert_eq!(ended.status, 204, "{ended}");
+    let mut sse = Conn::open(url(&magg)).await;
+    sse.write("GET", "/sse", &[("Accept", "text/event-stream")], "")
+        .await;
+    let (status, _) = sse.read_head().await;
+    assert_eq!(status, 200, "the place of the ended session is free");
+    let refused = conn.post(None, &initialize()).await;
+    assert_eq!(refused.status, 503, "the SSE session took it:\n{refused}");
+
+    drop(sse);
+    let url = url(&magg).to_owned();
+    eventually("the SSE session's place to come free", WAIT, || {
+        let url = url.clone();
+        async move {
+            let reply = Conn::open(&url).await.post(None, &initialize()).await;
+            (reply.status == 200).then_some(())
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_idle_session_ends_after_session_idle_timeout_and_frees_its_place() {
+    let env = [
+        ("MAGG_MAX_SESSIONS", "1"),
+        ("MAGG_SESSION_IDLE_TIMEOUT", "1"),
+    ];
+    let (_config, magg) = magg_with(&json!({"servers": {}}), &env).await;
+    let mut conn = Conn::open(url(&magg)).await;
+    let idle = conn.open_session().await;
+    // Asking about the idle session would keep it alive: ask for a new one until its place
+    // is free.
+    let url = url(&magg).to_owned();
+    let mut conn = eventually("the idle session to end", WAIT, || {
+        let url = url.clone();
+        async move {
+            let mut conn = Conn::open(&url).await;
+            let reply = conn.post(None, &initialize()).await;
+            (reply.status == 200).then_some(conn)
+        }
+    })
+    .await;
+    let reply = conn.post(Some(&idle), &list_tools()).await;
+    assert_eq!(reply.status, 404, "the idle session is gone:\n{reply}");
+}
+
+#[tokio::test]
+async fn a_stalled_or_trickling_client_is_dropped_while_others_are_served() {
+    let config = json!({"servers": {"tb": test_backend("tb", "tb", &[])}});
+    let (_config, magg) = magg_with(&config, &[("MAGG_HTTP_READ_TIMEOUT", "2")]).await;
+    let authority = authority(&magg);
+
+    // Half a request head, and a whole head with a tenth of its body.
+    let mut stalled = TcpStream::connect(&authority).await.expect("connect");
+    let head = format!("POST /mcp HTTP/1.1\r\nHost: {authority}\r\nContent-Type: appl");
+    stalled.write_all(head.as_bytes()).await.expect("write");
+    let mut trickling = TcpStream::connect(&authority).await.expect("connect");
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n\
+         Accept: {BOTH}\r\nContent-Length: 100\r\n\r\n{{\"jsonrpc\":"
+    );
+    trickling.write_all(head.as_bytes()).await.expect("write");
+
+    // Everyone else is served meanwhile.
+    let mut conn = Conn::open(url(&magg)).await;
+    let session = conn.open_session().await;
+    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "tb_echo", "arguments": {"text": "still here"}}});
+    let reply = conn.post(Some(&session), &call).await;
+    assert_eq!(reply.status, 200, "{reply}");
+    assert_eq!(
+        reply.json()["result"]["content"][0]["text"],
+        "still here",
+        "{reply}"
+    );
+
+    let got = read_until_closed(&mut stalled).await;
+    assert!(
+        got.is_empty(),
+        "a half-sent head gets no answer: {}",
+        String::from_utf8_lossy(&got)
+    );
+    let got = String::from_utf8_lossy(&read_until_closed(&mut trickling).await).into_owned();
+    assert!(got.starts_with("HTTP/1.1 408"), "{got}");
+    assert!(got.contains("http_read_timeout"), "{got}");
+}
+
+#[tokio::test]
+async fn headers_too_large_get_431_and_magg_keeps_serving() {
+    let (_config, magg) = magg_with(&json!({"servers": {}}), &[]).await;
+    let mut conn = Conn::open(url(&magg)).await;
+    let big = "x".repeat(100 * 1024);
+    let reply = conn
+        .send(
+            "POST",
+            "/mcp",
+            &[("X-Big", &big)],
+            &initialize().to_string(),
+        )
+        .await;
+    assert_eq!(reply.status, 431, "{reply}");
+    let mut conn = Conn::open(url(&magg)).await;
+    conn.open_session().await;
+}
+
+#[tokio::test]
+async fn allowed_hosts_and_origins_are_served_and_others_get_403() {
+    let config = json!({
+        "servers": {},
+        "allowed_hosts": ["mcp.example", "localhost"],
+        "allowed_origins": ["https://app.example"],
+    });
+    let (_config, magg) = magg_with(&config, &[]).await;
+    let mut conn = Conn::open(url(&magg)).await;
+    let post = |host: &'static str, origin: Option<&'static str>| {
+        let mut headers = vec![
+            ("Host", host),
+            ("Content-Type", "application/json"),
+            ("Accept", BOTH),
+        ];
+        headers.extend(origin.map(|o| ("Origin", o)));
+        headers
+    };
+    let body = initialize().to_string();
+    for (host, origin, status) in [
+        ("mcp.example", None, 200),
+        ("mcp.example:8443", Some("https://app.example"), 200),
+        ("localhost", None, 200),
+        ("127.0.0.1", None, 403),
+        ("other.example", None, 403),
+        ("mcp.example", Some("http://localhost:3000"), 403),
+        ("mcp.example", Some("http://app.example"), 403),
+    ] {
+        let reply = conn.send("POST", "/mcp", &post(host, origin), &body).await;
+        assert_eq!(
+            reply.status, status,
+            "Host {host}, Origin {origin:?}:\n{reply}"
+        );
+    }
+    let reply = conn
+        .send(
+            "GET",
+            "/mcp_servers",
+            &[("Host", "mcp.example"), ("Origin", "https://evil.example")],
+            "",
+        )
+        .await;
+    assert_eq!(reply.status, 403, "the management API too:\n{reply}");
+    assert!(reply.text().contains("allowed_origins"), "{reply}");
+}
+
+#[test]
+fn a_negative_session_idle_timeout_stops_magg_with_a_clear_error() {
+    let config = TempConfig::new(&json!({"servers": {}}));
+    let path = config.path.to_string_lossy().into_owned();
+    let (code, _, stderr) = crate::harness::run_cli_env(
+        &["serve", "--http", "--port", "0", "--config", &path],
+        &[("MAGG_SESSION_IDLE_TIMEOUT", "-5")],
+    );
+    assert_ne!(code, 0, "{stderr}");
+    assert!(stderr.contains("MAGG_SESSION_IDLE_TIMEOUT"), "{stderr}");
+    assert!(stderr.contains("0 waits forever"), "{stderr}");
+}
