@@ -1,7 +1,8 @@
-//! Measurement 13: what an HTTP session costs magg, and whether it gets it back. `magg serve
-//! --http` with an empty config and `session_idle_timeout` of 5 s: one session opened, then
-//! many more (each `initialize` and `notifications/initialized` on a connection of its own,
-//! closed after), and magg's anonymous RSS read after one session, after all of them, and
+//! Measurement 14: what an HTTP session costs magg, and whether it gets it back. `magg serve
+//! --http` with an empty config and `session_idle_timeout` of 20 s (so idle sessions fall
+//! asleep after 10 s): one session opened, then many more (each `initialize` and
+//! `notifications/initialized` on a connection of its own, closed after), and magg's anonymous
+//! RSS read after one session, after all of them (awake), once they have fallen asleep, and
 //! once they have all ended idle.
 
 use std::time::Duration;
@@ -16,8 +17,8 @@ use crate::{
     server::rss_anon_kb,
 };
 
-/// `session_idle_timeout` of the measured magg, in seconds.
-const IDLE_SECS: u64 = 5;
+/// `session_idle_timeout` of the measured magg, in seconds; idle sessions sleep after half.
+const IDLE_SECS: u64 = 20;
 
 fn sessions(opts: Options) -> usize {
     if opts.quick { 500 } else { 2000 }
@@ -60,15 +61,17 @@ pub async fn sessions_memory(env: &Env, opts: Options) -> Result<Section> {
     .await?;
     let result = measure(&magg, opts).await;
     magg.stop().await;
-    let (one, all, after) = result?;
+    let (one, all, asleep, after) = result?;
     let n = sessions(opts);
     let per_session = (all as f64 - one as f64) / n as f64;
+    let per_asleep = (asleep as f64 - one as f64) / n as f64;
     let mut s = Section::new(
         "http_sessions",
         format!(
-            "14. HTTP sessions: magg's anonymous RSS with 1 and {} more idle sessions, and after \
-             they ended ({IDLE_SECS} s idle)",
-            n
+            "14. HTTP sessions: magg's anonymous RSS with 1 and {} more idle sessions, once they \
+             fell asleep ({} s idle) and after they ended ({IDLE_SECS} s idle)",
+            n,
+            IDLE_SECS / 2
         ),
     );
     s.figure(
@@ -87,8 +90,15 @@ pub async fn sessions_memory(env: &Env, opts: Options) -> Result<Section> {
     );
     s.figure(
         "per_session_kib",
-        "RSS per session",
+        "RSS per session, awake (just opened)",
         per_session,
+        "KiB",
+        None,
+    );
+    s.figure(
+        "per_idle_session_kib",
+        "RSS per idle session (asleep)",
+        per_asleep,
         "KiB",
         Some(Budget::AtMost(8.0)),
     );
@@ -101,13 +111,13 @@ pub async fn sessions_memory(env: &Env, opts: Options) -> Result<Section> {
     );
     s.data(
         "rss_anon_kb",
-        json!({"one": one, "all": all, "after_expiry": after, "sessions": n}),
+        json!({"one": one, "all": all, "asleep": asleep, "after_expiry": after, "sessions": n}),
     );
     Ok(s)
 }
 
-/// (RSS with one session, with all of them, after they ended), in KiB.
-async fn measure(magg: &Listening, opts: Options) -> Result<(u64, u64, u64)> {
+/// (RSS with one session, with all of them, once asleep, after they ended), in KiB.
+async fn measure(magg: &Listening, opts: Options) -> Result<(u64, u64, u64, u64)> {
     drop(Client::connect(magg.addr).await?);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let one = rss_anon_kb(magg.pid)?;
@@ -116,8 +126,11 @@ async fn measure(magg: &Listening, opts: Options) -> Result<(u64, u64, u64)> {
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let all = rss_anon_kb(magg.pid)?;
-    // Idle sessions end after IDLE_SECS; the memory goes back a second after.
-    tokio::time::sleep(Duration::from_secs(IDLE_SECS + 3)).await;
+    // Idle sessions fall asleep after IDLE_SECS / 2, and end after IDLE_SECS; the memory goes
+    // back a second after each.
+    tokio::time::sleep(Duration::from_secs(IDLE_SECS / 2 + 3)).await;
+    let asleep = rss_anon_kb(magg.pid)?;
+    tokio::time::sleep(Duration::from_secs(IDLE_SECS / 2 + 2)).await;
     let after = rss_anon_kb(magg.pid)?;
-    Ok((one, all, after))
+    Ok((one, all, asleep, after))
 }

@@ -84,6 +84,12 @@ pub fn everything_js() -> PathBuf {
     path
 }
 
+/// Makes rustls use ring in this process, before an HTTP client is made (rmcp's HTTP client
+/// has no crypto provider of its own in this workspace).
+pub fn install_tls() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// A config entry for the rmcp test backend.
 pub fn test_backend(name: &str, prefix: &str, extra_args: &[&str]) -> Value {
     let mut args = vec!["--name".to_owned(), name.to_owned()];
@@ -413,6 +419,7 @@ impl Client {
 
     /// Connects over streamable HTTP as a client described by `spec`.
     pub async fn http_as(url: &str, spec: ClientSpec) -> Client {
+        install_tls();
         let (recorder, events) = Self::pair(spec);
         let transport = StreamableHttpClientTransport::from_uri(url.to_owned());
         let service = tokio::time::timeout(WAIT, recorder.serve(transport))
@@ -425,6 +432,7 @@ impl Client {
     /// Connects over streamable HTTP, sending `Authorization: Bearer <token>` with every
     /// request.
     pub async fn http_with_token(url: &str, token: &str) -> Client {
+        install_tls();
         let (recorder, events) = Self::pair(Self::default_spec());
         let config =
             StreamableHttpClientTransportConfig::with_uri(url.to_owned()).auth_header(token);

@@ -126,6 +126,83 @@ async fn an_idle_session_ends_after_session_idle_timeout_and_frees_its_place() {
 }
 
 #[tokio::test]
+async fn an_idle_session_falls_asleep_and_its_next_request_wakes_it_unnoticed() {
+    // Idle sessions sleep after half of session_idle_timeout: 3 s here, and end after 6 s.
+    let env = [
+        ("MAGG_SESSION_IDLE_TIMEOUT", "6"),
+        ("RUST_LOG", "magg=debug,info"),
+    ];
+    let config = json!({"servers": {"tb": test_backend("tb", "tb", &[])}});
+    let (_config, magg) = magg_with(&config, &env).await;
+    let mut conn = Conn::open(url(&magg)).await;
+    let session = conn.open_session().await;
+    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                      "params": {"name": "tb_echo", "arguments": {"text": "before"}}});
+    let reply = eventually("tb_echo to answer", WAIT, || {
+        let url = url(&magg).to_owned();
+        let session = session.clone();
+        let call = call.clone();
+        async move {
+            let reply = Conn::open(&url).await.post(Some(&session), &call).await;
+            let ok = reply.status == 200 && reply.messages().first()?["result"]["isError"] != true;
+            ok.then_some(reply)
+        }
+    })
+    .await;
+    assert!(reply.text().contains("before"), "{reply}");
+    eventually("the idle session to fall asleep", WAIT, || async {
+        magg.logged("idle HTTP session asleep").then_some(())
+    })
+    .await;
+    // The same session id still works: magg wakes the session from what the client sent in
+    // initialize, and the client sees an ordinary answer.
+    let call = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                      "params": {"name": "tb_echo", "arguments": {"text": "after sleep"}}});
+    let reply = Conn::open(url(&magg))
+        .await
+        .post(Some(&session), &call)
+        .await;
+    assert_eq!(reply.status, 200, "{reply}");
+    let answer = reply
+        .messages()
+        .into_iter()
+        .find(|m| m["id"] == 3)
+        .expect("the answer");
+    assert!(
+        answer["result"].to_string().contains("after sleep"),
+        "{answer}"
+    );
+    eventually("magg to log the wake-up", WAIT, || async {
+        magg.logged("HTTP session woke up").then_some(())
+    })
+    .await;
+    // Asleep, it can still be ended; ended, it is gone.
+    eventually("the session to fall asleep again", WAIT, || async {
+        let count = magg
+            .log
+            .lock()
+            .expect("log")
+            .iter()
+            .filter(|l| l.contains("idle HTTP session asleep"))
+            .count();
+        (count >= 2).then_some(())
+    })
+    .await;
+    let ended = conn
+        .send("DELETE", "/mcp", &[("Mcp-Session-Id", &session)], "")
+        .await;
+    assert_eq!(ended.status, 204, "{ended}");
+    let reply = Conn::open(url(&magg))
+        .await
+        .post(Some(&session), &list_tools())
+        .await;
+    assert_eq!(
+        reply.status, 404,
+        "an ended session does not wake:\n{reply}"
+    );
+}
+
+#[tokio::test]
 async fn a_stalled_or_trickling_client_is_dropped_while_others_are_served() {
     let config = json!({"servers": {"tb": test_backend("tb", "tb", &[])}});
     let (_config, magg) = magg_with(&config, &[("MAGG_HTTP_READ_TIMEOUT", "2")]).await;

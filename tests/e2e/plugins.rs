@@ -811,8 +811,10 @@ async fn smart_configure_asks_the_clients_llm_when_no_plugin_knows() {
         ),
         asked: asked.clone(),
     };
-    let transport =
-        rmcp::transport::StreamableHttpClientTransport::from_uri(magg.url.clone().expect("url"));
+    let transport = {
+        crate::harness::install_tls();
+        rmcp::transport::StreamableHttpClientTransport::from_uri(magg.url.clone().expect("url"))
+    };
     let client = sampler.serve(transport).await.expect("connect");
     let params = rmcp::model::CallToolRequestParams::new("magg_smart_configure").with_arguments(
         json!({"source": "https://example.com/some/unknown-server", "allow_add": true})

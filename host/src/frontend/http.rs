@@ -44,10 +44,7 @@ use axum::{
     response::{IntoResponse as _, Response},
 };
 pub use listen::{TlsError, tls_acceptor};
-use rmcp::transport::{
-    StreamableHttpServerConfig, StreamableHttpService,
-    streamable_http_server::session::SessionManager as _,
-};
+use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
@@ -123,6 +120,8 @@ pub async fn bind(
         places.clone(),
         settings.session_idle_timeout,
     ));
+    sessions.start_sweeping(stop.clone());
+    config.session_store = Some(sessions.store());
     let service = StreamableHttpService::new(
         move || Ok(MaggServer::with_trust(hub.clone(), trust)),
         sessions.clone(),
@@ -232,7 +231,7 @@ async fn edge(
                 .get("mcp-session-id")
                 .and_then(|v| v.to_str().ok());
             if let Some(id) = id
-                && !sessions.has_session(&id.into()).await.unwrap_or(true)
+                && !sessions.knows(&id.into())
             {
                 return (
                     StatusCode::NOT_FOUND,

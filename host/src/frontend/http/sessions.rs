@@ -5,9 +5,13 @@
 //!   when it ends. A client that would open one more gets `503 Service Unavailable` with
 //!   `Retry-After` and a JSON-RPC error naming the limit, the setting that raises it and how
 //!   long idle sessions last ([`Places::refusal`]); open sessions are not touched.
-//! - **Idle sessions end** (`session_idle_timeout`): rmcp's session worker ends a session that
-//!   has had no request for that long, and the session is then closed here like one the client
-//!   ended, which frees its place.
+//! - **Idle sessions sleep, then end.** A session with no request and no open response stream
+//!   for [`HIBERNATE_AFTER`] (or half of `session_idle_timeout`, when that is shorter) falls
+//!   asleep: rmcp's worker for it (its channels and tasks, some 65 KiB) ends, and only what
+//!   the client sent in `initialize` is kept ([`Sleeping`], about a KiB). Its next request
+//!   wakes it: rmcp restores the session under the same id from that record and replays the
+//!   handshake, so the client notices nothing. A session idle for `session_idle_timeout` ends
+//!   for good, which frees its place; so does one the client ends (DELETE).
 //! - **Memory goes back**: the heap a session held is handed back to the system shortly after
 //!   sessions end (glibc otherwise keeps the freed pages for the life of the process).
 //!
@@ -23,7 +27,7 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use axum::{
@@ -36,7 +40,8 @@ use rmcp::{
     transport::{
         WorkerTransport,
         streamable_http_server::session::{
-            ServerSseMessage, SessionId, SessionManager,
+            RestoreOutcome, ServerSseMessage, SessionId, SessionManager, SessionState,
+            SessionStore, SessionStoreError,
             local::{LocalSessionManager, LocalSessionManagerError, LocalSessionWorker},
         },
     },
@@ -49,6 +54,12 @@ const RETRY_AFTER: Duration = Duration::from_secs(5);
 /// How long after a session ends its freed memory is handed back, so that many sessions
 /// ending together cost one pass over the heap.
 const RELEASE_AFTER: Duration = Duration::from_secs(1);
+
+/// How long a session with no request and no open stream stays awake.
+pub const HIBERNATE_AFTER: Duration = Duration::from_secs(30);
+
+/// The longest time between two looks for sessions to put to sleep or end.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 tokio::task_local! {
     /// The place reserved for the session the current `initialize` request creates.
@@ -155,33 +166,222 @@ pub enum SessionsError {
     Local(#[from] LocalSessionManagerError),
 }
 
-/// rmcp's in-memory session manager, with each session holding a [`Place`].
+/// What magg holds of one session beside rmcp's worker.
+struct Held {
+    /// Its place under the cap.
+    _place: Place,
+    /// When its last request came, or its last stream closed.
+    last: Instant,
+    /// Its response streams open now (requests in flight, a GET stream).
+    open: usize,
+    /// Its worker has ended to save memory; the next request brings it back.
+    asleep: bool,
+    /// Its worker is being ended to put it to sleep (rmcp then reports the end).
+    falling_asleep: bool,
+}
+
+/// The sessions magg holds, by id.
+type HeldMap = Arc<Mutex<HashMap<SessionId, Held>>>;
+
+fn lock(held: &HeldMap) -> std::sync::MutexGuard<'_, HashMap<SessionId, Held>> {
+    held.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What the client of each session sent in `initialize`, for waking sleeping sessions: the
+/// session store rmcp restores sessions from.
+#[derive(Default)]
+pub struct Sleeping(Mutex<HashMap<String, SessionState>>);
+
+impl Sleeping {
+    fn forget(&self, id: &str) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionStore for Sleeping {
+    async fn load(&self, id: &str) -> Result<Option<SessionState>, SessionStoreError> {
+        Ok(self
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned())
+    }
+
+    async fn store(&self, id: &str, state: &SessionState) -> Result<(), SessionStoreError> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_owned(), state.clone());
+        Ok(())
+    }
+
+    async fn delete(&self, id: &str) -> Result<(), SessionStoreError> {
+        self.forget(id);
+        Ok(())
+    }
+}
+
+/// rmcp's in-memory session manager, with each session holding a [`Place`], put to sleep
+/// when idle and ended when idle for long.
 pub struct CappedSessions {
     inner: LocalSessionManager,
     places: Places,
-    held: Mutex<HashMap<SessionId, Place>>,
+    held: HeldMap,
+    sleeping: Arc<Sleeping>,
+    /// How long an idle session stays awake (`None`: always).
+    hibernate_after: Option<Duration>,
+    /// How long an idle session lasts (`None`: for ever).
+    idle: Option<Duration>,
 }
 
 impl CappedSessions {
-    /// Sessions under `places`, each ended after `idle` without a request (`None`: never).
+    /// Sessions under `places`, each asleep after [`HIBERNATE_AFTER`] (or `idle / 2`) without
+    /// a request and ended after `idle` (`None`: never).
     pub fn new(places: Places, idle: Option<Duration>) -> CappedSessions {
         let mut inner = LocalSessionManager::default();
+        // A backstop: a worker with nothing to do for this long ends, even with a stream
+        // open that nobody reads any more.
         inner.session_config.keep_alive = idle;
+        let hibernate_after = match idle {
+            Some(idle) => Some(HIBERNATE_AFTER.min(idle / 2)),
+            None => Some(HIBERNATE_AFTER),
+        };
         CappedSessions {
             inner,
             places,
-            held: Mutex::default(),
+            held: HeldMap::default(),
+            sleeping: Arc::default(),
+            hibernate_after,
+            idle,
         }
     }
 
-    fn hold(&self, id: SessionId, place: Place) {
-        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        held.insert(id, place);
+    /// The session store rmcp keeps sleeping sessions' handshakes in.
+    pub fn store(&self) -> Arc<Sleeping> {
+        self.sleeping.clone()
     }
 
-    fn free(&self, id: &SessionId) -> bool {
-        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        held.remove(id).is_some()
+    /// Puts idle sessions to sleep and ends long-idle ones, until `stop`.
+    pub fn start_sweeping(self: &Arc<Self>, stop: tokio_util::sync::CancellationToken) {
+        let every = [self.hibernate_after, self.idle]
+            .into_iter()
+            .flatten()
+            .map(|d| d / 4)
+            .fold(SWEEP_EVERY, Duration::min)
+            .max(Duration::from_millis(50));
+        let sessions = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.cancelled() => return,
+                }
+                let Some(sessions) = sessions.upgrade() else {
+                    return;
+                };
+                sessions.sweep().await;
+            }
+        });
+    }
+
+    /// One look at every session: the idle ones fall asleep, the long-idle ones end.
+    async fn sweep(&self) {
+        let now = Instant::now();
+        let idle_for = |held: &Held, limit: Option<Duration>| {
+            held.open == 0 && limit.is_some_and(|limit| now.duration_since(held.last) >= limit)
+        };
+        let (mut to_sleep, mut to_end) = (Vec::new(), Vec::new());
+        {
+            let mut held = lock(&self.held);
+            for (id, h) in held.iter_mut() {
+                if idle_for(h, self.idle) {
+                    to_end.push((id.clone(), h.asleep));
+                } else if !h.asleep && !h.falling_asleep && idle_for(h, self.hibernate_after) {
+                    h.falling_asleep = true;
+                    to_sleep.push(id.clone());
+                }
+            }
+            for (id, _) in &to_end {
+                held.remove(id);
+            }
+        }
+        for (id, asleep) in &to_end {
+            self.sleeping.forget(id);
+            if !asleep {
+                let _ = self.inner.close_session(id).await;
+            }
+            tracing::debug!(session = %id, "HTTP session ended after being idle");
+        }
+        for id in &to_sleep {
+            let _ = self.inner.close_session(id).await;
+            tracing::debug!(session = %id, "idle HTTP session asleep");
+        }
+        if !to_end.is_empty() || !to_sleep.is_empty() {
+            self.places.release_memory_soon();
+        }
+    }
+
+    /// Whether magg holds the session `id`, awake or asleep.
+    pub fn knows(&self, id: &SessionId) -> bool {
+        lock(&self.held).contains_key(id)
+    }
+
+    /// Notes a request of session `id`.
+    fn touch(&self, id: &SessionId) {
+        if let Some(h) = lock(&self.held).get_mut(id) {
+            h.last = Instant::now();
+        }
+    }
+
+    /// `stream`, counted as open for session `id` while it lasts.
+    fn counted<S: Stream>(&self, id: &SessionId, stream: S) -> Counted<S> {
+        if let Some(h) = lock(&self.held).get_mut(id) {
+            h.open += 1;
+            h.last = Instant::now();
+        }
+        Counted {
+            inner: Box::pin(stream),
+            _open: OpenStream {
+                held: self.held.clone(),
+                id: id.clone(),
+            },
+        }
+    }
+}
+
+/// A response stream of a session, counted as open until dropped.
+pub struct Counted<S> {
+    inner: std::pin::Pin<Box<S>>,
+    _open: OpenStream,
+}
+
+impl<S: Stream> Stream for Counted<S> {
+    type Item = S::Item;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<S::Item>> {
+        self.inner.as_mut().poll_next(cx)
+    }
+}
+
+/// Counts one open stream of a session; dropping it closes the stream.
+struct OpenStream {
+    held: HeldMap,
+    id: SessionId,
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        if let Some(h) = lock(&self.held).get_mut(&self.id) {
+            h.open = h.open.saturating_sub(1);
+            h.last = Instant::now();
+        }
     }
 }
 
@@ -195,7 +395,16 @@ impl SessionManager for CappedSessions {
             .or_else(|| self.places.take())
             .ok_or(SessionsError::Full)?;
         let (id, transport) = self.inner.create_session().await?;
-        self.hold(id.clone(), place);
+        lock(&self.held).insert(
+            id.clone(),
+            Held {
+                _place: place,
+                last: Instant::now(),
+                open: 0,
+                asleep: false,
+                falling_asleep: false,
+            },
+        );
         Ok((id, transport))
     }
 
@@ -204,6 +413,7 @@ impl SessionManager for CappedSessions {
         id: &SessionId,
         message: ClientJsonRpcMessage,
     ) -> Result<ServerJsonRpcMessage, Self::Error> {
+        self.touch(id);
         Ok(self.inner.initialize_session(id, message).await?)
     }
 
@@ -213,7 +423,21 @@ impl SessionManager for CappedSessions {
 
     async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
         let closed = self.inner.close_session(id).await;
-        if self.free(id) {
+        let ended = {
+            let mut held = lock(&self.held);
+            match held.get_mut(id) {
+                // The worker of a session put to sleep has ended: the session stays.
+                Some(h) if h.falling_asleep => {
+                    h.falling_asleep = false;
+                    h.asleep = true;
+                    false
+                }
+                Some(_) => held.remove(id).is_some(),
+                None => false,
+            }
+        };
+        if ended {
+            self.sleeping.forget(id);
             tracing::debug!(session = %id, "HTTP session ended");
             self.places.release_memory_soon();
         }
@@ -225,7 +449,8 @@ impl SessionManager for CappedSessions {
         id: &SessionId,
         message: ClientJsonRpcMessage,
     ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
-        Ok(self.inner.create_stream(id, message).await?)
+        let stream = self.inner.create_stream(id, message).await?;
+        Ok(self.counted(id, stream))
     }
 
     async fn accept_message(
@@ -233,6 +458,7 @@ impl SessionManager for CappedSessions {
         id: &SessionId,
         message: ClientJsonRpcMessage,
     ) -> Result<(), Self::Error> {
+        self.touch(id);
         Ok(self.inner.accept_message(id, message).await?)
     }
 
@@ -240,7 +466,8 @@ impl SessionManager for CappedSessions {
         &self,
         id: &SessionId,
     ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
-        Ok(self.inner.create_standalone_stream(id).await?)
+        let stream = self.inner.create_standalone_stream(id).await?;
+        Ok(self.counted(id, stream))
     }
 
     async fn resume(
@@ -248,7 +475,28 @@ impl SessionManager for CappedSessions {
         id: &SessionId,
         last_event_id: String,
     ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
-        Ok(self.inner.resume(id, last_event_id).await?)
+        let stream = self.inner.resume(id, last_event_id).await?;
+        Ok(self.counted(id, stream))
+    }
+
+    async fn restore_session(
+        &self,
+        id: SessionId,
+    ) -> Result<RestoreOutcome<Self::Transport>, Self::Error> {
+        // Only a session magg put to sleep wakes; the store holds no other.
+        let asleep = lock(&self.held).get(&id).is_some_and(|h| h.asleep);
+        if !asleep {
+            return Ok(RestoreOutcome::NotSupported);
+        }
+        let outcome = self.inner.restore_session(id.clone()).await?;
+        if let RestoreOutcome::Restored(_) = &outcome
+            && let Some(h) = lock(&self.held).get_mut(&id)
+        {
+            h.asleep = false;
+            h.last = Instant::now();
+            tracing::debug!(session = %id, "HTTP session woke up");
+        }
+        Ok(outcome)
     }
 }
 
