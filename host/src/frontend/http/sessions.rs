@@ -166,10 +166,14 @@ pub enum SessionsError {
     Local(#[from] LocalSessionManagerError),
 }
 
-/// What magg holds of one session beside rmcp's worker.
+/// What magg holds of one session beside rmcp's worker. It lives inline in one table (no
+/// allocation of its own), so that the pages freed when a session falls asleep hold nothing
+/// of it and go back to the system.
 struct Held {
     /// Its place under the cap.
     _place: Place,
+    /// Its id while awake (to end its worker); dropped when it falls asleep.
+    id: Option<SessionId>,
     /// When its last request came, or its last stream closed.
     last: Instant,
     /// Its response streams open now (requests in flight, a GET stream).
@@ -180,40 +184,99 @@ struct Held {
     falling_asleep: bool,
 }
 
-/// The sessions magg holds, by id.
-type HeldMap = Arc<Mutex<HashMap<SessionId, Held>>>;
+/// A session id as a table key: 128 bits of its hash, held inline.
+type Key = u128;
 
-fn lock(held: &HeldMap) -> std::sync::MutexGuard<'_, HashMap<SessionId, Held>> {
+fn key(id: &str) -> Key {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    // Two fixed-key hashes: the same id always gives the same key, in any table.
+    let half = |seed: u64| {
+        let mut hasher =
+            std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+                .build_hasher();
+        hasher.write_u64(seed);
+        hasher.write(id.as_bytes());
+        hasher.finish()
+    };
+    (u128::from(half(0x6d61_6767)) << 64) | u128::from(half(0x7365_7373))
+}
+
+/// The sessions magg holds.
+type HeldMap = Arc<Mutex<HashMap<Key, Held>>>;
+
+fn lock(held: &HeldMap) -> std::sync::MutexGuard<'_, HashMap<Key, Held>> {
     held.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// What the client of each session sent in `initialize`, for waking sleeping sessions: the
-/// session store rmcp restores sessions from.
+/// session store rmcp restores sessions from. Each is kept as its JSON text in one shared
+/// buffer, not as a tree of small allocations scattered over the heap.
 #[derive(Default)]
-pub struct Sleeping(Mutex<HashMap<String, SessionState>>);
+pub struct Sleeping(Mutex<Arena>);
+
+/// Byte strings by key, in one buffer.
+#[derive(Default)]
+struct Arena {
+    bytes: Vec<u8>,
+    at: HashMap<Key, (usize, usize)>,
+    /// Bytes no key points to any more.
+    garbage: usize,
+}
+
+impl Arena {
+    fn put(&mut self, key: Key, data: &[u8]) {
+        self.remove(key);
+        self.at.insert(key, (self.bytes.len(), data.len()));
+        self.bytes.extend_from_slice(data);
+    }
+
+    fn get(&self, key: Key) -> Option<&[u8]> {
+        let (at, len) = *self.at.get(&key)?;
+        self.bytes.get(at..at + len)
+    }
+
+    fn remove(&mut self, key: Key) {
+        if let Some((_, len)) = self.at.remove(&key) {
+            self.garbage += len;
+        }
+        if self.at.is_empty() {
+            *self = Arena::default();
+        } else if self.garbage > 64 * 1024 && self.garbage > self.bytes.len() / 2 {
+            let mut bytes = Vec::with_capacity(self.bytes.len() - self.garbage);
+            for (at, len) in self.at.values_mut() {
+                let start = bytes.len();
+                bytes.extend_from_slice(&self.bytes[*at..*at + *len]);
+                *at = start;
+            }
+            self.bytes = bytes;
+            self.garbage = 0;
+        }
+    }
+}
 
 impl Sleeping {
+    fn arena(&self) -> std::sync::MutexGuard<'_, Arena> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn forget(&self, id: &str) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        self.arena().remove(key(id));
     }
 }
 
 #[async_trait::async_trait]
 impl SessionStore for Sleeping {
     async fn load(&self, id: &str) -> Result<Option<SessionState>, SessionStoreError> {
-        Ok(self
-            .0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-            .cloned())
+        let arena = self.arena();
+        let Some(bytes) = arena.get(key(id)) else {
+            return Ok(None);
+        };
+        Ok(Some(serde_json::from_slice(bytes)?))
     }
 
     async fn store(&self, id: &str, state: &SessionState) -> Result<(), SessionStoreError> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id.to_owned(), state.clone());
+        let bytes = serde_json::to_vec(state)?;
+        self.arena().put(key(id), &bytes);
         Ok(())
     }
 
@@ -294,52 +357,57 @@ impl CappedSessions {
         let idle_for = |held: &Held, limit: Option<Duration>| {
             held.open == 0 && limit.is_some_and(|limit| now.duration_since(held.last) >= limit)
         };
+        // (the session's key, its id while awake)
         let (mut to_sleep, mut to_end) = (Vec::new(), Vec::new());
         {
             let mut held = lock(&self.held);
-            for (id, h) in held.iter_mut() {
+            held.retain(|key, h| {
                 if idle_for(h, self.idle) {
-                    to_end.push((id.clone(), h.asleep));
-                } else if !h.asleep && !h.falling_asleep && idle_for(h, self.hibernate_after) {
-                    h.falling_asleep = true;
-                    to_sleep.push(id.clone());
+                    to_end.push((*key, h.id.take()));
+                    return false;
                 }
-            }
-            for (id, _) in &to_end {
-                held.remove(id);
-            }
+                if !h.asleep && !h.falling_asleep && idle_for(h, self.hibernate_after) {
+                    h.falling_asleep = true;
+                    if let Some(id) = h.id.take() {
+                        to_sleep.push(id);
+                    }
+                }
+                true
+            });
         }
-        for (id, asleep) in &to_end {
-            self.sleeping.forget(id);
-            if !asleep {
-                let _ = self.inner.close_session(id).await;
+        let ended = !to_end.is_empty();
+        for (key, id) in to_end {
+            self.sleeping.arena().remove(key);
+            if let Some(id) = id {
+                let _ = self.inner.close_session(&id).await;
+                tracing::debug!(session = %id, "HTTP session ended after being idle");
             }
-            tracing::debug!(session = %id, "HTTP session ended after being idle");
         }
         for id in &to_sleep {
             let _ = self.inner.close_session(id).await;
             tracing::debug!(session = %id, "idle HTTP session asleep");
         }
-        if !to_end.is_empty() || !to_sleep.is_empty() {
+        if ended || !to_sleep.is_empty() {
             self.places.release_memory_soon();
         }
     }
 
     /// Whether magg holds the session `id`, awake or asleep.
     pub fn knows(&self, id: &SessionId) -> bool {
-        lock(&self.held).contains_key(id)
+        lock(&self.held).contains_key(&key(id))
     }
 
     /// Notes a request of session `id`.
     fn touch(&self, id: &SessionId) {
-        if let Some(h) = lock(&self.held).get_mut(id) {
+        if let Some(h) = lock(&self.held).get_mut(&key(id)) {
             h.last = Instant::now();
         }
     }
 
     /// `stream`, counted as open for session `id` while it lasts.
     fn counted<S: Stream>(&self, id: &SessionId, stream: S) -> Counted<S> {
-        if let Some(h) = lock(&self.held).get_mut(id) {
+        let key = key(id);
+        if let Some(h) = lock(&self.held).get_mut(&key) {
             h.open += 1;
             h.last = Instant::now();
         }
@@ -347,7 +415,7 @@ impl CappedSessions {
             inner: Box::pin(stream),
             _open: OpenStream {
                 held: self.held.clone(),
-                id: id.clone(),
+                key,
             },
         }
     }
@@ -373,12 +441,12 @@ impl<S: Stream> Stream for Counted<S> {
 /// Counts one open stream of a session; dropping it closes the stream.
 struct OpenStream {
     held: HeldMap,
-    id: SessionId,
+    key: Key,
 }
 
 impl Drop for OpenStream {
     fn drop(&mut self) {
-        if let Some(h) = lock(&self.held).get_mut(&self.id) {
+        if let Some(h) = lock(&self.held).get_mut(&self.key) {
             h.open = h.open.saturating_sub(1);
             h.last = Instant::now();
         }
@@ -396,9 +464,10 @@ impl SessionManager for CappedSessions {
             .ok_or(SessionsError::Full)?;
         let (id, transport) = self.inner.create_session().await?;
         lock(&self.held).insert(
-            id.clone(),
+            key(&id),
             Held {
                 _place: place,
+                id: Some(id.clone()),
                 last: Instant::now(),
                 open: 0,
                 asleep: false,
@@ -425,14 +494,15 @@ impl SessionManager for CappedSessions {
         let closed = self.inner.close_session(id).await;
         let ended = {
             let mut held = lock(&self.held);
-            match held.get_mut(id) {
+            let key = key(id);
+            match held.get_mut(&key) {
                 // The worker of a session put to sleep has ended: the session stays.
                 Some(h) if h.falling_asleep => {
                     h.falling_asleep = false;
                     h.asleep = true;
                     false
                 }
-                Some(_) => held.remove(id).is_some(),
+                Some(_) => held.remove(&key).is_some(),
                 None => false,
             }
         };
@@ -484,15 +554,16 @@ impl SessionManager for CappedSessions {
         id: SessionId,
     ) -> Result<RestoreOutcome<Self::Transport>, Self::Error> {
         // Only a session magg put to sleep wakes; the store holds no other.
-        let asleep = lock(&self.held).get(&id).is_some_and(|h| h.asleep);
+        let asleep = lock(&self.held).get(&key(&id)).is_some_and(|h| h.asleep);
         if !asleep {
             return Ok(RestoreOutcome::NotSupported);
         }
         let outcome = self.inner.restore_session(id.clone()).await?;
         if let RestoreOutcome::Restored(_) = &outcome
-            && let Some(h) = lock(&self.held).get_mut(&id)
+            && let Some(h) = lock(&self.held).get_mut(&key(&id))
         {
             h.asleep = false;
+            h.id = Some(id.clone());
             h.last = Instant::now();
             tracing::debug!(session = %id, "HTTP session woke up");
         }
