@@ -265,7 +265,9 @@ pub(super) fn check_claims(
     now: f64,
 ) -> Result<(), Rejection> {
     match &seen.iss {
-        Some(Value::String(iss)) if *iss == issuer => {}
+        // Providers differ on a trailing `/` (`https://id.example.com/`); it names the same
+        // issuer either way.
+        Some(Value::String(iss)) if iss.trim_end_matches('/') == issuer.trim_end_matches('/') => {}
         Some(other) => {
             return Err(Rejection(format!(
                 "issuer is {}, expected `{issuer}`",
@@ -434,6 +436,9 @@ mod tests {
         verifier
             .check(&with("aud", json!(["other", "magg"])))
             .expect("a list naming magg");
+        verifier
+            .check(&with("iss", json!("https://magg.local/")))
+            .expect("the issuer with a trailing slash");
         let err = verifier
             .check(&with("iss", json!("https://evil")))
             .unwrap_err();
