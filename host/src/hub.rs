@@ -14,6 +14,7 @@ mod dispatch;
 mod forward;
 mod own;
 mod reload_state;
+mod runtime;
 mod scoped;
 
 use std::{
@@ -86,6 +87,8 @@ pub struct Hub {
     rebuilding: tokio::sync::Mutex<()>,
     /// The catalog as each scoped caller sees it.
     scoped: scoped::ScopedSnapshots,
+    /// Servers added and removed while running, for a config file magg does not rewrite.
+    runtime: runtime::Runtime,
 }
 
 impl Hub {
@@ -133,6 +136,7 @@ impl Hub {
             edits: tokio::sync::Mutex::new(()),
             rebuilding: tokio::sync::Mutex::new(()),
             scoped: Default::default(),
+            runtime: Default::default(),
         });
         if let Ok(text) = std::fs::read(&hub.config().path) {
             hub.reload.seen(&text);

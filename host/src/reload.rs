@@ -98,6 +98,7 @@ pub async fn reload(hub: &Hub, force: bool) -> Result<Option<ConfigDiff>, Reload
         Ok(new) => {
             hub.reload_state().seen(&text);
             hub.reload_state().set_error(None);
+            let new = hub.with_runtime_changes(new);
             Ok(Some(hub.apply_config(new).await))
         }
         Err(error) => {

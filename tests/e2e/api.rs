@@ -230,25 +230,6 @@ async fn a_read_only_magg_lists_over_the_api_but_refuses_changes() {
     assert_eq!(config.read(), before);
 }
 
-#[tokio::test]
-async fn with_an_mcp_servers_file_changes_are_refused_saying_why_and_the_file_stays() {
-    let config = TempConfig::new(&json!({"mcpServers": {"tb": entry("tb")}}));
-    let before = std::fs::read(&config.path).expect("config");
-    let magg = open_api_magg(&config.path).await;
-    let url = magg.url.clone().expect("url");
-    tb_running(&url).await;
-
-    let add = json!({"mcpServers": {"extra": entry("extra")}}).to_string();
-    let refused = refusal(&url, &add, 400).await;
-    assert!(
-        refused.contains("mcpServers") && refused.contains("Magg-format"),
-        "{refused}"
-    );
-    let tools = body(&request(&url, "GET", "/mcp_tools", "").await, 200);
-    assert!(tools["tools"].get("extra").is_none(), "{tools}");
-    assert_eq!(std::fs::read(&config.path).expect("config"), before);
-}
-
 /// Without authentication (and without the opt-in) the API lists but refuses changes, saying
 /// how to turn authentication on; nothing is added or removed.
 #[tokio::test]
@@ -269,4 +250,57 @@ async fn without_authentication_the_api_lists_but_refuses_changes() {
         std::fs::read_to_string(&config.path).expect("config"),
         before
     );
+}
+
+#[tokio::test]
+async fn a_multi_mcp_file_is_left_as_it_is_and_api_changes_apply_while_magg_runs() {
+    // multi-mcp's own config file: mcpServers format, with a ${VAR} reference magg must not lose.
+    let backend = bin("magg-test-backend").display().to_string();
+    let text = |servers: &str| {
+        format!(
+            r#"{{"mcpServers": {{{servers}"tb": {{"command": "{backend}", "args": ["--name", "tb"], "env": {{"WHERE": "${{HOME}}"}}}}}}}}"#
+        )
+    };
+    let config = TempConfig::raw(&text(""));
+    let magg = open_api_magg(&config.path).await;
+    let url = magg.url.clone().expect("url");
+    tb_running(&url).await;
+
+    // Added as multi-mcp adds it: running at once, the file untouched.
+    let added = request(
+        &url,
+        "POST",
+        "/mcp_servers",
+        &json!({"mcpServers": {"extra": entry("extra")}}).to_string(),
+    )
+    .await;
+    assert_eq!(
+        body(&added, 200),
+        json!({"message": "Added ['extra']"}),
+        "{added}"
+    );
+    let on_disk = std::fs::read_to_string(&config.path).expect("config");
+    assert_eq!(on_disk, text(""), "the mcpServers file is not rewritten");
+    let tools = body(&request(&url, "GET", "/mcp_tools", "").await, 200);
+    assert!(tools["tools"]["extra"].is_array(), "{tools}");
+
+    // A server removed over the API stays removed, and one added stays, when the file changes.
+    let removed = request(&url, "DELETE", "/mcp_servers/tb", "").await;
+    assert_eq!(
+        body(&removed, 200)["message"],
+        json!("Client 'tb' removed successfully")
+    );
+    let other = format!(r#""tc": {{"command": "{backend}", "args": ["--name", "tc"]}}, "#);
+    std::fs::write(&config.path, text(&other)).expect("edit the file");
+    eventually("the file's new server to run", WAIT, || async {
+        let listed = body(&request(&url, "GET", "/mcp_servers", "").await, 200);
+        let mut names: Vec<String> = listed["active_servers"]
+            .as_array()?
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect();
+        names.sort();
+        (names == ["extra", "tc"]).then_some(())
+    })
+    .await;
 }

@@ -134,7 +134,9 @@ pub async fn add_server(hub: &Arc<Hub>, args: JsonObject) -> CallToolResult {
             "notes": server.notes,
             "enabled": server.enabled,
             "mounted": mounted,
-        }
+        },
+        // A config file in mcpServers format is not rewritten: the server runs, unsaved.
+        "saved": hub.config().format != crate::config::ConfigFormat::McpServers,
     }))
 }
 
@@ -157,14 +159,15 @@ pub enum AddError {
     },
 }
 
-/// Adds `server` to the config (validated, saved atomically, applied at once) and, when it is
+/// Adds `server` to the config (validated, saved atomically, applied at once; for a config file
+/// in `mcpServers` format, applied without saving) and, when it is
 /// enabled, waits until it has started: `Some(true)` then, `None` for a disabled server. A
 /// server that fails to start is taken out again (as Magg does). What `magg_add_server` and
 /// the HTTP management API both do.
 pub async fn add(hub: &Arc<Hub>, server: ServerConfig) -> Result<Option<bool>, AddError> {
     let name = server.name.clone();
     let enabled = server.enabled;
-    hub.update_config(move |config| {
+    hub.change_servers(move |config| {
         if config.servers.contains_key(&server.name) {
             return Err(format!(
                 "Server '{}' already exists; remove it first or pick another name",
@@ -195,7 +198,7 @@ pub async fn add(hub: &Arc<Hub>, server: ServerConfig) -> Result<Option<bool>, A
                 _ => "it stopped".to_owned(),
             };
             let _ = hub
-                .update_config(|config| {
+                .change_servers(|config| {
                     config.servers.shift_remove(&name);
                     Ok(())
                 })
@@ -205,10 +208,10 @@ pub async fn add(hub: &Arc<Hub>, server: ServerConfig) -> Result<Option<bool>, A
     }
 }
 
-/// Removes the server `name` from the config and stops it. What `magg_remove_server` and the
-/// HTTP management API both do.
+/// Removes the server `name` from the config and stops it (for a config file in `mcpServers`
+/// format, without saving). What `magg_remove_server` and the HTTP management API both do.
 pub async fn remove(hub: &Arc<Hub>, name: &str) -> Result<(), String> {
-    hub.update_config(|config| {
+    hub.change_servers(|config| {
         config
             .servers
             .shift_remove(name)
