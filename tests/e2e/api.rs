@@ -55,6 +55,13 @@ async fn tb_running(url: &str) {
     .await;
 }
 
+/// Adds the server `extra` over the API, as multi-mcp's clients do; it must be added.
+async fn add_extra(url: &str) {
+    let payload = json!({"mcpServers": {"extra": entry("extra")}}).to_string();
+    let added = request(url, "POST", "/mcp_servers", &payload).await;
+    assert_eq!(body(&added, 200), json!({"message": "Added ['extra']"}));
+}
+
 /// A multi-mcp server entry running the rmcp test backend as `name`.
 fn entry(name: &str) -> Value {
     json!({"command": bin("magg-test-backend"), "args": ["--name", name]})
@@ -73,14 +80,7 @@ async fn servers_added_and_removed_over_the_api_are_served_saved_and_announced()
     let listed = body(&request(&url, "GET", "/mcp_servers", "").await, 200);
     assert_eq!(listed, json!({"active_servers": ["tb"]}));
 
-    let added = request(
-        &url,
-        "POST",
-        "/mcp_servers",
-        &json!({"mcpServers": {"extra": entry("extra")}}).to_string(),
-    )
-    .await;
-    assert_eq!(body(&added, 200), json!({"message": "Added ['extra']"}));
+    add_extra(&url).await;
     client.notified("tools/list_changed").await;
 
     let listed = body(&request(&url, "GET", "/mcp_servers", "").await, 200);
@@ -267,18 +267,7 @@ async fn a_multi_mcp_file_is_left_as_it_is_and_api_changes_apply_while_magg_runs
     tb_running(&url).await;
 
     // Added as multi-mcp adds it: running at once, the file untouched.
-    let added = request(
-        &url,
-        "POST",
-        "/mcp_servers",
-        &json!({"mcpServers": {"extra": entry("extra")}}).to_string(),
-    )
-    .await;
-    assert_eq!(
-        body(&added, 200),
-        json!({"message": "Added ['extra']"}),
-        "{added}"
-    );
+    add_extra(&url).await;
     let on_disk = std::fs::read_to_string(&config.path).expect("config");
     assert_eq!(on_disk, text(""), "the mcpServers file is not rewritten");
     let tools = body(&request(&url, "GET", "/mcp_tools", "").await, 200);
