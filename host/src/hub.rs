@@ -529,11 +529,16 @@ async fn catalog_task(
             servers.push(more.server);
         }
         let Some(hub) = hub.upgrade() else { break };
+        // Whether every backend has settled, as of before the rebuild: the snapshot then holds
+        // at least those states. Asked after it, a backend that came up meanwhile would count as
+        // settled while the snapshot has none of its tools (its change is still queued), and a
+        // list request could be answered without them.
+        let all_settled = hub.all_settled();
         let rebuilt = hub.rebuild().await;
         tracing::debug!(?servers, diff = ?rebuilt.changes, "catalog rebuilt");
         hub.announce(&rebuilt);
         release_free_memory();
-        let _ = settled.send(hub.all_settled());
+        let _ = settled.send(all_settled);
     }
 }
 
