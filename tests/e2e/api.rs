@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::{
-    harness::{Client, Magg, TempConfig, WAIT, bin, eventually, test_backend, text},
+    harness::{Client, Magg, TempConfig, WAIT, bin, eventually, magg_body, test_backend, text},
     raw_http::{Conn, Reply},
 };
 
@@ -272,6 +272,22 @@ async fn a_multi_mcp_file_is_left_as_it_is_and_api_changes_apply_while_magg_runs
     assert_eq!(on_disk, text(""), "the mcpServers file is not rewritten");
     let tools = body(&request(&url, "GET", "/mcp_tools", "").await, 200);
     assert!(tools["tools"]["extra"].is_array(), "{tools}");
+    // magg_add_server too, and it says the server is not saved.
+    let client = Client::http(&url).await;
+    let added = magg_body(
+        &client
+            .call(
+                "magg_add_server",
+                json!({"name": "more", "source": "x", "prefix": "more", "command": backend}),
+            )
+            .await
+            .expect("call"),
+    );
+    assert_eq!(added["output"]["saved"], json!(false), "{added}");
+    assert_eq!(
+        std::fs::read_to_string(&config.path).expect("config"),
+        text("")
+    );
 
     // A server removed over the API stays removed, and one added stays, when the file changes.
     let removed = request(&url, "DELETE", "/mcp_servers/tb", "").await;
@@ -289,7 +305,7 @@ async fn a_multi_mcp_file_is_left_as_it_is_and_api_changes_apply_while_magg_runs
             .filter_map(|v| v.as_str().map(str::to_owned))
             .collect();
         names.sort();
-        (names == ["extra", "tc"]).then_some(())
+        (names == ["extra", "more", "tc"]).then_some(())
     })
     .await;
 }

@@ -646,6 +646,30 @@ async fn a_key_that_cannot_be_read_keeps_http_from_starting() {
     );
 }
 
+#[tokio::test]
+async fn an_auth_json_that_cannot_be_used_keeps_http_from_starting() {
+    let home = Home::new();
+    let auth_file = home.config.path.parent().expect("dir").join("auth.json");
+    for (auth, expected) in [
+        (
+            json!({"oauth": {"issuer": "id.example.com"}}),
+            "`oauth.issuer` is not a URL",
+        ),
+        (
+            json!({"oauth": {"issuer": "https://id.example.com"},
+                   "access": {"scopes": {"read": {"tool": ["x"]}}}}),
+            "`access.scopes.read.tool` is not known",
+        ),
+    ] {
+        std::fs::write(&auth_file, auth.to_string()).expect("auth.json");
+        let err = home.serve_refused(&["--http", "--port", "0"], &[]).await;
+        assert!(
+            err.contains(expected) && err.contains("refusing to serve HTTP without authentication"),
+            "{expected:?} in {err}"
+        );
+    }
+}
+
 /// Magg 1.3's Python, where `tests/run.sh` could install it.
 fn magg_python() -> Option<PathBuf> {
     let python = target_dir().join("magg-py/bin/python");

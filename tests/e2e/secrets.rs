@@ -21,7 +21,7 @@ fn secret_config() -> TempConfig {
         "tb": tb,
         "api": {
             "source": "https://example.com/api",
-            "uri": "http://127.0.0.1:9/mcp",
+            "uri": "http://me:pw-1234@127.0.0.1:9/mcp?api_key=key-5678",
             "transport": {"headers": {"Authorization": BEARER}, "keep_alive": true},
             "enabled": false
         }
@@ -158,6 +158,10 @@ fn cli_output_masks_secrets_unless_asked_to_show_them() {
     assert_eq!(
         listed["servers"]["api"]["transport"]["headers"]["Authorization"],
         json!("***")
+    );
+    assert_eq!(
+        listed["servers"]["api"]["uri"],
+        json!("http://me:***@127.0.0.1:9/mcp?api_key=***")
     );
     let (_, stdout, _) = magg_on(&config, &["config", "export", "--show-secrets"]);
     let exported: Value = serde_json::from_str(&stdout).expect("JSON");

@@ -68,19 +68,8 @@ impl AccessRules {
             Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_owned(),
             Some(_) => return Err("`access.admin_scope` must be a non-empty string".into()),
         };
-        let scope_claims = match access.get("scope_claims") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(names)) => names
-                .iter()
-                .map(|v| v.as_str().map(str::to_owned))
-                .collect::<Option<_>>()
-                .ok_or("`access.scope_claims` must be a list of claim names, e.g. [\"groups\"]")?,
-            Some(_) => {
-                return Err(
-                    "`access.scope_claims` must be a list of claim names, e.g. [\"groups\"]".into(),
-                );
-            }
-        };
+        let scope_claims =
+            super::settings::string_list(access.get("scope_claims"), "access.scope_claims", false)?;
         let mut grants = HashMap::new();
         match access.get("scopes") {
             None | Some(Value::Null) => {}
@@ -174,19 +163,12 @@ fn grant_of(scope: &str, value: &Value) -> Result<Grant, String> {
              [...], \"prompts\": [...], \"resources\": [...]}}"
         ));
     };
-    let list = |name: &str| -> Result<Vec<String>, String> {
-        match members.get(name) {
-            None | Some(Value::Null) => Ok(Vec::new()),
-            Some(Value::String(s)) => Ok(vec![s.clone()]),
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|v| v.as_str().map(str::to_owned))
-                .collect::<Option<_>>()
-                .ok_or_else(|| format!("`access.scopes.{scope}.{name}` must be a list of strings")),
-            Some(_) => Err(format!(
-                "`access.scopes.{scope}.{name}` must be a list of strings"
-            )),
-        }
+    let list = |name: &str| {
+        super::settings::string_list(
+            members.get(name),
+            &format!("access.scopes.{scope}.{name}"),
+            false,
+        )
     };
     for key in members.keys() {
         if !matches!(key.as_str(), "servers" | "tools" | "prompts" | "resources") {

@@ -104,16 +104,11 @@ impl OAuthConfig {
              accepts, e.g. {\"oauth\": {\"issuer\": \"https://id.example.com\", \"audience\": \
              \"https://magg.example.com/mcp\"}}",
         )?;
-        let required_scopes = match oauth.get("required_scopes") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
-            Some(Value::Array(list)) => list
-                .iter()
-                .map(|v| v.as_str().map(str::to_owned))
-                .collect::<Option<_>>()
-                .ok_or("`oauth.required_scopes` must be a list of strings")?,
-            Some(_) => return Err("`oauth.required_scopes` must be a list of strings".into()),
-        };
+        let required_scopes = super::settings::string_list(
+            oauth.get("required_scopes"),
+            "oauth.required_scopes",
+            true,
+        )?;
         Ok(Some(OAuthConfig {
             issuer,
             jwks_uri: url("jwks_uri")?,

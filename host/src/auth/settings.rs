@@ -19,6 +19,29 @@ pub const DEFAULT_ISSUER: &str = "https://magg.local";
 /// The audience tokens carry unless `auth.json` names another; also the key files' name.
 pub const DEFAULT_AUDIENCE: &str = "magg";
 
+/// A list of strings in `auth.json` (one string stands for a list of one; with
+/// `split_words`, a string is split at spaces, as OAuth writes scopes); `field` names it in the
+/// error.
+pub(super) fn string_list(
+    value: Option<&Value>,
+    field: &str,
+    split_words: bool,
+) -> Result<Vec<String>, String> {
+    match value {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(s)) if split_words => {
+            Ok(s.split_whitespace().map(str::to_owned).collect())
+        }
+        Some(Value::String(s)) => Ok(vec![s.clone()]),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned))
+            .collect::<Option<_>>()
+            .ok_or_else(|| format!("`{field}` must be a list of strings")),
+        Some(_) => Err(format!("`{field}` must be a list of strings")),
+    }
+}
+
 /// The top-level object of the `auth.json` of `config_path`; empty when there is no file.
 pub(super) fn read_auth_json(config_path: &Path) -> Result<Map<String, Value>, AuthError> {
     let path = BearerConfig::file_for(config_path);

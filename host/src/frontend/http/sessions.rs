@@ -582,3 +582,44 @@ pub fn initialize_id(body: &[u8]) -> Option<Option<rmcp::model::RequestId>> {
     let head = serde_json::from_slice::<Head>(body).ok()?;
     (head.method.as_deref() == Some("initialize")).then_some(head.id)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_arena_keeps_every_live_entry_through_removals_and_compaction() {
+        let mut arena = Arena::default();
+        let big = vec![b'x'; 40 * 1024];
+        for i in 0..8u128 {
+            arena.put(i, &[&big[..], &i.to_le_bytes()].concat());
+        }
+        // Removing most of them compacts the buffer; the rest read back as written.
+        for i in 0..6u128 {
+            arena.remove(i);
+        }
+        assert!(
+            arena.bytes.len() <= 3 * (big.len() + 16),
+            "compacted: {}",
+            arena.bytes.len()
+        );
+        for i in 6..8u128 {
+            let got = arena.get(i).expect("kept");
+            assert_eq!(&got[big.len()..], &i.to_le_bytes());
+        }
+        assert_eq!(arena.get(0), None);
+        // Writing a key again replaces it; removing the last empties the buffer.
+        arena.put(7, b"again");
+        assert_eq!(arena.get(7), Some(&b"again"[..]));
+        arena.remove(6);
+        arena.remove(7);
+        assert!(arena.bytes.is_empty() && arena.at.is_empty());
+    }
+
+    #[test]
+    fn keys_are_the_same_for_the_same_id_and_differ_between_ids() {
+        let a = "0b7e2f1c-93d4-4c1e-8f3a-2d6b9c0e4a11";
+        assert_eq!(key(a), key(a));
+        assert_ne!(key(a), key("0b7e2f1c-93d4-4c1e-8f3a-2d6b9c0e4a12"));
+    }
+}

@@ -42,7 +42,7 @@ use super::{
     KEEP_ALIVE, MAX_BODY_BYTES, body,
     sessions::{Place, Places},
 };
-use crate::{auth::Caller, frontend::MaggServer, hub::Hub, mcp::channel::Channels, relay::Trust};
+use crate::{frontend::MaggServer, hub::Hub, mcp::channel::Channels, relay::Trust};
 
 /// Where the event stream is opened.
 pub const STREAM_PATH: &str = "/sse";
@@ -129,7 +129,7 @@ async fn open(State(streams): State<Streams>, request: Request) -> Response {
         return streams.places.refusal(None);
     };
     // The token of the request that opened the stream stands for the whole session.
-    let caller = request.extensions().get::<Arc<Caller>>().cloned();
+    let caller = super::bearer::caller_of(&request);
     let id = new_id();
     let (transport, ends) = Channels::<RoleServer>::new(None);
     streams.insert(id.clone(), ends.incoming);
