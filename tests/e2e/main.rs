@@ -7,6 +7,7 @@
 
 mod harness;
 mod raw_http;
+mod replay;
 
 mod aggregation;
 mod api;

@@ -9,6 +9,7 @@ use crate::harness::{
     Client, ClientSpec, Magg, TempConfig, WAIT, eventually, magg_body, plugin, run_cli,
     test_backend, text,
 };
+use crate::replay::{Replay, Route, fixture};
 
 fn with_plugins(plugins: Value) -> TempConfig {
     TempConfig::new(&json!({
@@ -569,68 +570,14 @@ async fn smart_configure_adds_with_built_in_rules_when_no_plugin_knows() {
     assert_eq!(server["args"], json!(["-m", "pytool"]), "{saved}");
 }
 
-/// A local HTTP server that answers every GET with `body` for paths starting with `prefix`,
-/// recording the request lines.
-async fn replay(
-    routes: Vec<(&'static str, String)>,
-) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let log = seen.clone();
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            let routes = routes.clone();
-            let log = log.clone();
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 16 * 1024];
-                let mut len = 0;
-                while !buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
-                    match socket.read(&mut buf[len..]).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => len += n,
-                    }
-                }
-                let head = String::from_utf8_lossy(&buf[..len]).into_owned();
-                let line = head.lines().next().unwrap_or_default().to_owned();
-                log.lock().expect("log").push(line.clone());
-                let path = line.split(' ').nth(1).unwrap_or_default();
-                let (status, body) = match routes.iter().find(|(p, _)| path.starts_with(p)) {
-                    Some((_, body)) => ("200 OK", body.clone()),
-                    None => ("404 Not Found", "{}".to_owned()),
-                };
-                let response = format!(
-                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = socket.write_all(response.as_bytes()).await;
-            });
-        }
-    });
-    (port, seen)
-}
-
-fn fixture(name: &str) -> String {
-    std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("fixtures/search")
-            .join(name),
-    )
-    .expect("search fixture")
-}
-
 #[tokio::test]
 async fn search_merges_providers_and_grants_only_configured_hosts() {
-    let (port, seen) = replay(vec![
-        ("/v0/servers", fixture("mcp-registry-v0-servers.json")),
-        ("/-/v1/search", fixture("npm-search.json")),
+    let replay = Replay::start(vec![
+        Route::json("/v0/servers", fixture("mcp-registry-v0-servers.json")),
+        Route::json("/-/v1/search", fixture("npm-search.json")),
     ])
     .await;
-    let base = format!("http://127.0.0.1:{port}");
-    let grant = format!("127.0.0.1:{port}");
+    let (base, grant) = (replay.base(), replay.grant());
     let config = with_plugins(json!({
         "mcp-registry": {"settings": {"base_url": base}, "allow_hosts": [grant]},
         "npm-search": {"settings": {"base_url": base}, "allow_hosts": [grant]},
@@ -670,18 +617,15 @@ async fn search_merges_providers_and_grants_only_configured_hosts() {
         "{npm}"
     );
     assert_eq!(npm["config"]["command"], json!("npx"), "{npm}");
-    let requests = seen.lock().expect("seen").clone();
     assert!(
-        requests
-            .iter()
-            .any(|r| r.contains("/v0/servers?") && r.contains("search=time")),
-        "{requests:?}"
+        replay.asked(&["/v0/servers?", "search=time"]),
+        "{:?}",
+        replay.lines()
     );
     assert!(
-        requests
-            .iter()
-            .any(|r| r.contains("/-/v1/search?") && r.contains("text=time")),
-        "{requests:?}"
+        replay.asked(&["/-/v1/search?", "text=time"]),
+        "{:?}",
+        replay.lines()
     );
 
     // Without a grant, the provider's request is refused by magg, and the search says so.
@@ -690,7 +634,7 @@ async fn search_merges_providers_and_grants_only_configured_hosts() {
     let mut magg = Magg::stdio(&ungranted.path).await;
     let client = magg.client();
     client.tool_names().await;
-    let before = seen.lock().expect("seen").len();
+    let before = replay.lines().len();
     let refused = magg_body(
         &client
             .call("magg_search_servers", json!({"query": "time"}))
@@ -702,11 +646,7 @@ async fn search_merges_providers_and_grants_only_configured_hosts() {
         refused["output"]["sources"]["npm-search"]["error"].is_string(),
         "{refused}"
     );
-    assert_eq!(
-        seen.lock().expect("seen").len(),
-        before,
-        "a request got through"
-    );
+    assert_eq!(replay.lines().len(), before, "a request got through");
     magg.wait_for_log("is not in plugins.npm-search.allow_hosts")
         .await;
 }
