@@ -178,6 +178,13 @@ pub fn main() -> ExitCode {
         .filter_map(|kv| Some((kv.first()?.clone(), kv.get(1)?.clone())))
         .collect();
     crate::backend::set_extra_env(cli.env_pass, env_set);
+    if !matches!(cli.command, Some(Command::Serve(_)) | None) {
+        // The other commands end quietly when their reader goes away (`magg plugin list |
+        // head`), as command-line tools do. `serve` keeps ignoring SIGPIPE: a backend or client
+        // that goes away must not end it.
+        // SAFETY: signal() only sets the process-wide disposition of SIGPIPE.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     let result = match cli.command {
         Some(Command::Serve(_)) if cli.config.is_some() && !config.exists => {
             eprintln!(

@@ -21,6 +21,7 @@
 //!   fails open (its input list passes through); `on_error` changes that per plugin.
 
 mod bindings;
+pub mod bundled;
 mod calls;
 pub mod config;
 mod instance;

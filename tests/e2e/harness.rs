@@ -975,6 +975,7 @@ pub fn run_cli_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String)
     let out = std::process::Command::new(bin("magg"))
         .args(args)
         .env_remove("MAGG_CONFIG_PATH")
+        .env("MAGG_CACHE_DIR", target_dir().join("test-cache"))
         .envs(env.iter().copied())
         .output()
         .expect("run magg");

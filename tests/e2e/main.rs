@@ -12,6 +12,7 @@ mod replay;
 mod aggregation;
 mod api;
 mod auth;
+mod bundled;
 mod calls;
 mod cli;
 mod config_watch;

@@ -1,22 +1,27 @@
-//! `magg plugin ...`: list the plugins of the plugins directory and check plugin files, loading
-//! each exactly as `magg serve` would (compile or cache, link, instantiate once).
+//! `magg plugin ...`: list the plugins (bundled and those of the plugins directory) and check
+//! plugin files, loading each exactly as `magg serve` would (compile or cache, link,
+//! instantiate once).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::Subcommand;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::{Failed, say};
 use crate::{
     config::Config,
-    plugins::{self, PluginConfigs, check_file},
+    plugins::{self, PluginConfigs, Plugins, check_file},
 };
+
+/// How long `magg plugin list` waits for every plugin to load (a cold compile cache).
+const LOAD_LIMIT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// The `magg plugin` subcommands.
 #[derive(Debug, Subcommand)]
 pub(super) enum PluginCommand {
-    /// List the plugins of the plugins directory: kinds, state and config
+    /// List the plugins: the bundled ones and those of the plugins directory, with their
+    /// kinds, state and grants
     List {
         /// The plugins directory (default: as `magg serve` finds it)
         #[arg(long, value_name = "DIR")]
@@ -84,100 +89,77 @@ async fn check(files: &[PathBuf]) -> anyhow::Result<()> {
 
 async fn list(config: &Config, dir: Option<PathBuf>, as_json: bool) -> anyhow::Result<()> {
     let dir = dir.or_else(|| plugins::plugins_dir(config));
-    let Some(dir) = dir else {
-        if as_json {
-            println!("{}", json!({"dir": null, "plugins": []}));
-        } else {
-            say::info(&format!(
-                "No plugins directory: none configured (plugins_dir, MAGG_PLUGINS_DIR, --plugins) \
-                 and no {} beside the config",
-                config
-                    .path
-                    .parent()
-                    .unwrap_or(Path::new("."))
-                    .join("plugins")
-                    .display()
-            ));
-        }
-        return Ok(());
-    };
-    let configs = PluginConfigs::from_json(config.extra.get("plugins"));
-    let mut rows = Vec::new();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .with_context(|| format!("cannot read plugins directory {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
-        .collect();
-    files.sort();
-    for file in files {
-        let name = file
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let entry = configs.get(&name);
-        let (state, kinds, error) = match &entry {
-            Err(problem) => ("invalid config", Vec::new(), Some(problem.clone())),
-            Ok(c) if !c.enabled => ("disabled", Vec::new(), None),
-            Ok(_) => match check_file(&file, plugins::cache_dir()).await {
-                Ok((kinds, _)) => (
-                    "ok",
-                    kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
-                    None,
-                ),
-                Err(e) => ("fails to load", Vec::new(), Some(e)),
-            },
-        };
-        let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
-        let (settings, hosts) = match &entry {
-            Ok(c) => (
-                c.settings.keys().cloned().collect::<Vec<_>>(),
-                c.allow_hosts.clone(),
-            ),
-            Err(_) => (Vec::new(), Vec::new()),
-        };
-        rows.push(json!({
-            "name": name,
-            "file": file.display().to_string(),
-            "size": size,
-            "state": state,
-            "kinds": kinds,
-            "settings": settings,
-            "allow_hosts": hosts,
-            "error": error,
-        }));
+    if let Some(d) = &dir
+        && !d.is_dir()
+    {
+        return Err(Failed::new(format!(
+            "plugins directory {} does not exist; create it or give another with --plugins",
+            d.display()
+        ))
+        .into());
     }
+    let configs = PluginConfigs::from_json(config.extra.get("plugins"));
+    // Load them exactly as `magg serve` would.
+    let registry = Plugins::new(dir.clone(), plugins::cache_dir(), configs.clone());
+    registry.start(|| async {});
+    registry.wait_ready(LOAD_LIMIT).await;
+    let statuses = registry.status();
+    let rows: Vec<Value> = statuses
+        .iter()
+        .map(|status| {
+            let mut row = serde_json::to_value(status).unwrap_or_default();
+            if let (Value::Object(row), Some(entry)) = (&mut row, configs.entries.get(&status.name))
+            {
+                let keys: Vec<&String> = entry.settings.keys().collect();
+                row.insert("settings".into(), json!(keys));
+            }
+            row
+        })
+        .collect();
+    let dir_text = dir.as_ref().map(|d| d.display().to_string());
     if as_json {
         println!(
             "{}",
-            serde_json::to_string_pretty(
-                &json!({"dir": dir.display().to_string(), "plugins": rows})
-            )?
+            serde_json::to_string_pretty(&json!({"dir": dir_text, "plugins": rows}))?
         );
         return Ok(());
     }
-    say::info(&format!("Plugins in {}:", dir.display()));
-    if rows.is_empty() {
-        println!("  (none: put .wasm components here)");
+    match &dir_text {
+        Some(d) => say::info(&format!("Plugins (bundled, and those in {d}):")),
+        None => say::info(&format!(
+            "Plugins (bundled; no plugins directory: set plugins_dir, MAGG_PLUGINS_DIR or \
+             --plugins, or make {}):",
+            config
+                .path
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join("plugins")
+                .display()
+        )),
     }
-    for row in &rows {
-        let kinds = row["kinds"]
-            .as_array()
-            .map(|k| {
-                k.iter()
-                    .filter_map(|v| v.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            })
-            .unwrap_or_default();
+    if statuses.is_empty() {
         println!(
-            "  {:<24} {:<16} {:<30} {} KiB",
-            row["name"].as_str().unwrap_or_default(),
-            row["state"].as_str().unwrap_or_default(),
-            kinds,
-            row["size"].as_u64().unwrap_or(0) / 1024
+            "  (none: this magg was built without its bundled plugins; put .wasm components in a plugins directory)"
         );
-        if let Some(error) = row["error"].as_str() {
+    }
+    for status in &statuses {
+        let origin = match (status.origin, status.replaces_bundled) {
+            (_, true) => "user, replaces bundled",
+            (o, false) => o,
+        };
+        println!(
+            "  {:<20} {:<10} {:<24} {:<32} {} KiB",
+            status.name,
+            status.state,
+            origin,
+            status.kinds.join(", "),
+            status.size.unwrap_or(0) / 1024
+        );
+        if let Some(error) = &status.error {
             println!("      {error}");
+        }
+        if !status.allow_hosts.is_empty() {
+            println!("      may reach: {}", status.allow_hosts.join(", "));
         }
     }
     Ok(())

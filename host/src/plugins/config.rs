@@ -49,9 +49,9 @@ pub struct PluginConfig {
     #[serde(default)]
     pub settings: Map<String, Value>,
     /// Hosts a search provider may send HTTP requests to: `example.com`, `example.com:8080`
-    /// or `*.example.com`. Default none.
+    /// or `*.example.com`. Default: none, or for a bundled plugin the host it needs.
     #[serde(default)]
-    pub allow_hosts: Vec<String>,
+    pub allow_hosts: Option<Vec<String>>,
     /// The most linear memory one call may use, in MiB. Default 128.
     #[serde(default)]
     pub memory_mb: Option<u64>,
@@ -112,10 +112,15 @@ impl PluginConfig {
         }
     }
 
+    /// The hosts granted (none when `allow_hosts` is unset).
+    pub fn hosts(&self) -> &[String] {
+        self.allow_hosts.as_deref().unwrap_or_default()
+    }
+
     /// Whether HTTP requests to `host` (with `port`, when not the scheme's default) are granted.
     pub fn allows_host(&self, host: &str, port: Option<u16>) -> bool {
         let host = host.to_ascii_lowercase();
-        self.allow_hosts.iter().any(|grant| {
+        self.hosts().iter().any(|grant| {
             let grant = grant.trim().to_ascii_lowercase();
             let (grant_host, grant_port) = match grant.rsplit_once(':') {
                 Some((h, p)) if p.chars().all(|c| c.is_ascii_digit()) && !p.is_empty() => {
@@ -202,17 +207,17 @@ mod tests {
         let b = configs.get("b").unwrap_err();
         assert!(b.contains("plugins.b") && b.contains("timout_ms"), "{b}");
         let c = configs.get("c").unwrap();
-        assert!(c.enabled && c.settings.is_empty() && c.allow_hosts.is_empty());
+        assert!(c.enabled && c.settings.is_empty() && c.hosts().is_empty());
     }
 
     #[test]
     fn host_grants_match_exactly_by_port_and_wildcard() {
         let mut c = PluginConfig::default_for("p");
-        c.allow_hosts = vec![
+        c.allow_hosts = Some(vec![
             "registry.npmjs.org".into(),
             "127.0.0.1:8080".into(),
             "*.example.com".into(),
-        ];
+        ]);
         assert!(c.allows_host("registry.npmjs.org", None));
         assert!(c.allows_host("REGISTRY.npmjs.org", Some(443)));
         assert!(!c.allows_host("evil.npmjs.org", None));

@@ -1,5 +1,9 @@
-//! The loaded plugins: which files of the plugins directory are serving, which failed to
-//! load and why, and the loop that watches the directory and swaps in a new set.
+//! The loaded plugins: which of the bundled plugins and the files of the plugins directory
+//! are serving, which failed to load and why, and the loop that watches the directory and
+//! swaps in a new set.
+//!
+//! The plugins built into magg ([`super::bundled`]) come first; a file of the same name in the
+//! plugins directory replaces one, and a config entry with `enabled: false` turns one off.
 //!
 //! One loop does every load and unload, so they never race. A change to the directory (a
 //! file added, rewritten in place, renamed over, or removed) is debounced, then the directory
@@ -33,16 +37,45 @@ use super::{
 /// How long the directory must be quiet before a rescan.
 const DEBOUNCE: Duration = Duration::from_millis(40);
 
+/// Where a plugin comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// Built into magg.
+    Bundled(&'static [u8]),
+    /// A file of the plugins directory.
+    File(PathBuf),
+}
+
+impl Origin {
+    /// `bundled` or `user`, as `magg_status` and `magg plugin list` show it.
+    fn as_str(&self) -> &'static str {
+        match self {
+            Origin::Bundled(_) => "bundled",
+            Origin::File(_) => "user",
+        }
+    }
+
+    /// Its file, or what stands for it.
+    fn describe(&self) -> String {
+        match self {
+            Origin::Bundled(_) => "(built into magg)".to_owned(),
+            Origin::File(path) => path.display().to_string(),
+        }
+    }
+}
+
 /// One plugin that is serving.
 pub(crate) struct Plugin {
     /// The plugin's name: its file name without `.wasm`.
     pub name: String,
-    /// Its file.
-    pub file: PathBuf,
+    /// Where it comes from.
+    origin: Origin,
     /// Its size in bytes.
     pub size: u64,
     /// Its modification time when loaded.
     modified: Option<SystemTime>,
+    /// Whether it is a user's file in place of a bundled plugin of the same name.
+    replaces_bundled: bool,
     /// Its config entry.
     pub config: Arc<PluginConfig>,
     pub(crate) runtime: Arc<Runtime>,
@@ -75,7 +108,9 @@ impl Plugin {
     fn status(&self) -> PluginStatus {
         PluginStatus {
             name: self.name.clone(),
-            file: self.file.display().to_string(),
+            file: self.origin.describe(),
+            origin: self.origin.as_str(),
+            replaces_bundled: self.replaces_bundled,
             state: "loaded",
             kinds: self.kinds().iter().map(|k| k.as_str()).collect(),
             sha256: Some(self.prepared.hash.clone()),
@@ -83,6 +118,7 @@ impl Plugin {
             from_cache: Some(self.prepared.from_cache),
             error: None,
             faults: self.faults.load(Ordering::Relaxed),
+            allow_hosts: self.config.hosts().to_vec(),
             last_fault: self.last_fault.lock().ok().and_then(|l| l.clone()),
         }
     }
@@ -137,8 +173,13 @@ impl PluginSet {
 pub struct PluginStatus {
     /// The plugin's name.
     pub name: String,
-    /// Its file.
+    /// Its file, or `(built into magg)`.
     pub file: String,
+    /// `bundled` (built into magg) or `user` (a file of the plugins directory).
+    pub origin: &'static str,
+    /// Whether a user's file replaces a bundled plugin of the same name.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub replaces_bundled: bool,
     /// `loaded`, `failed` (no version serving), `failed, previous version serving`, or
     /// `disabled`.
     pub state: &'static str,
@@ -158,6 +199,9 @@ pub struct PluginStatus {
     pub error: Option<String>,
     /// How many calls into it faulted since it loaded.
     pub faults: u64,
+    /// The hosts it may send HTTP requests to.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allow_hosts: Vec<String>,
     /// The last fault.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_fault: Option<String>,
@@ -170,6 +214,8 @@ pub struct Plugins {
 
 struct Inner {
     dir: Option<PathBuf>,
+    /// The plugins built into magg, by name.
+    bundled: Vec<(String, &'static [u8])>,
     cache_dir: Option<PathBuf>,
     runtime: OnceLock<Result<Arc<Runtime>, String>>,
     set: ArcSwap<PluginSet>,
@@ -184,10 +230,17 @@ struct Inner {
 
 impl PluginStatus {
     /// The status of a plugin with no version serving.
-    fn not_serving(name: &str, file: String, state: &'static str, error: Option<String>) -> Self {
+    fn not_serving(
+        name: &str,
+        origin: &Origin,
+        state: &'static str,
+        error: Option<String>,
+    ) -> Self {
         PluginStatus {
             name: name.to_owned(),
-            file,
+            file: origin.describe(),
+            origin: origin.as_str(),
+            replaces_bundled: false,
             state,
             kinds: Vec::new(),
             sha256: None,
@@ -195,23 +248,26 @@ impl PluginStatus {
             from_cache: None,
             error,
             faults: 0,
+            allow_hosts: Vec::new(),
             last_fault: None,
         }
     }
 }
 
 impl Plugins {
-    /// A registry for `dir` (none: no plugins), with compiled components cached in
-    /// `cache_dir`. Nothing is loaded until [`Plugins::start`].
+    /// A registry of the bundled plugins and those of `dir` (none: bundled ones only), with
+    /// compiled components cached in `cache_dir`. Nothing is loaded until [`Plugins::start`].
     pub fn new(
         dir: Option<PathBuf>,
         cache_dir: Option<PathBuf>,
         configs: PluginConfigs,
     ) -> Plugins {
-        let (ready, _) = watch::channel(dir.is_none());
+        let bundled = super::bundled::all();
+        let (ready, _) = watch::channel(dir.is_none() && bundled.is_empty());
         Plugins {
             inner: Arc::new(Inner {
                 dir,
+                bundled,
                 cache_dir,
                 runtime: OnceLock::new(),
                 set: ArcSwap::from_pointee(PluginSet::default()),
@@ -236,12 +292,16 @@ impl Plugins {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let Some(dir) = self.inner.dir.clone() else {
+        if self.inner.dir.is_none() && self.inner.bundled.is_empty() {
             return;
-        };
+        }
         let inner = self.inner.clone();
         let (events_tx, events) = mpsc::unbounded_channel();
-        let watcher = watch_dir(&dir, events_tx);
+        let watcher = self
+            .inner
+            .dir
+            .as_deref()
+            .and_then(|dir| watch_dir(dir, events_tx));
         tokio::spawn(async move {
             let _watcher = watcher;
             loader(inner, events, on_filters_changed).await;
@@ -374,15 +434,10 @@ impl Plugins {
                         serving.error = Some(error.clone());
                     }
                     None => {
-                        let file = self
-                            .inner
-                            .dir
-                            .as_ref()
-                            .map(|d| d.join(format!("{name}.wasm")).display().to_string())
-                            .unwrap_or_default();
+                        let origin = self.inner.origin_of(name);
                         out.insert(
                             name.clone(),
-                            PluginStatus::not_serving(name, file, "failed", Some(error.clone())),
+                            PluginStatus::not_serving(name, &origin, "failed", Some(error.clone())),
                         );
                     }
                 }
@@ -391,7 +446,7 @@ impl Plugins {
         if let Ok(disabled) = self.inner.disabled.lock() {
             for name in disabled.iter() {
                 out.entry(name.clone()).or_insert_with(|| {
-                    PluginStatus::not_serving(name, String::new(), "disabled", None)
+                    PluginStatus::not_serving(name, &self.inner.origin_of(name), "disabled", None)
                 });
             }
         }
@@ -407,10 +462,28 @@ impl Inner {
             .clone()
     }
 
-    fn config_for(&self, name: &str) -> Result<PluginConfig, String> {
-        match self.configs.read() {
-            Ok(configs) => configs.get(name),
-            Err(_) => Ok(PluginConfig::default_for(name)),
+    /// The config of plugin `name` from `origin`: its entry, and for a bundled plugin whose
+    /// entry grants no hosts, the hosts it needs.
+    fn config_for(&self, name: &str, origin: &Origin) -> Result<PluginConfig, String> {
+        let mut config = match self.configs.read() {
+            Ok(configs) => configs.get(name)?,
+            Err(_) => PluginConfig::default_for(name),
+        };
+        if matches!(origin, Origin::Bundled(_)) && config.allow_hosts.is_none() {
+            let hosts = super::bundled::default_hosts(name);
+            config.allow_hosts = Some(hosts.iter().map(|h| (*h).to_owned()).collect());
+        }
+        Ok(config)
+    }
+
+    /// Where plugin `name` would come from: the plugins directory's file, else the bundled one.
+    fn origin_of(&self, name: &str) -> Origin {
+        let file = self.dir.as_ref().map(|d| d.join(format!("{name}.wasm")));
+        match (file, self.bundled.iter().find(|(n, _)| n == name)) {
+            (Some(file), _) if file.is_file() => Origin::File(file),
+            (_, Some((_, wasm))) => Origin::Bundled(wasm),
+            (Some(file), None) => Origin::File(file),
+            (None, None) => Origin::File(PathBuf::new()),
         }
     }
 
@@ -459,24 +532,38 @@ async fn loader<F: Future<Output = ()>>(
     }
 }
 
+/// The plugins to load, in name order: the bundled ones, with the directory's files in
+/// place of (or beside) them.
+fn sources(inner: &Inner) -> Vec<(String, Origin)> {
+    let mut all: IndexMap<String, Origin> = inner
+        .bundled
+        .iter()
+        .map(|(name, wasm)| (name.clone(), Origin::Bundled(wasm)))
+        .collect();
+    if let Some(dir) = &inner.dir {
+        match list_wasm(dir) {
+            Ok(files) => {
+                for (name, path) in files {
+                    all.insert(name, Origin::File(path));
+                }
+            }
+            Err(e) => tracing::warn!("plugins directory {}: {e}", dir.display()),
+        }
+    }
+    all.sort_keys();
+    all.into_iter().collect()
+}
+
 /// Rescans the directory and swaps in the new set.
 async fn scan(inner: &Arc<Inner>) {
-    let Some(dir) = inner.dir.clone() else { return };
-    let files = match list_wasm(&dir) {
-        Ok(files) => files,
-        Err(e) => {
-            tracing::warn!("plugins directory {}: {e}", dir.display());
-            Vec::new()
-        }
-    };
     let old = inner.set.load_full();
     let mut next = Vec::new();
     let mut disabled = Vec::new();
     let mut seen = Vec::new();
-    for (name, path) in files {
+    for (name, origin) in sources(inner) {
         seen.push(name.clone());
         let previous = old.plugins.iter().find(|p| p.name == name).cloned();
-        let config = match inner.config_for(&name) {
+        let config = match inner.config_for(&name, &origin) {
             Ok(config) => config,
             Err(problem) => {
                 tracing::error!("plugin {name} not loaded: {problem}");
@@ -485,11 +572,11 @@ async fn scan(inner: &Arc<Inner>) {
             }
         };
         if !config.enabled {
+            inner.set_error(&name, None);
             disabled.push(name);
-            inner.set_error(&path_name(&path), None);
             continue;
         }
-        match load_one(inner, &name, &path, previous.as_ref(), config).await {
+        match load_one(inner, &name, &origin, previous.as_ref(), config).await {
             Ok(plugin) => {
                 inner.set_error(&name, None);
                 next.push(plugin);
@@ -498,7 +585,7 @@ async fn scan(inner: &Arc<Inner>) {
                 let keeping = previous.is_some();
                 tracing::error!(
                     "plugin {name} ({}) did not load: {problem}{}",
-                    path.display(),
+                    origin.describe(),
                     if keeping {
                         "; the previous version keeps serving"
                     } else {
@@ -527,8 +614,12 @@ async fn scan(inner: &Arc<Inner>) {
         for plugin in &next {
             if !old.plugins.iter().any(|p| Arc::ptr_eq(p, plugin)) {
                 tracing::info!(
-                    "plugin {} loaded ({}; {} KiB{})",
+                    "plugin {} loaded ({}{}; {} KiB{})",
                     plugin.name,
+                    match plugin.origin {
+                        Origin::Bundled(_) => "bundled; ",
+                        Origin::File(_) => "",
+                    },
                     plugin
                         .kinds()
                         .iter()
@@ -559,30 +650,43 @@ fn path_name(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// The plugin for `path`: the previous one when neither the file nor its config changed,
-/// the previous compilation with a new config, or a fresh load.
+/// The plugin from `origin`: the previous one when neither its file nor its config
+/// changed, the previous compilation with a new config, or a fresh load.
 async fn load_one(
     inner: &Arc<Inner>,
     name: &str,
-    path: &Path,
+    origin: &Origin,
     previous: Option<&Arc<Plugin>>,
     config: PluginConfig,
 ) -> Result<Arc<Plugin>, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read it: {e}"))?;
-    let modified = meta.modified().ok();
-    let size = meta.len();
+    let (size, modified) = match origin {
+        Origin::Bundled(wasm) => (wasm.len() as u64, None),
+        Origin::File(path) => {
+            let meta = std::fs::metadata(path).map_err(|e| format!("cannot read it: {e}"))?;
+            (meta.len(), meta.modified().ok())
+        }
+    };
     let runtime = inner.runtime()?;
-    let same_file = |p: &Plugin| p.size == size && p.modified == modified && modified.is_some();
+    let same_file = |p: &Plugin| match (&p.origin, origin) {
+        (Origin::Bundled(a), Origin::Bundled(b)) => std::ptr::eq(*a, *b),
+        (Origin::File(_), Origin::File(_)) => {
+            p.size == size && p.modified == modified && modified.is_some()
+        }
+        _ => false,
+    };
     let prepared = match previous {
         Some(p) if same_file(p) && *p.config == config => return Ok(p.clone()),
         Some(p) if same_file(p) => p.prepared.clone(),
         _ => {
-            let path = path.to_owned();
+            let origin = origin.clone();
             let name_owned = name.to_owned();
             let rt = runtime.clone();
-            let prepared = tokio::task::spawn_blocking(move || {
-                let wasm = std::fs::read(&path).map_err(|e| format!("cannot read it: {e}"))?;
-                rt.prepare(&name_owned, &wasm)
+            let prepared = tokio::task::spawn_blocking(move || match origin {
+                Origin::Bundled(wasm) => rt.prepare(&name_owned, wasm),
+                Origin::File(path) => {
+                    let wasm = std::fs::read(&path).map_err(|e| format!("cannot read it: {e}"))?;
+                    rt.prepare(&name_owned, &wasm)
+                }
             })
             .await
             .map_err(|e| format!("loading it panicked: {e}"))??;
@@ -609,7 +713,9 @@ async fn load_one(
         .map_err(|e| format!("it does not start: {}", e.detail))?;
     Ok(Arc::new(Plugin {
         name: name.to_owned(),
-        file: path.to_owned(),
+        replaces_bundled: matches!(origin, Origin::File(_))
+            && inner.bundled.iter().any(|(n, _)| n == name),
+        origin: origin.clone(),
         size,
         modified,
         config,
