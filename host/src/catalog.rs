@@ -80,6 +80,8 @@ pub struct OwnItems {
     pub resources: Vec<Resource>,
     /// Resource templates (served by magg itself).
     pub templates: Vec<ResourceTemplate>,
+    /// Prompts (served by magg itself).
+    pub prompts: Vec<Prompt>,
 }
 
 /// One immutable, merged view of all backends.
@@ -132,7 +134,7 @@ impl Snapshot {
         own: &OwnItems,
         backends: &[Arc<Backend>],
     ) -> Snapshot {
-        let (prompts, prompt_routes) = merge_prompts(settings, backends);
+        let (prompts, prompt_routes) = merge_prompts(settings, own, backends);
         let (resources, resource_routes) = merge_resources(own, backends);
         let (templates, bare_templates) = merge_templates(own, backends);
         let mut prefixes = HashMap::new();
@@ -178,7 +180,10 @@ impl Snapshot {
         let prompts = self
             .prompts
             .iter()
-            .filter(|p| prompt_routes.contains_key(p.name.as_str()))
+            .filter(|p| match self.prompt_routes.get(p.name.as_str()) {
+                Some(_) => prompt_routes.contains_key(p.name.as_str()),
+                None => view.prompt(&p.name, None),
+            })
             .cloned()
             .collect();
         let resource_routes: HashMap<String, Route> = self
@@ -360,17 +365,23 @@ pub fn merge_tools(settings: &Settings, own: &OwnItems, backends: &[Arc<Backend>
     list
 }
 
-/// The prompts list and where each goes: each backend's under its prefix.
+/// The prompts list and where each goes: magg's own (no route: magg answers them), then each
+/// backend's under its prefix.
 pub fn merge_prompts(
     settings: &Settings,
+    own: &OwnItems,
     backends: &[Arc<Backend>],
 ) -> (Vec<Prompt>, HashMap<String, Route>) {
-    let mut prompts = Vec::new();
+    let mut prompts = own.prompts.clone();
     let mut routes: HashMap<String, Route> = HashMap::new();
     for backend in backends {
         let prefix = prefix_of(backend);
         for prompt in backend.state().prompts.iter() {
             let exposed = exposed_name(prefix, &settings.prefix_sep, &prompt.name);
+            if own.prompts.iter().any(|p| p.name == exposed) {
+                warn_collision("prompt", &exposed, &backend.name, "magg");
+                continue;
+            }
             if let Some(existing) = routes.get(&exposed) {
                 warn_collision("prompt", &exposed, &backend.name, &existing.backend.name);
                 continue;

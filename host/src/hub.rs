@@ -28,7 +28,7 @@ use tokio::sync::{mpsc, watch};
 
 pub(crate) use self::dispatch::running_peer;
 pub use self::{
-    own::{OwnCall, OwnServer},
+    own::{OwnCall, OwnPrompt, OwnServer},
     reload_state::ReloadState,
 };
 use crate::{

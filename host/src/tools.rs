@@ -4,11 +4,13 @@
 //! Results follow Magg's shape, a JSON object `{"errors": [...] | null, "output": ...}` as text
 //! and as `structuredContent`; a failure also sets `isError: true` so the model can tell.
 
+mod analyze;
 mod discover;
 mod kits;
 pub mod manage;
 mod proxy;
 mod resources;
+mod sampling;
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -49,6 +51,7 @@ impl OwnServer for Own {
             tools: self.tools.iter().map(|(tool, _)| tool.clone()).collect(),
             resources,
             templates,
+            prompts: discover::own_prompts(settings),
         }
     }
 
@@ -82,6 +85,19 @@ impl OwnServer for Own {
         uri: &str,
     ) -> Option<Result<rmcp::model::ReadResourceResult, McpError>> {
         resources::read_own(hub, uri)
+    }
+
+    fn prompt<'a>(
+        &'a self,
+        hub: &'a Hub,
+        name: &'a str,
+        arguments: Option<JsonObject>,
+    ) -> crate::hub::OwnPrompt<'a> {
+        Box::pin(discover::get_prompt(
+            hub,
+            name,
+            arguments.unwrap_or_default(),
+        ))
     }
 }
 
@@ -118,6 +134,8 @@ pub enum OwnTool {
     SmartConfigure,
     /// `magg_search_servers`
     SearchServers,
+    /// `magg_analyze_servers`
+    AnalyzeServers,
 }
 
 impl OwnTool {
@@ -144,7 +162,8 @@ impl OwnTool {
             | OwnTool::Proxy
             | OwnTool::ListKits
             | OwnTool::KitInfo
-            | OwnTool::SearchServers => false,
+            | OwnTool::SearchServers
+            | OwnTool::AnalyzeServers => false,
         }
     }
 }
@@ -445,6 +464,29 @@ fn own_tools(settings: &Settings) -> Vec<(Tool, OwnTool)> {
             ),
             OwnTool::SmartConfigure,
         ),
+        (
+            tool(
+                settings.prefixed("analyze_servers"),
+                "Review the configured servers: which run, which failed and why, tools that two \
+                 servers both offer (the model may pick the wrong one), servers configured twice, \
+                 disabled servers and servers that offer no tools, and kits worth loading. Use it \
+                 when tools seem missing or duplicated, or before tidying the config. Changes \
+                 nothing. When the client supports sampling, its LLM adds written `insights`.\n\n\
+                 Returns {\"errors\": null, \"output\": {total_servers, enabled_servers, \
+                 mounted_servers, servers: {name: {source, enabled, mounted, status, command, uri, \
+                 prefix, notes, tools, reason?}}, issues: [{server, issue, detail?, fix?}], \
+                 duplicate_tools: [{tool, servers}], overlapping_servers: [{servers, shared_tools, \
+                 overlap}], duplicate_servers: [{runs, servers}], suggested_kits: {available, \
+                 servers_in_no_kit}, insights?}}. Next step: act on an issue's `fix` (e.g. \
+                 magg_disable_server, magg_remove_server) or magg_load_kit.",
+                json!({"type": "object", "properties": {}, "additionalProperties": false}),
+                ToolAnnotations::with_title("Analyze the configured servers")
+                    .read_only(true)
+                    .idempotent(true)
+                    .open_world(false),
+            ),
+            OwnTool::AnalyzeServers,
+        ),
     ]
 }
 
@@ -500,6 +542,7 @@ async fn call_own(
         OwnTool::SearchServers => {
             discover::search_servers(hub, arguments.unwrap_or_default()).await
         }
+        OwnTool::AnalyzeServers => analyze::analyze_servers(hub).await,
     })
 }
 

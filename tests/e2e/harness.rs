@@ -1099,3 +1099,54 @@ impl RawStdio {
         .await
     }
 }
+
+/// A client whose "LLM" answers every sampling request with one fixed text.
+pub struct Sampler {
+    /// What the "LLM" answers.
+    pub answer: String,
+    /// Every sampling request's messages, as JSON text.
+    pub asked: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl rmcp::ClientHandler for Sampler {
+    fn get_info(&self) -> rmcp::model::ClientConfig {
+        let capabilities = serde_json::from_value(json!({"sampling": {}})).expect("capabilities");
+        rmcp::model::ClientConfig::new(
+            capabilities,
+            rmcp::model::Implementation::new("sampler", "0"),
+        )
+    }
+
+    #[allow(deprecated)]
+    async fn create_message(
+        &self,
+        params: rmcp::model::CreateMessageRequestParams,
+        _context: rmcp::service::RequestContext<rmcp::RoleClient>,
+    ) -> Result<rmcp::model::CreateMessageResult, rmcp::ErrorData> {
+        self.asked
+            .lock()
+            .expect("asked")
+            .push(serde_json::to_string(&params.messages).unwrap_or_default());
+        Ok(serde_json::from_value(json!({
+            "model": "test-model",
+            "role": "assistant",
+            "content": {"type": "text", "text": self.answer},
+        }))
+        .expect("sampling result"))
+    }
+}
+
+impl Sampler {
+    /// Connects to `magg`'s streamable HTTP endpoint as this client.
+    pub async fn connect(
+        self,
+        magg: &Magg,
+    ) -> rmcp::service::RunningService<rmcp::RoleClient, Sampler> {
+        use rmcp::ServiceExt;
+        install_tls();
+        let transport = rmcp::transport::StreamableHttpClientTransport::from_uri(
+            magg.url.clone().expect("url"),
+        );
+        self.serve(transport).await.expect("connect")
+    }
+}

@@ -17,6 +17,7 @@ mod calls;
 mod cli;
 mod config_watch;
 mod conformance;
+mod discover;
 mod failures;
 mod http;
 mod kits;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::harness::{
-    Client, ClientSpec, Magg, TempConfig, WAIT, eventually, magg_body, plugin, run_cli,
+    Client, ClientSpec, Magg, Sampler, TempConfig, WAIT, eventually, magg_body, plugin, run_cli,
     test_backend, text,
 };
 use crate::replay::{Replay, Route, fixture};
@@ -693,43 +693,8 @@ async fn plugin_cli_checks_and_lists() {
     assert_eq!(by_name("broken")["state"], json!("failed"), "{listed}");
 }
 
-/// A client whose "LLM" answers every sampling request with one fixed text.
-struct Sampler {
-    answer: String,
-    asked: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-}
-
-impl rmcp::ClientHandler for Sampler {
-    fn get_info(&self) -> rmcp::model::ClientConfig {
-        let capabilities = serde_json::from_value(json!({"sampling": {}})).expect("capabilities");
-        rmcp::model::ClientConfig::new(
-            capabilities,
-            rmcp::model::Implementation::new("sampler", "0"),
-        )
-    }
-
-    #[allow(deprecated)]
-    async fn create_message(
-        &self,
-        params: rmcp::model::CreateMessageRequestParams,
-        _context: rmcp::service::RequestContext<rmcp::RoleClient>,
-    ) -> Result<rmcp::model::CreateMessageResult, rmcp::ErrorData> {
-        self.asked
-            .lock()
-            .expect("asked")
-            .push(serde_json::to_string(&params.messages).unwrap_or_default());
-        Ok(serde_json::from_value(json!({
-            "model": "test-model",
-            "role": "assistant",
-            "content": {"type": "text", "text": self.answer},
-        }))
-        .expect("sampling result"))
-    }
-}
-
 #[tokio::test]
 async fn smart_configure_asks_the_clients_llm_when_no_plugin_knows() {
-    use rmcp::ServiceExt;
     let config = with_plugins(json!({}));
     // An HTTP client without authentication: the config lets it add servers.
     let mut settings = config.read();
@@ -748,11 +713,7 @@ async fn smart_configure_asks_the_clients_llm_when_no_plugin_knows() {
         ),
         asked: asked.clone(),
     };
-    let transport = {
-        crate::harness::install_tls();
-        rmcp::transport::StreamableHttpClientTransport::from_uri(magg.url.clone().expect("url"))
-    };
-    let client = sampler.serve(transport).await.expect("connect");
+    let client = sampler.connect(&magg).await;
     let params = rmcp::model::CallToolRequestParams::new("magg_smart_configure").with_arguments(
         json!({"source": "https://example.com/some/unknown-server", "allow_add": true})
             .as_object()

@@ -59,7 +59,16 @@ impl Hub {
         mut params: GetPromptRequestParams,
         ct: CancellationToken,
     ) -> Result<GetPromptResponse, McpError> {
-        let mut route = self.snapshot().prompt(&params.name).cloned();
+        let snapshot = self.snapshot();
+        let mut route = snapshot.prompt(&params.name).cloned();
+        if route.is_none() && snapshot.prompts.iter().any(|p| p.name == params.name) {
+            // One of magg's own.
+            return self
+                .own()
+                .prompt(self, &params.name, params.arguments)
+                .await
+                .map(GetPromptResponse::from);
+        }
         if route.is_none() {
             self.wait_for_backends().await;
             route = self.snapshot().prompt(&params.name).cloned();

@@ -1,4 +1,4 @@
-//! magg's own server as the hub sees it: the tools and resources magg serves itself, handed to
+//! magg's own server as the hub sees it: the tools, resources and prompts magg serves itself, handed to
 //! the hub when it starts, so that the hub (and everything below it) never names the module
 //! that implements them.
 
@@ -6,7 +6,7 @@ use std::{future::Future, pin::Pin, sync::Arc};
 
 use rmcp::{
     ErrorData as McpError,
-    model::{CallToolResult, JsonObject, ReadResourceResult},
+    model::{CallToolResult, GetPromptResult, JsonObject, ReadResourceResult},
 };
 use tokio_util::sync::CancellationToken;
 
@@ -15,6 +15,10 @@ use crate::{catalog::OwnItems, config::Settings};
 
 /// The future of one own tool's call.
 pub type OwnCall<'a> = Pin<Box<dyn Future<Output = Result<CallToolResult, McpError>> + Send + 'a>>;
+
+/// The future of one own prompt's `prompts/get`.
+pub type OwnPrompt<'a> =
+    Pin<Box<dyn Future<Output = Result<GetPromptResult, McpError>> + Send + 'a>>;
 
 /// magg's own tools, resources and resource templates.
 pub trait OwnServer: Send + Sync + 'static {
@@ -36,4 +40,13 @@ pub trait OwnServer: Send + Sync + 'static {
 
     /// Reads `uri` if it is one of magg's own resources; `None` if it is not.
     fn read(&self, hub: &Hub, uri: &str) -> Option<Result<ReadResourceResult, McpError>>;
+
+    /// Gets the own prompt `name` (its name as [`OwnServer::items`] listed it) with
+    /// `arguments`.
+    fn prompt<'a>(
+        &'a self,
+        hub: &'a Hub,
+        name: &'a str,
+        arguments: Option<JsonObject>,
+    ) -> OwnPrompt<'a>;
 }

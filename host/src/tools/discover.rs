@@ -4,17 +4,20 @@
 //! `magg_smart_configure` asks the client's LLM through sampling when the client offers it, and
 //! otherwise uses Magg's built-in rules.
 
-// Sampling is the 2025-11-25 way to ask the client's LLM; rmcp marks it deprecated for the
-// stateless era, which most clients do not speak yet.
-#![allow(deprecated)]
-
 use std::{path::PathBuf, sync::Arc};
 
-use rmcp::model::{CallToolResult, CreateMessageRequestParams, JsonObject};
+use rmcp::{
+    ErrorData as McpError,
+    model::{CallToolResult, GetPromptResult, JsonObject, Prompt},
+};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{failure, manage, success};
+use super::{
+    failure, manage,
+    sampling::{self, extract_json},
+    success,
+};
 use crate::{
     hub::Hub,
     plugins::{PluginServerConfig, SourceFacts},
@@ -75,11 +78,7 @@ pub async fn smart_configure(hub: &Arc<Hub>, args: JsonObject) -> CallToolResult
             (config_json(&suggestion.config), plugin, project_type)
         }
         None => {
-            let caller = crate::relay::current_origin().map(|o| o.session.peer().clone());
-            if let Some(peer) = caller.filter(|p| {
-                p.peer_info()
-                    .is_some_and(|info| info.capabilities.sampling.is_some())
-            }) {
+            if let Some(peer) = sampling::client_llm() {
                 return sample(hub, &peer, &args, &metadata).await;
             }
             let (config, project_type) = built_in(&facts);
@@ -100,6 +99,100 @@ pub async fn smart_configure(hub: &Arc<Hub>, args: JsonObject) -> CallToolResult
         }));
     }
     add(hub, config, &by).await
+}
+
+/// magg's own prompts: `magg_configure_server` (Magg's prompt for configuring a server with
+/// any LLM, for clients that drive configuration through prompts).
+pub fn own_prompts(settings: &crate::config::Settings) -> Vec<Prompt> {
+    let prompt = json!({
+        "name": settings.prefixed("configure_server"),
+        "title": "Configure an MCP server",
+        "description": "Generate an enriched prompt template for configuring a server from a URL \
+                        or local path: what magg found out about the source, and what \
+                        magg_add_server takes. Use it with any LLM; magg_smart_configure does the \
+                        same in one tool call.",
+        "arguments": [
+            {"name": "source", "description": "URL of the server to configure (npm, PyPI, GitHub, an MCP endpoint) or a local path", "required": true},
+            {"name": "server_name", "description": "Optional server name", "required": false},
+        ],
+    });
+    serde_json::from_value(prompt).into_iter().collect()
+}
+
+/// `prompts/get` of one of magg's own prompts.
+pub async fn get_prompt(
+    hub: &Hub,
+    name: &str,
+    arguments: JsonObject,
+) -> Result<GetPromptResult, McpError> {
+    if name != hub.settings.prefixed("configure_server") {
+        return Err(McpError::invalid_params(
+            format!("Unknown prompt `{name}`. Call prompts/list to see the available prompts."),
+            None,
+        ));
+    }
+    let text = |key: &str| {
+        arguments
+            .get(key)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let Some(source) = text("source") else {
+        return Err(McpError::invalid_params(
+            format!("prompt `{name}` needs the argument `source`: a URL or a local path"),
+            None,
+        ));
+    };
+    let server_name = text("server_name");
+    let facts = collect_facts(&source, server_name.as_deref());
+    let mut metadata = summary(&facts);
+    if let Some((_, suggestion)) = hub.plugins.suggest(&facts).await {
+        metadata.extend(suggestion.facts.iter().cloned());
+        metadata.push(format!(
+            "Suggested config: {}",
+            config_json(&suggestion.config)
+        ));
+    }
+    let metadata = if metadata.is_empty() {
+        "No metadata available".to_owned()
+    } else {
+        metadata
+            .iter()
+            .map(|m| format!("- {m}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let add = hub.settings.prefixed("add_server");
+    let user = format!(
+        "Configure an MCP server for: {source}\n\nServer name: {name}\n\nCollected Metadata:\n\
+         {metadata}\n\nPlease determine the following configuration:\n\
+         1. name: A string, potentially user provided (can be human-readable)\n\
+         2. prefix: A valid Python identifier (no underscores)\n\
+         3. command: The full command to run (e.g., \"python server.py\", \"npx @playwright/mcp@latest\", or null for HTTP)\n\
+         4. uri: For HTTP servers (if applicable)\n\
+         5. cwd: If needed\n\
+         6. env: Environment variables as an object (if needed; never invent secret values: name them in notes)\n\
+         7. notes: Helpful setup instructions\n\
+         8. transport: Any transport-specific configuration (optional dict)\n\n\
+         Consider the URL type and metadata:\n\
+         - GitHub repos may need cloning and setup\n\
+         - NPM packages use npx\n\
+         - Python packages may use uvx or python -m\n\
+         - HTTP/HTTPS URLs may be direct MCP servers\n\n\
+         Return the configuration as a JSON object, then call {add} with it.",
+        name = server_name.as_deref().unwrap_or("auto-generate"),
+    );
+    let result = json!({
+        "description": format!("Configure an MCP server for {source}"),
+        "messages": [
+            {"role": "assistant", "content": {"type": "text", "text": "You are an expert at configuring MCP servers. Analyze the provided URL and metadata to generate optimal server configuration."}},
+            {"role": "user", "content": {"type": "text", "text": user}},
+        ],
+    });
+    serde_json::from_value(result)
+        .map_err(|e| McpError::internal_error(format!("cannot build the prompt: {e}"), None))
 }
 
 /// Adds a suggested config through `magg_add_server`'s path.
@@ -176,31 +269,9 @@ async fn sample(
         },
         add = hub.settings.prefixed("add_server"),
     );
-    let params: CreateMessageRequestParams = match serde_json::from_value(json!({
-        "messages": [{"role": "user", "content": {"type": "text", "text": prompt}}],
-        "maxTokens": 1000,
-        "temperature": 0.7,
-    })) {
-        Ok(p) => p,
-        Err(e) => return failure(format!("could not build the sampling request: {e}")),
-    };
-    let text = match peer.create_message(params).await {
-        Ok(result) => serde_json::to_value(&result)
-            .ok()
-            .and_then(|v| {
-                let content = v.get("content")?;
-                let block = match content {
-                    Value::Array(blocks) => blocks.first()?.clone(),
-                    other => other.clone(),
-                };
-                block.get("text")?.as_str().map(str::to_owned)
-            })
-            .unwrap_or_default(),
-        Err(e) => {
-            return failure(format!(
-                "the client's LLM did not answer (sampling failed): {e}"
-            ));
-        }
+    let text = match sampling::ask(peer, &prompt, 1000).await {
+        Ok(text) => text,
+        Err(e) => return failure(e),
     };
     let parsed = extract_json(&text);
     if !args.allow_add {
@@ -234,16 +305,6 @@ async fn sample(
         )
     });
     add(hub, Value::Object(config), "the client's LLM").await
-}
-
-/// The first JSON object in `text` (an LLM may wrap it in prose or a code fence).
-fn extract_json(text: &str) -> Option<Value> {
-    if let Ok(v) = serde_json::from_str(text.trim()) {
-        return Some(v);
-    }
-    let start = text.find('{')?;
-    let end = text.rfind('}')?;
-    serde_json::from_str(text.get(start..=end)?).ok()
 }
 
 /// What magg can tell about a source without a network: for a local path, its marker files.
