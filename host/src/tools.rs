@@ -6,6 +6,7 @@
 
 mod analyze;
 mod discover;
+mod search;
 mod kits;
 pub mod manage;
 mod proxy;
@@ -540,7 +541,7 @@ async fn call_own(
             discover::smart_configure(hub, arguments.unwrap_or_default()).await
         }
         OwnTool::SearchServers => {
-            discover::search_servers(hub, arguments.unwrap_or_default()).await
+            search::search_servers(hub, arguments.unwrap_or_default()).await
         }
         OwnTool::AnalyzeServers => analyze::analyze_servers(hub).await,
     })

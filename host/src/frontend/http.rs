@@ -28,6 +28,7 @@ mod accept;
 mod api;
 mod bearer;
 mod body;
+mod card;
 mod guard;
 mod listen;
 mod reply;
@@ -122,6 +123,12 @@ pub async fn bind(
     ));
     sessions.start_sweeping(stop.clone());
     config.session_store = Some(sessions.store());
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let mut card = card::Card {
+        hub: hub.clone(),
+        check: None,
+        scheme,
+    };
     let service = StreamableHttpService::new(
         move || Ok(MaggServer::with_trust(hub.clone(), trust)),
         sessions.clone(),
@@ -139,10 +146,8 @@ pub async fn bind(
     // refused to a page of another site (its `Origin`; rmcp checks it for `/mcp` only when
     // `allowed_origins` is set).
     if let Some(gate) = auth {
-        let check = bearer::Check {
-            gate,
-            scheme: if tls.is_some() { "https" } else { "http" },
-        };
+        let check = bearer::Check { gate, scheme };
+        card.check = Some(check.clone());
         app = app
             .route_layer(axum::middleware::from_fn_with_state(
                 check.clone(),
@@ -159,7 +164,13 @@ pub async fn bind(
                     .with_state(check),
             );
     }
+    // The server card: open to all (it shows the catalog only to whom may list it).
+    let mut cards = axum::Router::new();
+    for path in card::PATHS {
+        cards = cards.route(path, axum::routing::get(card::serve));
+    }
     let app = app
+        .merge(cards.with_state(card))
         .route_layer(axum::middleware::from_fn_with_state(hosts, guard::check))
         .fallback(not_found);
     let serve = async move {

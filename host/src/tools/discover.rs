@@ -1,6 +1,5 @@
-//! `magg_smart_configure` and `magg_search_servers`: finding servers and turning a source (a
-//! URL or a local path) into a server config. Both are driven by plugins: configure plugins
-//! suggest configs, search providers search registries. Without a configure plugin's answer,
+//! `magg_smart_configure`: turning a source (a URL or a local path) into a server config.
+//! Configure plugins suggest configs; without a configure plugin's answer,
 //! `magg_smart_configure` asks the client's LLM through sampling when the client offers it, and
 //! otherwise uses Magg's built-in rules.
 
@@ -376,7 +375,7 @@ fn summary(facts: &SourceFacts) -> Vec<String> {
 }
 
 /// A plugin's server config as `magg_add_server`'s arguments.
-fn config_json(config: &PluginServerConfig) -> Value {
+pub(super) fn config_json(config: &PluginServerConfig) -> Value {
     let mut out = Map::new();
     out.insert("name".into(), json!(config.name));
     out.insert("source".into(), json!(config.source));
@@ -454,77 +453,4 @@ fn built_in(facts: &SourceFacts) -> (Value, Option<String>) {
         config.insert("cwd".into(), json!(facts.path));
     }
     (Value::Object(config), project.map(str::to_owned))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SearchServers {
-    query: String,
-    #[serde(default = "five")]
-    limit: u32,
-}
-
-fn five() -> u32 {
-    5
-}
-
-/// `magg_search_servers`: every search provider's results, merged.
-pub async fn search_servers(hub: &Arc<Hub>, args: JsonObject) -> CallToolResult {
-    let args: SearchServers = match super::manage::parse("magg_search_servers", args) {
-        Ok(a) => a,
-        Err(e) => return failure(e),
-    };
-    if args.query.trim().is_empty() {
-        return failure("'query' is empty: say what kind of server to look for, e.g. \"time\"");
-    }
-    let limit = args.limit.clamp(1, 50);
-    let outcomes = hub.plugins.search(&args.query, limit).await;
-    if outcomes.is_empty() {
-        return failure(format!(
-            "No search provider plugins are loaded. Put a search provider (e.g. mcp-registry.wasm \
-             or npm-search.wasm from magg's plugins) in the plugins directory ({}) and grant it \
-             its host with plugins.<name>.allow_hosts in the config.",
-            hub.plugins
-                .dir()
-                .map(|d| d.display().to_string())
-                .unwrap_or_else(|| "none configured: set plugins_dir or use --plugins".to_owned())
-        ));
-    }
-    let mut results = Vec::new();
-    let mut sources = Map::new();
-    for outcome in outcomes {
-        match outcome.result {
-            Ok(found) => {
-                sources.insert(outcome.plugin.clone(), json!({"results": found.len()}));
-                for r in found.into_iter().take(limit as usize) {
-                    let mut item = Map::new();
-                    item.insert("source".into(), json!(r.source));
-                    item.insert("name".into(), json!(r.name));
-                    item.insert("description".into(), json!(r.description));
-                    if let Some(url) = r.url {
-                        item.insert("url".into(), json!(url));
-                    }
-                    if let Some(cmd) = r.install_command {
-                        item.insert("install_command".into(), json!(cmd));
-                    }
-                    if !r.tags.is_empty() {
-                        item.insert("tags".into(), json!(r.tags));
-                    }
-                    if let Some(config) = &r.install {
-                        item.insert("config".into(), config_json(config));
-                    }
-                    results.push(Value::Object(item));
-                }
-            }
-            Err(error) => {
-                sources.insert(outcome.plugin.clone(), json!({"error": error}));
-            }
-        }
-    }
-    success(json!({
-        "query": args.query,
-        "results": results,
-        "total": results.len(),
-        "sources": sources,
-    }))
 }

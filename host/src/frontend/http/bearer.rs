@@ -38,7 +38,7 @@ pub(super) struct Check {
 
 impl Check {
     /// magg's `/mcp` URL as the client of `headers` reached it (or as configured).
-    fn resource(&self, headers: &HeaderMap) -> String {
+    pub(super) fn resource(&self, headers: &HeaderMap) -> String {
         if let Some(resource) = self.gate.configured_resource() {
             return resource.to_owned();
         }
@@ -156,7 +156,7 @@ pub(super) fn refused(refusal: &Refusal, metadata: Option<&str>, scope: Option<&
 }
 
 /// The token of an `Authorization: Bearer <token>` header.
-fn token(value: Option<&HeaderValue>) -> Result<&str, Rejection> {
+pub(super) fn token(value: Option<&HeaderValue>) -> Result<&str, Rejection> {
     let Some(value) = value else {
         return Err(Rejection(
             "Authentication required: send `Authorization: Bearer <token>` (make a token with \

@@ -318,7 +318,7 @@ mod tests {
     fn parses_the_fixture() {
         let body = std::fs::read(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../../tests/fixtures/search/mcp-registry-v0-servers.json"
+            "/../../../tests/fixtures/replay/mcp-registry-v0-servers.json"
         ))
         .unwrap();
         let results = parse(&body).unwrap();

@@ -137,7 +137,7 @@ mod tests {
     fn parses_the_fixture() {
         let body = std::fs::read(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../../tests/fixtures/search/npm-search.json"
+            "/../../../tests/fixtures/replay/npm-search.json"
         ))
         .unwrap();
         let results = parse(&body).unwrap();
