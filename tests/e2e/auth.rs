@@ -786,3 +786,59 @@ async fn sse_and_the_management_api_need_the_token_too() {
     assert_eq!(reply.status, 200, "{reply}");
     assert!(home.config.read()["servers"]["extra"].is_object());
 }
+
+#[tokio::test]
+async fn the_server_card_shows_the_catalog_only_to_a_token_magg_accepts() {
+    let home = Home::new();
+    home.init();
+    let magg = home.serve(&[]).await;
+    let url = magg.url.clone().expect("http url");
+    let path = "/.well-known/mcp/server-card.json";
+    let card = |reply: &Reply| -> Value {
+        assert_eq!(reply.status, 200, "{reply}");
+        serde_json::from_slice(&reply.body).expect("a JSON card")
+    };
+
+    // Without a token (or with a bad one) the card says how to connect and that a token is
+    // needed, and nothing of what magg aggregates.
+    for auth in [None, Some("Bearer not-a-token")] {
+        let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", *a)).collect();
+        let open = card(&Conn::open(&url).await.send("GET", path, &headers, "").await);
+        assert!(open.get("tools").is_none(), "{open}");
+        assert_eq!(
+            open["remotes"][0]["authentication"]["required"],
+            json!(true),
+            "{open}"
+        );
+        assert!(
+            open["_meta"]["magg"]["catalog"]
+                .as_str()
+                .is_some_and(|c| c.contains("bearer token")),
+            "{open}"
+        );
+    }
+
+    // With a token magg accepts, the catalog is in it.
+    let auth = format!("Bearer {}", home.token(&[]));
+    let mut seen = Vec::new();
+    for _ in 0..100 {
+        let shown = card(
+            &Conn::open(&url)
+                .await
+                .send("GET", path, &[("Authorization", auth.as_str())], "")
+                .await,
+        );
+        seen = shown["tools"]
+            .as_array()
+            .expect("tools with a token")
+            .iter()
+            .filter_map(|t| t["name"].as_str().map(str::to_owned))
+            .collect();
+        if seen.iter().any(|t| t == "tb_echo") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(seen.iter().any(|t| t == "tb_echo"), "{seen:?}");
+    assert!(seen.iter().any(|t| t == "magg_add_server"), "{seen:?}");
+}

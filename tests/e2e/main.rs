@@ -14,6 +14,7 @@ mod api;
 mod auth;
 mod bundled;
 mod calls;
+mod card;
 mod cli;
 mod config_watch;
 mod conformance;

@@ -1,5 +1,7 @@
 //! magg's server card (MCP SEP-2127): `GET /.well-known/mcp/server-card.json` (and
-//! `/.well-known/mcp/server-card`, the SEP's own path), open to every client, with CORS.
+//! `/.well-known/mcp/server-card`, the SEP's own path), open to every client, with CORS. Like
+//! `/mcp`, it answers pages of other origins only when `allowed_origins` names them, so a web
+//! page cannot read what a local magg aggregates.
 //!
 //! The card says what magg is and how to connect (streamable HTTP at `/mcp`, legacy SSE at
 //! `/sse`, and whether a bearer token is needed). What magg aggregates — its tools, prompts and
