@@ -171,6 +171,21 @@ impl OwnTool {
 
 /// magg's own tools, named with the configured self prefix and separator.
 fn own_tools(settings: &Settings) -> Vec<(Tool, OwnTool)> {
+    let mut tools = own_tool_definitions(settings);
+    // The descriptions name magg's tools as `magg_*`; with another self prefix, by that one.
+    let own = settings.prefixed("");
+    if own != "magg_" {
+        for (tool, _) in &mut tools {
+            if let Some(description) = &tool.description {
+                tool.description = Some(description.replace("magg_", &own).into());
+            }
+        }
+    }
+    tools
+}
+
+/// magg's own tools as `magg_*` names appear in their descriptions.
+fn own_tool_definitions(settings: &Settings) -> Vec<(Tool, OwnTool)> {
     vec![
         (
             tool(
@@ -195,7 +210,9 @@ fn own_tools(settings: &Settings) -> Vec<(Tool, OwnTool)> {
                 "Report magg's health: how many servers are configured, enabled, mounted \
                  (connected), starting and failed; how many tools are exposed; each server's \
                  prefix, state, restart count and last failure reason; the config file in use; \
-                 and connected clients. Changes nothing.\n\n\
+                 and connected clients. Changes nothing. Use it for a quick health overview; \
+                 use magg_list_servers for each server's config and magg_analyze_servers for \
+                 problems and what to do about them.\n\n\
                  Returns {\"errors\": null, \"output\": {\"servers\": {...}, \"tools\": {\"total\": n}, \
                  \"prefixes\": {...}, \"backends\": {name: {status, reason?, tools, pid?, starts}}, ...}}.",
                 json!({"type": "object", "properties": {}, "additionalProperties": false}),
@@ -253,9 +270,11 @@ fn own_tools(settings: &Settings) -> Vec<(Tool, OwnTool)> {
             tool(
                 settings.prefixed("remove_server"),
                 "Remove a server from magg's config file and stop it; its tools leave the tool \
-                 list (clients get tools/list_changed). Use magg_disable_server instead to keep \
-                 its configuration for later. Parameter: name (as shown by magg_list_servers). \
-                 Errors if no server has that name, or in read-only mode.",
+                 list (clients get tools/list_changed). The config entry is gone for good (the \
+                 file is rewritten atomically); use magg_disable_server instead to keep it for \
+                 later. Parameter: name (as shown by magg_list_servers). Returns {\"action\": \
+                 \"server_removed\", \"server\": {name}}. Errors (isError) if no server has that \
+                 name (call magg_list_servers to see the names), or in read-only mode.",
                 named_schema("Server name to remove"),
                 ToolAnnotations::with_title("Remove an MCP server")
                     .read_only(false)
@@ -269,8 +288,11 @@ fn own_tools(settings: &Settings) -> Vec<(Tool, OwnTool)> {
             tool(
                 settings.prefixed("enable_server"),
                 "Enable a disabled server: sets \"enabled\": true in the config file and starts it; \
-                 returns whether it mounted. Parameter: name. Errors if it is unknown or already \
-                 enabled, or in read-only mode.",
+                 its tools join the tool list (clients get tools/list_changed). Use it to bring \
+                 back a server turned off with magg_disable_server; use magg_add_server for a new \
+                 one. Parameter: name. Returns whether it mounted; if it failed to start, the \
+                 reason (see magg_list_servers). Errors if it is unknown or already enabled, or \
+                 in read-only mode.",
                 named_schema("Server name to enable"),
                 ToolAnnotations::with_title("Enable an MCP server")
                     .read_only(false)
@@ -284,7 +306,9 @@ fn own_tools(settings: &Settings) -> Vec<(Tool, OwnTool)> {
             tool(
                 settings.prefixed("disable_server"),
                 "Disable a server: sets \"enabled\": false in the config file and stops it, keeping \
-                 its configuration (unlike magg_remove_server). Parameter: name. Errors if it is \
+                 its configuration (unlike magg_remove_server); its tools leave the tool list \
+                 (clients get tools/list_changed). Use it for a server that fails or is not \
+                 needed now; magg_enable_server brings it back. Parameter: name. Errors if it is \
                  unknown or already disabled, or in read-only mode.",
                 named_schema("Server name to disable"),
                 ToolAnnotations::with_title("Disable an MCP server")
@@ -301,8 +325,9 @@ fn own_tools(settings: &Settings) -> Vec<(Tool, OwnTool)> {
                 "Re-read magg's config file and apply what changed: added servers start, removed or \
                  disabled ones stop, servers whose command, args, env, uri, prefix, cwd, source or \
                  transport changed restart; all others keep running untouched. magg also does this \
-                 by itself when the file changes and on SIGHUP, so call it only after an edit it \
-                 has not picked up. A file that does not parse is rejected whole and nothing \
+                 by itself when the file changes and on SIGHUP, so use it only after an edit it \
+                 has not picked up (e.g. a file on a network mount); magg_list_servers then shows \
+                 the result. A file that does not parse is rejected whole and nothing \
                  changes; the error says where. Returns the changes applied.",
                 json!({"type": "object", "properties": {}, "additionalProperties": false}),
                 ToolAnnotations::with_title("Reload the config file")
@@ -321,7 +346,9 @@ fn own_tools(settings: &Settings) -> Vec<(Tool, OwnTool)> {
                  'remount' (restart them), 'unmount' (stop them until magg restarts or the config \
                  is reloaded) or 'disable' (stop them and set enabled false in the config file). \
                  timeout: seconds to wait per server (default 2.5). Returns per-server status \
-                 (healthy, timeout, error) and the actions taken.",
+                 (healthy, timeout, error) and the actions taken. Use 'report' first; for a server \
+                 that stays unhealthy, magg_list_servers shows why and magg_disable_server turns it \
+                 off.",
                 json!({
                     "type": "object",
                     "properties": {
@@ -362,10 +389,12 @@ fn own_tools(settings: &Settings) -> Vec<(Tool, OwnTool)> {
         (
             tool(
                 settings.prefixed("unload_kit"),
-                "Unload a kit: removes it from the config file and stops and removes the servers \
+                "Unload a kit: use it to remove a kit's servers together. Removes the kit from the config file and stops and removes the servers \
                  that only this kit owned. Servers another kit also loaded keep running (only this \
-                 kit's tag is removed), and servers you added yourself are never removed. \
-                 Parameter: name. Errors if the kit is not loaded, or in read-only mode.",
+                 kit's tag is removed), and servers you added yourself are never removed; clients \
+                 get tools/list_changed. Parameter: name (see magg_list_kits for the loaded ones). \
+                 Returns the servers removed and kept. Errors if the kit is not loaded, or in \
+                 read-only mode.",
                 named_schema("Kit name to unload"),
                 ToolAnnotations::with_title("Unload a kit")
                     .read_only(false)
@@ -380,7 +409,9 @@ fn own_tools(settings: &Settings) -> Vec<(Tool, OwnTool)> {
                 settings.prefixed("list_kits"),
                 "List every kit magg can load (from kit.d/ beside the config file, the MAGG_PATH \
                  directories, and the kits shipped with magg): name, description, servers, and \
-                 whether it is loaded. Changes nothing.",
+                 whether it is loaded. Changes nothing. Use it to find a ready group of servers for \
+                 a task before adding servers one by one. Next step: magg_kit_info for a kit's \
+                 details, magg_load_kit to add its servers.",
                 json!({"type": "object", "properties": {}, "additionalProperties": false}),
                 ToolAnnotations::with_title("List kits")
                     .read_only(true)
@@ -394,7 +425,8 @@ fn own_tools(settings: &Settings) -> Vec<(Tool, OwnTool)> {
                 settings.prefixed("kit_info"),
                 "Show one kit in full: description, author, version, keywords, links, and each \
                  server's command, prefix and notes, plus whether it is loaded. Changes nothing. \
-                 Parameter: name.",
+                 Use it before magg_load_kit to see what a kit would start. Parameter: name (from \
+                 magg_list_kits); errors if no kit has that name.",
                 named_schema("Kit name to get information about"),
                 ToolAnnotations::with_title("Kit details")
                     .read_only(true)
@@ -407,14 +439,17 @@ fn own_tools(settings: &Settings) -> Vec<(Tool, OwnTool)> {
             tool(
                 settings.prefixed("search_servers"),
                 "Search MCP server registries for servers that do something, e.g. \"time\" or \
-                 \"postgres\". Each search provider plugin (e.g. the MCP Registry, npm) is asked \
-                 at once; results are merged. Changes nothing; reaches the network only through \
-                 the hosts the config grants each provider.\n\n\
+                 \"postgres\". Use it when the task needs a capability no listed tool offers. Every search provider plugin (the MCP Registry, Glama, GitHub, npm) \
+                 is asked at once; results are merged, de-duplicated (one entry per repository or \
+                 package) and ranked. A source that fails or is slow is reported in `sources` and \
+                 the others' results still come back. Changes nothing; reaches the network only \
+                 through the hosts the config grants each provider.\n\n\
                  Returns {\"errors\": null, \"output\": {\"query\", \"total\", \"results\": [ {source, \
                  name, description, url?, install_command?, tags?, config?} ], \"sources\": \
                  {provider: {results: n} | {error}}}}. `config` is ready to pass to magg_add_server. \
                  Next step: magg_add_server with a result's config, or magg_smart_configure with its \
-                 url. Fails (isError) when no search provider plugin is loaded.",
+                 url when it has none. Fails (isError) only when no search provider plugin is \
+                 loaded.",
                 json!({
                     "type": "object",
                     "properties": {
@@ -445,8 +480,9 @@ fn own_tools(settings: &Settings) -> Vec<(Tool, OwnTool)> {
                  command?, args?, uri?, cwd?, env?, notes?}, \"suggested_by\"} — review it, then call \
                  magg_add_server. With allow_add true it also adds and starts the server (writing the \
                  config file, like magg_add_server) and returns {\"action\": \"smart_configured\", \
-                 \"server\", \"config\"}. Use magg_add_server directly when you already know the \
-                 command.",
+                 \"server\", \"config\"}. Required secrets and env vars are named in `notes`, never \
+                 filled in: ask the user for them. Use magg_add_server directly when you already \
+                 know the command; use magg_search_servers first when you have no source yet.",
                 json!({
                     "type": "object",
                     "properties": {

@@ -943,8 +943,14 @@ impl RemoteBackend {
 
 /// Starts `magg-test-backend --name <name> --http 127.0.0.1:0` and reads its URL.
 pub async fn remote_test_backend(name: &str) -> RemoteBackend {
+    remote_test_backend_with(name, &[]).await
+}
+
+/// [`remote_test_backend`] with extra flags (e.g. `--clock`).
+pub async fn remote_test_backend_with(name: &str, extra_args: &[&str]) -> RemoteBackend {
     let mut child = Command::new(bin("magg-test-backend"))
         .args(["--name", name, "--http", "127.0.0.1:0"])
+        .args(extra_args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
