@@ -81,6 +81,10 @@
 //!     they have ended after `session_idle_timeout` (5 s here; budget ≤ 4 MiB above one
 //!     session); this magg alone. See `sessions.rs`.
 //!
+//! 15. **Bundled plugins**: spawn → initialize and spawn → the first answer of the bundled
+//!     `smart-configure` plugin, with an empty compile cache and from the cache, and magg's
+//!     RSS, against magg with its bundled plugins off. See `bundled.rs`.
+//!
 //! Run it from the workspace root with
 //!
 //! ```text
@@ -102,6 +106,7 @@
 //! stopped at the end (by closing its stdin, then SIGTERM/SIGKILL if needed).
 
 mod auth;
+mod bundled;
 mod compare;
 mod keepalive;
 mod live;
@@ -147,7 +152,7 @@ const PAGE_SIZE: usize = 1000;
 /// Number of backends for the memory measurement.
 const RSS_BACKENDS: usize = 10;
 /// The highest measurement number.
-const LAST: u16 = 14;
+const LAST: u16 = 15;
 /// Environment of every magg: its first tools/list waits up to 10 s for
 /// backends that are still starting.
 const MAGG_ENV: &[(&str, &str)] = &[("MAGG_LIST_WAIT", "10")];
@@ -1177,6 +1182,10 @@ async fn run(opts: Options, baseline: Option<PathBuf>) -> Result<()> {
     if wanted(14) {
         let result = sessions::sessions_memory(&env, opts).await;
         record(&mut report, &mut failures, "14 (HTTP sessions)", result);
+    }
+    if wanted(15) {
+        let result = bundled::bundled(&env, opts).await;
+        record(&mut report, &mut failures, "15 (bundled plugins)", result);
     }
 
     for incident in server::incidents() {

@@ -36,6 +36,8 @@ use super::{
 
 /// How long the directory must be quiet before a rescan.
 const DEBOUNCE: Duration = Duration::from_millis(40);
+/// How long a search or a configure suggestion waits for the first load of the plugins.
+const FIRST_LOAD_WAIT: Duration = Duration::from_secs(30);
 
 /// Where a plugin comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -410,11 +412,15 @@ impl Plugins {
         &self,
         facts: &configure::SourceFacts,
     ) -> Option<(String, configure::Suggestion)> {
+        // Right after magg starts, the plugins may still be compiling: wait for them rather
+        // than answer as if there were none.
+        self.wait_ready(FIRST_LOAD_WAIT).await;
         self.set().suggest(facts).await
     }
 
     /// Every search provider's results for `query`.
     pub async fn search(&self, query: &str, limit: u32) -> Vec<SearchOutcome> {
+        self.wait_ready(FIRST_LOAD_WAIT).await;
         self.set().search(query, limit).await
     }
 
