@@ -672,7 +672,17 @@ async fn load_one(
             (meta.len(), meta.modified().ok())
         }
     };
-    let runtime = inner.runtime()?;
+    // Making the engine reserves the instance pool and builds the linker: work for a
+    // blocking thread, not for the runtime that answers clients (`initialize` never waits).
+    let runtime = match inner.runtime.get() {
+        Some(made) => made.clone()?,
+        None => {
+            let inner = inner.clone();
+            tokio::task::spawn_blocking(move || inner.runtime())
+                .await
+                .map_err(|e| format!("making the plugin engine panicked: {e}"))??
+        }
+    };
     let same_file = |p: &Plugin| match (&p.origin, origin) {
         (Origin::Bundled(a), Origin::Bundled(b)) => std::ptr::eq(*a, *b),
         (Origin::File(_), Origin::File(_)) => {
