@@ -28,6 +28,7 @@ mod plugins;
 mod protocol_errors;
 mod proxy;
 mod sdk;
+mod search;
 mod secrets;
 mod server_requests;
 mod sessions;
