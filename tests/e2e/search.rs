@@ -28,7 +28,7 @@ fn answer(provider: &str) -> Route {
         "github-search" => ("/search/repositories", "github-search-repositories.json"),
         _ => ("/-/v1/search", "npm-search.json"),
     };
-    Route::json(path, fixture(file))
+    Route::json(path, fixture(file)).method("GET")
 }
 
 /// A config pointing every provider at `replay` (and granting it), with `extra` merged into

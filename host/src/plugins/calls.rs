@@ -553,7 +553,7 @@ impl Plugin {
 /// A time limit as people say it: `10 s`, `1.5 s`, `300 ms`.
 fn duration_text(d: std::time::Duration) -> String {
     let ms = d.as_millis();
-    if ms >= 1000 && ms % 100 == 0 {
+    if ms >= 1000 && ms.is_multiple_of(100) {
         let secs = ms as f64 / 1000.0;
         format!("{secs} s")
     } else {

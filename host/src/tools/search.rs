@@ -5,7 +5,7 @@
 
 mod merge;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use rmcp::model::{CallToolResult, JsonObject};
 use serde::Deserialize;
@@ -26,6 +26,9 @@ fn five() -> u32 {
     5
 }
 
+/// How long a search made just after magg started waits for the plugins to finish loading.
+const PLUGINS_READY_WAIT: Duration = Duration::from_secs(15);
+
 /// `magg_search_servers`: every search provider's results, merged.
 pub async fn search_servers(hub: &Arc<Hub>, args: JsonObject) -> CallToolResult {
     let args: SearchServers = match super::manage::parse("magg_search_servers", args) {
@@ -36,6 +39,9 @@ pub async fn search_servers(hub: &Arc<Hub>, args: JsonObject) -> CallToolResult 
         return failure("'query' is empty: say what kind of server to look for, e.g. \"time\"");
     }
     let limit = args.limit.clamp(1, 50);
+    // Right after start the plugins may still be compiling; a search waits for them rather
+    // than finding no providers.
+    hub.plugins.wait_ready(PLUGINS_READY_WAIT).await;
     let outcomes = hub.plugins.search(&args.query, limit).await;
     if outcomes.is_empty() {
         return failure(format!(
