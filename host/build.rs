@@ -16,6 +16,8 @@ use std::{
 
 /// The bundled plugins: (plugin name = its directory under plugins/rust, crate name).
 const BUNDLED: &[(&str, &str)] = &[
+    ("github-search", "magg-plugin-github-search"),
+    ("glama-search", "magg-plugin-glama-search"),
     ("mcp-registry", "magg-plugin-mcp-registry"),
     ("npm-search", "magg-plugin-npm-search"),
     ("smart-configure", "magg-plugin-smart-configure"),

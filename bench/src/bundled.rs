@@ -1,4 +1,4 @@
-//! Measurement 15: what the plugins built into magg cost at startup.
+//! Measurement 16: what the plugins built into magg cost at startup.
 //!
 //! magg serves its bundled plugins (the search providers and the configure rules) with no
 //! plugins directory. They are compiled from the components embedded in the binary the first
@@ -96,7 +96,7 @@ async fn start(
 
 /// Measurement 15.
 pub async fn bundled(env: &Env, opts: Options) -> Result<Section> {
-    eprintln!("magg-bench: 15 bundled plugins: startup, cold and cached");
+    eprintln!("magg-bench: 16 bundled plugins: startup, cold and cached");
     let reps = if opts.quick { 3 } else { 10 };
     let dir = env.work.join("bundled");
     let project = dir.join("node-project");
@@ -159,7 +159,7 @@ pub async fn bundled(env: &Env, opts: Options) -> Result<Section> {
         );
     }
 
-    let mut section = Section::new("bundled", "15. Bundled plugins: startup (spawn → ...)");
+    let mut section = Section::new("bundled", "16. Bundled plugins: startup (spawn → ...)");
     let p50 = |starts: &[Start], f: fn(&Start) -> Duration| {
         round2(Summary::of(&starts.iter().map(f).collect::<Vec<_>>()).p50 / 1000.0)
     };

@@ -80,8 +80,12 @@
 //!     more (500 with `--quick`) opened and left idle, per session (budget ≤ 8 KiB), and once
 //!     they have ended after `session_idle_timeout` (5 s here; budget ≤ 4 MiB above one
 //!     session); this magg alone. See `sessions.rs`.
-//!
-//! 15. **Bundled plugins**: spawn → initialize and spawn → the first answer of the bundled
+//! 15. **Search** (`magg-bench search`, or `--only 15`): `magg_search_servers` with its four
+//!     bundled providers pointed at local replay servers that answer after 50, 100, 150 and
+//!     200 ms: p50 against the slowest source's delay (budget ≤ 1.25×: the sources are asked
+//!     at once) and against the sum of the delays; and with no delays, magg's own cost of a
+//!     search. See `search.rs`.
+//! 16. **Bundled plugins**: spawn → initialize and spawn → the first answer of the bundled
 //!     `smart-configure` plugin, with an empty compile cache and from the cache, and magg's
 //!     RSS, against magg with its bundled plugins off. See `bundled.rs`.
 //!
@@ -115,6 +119,7 @@ mod passthrough;
 mod plugins;
 mod raw;
 mod report;
+mod search;
 mod server;
 mod sessions;
 mod stats;
@@ -136,10 +141,11 @@ use crate::{
     stats::{Summary, millis},
 };
 
-const USAGE: &str = "usage: magg-bench [--quick] [--only N[,N...]] [--baseline PATH]\n\n\
+const USAGE: &str = "usage: magg-bench [search] [--quick] [--only N[,N...]] [--baseline PATH]\n\n\
 Compares magg with direct calls to magg-test-backend and prints the figures;\n\
 writes them as JSON to <target dir>/bench-report.json.\n\
 --only runs only the numbered measurements (1 and 2 run together; 3 needs them).\n\
+search runs only measurement 15 (search latency), like --only 15.\n\
 --baseline runs measurements 10-12 with the magg binary PATH as well.\n\
 Build first: cargo build --release --workspace\n\
 Run:         cargo run --release -p magg-bench -- [--quick]";
@@ -152,7 +158,7 @@ const PAGE_SIZE: usize = 1000;
 /// Number of backends for the memory measurement.
 const RSS_BACKENDS: usize = 10;
 /// The highest measurement number.
-const LAST: u16 = 15;
+const LAST: u16 = 16;
 /// Environment of every magg: its first tools/list waits up to 10 s for
 /// backends that are still starting.
 const MAGG_ENV: &[(&str, &str)] = &[("MAGG_LIST_WAIT", "10")];
@@ -194,6 +200,7 @@ impl Options {
         while let Some(arg) = args.next() {
             match arg.as_str() {
                 "--quick" => quick = true,
+                "search" => only |= 1 << 15,
                 "--only" => {
                     let list = args.next().context("--only needs a list such as 5,7")?;
                     for n in list.split(',') {
@@ -1184,8 +1191,12 @@ async fn run(opts: Options, baseline: Option<PathBuf>) -> Result<()> {
         record(&mut report, &mut failures, "14 (HTTP sessions)", result);
     }
     if wanted(15) {
+        let result = search::search(&env, opts).await;
+        record(&mut report, &mut failures, "15 (search)", result);
+    }
+    if wanted(16) {
         let result = bundled::bundled(&env, opts).await;
-        record(&mut report, &mut failures, "15 (bundled plugins)", result);
+        record(&mut report, &mut failures, "16 (bundled plugins)", result);
     }
 
     for incident in server::incidents() {

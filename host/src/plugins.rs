@@ -88,7 +88,7 @@ impl Kind {
             Kind::ToolFilter => 2000,
             Kind::RoutingHook => 1000,
             Kind::Configure => 2000,
-            Kind::SearchProvider => 15000,
+            Kind::SearchProvider => 10000,
         }
     }
 

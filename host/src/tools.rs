@@ -439,23 +439,27 @@ fn own_tool_definitions(settings: &Settings) -> Vec<(Tool, OwnTool)> {
             tool(
                 settings.prefixed("search_servers"),
                 "Search MCP server registries for servers that do something, e.g. \"time\" or \
-                 \"postgres\". Use it when the task needs a capability no listed tool offers. Every search provider plugin (the MCP Registry, Glama, GitHub, npm) \
-                 is asked at once; results are merged, de-duplicated (one entry per repository or \
-                 package) and ranked. A source that fails or is slow is reported in `sources` and \
-                 the others' results still come back. Changes nothing; reaches the network only \
-                 through the hosts the config grants each provider.\n\n\
-                 Returns {\"errors\": null, \"output\": {\"query\", \"total\", \"results\": [ {source, \
-                 name, description, url?, install_command?, tags?, config?} ], \"sources\": \
-                 {provider: {results: n} | {error}}}}. `config` is ready to pass to magg_add_server. \
-                 Next step: magg_add_server with a result's config, or magg_smart_configure with its \
-                 url when it has none. Fails (isError) only when no search provider plugin is \
-                 loaded.",
+                 \"postgres\". Use it when the task needs a capability no listed tool offers. \
+                 Every search provider plugin (the MCP Registry, Glama, GitHub, npm) \
+                 is asked at once, each within its time limit; one server found by several is \
+                 listed once (same repository or package), and results are ranked by how well the \
+                 name matches, whether a ready config is known, the source and stars. Changes \
+                 nothing; reaches the network only through the hosts the config grants each \
+                 provider.\n\n\
+                 Returns {\"errors\": null, \"output\": {\"query\", \"total\", \"found\", \"results\": \
+                 [ {name, source, sources, description, url?, repository?, packages?, stars?, \
+                 install_command?, tags?, config? | next_step?} ], \"sources\": {provider: \
+                 {results: n} | {error}}}}. `config` is ready to pass to magg_add_server; without \
+                 one, `next_step` names the source to give magg_smart_configure. A provider that \
+                 failed, was rate limited or timed out is named in `sources` with what to do; the \
+                 others' results still come. Fails (isError) only when no search provider plugin \
+                 is loaded.",
                 json!({
                     "type": "object",
                     "properties": {
                         "query": {"type": "string", "description": "What to look for, e.g. \"weather\" or \"github issues\""},
                         "limit": {"type": "integer", "minimum": 1, "maximum": 50, "default": 5,
-                                  "description": "Most results per search provider (default 5)"}
+                                  "description": "Most results returned, after merging (default 5); each provider is asked for as many"}
                     },
                     "required": ["query"],
                     "additionalProperties": false

@@ -9,7 +9,14 @@ use crate::{
     replay::{Replay, Route, fixture},
 };
 
-fn config_with(plugins: Value) -> TempConfig {
+/// A config with `plugins`; the bundled providers it does not name (Glama, GitHub) are
+/// turned off, so no test asks the real sites.
+fn config_with(mut plugins: Value) -> TempConfig {
+    for name in ["glama-search", "github-search"] {
+        if plugins.get(name).is_none() {
+            plugins[name] = json!({"enabled": false});
+        }
+    }
     TempConfig::new(&json!({
         "servers": {"tb": test_backend("tb", "tb", &[])},
         "plugins": plugins,

@@ -30,6 +30,7 @@ mod plugins;
 mod protocol_errors;
 mod proxy;
 mod sdk;
+mod search;
 mod secrets;
 mod self_extend;
 mod server_requests;

@@ -579,9 +579,12 @@ async fn search_merges_providers_and_grants_only_configured_hosts() {
     ])
     .await;
     let (base, grant) = (replay.base(), replay.grant());
+    // The bundled providers of other sources stay off: this test asks only the replay.
     let config = with_plugins(json!({
         "mcp-registry": {"settings": {"base_url": base}, "allow_hosts": [grant]},
         "npm-search": {"settings": {"base_url": base}, "allow_hosts": [grant]},
+        "glama-search": {"enabled": false},
+        "github-search": {"enabled": false},
     }));
     config.install_plugin("mcp-registry", "mcp-registry");
     config.install_plugin("npm-search", "npm-search");
@@ -617,7 +620,11 @@ async fn search_merges_providers_and_grants_only_configured_hosts() {
             .starts_with("npx -y "),
         "{npm}"
     );
-    assert_eq!(npm["config"]["command"], json!("npx"), "{npm}");
+    assert_eq!(
+        npm["config"]["command"],
+        json!(npm["install_command"]),
+        "{npm}"
+    );
     assert!(
         replay.asked(&["/v0/servers?", "search=time"]),
         "{:?}",
@@ -630,7 +637,12 @@ async fn search_merges_providers_and_grants_only_configured_hosts() {
     );
 
     // Without a grant, the provider's request is refused by magg, and the search says so.
-    let ungranted = with_plugins(json!({"npm-search": {"settings": {"base_url": base}}}));
+    let ungranted = with_plugins(json!({
+        "npm-search": {"settings": {"base_url": base}},
+        "mcp-registry": {"enabled": false},
+        "glama-search": {"enabled": false},
+        "github-search": {"enabled": false},
+    }));
     ungranted.install_plugin("npm-search", "npm-search");
     let mut magg = Magg::stdio(&ungranted.path).await;
     let client = magg.client();

@@ -540,13 +540,24 @@ impl Plugin {
                 &self.name,
                 Kind::SearchProvider,
                 format!(
-                    "ran past its time limit of {} ms waiting on the network (set \
-                     plugins.{}.timeout_ms to change it)",
-                    wall.as_millis(),
+                    "timed out after {} waiting on the network (set plugins.{}.timeout_ms to \
+                     allow longer)",
+                    duration_text(call.limit()),
                     self.name
                 ),
             )),
         }
+    }
+}
+
+/// A time limit as people say it: `10 s`, `1.5 s`, `300 ms`.
+fn duration_text(d: std::time::Duration) -> String {
+    let ms = d.as_millis();
+    if ms >= 1000 && ms.is_multiple_of(100) {
+        let secs = ms as f64 / 1000.0;
+        format!("{secs} s")
+    } else {
+        format!("{ms} ms")
     }
 }
 

@@ -56,7 +56,9 @@ pub struct PluginConfig {
     #[serde(default)]
     pub memory_mb: Option<u64>,
     /// The longest one call may run, in milliseconds. Defaults per kind: filter 2000,
-    /// routing hook 1000, configure 2000, search 15000.
+    /// routing hook 1000, configure 2000, search 10000 (one
+    /// search provider that takes longer is reported as timed out and the others' results are
+    /// shown).
     #[serde(default)]
     pub timeout_ms: Option<u64>,
     /// What a failure does. Defaults: filters `open`, routing hooks `closed`.

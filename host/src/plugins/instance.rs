@@ -530,10 +530,15 @@ impl<'a> Call<'a> {
         state.deadline = Instant::now() + state.timeout;
     }
 
+    /// The time limit of this call, as configured.
+    pub(crate) fn limit(&self) -> Duration {
+        self.config.timeout(self.kind.default_timeout_ms())
+    }
+
     /// The time limit of this call (with a little slack for the epoch tick), for an outer
     /// timeout around host calls that do not return to the guest (HTTP).
     pub(crate) fn wall_limit(&self) -> Duration {
-        self.config.timeout(self.kind.default_timeout_ms()) + TICK * 4
+        self.limit() + TICK * 4
     }
 
     /// Turns a wasmtime error into a [`PluginError`] that says what happened.

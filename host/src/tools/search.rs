@@ -1,12 +1,17 @@
-//! `magg_search_servers`: every search provider's results, merged.
+//! `magg_search_servers`: every search provider asked at once, each within its own time limit
+//! (`plugins.<name>.timeout_ms`, 10 s by default), and their results merged into one ranked
+//! list (see [`merge`]). A provider that fails or times out is named in `sources` with why;
+//! the others' results are returned all the same.
+
+mod merge;
 
 use std::sync::Arc;
 
 use rmcp::model::{CallToolResult, JsonObject};
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, json};
 
-use super::{discover::config_json, failure, success};
+use super::{failure, success};
 use crate::hub::Hub;
 
 #[derive(Deserialize)]
@@ -31,6 +36,8 @@ pub async fn search_servers(hub: &Arc<Hub>, args: JsonObject) -> CallToolResult 
         return failure("'query' is empty: say what kind of server to look for, e.g. \"time\"");
     }
     let limit = args.limit.clamp(1, 50);
+    // Right after start the plugins may still be compiling: `search` waits for them rather
+    // than find no providers.
     let outcomes = hub.plugins.search(&args.query, limit).await;
     if outcomes.is_empty() {
         return failure(format!(
@@ -43,41 +50,31 @@ pub async fn search_servers(hub: &Arc<Hub>, args: JsonObject) -> CallToolResult 
                 .unwrap_or_else(|| "none configured: set plugins_dir or use --plugins".to_owned())
         ));
     }
-    let mut results = Vec::new();
+    let mut found = Vec::new();
     let mut sources = Map::new();
     for outcome in outcomes {
         match outcome.result {
-            Ok(found) => {
-                sources.insert(outcome.plugin.clone(), json!({"results": found.len()}));
-                for r in found.into_iter().take(limit as usize) {
-                    let mut item = Map::new();
-                    item.insert("source".into(), json!(r.source));
-                    item.insert("name".into(), json!(r.name));
-                    item.insert("description".into(), json!(r.description));
-                    if let Some(url) = r.url {
-                        item.insert("url".into(), json!(url));
-                    }
-                    if let Some(cmd) = r.install_command {
-                        item.insert("install_command".into(), json!(cmd));
-                    }
-                    if !r.tags.is_empty() {
-                        item.insert("tags".into(), json!(r.tags));
-                    }
-                    if let Some(config) = &r.install {
-                        item.insert("config".into(), config_json(config));
-                    }
-                    results.push(Value::Object(item));
-                }
+            Ok(results) => {
+                sources.insert(outcome.plugin.clone(), json!({"results": results.len()}));
+                found.extend(
+                    results
+                        .into_iter()
+                        .take(limit as usize)
+                        .enumerate()
+                        .map(|(i, r)| merge::Found::new(&outcome.plugin, i, r)),
+                );
             }
             Err(error) => {
                 sources.insert(outcome.plugin.clone(), json!({"error": error}));
             }
         }
     }
+    let (results, servers) = merge::merge(&args.query, found, limit as usize);
     success(json!({
         "query": args.query,
         "results": results,
         "total": results.len(),
+        "found": servers,
         "sources": sources,
     }))
 }

@@ -2,8 +2,9 @@
 //!
 //! It sends `GET {base_url}/-/v1/search?text=<query>%20mcp&size=<limit>` and maps each package
 //! like Magg's `_parse_npm_results`: `url` is `https://www.npmjs.com/package/<name>`, `tags` its
-//! keywords, `install-command` `npx -y <name>`, and `install` a config running `npx -y <name>`
-//! (named after the package without its scope). `source` is `npm`.
+//! keywords and the facet tags (see `magg_plugin_sdk::facets`) of the package and of its
+//! repository (`links.repository`), `install-command` `npx -y <name>`, and `install` a config
+//! running `npx -y <name>` (named after the package without its scope). `source` is `npm`.
 //!
 //! Settings (`plugins.npm-search.settings` in magg's config), both optional:
 //!
@@ -14,7 +15,7 @@
 //! Network failures, non-200 answers and bodies that are not npm's JSON come back as an error
 //! text such as `npm search: HTTP 503 from registry.npmjs.org`.
 
-use magg_plugin_sdk::{SearchProvider, SearchResult, ServerConfig, http};
+use magg_plugin_sdk::{SearchProvider, SearchResult, ServerConfig, facets, http};
 use serde_json::Value;
 
 /// npm's search.
@@ -76,7 +77,7 @@ fn package(package: &Value) -> Option<SearchResult> {
         .unwrap_or_default()
         .to_string();
     let url = format!("https://www.npmjs.com/package/{name}");
-    let tags = package
+    let mut tags: Vec<String> = package
         .get("keywords")
         .and_then(Value::as_array)
         .into_iter()
@@ -84,6 +85,15 @@ fn package(package: &Value) -> Option<SearchResult> {
         .filter_map(Value::as_str)
         .map(str::to_string)
         .collect();
+    tags.push(facets::package("npm", name));
+    if let Some(repository) = package
+        .get("links")
+        .and_then(|l| l.get("repository"))
+        .and_then(Value::as_str)
+        .filter(|r| !r.trim().is_empty())
+    {
+        tags.push(facets::repository(repository));
+    }
     let mut about = format!("npm package {name}");
     if let Some(version) = package.get("version").and_then(Value::as_str) {
         about.push_str(&format!(" {version}"));
@@ -155,13 +165,20 @@ mod tests {
         );
         assert_eq!(
             first.tags,
-            ["mcp", "time", "timezone", "model-context-protocol"]
+            [
+                "mcp",
+                "time",
+                "timezone",
+                "model-context-protocol",
+                "package:npm:@modelcontextprotocol/server-time",
+                "repository:git+https://github.com/modelcontextprotocol/servers.git"
+            ]
         );
         let install = first.install.as_ref().unwrap();
         assert_eq!(install.name, "server-time");
         assert_eq!(install.args, ["-y", "@modelcontextprotocol/server-time"]);
         assert_eq!(results[3].description, "");
-        assert!(results[3].tags.is_empty());
+        assert_eq!(results[3].tags, ["package:npm:mcp-clock"]);
         assert!(parse(b"{\"error\": \"nope\"}").is_err());
     }
 }

@@ -2,10 +2,11 @@
 //! `search-provider-plugin`, the one that imports `wasi:http`); magg lets a plugin reach only
 //! the hosts its config grants.
 //!
-//! [`get`] sends one GET request, follows no redirects, reads the whole body (up to
-//! [`MAX_BODY`] bytes) and turns anything but a `200 OK` into an [`Error`] whose text names the
-//! host (e.g. `HTTP 503 from registry.npmjs.org`). It never traps. [`SearchApi`] is the whole
-//! round trip of a provider that asks one JSON search API, settings included.
+//! [`fetch`] sends one GET request, follows no redirects and reads the whole answer (up to
+//! [`MAX_BODY`] bytes), whatever its status, headers included. [`get`] turns anything but a
+//! `200 OK` into an [`Error`] whose text names the host and says what to do (e.g. `HTTP 429
+//! from registry.npmjs.org (rate limited; try again in 30 s)`). Neither traps. [`SearchApi`] is
+//! the whole round trip of a provider that asks one JSON search API, settings included.
 
 use std::fmt;
 
@@ -31,6 +32,9 @@ pub struct Options {
     pub timeout_ms: u64,
     /// The `user-agent` header.
     pub user_agent: &'static str,
+    /// More request headers (name, value); an `accept` here replaces the default
+    /// `application/json`.
+    pub headers: Vec<(String, String)>,
 }
 
 impl Default for Options {
@@ -38,7 +42,46 @@ impl Default for Options {
         Self {
             timeout_ms: DEFAULT_TIMEOUT_MS,
             user_agent: "magg-plugin (+https://github.com/sitbon/magg)",
+            headers: Vec::new(),
         }
+    }
+}
+
+/// A whole HTTP answer, whatever its status.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Response {
+    /// The URL's host (and port).
+    pub host: String,
+    /// The status code.
+    pub status: u16,
+    /// The headers (names in lower case, values as text), in the order received.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The first value of header `name` (case-insensitive), trimmed.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim())
+    }
+
+    /// The body when the status is 200, else the [`Error::Status`] for this answer.
+    pub fn ok(self) -> Result<Vec<u8>, Error> {
+        if self.status == 200 {
+            return Ok(self.body);
+        }
+        let retry_after = self
+            .header("retry-after")
+            .and_then(|v| v.parse::<u64>().ok());
+        Err(Error::Status {
+            host: self.host,
+            status: self.status,
+            retry_after,
+        })
     }
 }
 
@@ -60,6 +103,8 @@ pub enum Error {
         host: String,
         /// The status code.
         status: u16,
+        /// The seconds its `retry-after` header asks to wait, if it sent one.
+        retry_after: Option<u64>,
     },
     /// The body was longer than [`MAX_BODY`].
     TooLarge {
@@ -73,10 +118,31 @@ impl fmt::Display for Error {
         match self {
             Error::BadUrl(url) => write!(f, "not an http(s) URL: {url}"),
             Error::Network { host, detail } => write!(f, "request to {host} failed: {detail}"),
-            Error::Status { host, status } if (300..400).contains(status) => {
+            Error::Status { host, status, .. } if (300..400).contains(status) => {
                 write!(f, "HTTP {status} from {host} (redirects are not followed)")
             }
-            Error::Status { host, status } => write!(f, "HTTP {status} from {host}"),
+            Error::Status {
+                host,
+                status: 429,
+                retry_after,
+            } => match retry_after {
+                Some(secs) => write!(
+                    f,
+                    "HTTP 429 from {host} (rate limited; try again in {secs} s)"
+                ),
+                None => write!(f, "HTTP 429 from {host} (rate limited; try again later)"),
+            },
+            Error::Status {
+                host, status: 404, ..
+            } => write!(
+                f,
+                "HTTP 404 from {host} (not found; check the plugin's `base_url` setting)"
+            ),
+            Error::Status { host, status, .. } if (500..600).contains(status) => write!(
+                f,
+                "HTTP {status} from {host} (the service failed or is down; try again later)"
+            ),
+            Error::Status { host, status, .. } => write!(f, "HTTP {status} from {host}"),
             Error::TooLarge { host } => {
                 write!(
                     f,
@@ -180,6 +246,12 @@ pub fn encode_query_value(s: &str) -> String {
 /// GETs `url` and returns its body, which must come with status 200 and be at most
 /// [`MAX_BODY`] bytes.
 pub fn get(url: &str, options: &Options) -> Result<Vec<u8>, Error> {
+    fetch(url, options)?.ok()
+}
+
+/// GETs `url` and returns the whole answer, whatever its status; the body may be at most
+/// [`MAX_BODY`] bytes.
+pub fn fetch(url: &str, options: &Options) -> Result<Response, Error> {
     let target = parse_url(url)?;
     let host = target.authority.to_string();
     let network = |detail: String| Error::Network {
@@ -187,14 +259,23 @@ pub fn get(url: &str, options: &Options) -> Result<Vec<u8>, Error> {
         detail,
     };
 
-    let headers = Fields::from_list(&[
-        ("accept".to_string(), b"application/json".to_vec()),
-        (
-            "user-agent".to_string(),
-            options.user_agent.as_bytes().to_vec(),
-        ),
-    ])
-    .map_err(|e| network(format!("bad request headers: {e:?}")))?;
+    let mut list = Vec::with_capacity(options.headers.len() + 2);
+    if !options
+        .headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("accept"))
+    {
+        list.push(("accept".to_string(), b"application/json".to_vec()));
+    }
+    list.push((
+        "user-agent".to_string(),
+        options.user_agent.as_bytes().to_vec(),
+    ));
+    for (name, value) in &options.headers {
+        list.push((name.to_ascii_lowercase(), value.as_bytes().to_vec()));
+    }
+    let headers =
+        Fields::from_list(&list).map_err(|e| network(format!("bad request headers: {e:?}")))?;
     let request = OutgoingRequest::new(headers);
     let bad_part = |what: &str| network(format!("the host refused the request's {what}"));
     request
@@ -231,9 +312,17 @@ pub fn get(url: &str, options: &Options) -> Result<Vec<u8>, Error> {
     };
 
     let status = response.status();
-    if status != 200 {
-        return Err(Error::Status { host, status });
-    }
+    let response_headers = response
+        .headers()
+        .entries()
+        .into_iter()
+        .map(|(n, v)| {
+            (
+                n.to_ascii_lowercase(),
+                String::from_utf8_lossy(&v).into_owned(),
+            )
+        })
+        .collect();
 
     let body = response
         .consume()
@@ -262,7 +351,12 @@ pub fn get(url: &str, options: &Options) -> Result<Vec<u8>, Error> {
     drop(stream);
     drop(body);
     drop(response);
-    Ok(bytes)
+    Ok(Response {
+        host,
+        status,
+        headers: response_headers,
+        body: bytes,
+    })
 }
 
 /// A JSON search API that a search provider asks, the way magg's own providers do: one GET per
@@ -279,6 +373,34 @@ pub struct SearchApi {
     pub expected: &'static str,
 }
 
+/// One search's settings, read once: where to ask and how.
+#[derive(Debug, Clone)]
+pub struct Search {
+    /// The `base_url` setting, or the API's default.
+    pub base: String,
+    /// The request options (`timeout_ms` setting).
+    pub options: Options,
+    expected: &'static str,
+}
+
+impl Search {
+    /// Turns the body `url` answered with into results with `parse`; a parse failure names
+    /// the host and what the answer should have been.
+    pub fn parse(
+        &self,
+        url: &str,
+        body: &[u8],
+        parse: impl FnOnce(&[u8]) -> Result<Vec<SearchResult>, String>,
+    ) -> Result<Vec<SearchResult>, String> {
+        parse(body).map_err(|e| {
+            let from = parse_url(url)
+                .map(|t| t.authority.to_string())
+                .unwrap_or_else(|_| self.base.clone());
+            format!("{from} sent a response that is not {}: {e}", self.expected)
+        })
+    }
+}
+
 impl SearchApi {
     /// Asks the API for up to `limit` servers: reads the settings `base_url` (see
     /// [`base_url_setting`]) and `timeout_ms` (see [`timeout_setting`]), GETs
@@ -290,32 +412,43 @@ impl SearchApi {
         request_url: impl FnOnce(&str) -> String,
         parse: impl FnOnce(&[u8]) -> Result<Vec<SearchResult>, String>,
     ) -> Result<Vec<SearchResult>, String> {
-        self.try_search(limit, request_url, parse)
+        self.run(limit, |search| {
+            let url = request_url(&search.base);
+            let body = get(&url, &search.options).map_err(|e| e.to_string())?;
+            search.parse(&url, &body, parse)
+        })
+    }
+
+    /// Like [`SearchApi::search`], for a provider that makes its own requests (more than one,
+    /// extra headers, its own reading of error answers): `ask` gets the settings read once and
+    /// returns the results or an error text, which gets the provider's name in front. With
+    /// `limit` 0 it makes no request; results past `limit` are dropped.
+    pub fn run(
+        &self,
+        limit: u32,
+        ask: impl FnOnce(&Search) -> Result<Vec<SearchResult>, String>,
+    ) -> Result<Vec<SearchResult>, String> {
+        self.try_run(limit, ask)
             .map_err(|e| format!("{}: {e}", self.name))
     }
 
-    fn try_search(
+    fn try_run(
         &self,
         limit: u32,
-        request_url: impl FnOnce(&str) -> String,
-        parse: impl FnOnce(&[u8]) -> Result<Vec<SearchResult>, String>,
+        ask: impl FnOnce(&Search) -> Result<Vec<SearchResult>, String>,
     ) -> Result<Vec<SearchResult>, String> {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let base = base_url_setting(host::setting("base_url"), self.default_base_url)?;
-        let options = Options {
-            timeout_ms: timeout_setting(host::setting("timeout_ms"))?,
-            ..Options::default()
+        let search = Search {
+            base: base_url_setting(host::setting("base_url"), self.default_base_url)?,
+            options: Options {
+                timeout_ms: timeout_setting(host::setting("timeout_ms"))?,
+                ..Options::default()
+            },
+            expected: self.expected,
         };
-        let url = request_url(&base);
-        let body = get(&url, &options).map_err(|e| e.to_string())?;
-        let mut results = parse(&body).map_err(|e| {
-            let from = parse_url(&url)
-                .map(|t| t.authority.to_string())
-                .unwrap_or(base);
-            format!("{from} sent a response that is not {}: {e}", self.expected)
-        })?;
+        let mut results = ask(&search)?;
         results.truncate(limit as usize);
         Ok(results)
     }
@@ -396,17 +529,54 @@ mod tests {
     #[test]
     fn error_texts() {
         let host = "registry.npmjs.org".to_string();
+        let status = |status, retry_after| Error::Status {
+            host: host.clone(),
+            status,
+            retry_after,
+        };
         assert_eq!(
-            Error::Status {
-                host: host.clone(),
-                status: 503
-            }
-            .to_string(),
-            "HTTP 503 from registry.npmjs.org"
+            status(503, None).to_string(),
+            "HTTP 503 from registry.npmjs.org (the service failed or is down; try again later)"
         );
         assert_eq!(
-            Error::Status { host, status: 301 }.to_string(),
+            status(301, None).to_string(),
             "HTTP 301 from registry.npmjs.org (redirects are not followed)"
+        );
+        assert_eq!(
+            status(429, Some(30)).to_string(),
+            "HTTP 429 from registry.npmjs.org (rate limited; try again in 30 s)"
+        );
+        assert_eq!(
+            status(429, None).to_string(),
+            "HTTP 429 from registry.npmjs.org (rate limited; try again later)"
+        );
+        assert_eq!(
+            status(418, None).to_string(),
+            "HTTP 418 from registry.npmjs.org"
+        );
+    }
+
+    #[test]
+    fn responses_become_errors_unless_200() {
+        let answer = |status, headers: &[(&str, &str)]| Response {
+            host: "h".into(),
+            status,
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            body: b"{}".to_vec(),
+        };
+        assert_eq!(answer(200, &[]).ok().unwrap(), b"{}");
+        let limited = answer(429, &[("retry-after", " 12 ")]);
+        assert_eq!(limited.header("Retry-After"), Some("12"));
+        assert_eq!(
+            limited.ok().unwrap_err(),
+            Error::Status {
+                host: "h".into(),
+                status: 429,
+                retry_after: Some(12)
+            }
         );
     }
 }

@@ -38,6 +38,7 @@
 //! `magg:plugin@0.1.0`'s, generated once here; JSON (arguments, schemas, content) stays text, for
 //! the plugin to parse with the JSON library it likes. [`host`] reads the plugin's settings
 //! and writes to magg's log; [`http`] makes the GET requests a search provider may make;
+//! [`facets`] writes the tags that let magg merge one server found by several providers;
 //! [`glob`] matches tool names against `*`/`?` patterns. Each call runs in a fresh instance, so
 //! the trait methods take no `self`: a plugin keeps no state between calls.
 //!
@@ -47,6 +48,7 @@
 
 #[doc(hidden)]
 pub mod bindings;
+pub mod facets;
 pub mod glob;
 pub mod http;
 
