@@ -32,6 +32,7 @@ mod secrets;
 mod server_requests;
 mod sessions;
 mod shared_file;
+mod smart_configure;
 mod sse;
 mod tls;
 mod transparency;
