@@ -6,12 +6,12 @@
 
 mod analyze;
 mod discover;
+mod search;
 mod kits;
 pub mod manage;
 mod proxy;
 mod resources;
 mod sampling;
-mod search;
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -540,7 +540,9 @@ async fn call_own(
         OwnTool::SmartConfigure => {
             discover::smart_configure(hub, arguments.unwrap_or_default()).await
         }
-        OwnTool::SearchServers => search::search_servers(hub, arguments.unwrap_or_default()).await,
+        OwnTool::SearchServers => {
+            search::search_servers(hub, arguments.unwrap_or_default()).await
+        }
         OwnTool::AnalyzeServers => analyze::analyze_servers(hub).await,
     })
 }
