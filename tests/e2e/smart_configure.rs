@@ -171,6 +171,12 @@ async fn apis() -> Replay {
             "/gh/repos/acme/py-tools/contents/pyproject.toml",
             tools_pyproject_json.to_string(),
         ),
+        // GitHub: a Python server in a folder of a repository, at a tag
+        Route::json("/gh/repos/acme/mono", repo("mono", "Python")),
+        Route::text(
+            "/gh/repos/acme/mono/contents/servers/time/pyproject.toml?ref=v2",
+            "[project]\nname = \"acme-time\"\n[project.scripts]\ntime-mcp = \"acme_time:main\"\n",
+        ),
         // GitHub: a README with an mcpServers snippet
         Route::json("/gh/repos/acme/gh-server", repo("gh-server", "Go")),
         Route::text("/gh/repos/acme/gh-server/readme", gh_readme),
@@ -267,6 +273,11 @@ fn rows(apis: &Replay, carded: &Replay, project: &str) -> Vec<Row> {
             "https://github.com/acme/py-tools",
             "uvx --from git+https://github.com/acme/py-tools acme-tools",
         ),
+        row(
+            "https://github.com/acme/mono/tree/v2/servers/time",
+            "uvx --from git+https://github.com/acme/mono@v2#subdirectory=servers/time time-mcp",
+        )
+        .metadata(&["Subfolder: servers/time"]),
         row(
             "https://github.com/acme/gh-server",
             "docker run -i --rm -e GITHUB_PERSONAL_ACCESS_TOKEN ghcr.io/acme/gh-server",
@@ -517,4 +528,43 @@ async fn the_clients_llm_refines_the_rules_suggestion_and_cannot_drop_the_comman
     assert!(prompt.contains("SUGGESTED CONFIGURATION"), "{prompt}");
     assert!(prompt.contains("npx"), "{prompt}");
     assert!(prompt.contains("knowledge graph"), "{prompt}");
+}
+
+#[tokio::test]
+async fn github_token_is_sent_and_a_rate_limit_says_so() {
+    let apis = apis().await;
+    let config = TempConfig::new(&json!({"servers": {}}));
+    let github = format!("{}/gh", apis.base());
+    let mut magg = Magg::stdio_with(
+        &config.path,
+        &[],
+        &[
+            ("GITHUB_API_URL", github.as_str()),
+            ("GITHUB_TOKEN", "ghp_test_token"),
+        ],
+    )
+    .await;
+    let client = magg.client();
+    let body = magg_body(
+        &client
+            .call(
+                "magg_smart_configure",
+                json!({"source": "https://github.com/acme/limited"}),
+            )
+            .await
+            .expect("smart configure"),
+    );
+    let metadata = body["output"]["metadata"].to_string();
+    assert!(
+        metadata.contains("rate limited even with GITHUB_TOKEN"),
+        "{body}"
+    );
+    let asked = apis
+        .requests()
+        .into_iter()
+        .find(|r| r.line.contains("/gh/repos/acme/limited"))
+        .expect("GitHub was asked");
+    assert_eq!(asked.header("authorization"), Some("Bearer ghp_test_token"));
+    // The token is never shown.
+    assert!(!body.to_string().contains("ghp_test_token"), "{body}");
 }

@@ -336,12 +336,12 @@ pub(crate) fn github(
         _ => false,
     });
 
-    if let Some((command, args, vars, kind)) = from_server_json {
+    if let Some(package) = from_server_json {
         lines.push("Package from server.json".into());
-        config.command = Some(command);
-        config.args = args;
-        env = vars;
-        project_type = kind;
+        config.command = Some(package.command);
+        config.args = package.args;
+        env = package.env;
+        project_type = package.project_type;
     } else if let Some(entry) = snippet {
         lines.push(format!("Command from the README's `{}` snippet", entry.key));
         config.command = entry.command.clone();
@@ -421,11 +421,18 @@ pub(crate) fn github(
     }
 }
 
+/// How to run a package a `server.json` lists.
+struct Package {
+    command: String,
+    args: Vec<String>,
+    /// The env vars it marks as required.
+    env: Vec<String>,
+    project_type: Option<String>,
+}
+
 /// The command of the first package an MCP registry `server.json` lists, with its required
 /// env vars and project type.
-fn server_json_package(
-    server: &Value,
-) -> Option<(String, Vec<String>, Vec<String>, Option<String>)> {
+fn server_json_package(server: &Value) -> Option<Package> {
     let packages = server.get("packages")?.as_array()?;
     packages.iter().find_map(|p| {
         let text = |keys: &[&str]| {
@@ -483,7 +490,12 @@ fn server_json_package(
                 push_unique(&mut env, name);
             }
         }
-        Some((command.to_owned(), args, env, project.map(str::to_owned)))
+        Some(Package {
+            command: command.to_owned(),
+            args,
+            env,
+            project_type: project.map(str::to_owned),
+        })
     })
 }
 
