@@ -148,6 +148,24 @@ async fn apis() -> Replay {
         // npm
         Route::json("/npm/@modelcontextprotocol%2Fserver-memory", memory.to_string()),
         Route::json("/npm/@acme%2Fweather", weather.to_string()),
+        // A registry document without its README (as mirrors serve them): the README comes
+        // from the repository's folder the package names.
+        Route::json(
+            "/npm/@acme%2Ffiles",
+            json!({
+                "name": "@acme/files",
+                "dist-tags": {"latest": "1.0.0"},
+                "versions": {"1.0.0": {
+                    "name": "@acme/files", "version": "1.0.0", "bin": "dist/index.js",
+                    "repository": {"type": "git", "url": "git+https://github.com/acme/files.git", "directory": "packages/server"},
+                }},
+            })
+            .to_string(),
+        ),
+        Route::text(
+            "/gh/repos/acme/files/readme/packages/server",
+            readme_with_snippet("npx", json!(["-y", "@acme/files", "/path/to/allowed/dir"]), "FILES_ROOT"),
+        ),
         Route::json("/npm/not-a-package", r#"{"error":"Not found"}"#).status("404 Not Found"),
         // PyPI, and the repository its metadata names
         Route::json("/pypi-mirror/pypi/acme-forecast/json", pypi.to_string()),
@@ -255,6 +273,9 @@ fn rows(apis: &Replay, carded: &Replay, project: &str) -> Vec<Row> {
         )
         .notes(&["WEATHER_API_KEY"])
         .not_in_notes(&["your-key"]),
+        row("@acme/files", "npx -y @acme/files /path/to/allowed/dir")
+            .notes(&["FILES_ROOT", "`/path/to/allowed/dir`"])
+            .not_in_notes(&["sk-live"]),
         row("not-a-package", "npx -y not-a-package").metadata(&["npm: no package not-a-package"]),
         row(
             "https://pypi.org/project/acme-forecast/",

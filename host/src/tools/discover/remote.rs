@@ -151,24 +151,19 @@ async fn get(url: &str, headers: &[(&str, &str)]) -> Result<Got, String> {
     })
 }
 
-/// A reqwest error with its causes (reqwest's own text often says only "error sending
-/// request").
+/// What went wrong with a request, briefly: its innermost cause (reqwest's own text says only
+/// "error sending request for url (...)").
 fn error_text(e: &reqwest::Error) -> String {
-    let mut text = if e.is_timeout() {
-        format!("no answer within {}s", FETCH_TIMEOUT.as_secs())
-    } else {
-        e.to_string()
-    };
+    if e.is_timeout() {
+        return format!("no answer within {}s", FETCH_TIMEOUT.as_secs());
+    }
+    let mut innermost = e.to_string();
     let mut cause = std::error::Error::source(e);
     while let Some(c) = cause {
-        let more = c.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
+        innermost = c.to_string();
         cause = c.source();
     }
-    text
+    innermost
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -221,8 +216,49 @@ async fn npm(bases: &Bases, package: &str, out: &mut Fetched) {
         }
         out.put(names::NPM_PACKAGE, manifest.to_string());
     }
-    if let Some(readme) = readme {
-        out.put(names::NPM_README, readme);
+    match readme {
+        Some(readme) => out.put(names::NPM_README, readme),
+        // A registry document without the README (mirrors often leave it out): the README of
+        // the repository (and folder) the package names on GitHub.
+        None => {
+            if let Some(readme) = repository_readme(bases, &manifest, out).await {
+                out.put(names::NPM_README, readme);
+            }
+        }
+    }
+}
+
+/// The README of the GitHub repository an npm manifest's `repository` names.
+async fn repository_readme(bases: &Bases, manifest: &Value, out: &mut Fetched) -> Option<String> {
+    let repository = manifest.get("repository")?;
+    let url = match repository {
+        Value::String(url) => url.clone(),
+        other => other.get("url")?.as_str()?.to_owned(),
+    };
+    let url = url
+        .trim_start_matches("git+")
+        .replacen("git://", "https://", 1)
+        .replacen("ssh://git@", "https://", 1);
+    let url = match url.strip_prefix("github:") {
+        Some(short) => format!("https://github.com/{short}"),
+        None => url,
+    };
+    let Source::GitHub { owner, repo, .. } = magg_configure_rules::classify(&url) else {
+        return None;
+    };
+    let directory = repository
+        .get("directory")
+        .and_then(Value::as_str)
+        .map(|d| d.trim_matches('/').to_owned())
+        .filter(|d| !d.is_empty());
+    let api = format!("{}/repos/{owner}/{repo}", bases.github);
+    let path = match &directory {
+        Some(dir) => format!("{api}/readme/{dir}"),
+        None => format!("{api}/readme"),
+    };
+    match github_get(bases, &path, RAW, out).await {
+        Some((200, body)) => Some(raw_contents(body)),
+        _ => None,
     }
 }
 

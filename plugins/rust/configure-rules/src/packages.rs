@@ -394,9 +394,14 @@ pub(crate) fn github(
         }
         note.push_str(
             ", install its dependencies, then run magg_smart_configure on the local checkout to \
-             get its start command: neither its README nor its manifests say how the server \
-             starts.",
+             get its start command: ",
         );
+        note.push_str(if facts.text(names::GITHUB_REPO).is_some() {
+            "neither its README nor its manifests say how the server starts."
+        } else {
+            "the repository could not be read, and the URL alone does not tell how the server \
+             starts."
+        });
         notes.push(note);
         lines.push(format!("Setup commands: git clone {clone}"));
     }
