@@ -26,6 +26,9 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// The most of one answer magg reads (an npm document with every version can be large).
 const BODY_CAP: usize = 8 * 1024 * 1024;
 
+/// The most of a README the facts carry (as of a local marker file).
+const README_CAP: usize = 64 * 1024;
+
 /// The most of an SSE stream a probe reads before giving up on it.
 const STREAM_CAP: usize = 256 * 1024;
 
@@ -42,6 +45,11 @@ pub(super) struct Fetched {
 impl Fetched {
     fn put(&mut self, name: &str, text: String) {
         self.contents.push((name.to_owned(), text));
+    }
+
+    /// Puts a README, cut at [`README_CAP`].
+    fn put_readme(&mut self, name: &str, text: String) {
+        self.put(name, cut(text, README_CAP));
     }
 
     fn line(&mut self, line: String) {
@@ -151,6 +159,18 @@ async fn get(url: &str, headers: &[(&str, &str)]) -> Result<Got, String> {
     })
 }
 
+/// `text` cut at `cap` bytes, on a character boundary.
+fn cut(mut text: String, cap: usize) -> String {
+    if text.len() > cap {
+        let mut at = cap;
+        while !text.is_char_boundary(at) {
+            at -= 1;
+        }
+        text.truncate(at);
+    }
+    text
+}
+
 /// What went wrong with a request, briefly: its innermost cause (reqwest's own text says only
 /// "error sending request for url (...)").
 fn error_text(e: &reqwest::Error) -> String {
@@ -217,12 +237,12 @@ async fn npm(bases: &Bases, package: &str, out: &mut Fetched) {
         out.put(names::NPM_PACKAGE, manifest.to_string());
     }
     match readme {
-        Some(readme) => out.put(names::NPM_README, readme),
+        Some(readme) => out.put_readme(names::NPM_README, readme),
         // A registry document without the README (mirrors often leave it out): the README of
         // the repository (and folder) the package names on GitHub.
         None => {
             if let Some(readme) = repository_readme(bases, &manifest, out).await {
-                out.put(names::NPM_README, readme);
+                out.put_readme(names::NPM_README, readme);
             }
         }
     }
@@ -281,7 +301,7 @@ async fn pypi(bases: &Bases, package: &str, out: &mut Fetched) {
         });
         return;
     }
-    let Some(info) = serde_json::from_str::<Value>(&got.body)
+    let Some(mut info) = serde_json::from_str::<Value>(&got.body)
         .ok()
         .and_then(|v| v.get("info").cloned())
     else {
@@ -306,6 +326,10 @@ async fn pypi(bases: &Bases, package: &str, out: &mut Fetched) {
             } => Some((owner, repo, reference, subdir)),
             _ => None,
         });
+    // The description is the project's README.
+    if let Some(Value::String(readme)) = info.get_mut("description") {
+        *readme = cut(std::mem::take(readme), README_CAP);
+    }
     out.put(names::PYPI_PROJECT, json!({"info": info}).to_string());
     if let Some((owner, repo, reference, subdir)) = repository {
         let at = At {
@@ -373,7 +397,7 @@ async fn github(bases: &Bases, at: &At<'_>, out: &mut Fetched) {
         _ => {}
     }
     if let Some((200, body)) = readme {
-        out.put(names::GITHUB_README, raw_contents(body));
+        out.put_readme(names::GITHUB_README, raw_contents(body));
     }
     for (name, text) in [
         (names::GITHUB_PACKAGE, package),
