@@ -589,3 +589,58 @@ async fn github_token_is_sent_and_a_rate_limit_says_so() {
     // The token is never shown.
     assert!(!body.to_string().contains("ghp_test_token"), "{body}");
 }
+
+#[tokio::test]
+async fn an_llm_answer_without_a_command_keeps_the_rules_config_and_the_server_runs() {
+    let remote = remote_test_backend("kept").await;
+    let config = TempConfig::new(&json!({"servers": {}, "allow_unauthenticated_changes": true}));
+    let magg = Magg::http(&config.path, false).await;
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let client = crate::harness::Sampler {
+        answer: "Looks like a remote server; add it.".to_owned(),
+        asked: asked.clone(),
+    }
+    .connect(&magg)
+    .await;
+    let params = rmcp::model::CallToolRequestParams::new("magg_smart_configure").with_arguments(
+        json!({"source": remote.url, "server_name": "kept", "allow_add": true})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+    );
+    let result = client.call_tool(params).await.expect("smart configure");
+    let body = result.structured_content.clone().expect("structured");
+    assert_eq!(
+        body["output"]["action"],
+        json!("smart_configured"),
+        "{body}"
+    );
+    assert_ne!(
+        body["output"]["suggested_by"],
+        json!("the client's LLM"),
+        "{body}"
+    );
+    assert_eq!(config.read()["servers"]["kept"]["uri"], json!(remote.url));
+    assert!(
+        !asked.lock().expect("asked").is_empty(),
+        "the LLM was asked"
+    );
+    let echoed = crate::harness::eventually("kept_echo answers", crate::harness::WAIT, || {
+        let client = &client;
+        async move {
+            let params = rmcp::model::CallToolRequestParams::new("kept_echo").with_arguments(
+                json!({"text": "kept"})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+            );
+            client
+                .call_tool(params)
+                .await
+                .ok()
+                .filter(|r| r.is_error != Some(true))
+        }
+    })
+    .await;
+    assert!(format!("{echoed:?}").contains("kept"), "{echoed:?}");
+}
