@@ -195,6 +195,18 @@ impl Hub {
         &*self.own
     }
 
+    /// Waits until the plugins have loaded, for at most `list_wait` after magg's start, so that a
+    /// request right after the start is answered by the plugins a later one would get.
+    pub async fn wait_for_plugins(&self) {
+        if self.plugins.is_ready() {
+            return;
+        }
+        let list_wait = self.settings.list_wait;
+        if let Some(left) = (self.started + list_wait).checked_duration_since(Instant::now()) {
+            self.plugins.wait_ready(left).await;
+        }
+    }
+
     /// Waits until no backend is still starting, each for at most `list_wait` counted from its
     /// own start (and plugins for `list_wait` after magg's start), so that the lists a client
     /// asks for right after magg or a server started are complete.

@@ -474,14 +474,21 @@ fn own_tool_definitions(settings: &Settings) -> Vec<(Tool, OwnTool)> {
         (
             tool(
                 settings.prefixed("smart_configure"),
-                "Work out a server config from a source: an npm, PyPI or GitHub URL, an MCP HTTP \
-                 endpoint, or a local project directory (whose marker files — package.json, \
-                 pyproject.toml, Cargo.toml, go.mod... — tell how to run it). Configure plugins are \
-                 asked first; without their answer, the client's LLM is asked through sampling when \
-                 the client supports it, else magg's built-in rules apply.\n\n\
+                "Work out a runnable server config from a source: an npm package (page URL or \
+                 name, e.g. @scope/name) → npx, a PyPI project URL → uvx, a GitHub repository URL \
+                 (its README's mcpServers snippet, server.json, package.json or pyproject.toml, read \
+                 through the GitHub API), an OCI image (ghcr.io/..., docker://..., image:tag) → \
+                 docker run, a remote MCP endpoint (its server card, and a probe for streamable \
+                 HTTP or legacy SSE) → uri, or a local project directory (whose marker files — \
+                 package.json, pyproject.toml, Cargo.toml, go.mod... — tell how to run it). Env \
+                 vars and headers the server needs are named in notes, never filled in. Configure \
+                 plugins are asked first, else magg's built-in rules (the same rules); when the \
+                 client supports sampling, its LLM refines that suggestion (action \
+                 smart_configure_prompt).\n\n\
                  With allow_add false (default) it changes nothing and returns {\"action\": \
                  \"metadata_based_config\", \"metadata\": [...], \"suggested_config\": {name, source, \
-                 command?, args?, uri?, cwd?, env?, notes?}, \"suggested_by\"} — review it, then call \
+                 command?, args?, uri?, transport?, cwd?, env?, notes?}, \"suggested_by\"} — review \
+                 it, then call \
                  magg_add_server. With allow_add true it also adds and starts the server (writing the \
                  config file, like magg_add_server) and returns {\"action\": \"smart_configured\", \
                  \"server\", \"config\"}. Required secrets and env vars are named in `notes`, never \

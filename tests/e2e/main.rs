@@ -36,6 +36,7 @@ mod self_extend;
 mod server_requests;
 mod sessions;
 mod shared_file;
+mod smart_configure;
 mod sse;
 mod tls;
 mod transparency;

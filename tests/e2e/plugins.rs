@@ -468,7 +468,14 @@ async fn smart_configure_asks_the_configure_plugin() {
         json!({"name": "my-node-server", "main": "server.js", "dependencies": {"@modelcontextprotocol/sdk": "1"}}).to_string(),
     )
     .expect("package.json");
-    let mut magg = Magg::stdio(&config.path).await;
+    // An npm registry that knows no package: the rules still know how npm packages run.
+    let registry = Replay::start(vec![]).await;
+    let mut magg = Magg::stdio_with(
+        &config.path,
+        &[],
+        &[("NPM_CONFIG_REGISTRY", registry.base().as_str())],
+    )
+    .await;
     let client = magg.client();
     client.tool_names().await;
 
@@ -726,8 +733,11 @@ async fn smart_configure_asks_the_clients_llm_when_no_plugin_knows() {
         asked: asked.clone(),
     };
     let client = sampler.connect(&magg).await;
+    // A page that is no MCP server: nothing answers the probes.
+    let site = Replay::start(vec![]).await;
+    let source = format!("{}/some/unknown-server", site.base());
     let params = rmcp::model::CallToolRequestParams::new("magg_smart_configure").with_arguments(
-        json!({"source": "https://example.com/some/unknown-server", "allow_add": true})
+        json!({"source": source, "allow_add": true})
             .as_object()
             .cloned()
             .unwrap_or_default(),
@@ -745,10 +755,7 @@ async fn smart_configure_asks_the_clients_llm_when_no_plugin_knows() {
         "{body}"
     );
     let prompt = asked.lock().expect("asked").join("\n");
-    assert!(
-        prompt.contains("https://example.com/some/unknown-server"),
-        "{prompt}"
-    );
+    assert!(prompt.contains(&source), "{prompt}");
     let saved = config.read();
     assert_eq!(
         saved["servers"]["sampled"]["prefix"],

@@ -1,9 +1,18 @@
-//! `magg_smart_configure`: turning a source (a URL or a local path) into a server config.
-//! Configure plugins suggest configs; without a configure plugin's answer,
-//! `magg_smart_configure` asks the client's LLM through sampling when the client offers it, and
-//! otherwise uses Magg's built-in rules.
+//! `magg_smart_configure`: turning a source (a package, a repository, an image, an MCP
+//! endpoint or a local path) into a runnable server config.
+//!
+//! magg collects the facts (a local directory's marker files; for a remote source, what the
+//! registries, the GitHub API or the endpoint say: [`remote`]), then asks the configure plugins
+//! and, when none answers, runs the same rules itself (`magg-configure-rules`, which the
+//! bundled `smart-configure` plugin wraps), so the answer is the same with that plugin off.
+//! When the client offers sampling, its LLM refines the rules' suggestion, as Magg does; an
+//! answer of the LLM with no command and no uri keeps the rules' config.
+
+mod remote;
 
 use std::{path::PathBuf, sync::Arc};
+
+use magg_configure_rules as rules;
 
 use rmcp::{
     ErrorData as McpError,
@@ -19,7 +28,7 @@ use super::{
 };
 use crate::{
     hub::Hub,
-    plugins::{PluginServerConfig, SourceFacts},
+    plugins::{PluginServerConfig, SourceFacts, Suggestion},
 };
 
 /// Marker files whose text a configure plugin gets (each cut at [`MARKER_CAP`]).
@@ -67,27 +76,20 @@ pub async fn smart_configure(hub: &Arc<Hub>, args: JsonObject) -> CallToolResult
             "'source' is empty: give a URL (npm, PyPI, GitHub, or an MCP endpoint) or a local path",
         );
     }
-    let facts = collect_facts(&args.source, args.server_name.as_deref());
-    let mut metadata = summary(&facts);
-    let suggested = hub.plugins.suggest(&facts).await;
-    let (config, by, project_type) = match suggested {
-        Some((plugin, suggestion)) => {
-            metadata.extend(suggestion.facts.iter().cloned());
-            let project_type = suggestion.project_type.clone();
-            (config_json(&suggestion.config), plugin, project_type)
+    let gathered = gather(&args.source, args.server_name.as_deref()).await;
+    let mut metadata = gathered.metadata();
+    let (suggestion, by) = suggestion(hub, &gathered.facts).await;
+    if let Some(suggestion) = &suggestion {
+        metadata.extend(suggestion.facts.iter().cloned());
+        if let Some(kind) = &suggestion.project_type
+            && !metadata.iter().any(|m| m.starts_with("Project type:"))
+        {
+            metadata.push(format!("Project type: {kind}"));
         }
-        None => {
-            if let Some(peer) = sampling::client_llm() {
-                return sample(hub, &peer, &args, &metadata).await;
-            }
-            let (config, project_type) = built_in(&facts);
-            (config, "built-in rules".to_owned(), project_type)
-        }
-    };
-    if let Some(kind) = &project_type
-        && !metadata.iter().any(|m| m.starts_with("Project type:"))
-    {
-        metadata.push(format!("Project type: {kind}"));
+    }
+    let config = gathered.config(suggestion.as_ref());
+    if let Some(peer) = sampling::client_llm() {
+        return refine(hub, &peer, &args, &metadata, config, by).await;
     }
     if !args.allow_add {
         return success(json!({
@@ -98,6 +100,87 @@ pub async fn smart_configure(hub: &Arc<Hub>, args: JsonObject) -> CallToolResult
         }));
     }
     add(hub, config, &by).await
+}
+
+/// The first configure plugin's suggestion, else the built-in rules'; with who made it.
+async fn suggestion(hub: &Hub, facts: &SourceFacts) -> (Option<Suggestion>, String) {
+    hub.wait_for_plugins().await;
+    if let Some((plugin, suggestion)) = hub.plugins.suggest(facts).await {
+        return (Some(suggestion), plugin);
+    }
+    let suggestion = rules::suggest(&rules_facts(facts)).map(|s| Suggestion {
+        config: PluginServerConfig {
+            name: s.config.name,
+            source: s.config.source,
+            prefix: s.config.prefix,
+            command: s.config.command,
+            args: s.config.args,
+            uri: s.config.uri,
+            env: s.config.env,
+            cwd: s.config.cwd,
+            notes: s.config.notes,
+        },
+        project_type: s.project_type,
+        facts: s.facts,
+    });
+    (suggestion, "built-in rules".to_owned())
+}
+
+/// The facts as the rules take them.
+fn rules_facts(facts: &SourceFacts) -> rules::Facts {
+    rules::Facts {
+        source: facts.source.clone(),
+        name: facts.name.clone(),
+        path: facts.path.clone(),
+        exists: facts.exists,
+        is_directory: facts.is_directory,
+        files: facts.files.clone(),
+        contents: facts.contents.clone(),
+    }
+}
+
+/// What magg found out about a source: the facts for the rules and plugins, and the lines of
+/// what it could not fetch.
+struct Gathered {
+    facts: SourceFacts,
+    fetch_lines: Vec<String>,
+}
+
+/// Collects the facts of `source`: local ones for a path, fetched ones for a remote source.
+async fn gather(source: &str, name: Option<&str>) -> Gathered {
+    let mut facts = collect_facts(source, name);
+    let mut fetch_lines = Vec::new();
+    if !facts.exists {
+        let fetched = remote::fetch(&rules::classify(source)).await;
+        facts.contents.extend(fetched.contents);
+        fetch_lines = fetched.lines;
+    }
+    Gathered { facts, fetch_lines }
+}
+
+impl Gathered {
+    /// Magg's metadata summary lines for what magg itself found.
+    fn metadata(&self) -> Vec<String> {
+        let mut out = summary(&self.facts);
+        out.extend(self.fetch_lines.iter().cloned());
+        out
+    }
+
+    /// `suggestion`'s config as `magg_add_server`'s arguments (with the transport the probe
+    /// found), or Magg's bare config (a name and the source) when there is none.
+    fn config(&self, suggestion: Option<&Suggestion>) -> Value {
+        let Some(suggestion) = suggestion else {
+            return fallback(&self.facts);
+        };
+        let mut config = config_json(&suggestion.config);
+        if let Some(uri) = suggestion.config.uri.as_deref()
+            && let Some(kind) = rules::transport(&rules_facts(&self.facts), uri)
+            && let Value::Object(fields) = &mut config
+        {
+            fields.insert("transport".into(), json!({"type": kind}));
+        }
+        config
+    }
 }
 
 /// magg's own prompts: `magg_configure_server` (Magg's prompt for configuring a server with
@@ -145,13 +228,13 @@ pub async fn get_prompt(
         ));
     };
     let server_name = text("server_name");
-    let facts = collect_facts(&source, server_name.as_deref());
-    let mut metadata = summary(&facts);
-    if let Some((_, suggestion)) = hub.plugins.suggest(&facts).await {
+    let gathered = gather(&source, server_name.as_deref()).await;
+    let mut metadata = gathered.metadata();
+    if let (Some(suggestion), _) = suggestion(hub, &gathered.facts).await {
         metadata.extend(suggestion.facts.iter().cloned());
         metadata.push(format!(
             "Suggested config: {}",
-            config_json(&suggestion.config)
+            gathered.config(Some(&suggestion))
         ));
     }
     let metadata = if metadata.is_empty() {
@@ -236,22 +319,29 @@ async fn add(hub: &Arc<Hub>, config: Value, by: &str) -> CallToolResult {
     }))
 }
 
-/// Magg's sampling path: the client's LLM writes the config.
-async fn sample(
+/// Magg's sampling path: the client's LLM refines the rules' config. Its answer replaces the
+/// config when it has a command or a uri; otherwise the rules' config stands.
+async fn refine(
     hub: &Arc<Hub>,
     peer: &rmcp::service::Peer<rmcp::RoleServer>,
     args: &SmartConfigure,
     metadata: &[String],
+    suggested: Value,
+    by: String,
 ) -> CallToolResult {
     let prompt = format!(
         "You are being asked by the magg smart_configure tool to analyze metadata and generate \
          an optimal MCP server configuration.\n\nConfigure an MCP server for: {source}\n\n\
-         Server name requested: {name}\n\n=== METADATA COLLECTED ===\n{meta}\n\n=== TASK ===\n\
-         Based on the URL and metadata above, generate a complete JSON configuration for magg's \
-         {add} tool. Required fields: name (any string), prefix (letters and digits, no \
-         underscores), command (the full command line: python, node, npx, uvx...; omit for HTTP \
-         servers), uri (for HTTP servers), cwd (if needed), env (object, if needed), notes (setup \
-         steps for the user).\n\nReturn ONLY valid JSON, no explanations or markdown formatting.",
+         Server name requested: {name}\n\n=== METADATA COLLECTED ===\n{meta}\n\n\
+         === SUGGESTED CONFIGURATION ({by}) ===\n{suggested}\n\n=== TASK ===\n\
+         Based on the URL, the metadata and the suggested configuration above, generate a \
+         complete JSON configuration for magg's {add} tool: keep what the suggestion has \
+         right, fix what it has wrong. Required fields: name (any string), prefix (letters and \
+         digits, no underscores), command (the full command line: python, node, npx, uvx...; \
+         omit for HTTP servers), uri (for HTTP servers), cwd (if needed), env (object, if \
+         needed; never invent secret values: name the variables the user must set in notes), \
+         notes (setup steps for the user), transport (optional object, e.g. {{\"type\": \
+         \"sse\"}}).\n\nReturn ONLY valid JSON, no explanations or markdown formatting.",
         source = args.source,
         name = args
             .server_name
@@ -273,37 +363,58 @@ async fn sample(
         Err(e) => return failure(e),
     };
     let parsed = extract_json(&text);
+    let runnable = |c: &Map<String, Value>| {
+        ["command", "uri"].iter().any(|k| {
+            c.get(*k)
+                .is_some_and(|v| v.as_str().is_some_and(|s| !s.is_empty()))
+        })
+    };
+    let (config, by) = match &parsed {
+        Some(Value::Object(answer)) if runnable(answer) => {
+            let mut config = answer.clone();
+            config.entry("source").or_insert_with(|| json!(args.source));
+            if let Some(name) = &args.server_name {
+                config.entry("name").or_insert_with(|| json!(name));
+            }
+            config.retain(|k, _| {
+                matches!(
+                    k.as_str(),
+                    "name"
+                        | "source"
+                        | "prefix"
+                        | "command"
+                        | "args"
+                        | "uri"
+                        | "env"
+                        | "cwd"
+                        | "notes"
+                        | "enable"
+                        | "transport"
+                )
+            });
+            // The transport the probe found, for the uri it was found at.
+            if !config.contains_key("transport")
+                && config.get("uri").is_some()
+                && config.get("uri") == suggested.get("uri")
+                && let Some(transport) = suggested.get("transport")
+            {
+                config.insert("transport".into(), transport.clone());
+            }
+            (Value::Object(config), "the client's LLM".to_owned())
+        }
+        _ => (suggested, by),
+    };
     if !args.allow_add {
         return success(json!({
             "action": "smart_configure_prompt",
             "source": args.source,
             "metadata": metadata,
-            "response": parsed.clone().unwrap_or(Value::String(text)),
+            "response": parsed.unwrap_or(Value::String(text)),
+            "suggested_config": config,
+            "suggested_by": by,
         }));
     }
-    let Some(Value::Object(mut config)) = parsed else {
-        return failure("No valid JSON configuration found in the LLM's response");
-    };
-    config.entry("source").or_insert_with(|| json!(args.source));
-    if let Some(name) = &args.server_name {
-        config.entry("name").or_insert_with(|| json!(name));
-    }
-    config.retain(|k, _| {
-        matches!(
-            k.as_str(),
-            "name"
-                | "source"
-                | "prefix"
-                | "command"
-                | "uri"
-                | "env"
-                | "cwd"
-                | "notes"
-                | "enable"
-                | "transport"
-        )
-    });
-    add(hub, Value::Object(config), "the client's LLM").await
+    add(hub, config, &by).await
 }
 
 /// What magg can tell about a source without a network: for a local path, its marker files.
@@ -317,10 +428,8 @@ pub fn collect_facts(source: &str, name: Option<&str>) -> SourceFacts {
         files: Vec::new(),
         contents: Vec::new(),
     };
-    let local = source.starts_with("file://")
-        || (!source.starts_with("http://")
-            && !source.starts_with("https://")
-            && source.contains('/'));
+    // Magg's rule: a `file://` URL, or anything with a slash that is not a URL.
+    let local = source.starts_with("file://") || (!source.contains("://") && source.contains('/'));
     if !local {
         return facts;
     }
@@ -362,7 +471,8 @@ pub fn collect_facts(source: &str, name: Option<&str>) -> SourceFacts {
 fn summary(facts: &SourceFacts) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(path) = &facts.path {
-        if !facts.exists {
+        // A missing path that reads as a package or an image is not a path at all.
+        if !facts.exists && rules::classify(&facts.source) == rules::Source::Local {
             out.push(format!("Path does not exist: {path}"));
         } else if facts.is_directory {
             let markers: Vec<&str> = facts.contents.iter().map(|(n, _)| n.as_str()).collect();
@@ -406,9 +516,9 @@ pub(super) fn config_json(config: &PluginServerConfig) -> Value {
     Value::Object(out)
 }
 
-/// Magg's built-in rules (`metadata_based_config`): the name from the source's last path
-/// segment, and for a local project `npx <name>` (Node) or `python -m <name>` (Python).
-fn built_in(facts: &SourceFacts) -> (Value, Option<String>) {
+/// Magg's config when no rule knows the source (`metadata_based_config`): a name from the
+/// source's last path segment, and the source; no command, so it cannot be added as it is.
+fn fallback(facts: &SourceFacts) -> Value {
     let stem = facts
         .source
         .trim_end_matches('/')
@@ -423,34 +533,5 @@ fn built_in(facts: &SourceFacts) -> (Value, Option<String>) {
         .name
         .clone()
         .unwrap_or_else(|| stem.replace(['-', '_'], ""));
-    let mut config = Map::new();
-    config.insert("name".into(), json!(name));
-    config.insert("source".into(), json!(facts.source));
-    let has = |f: &str| facts.files.iter().any(|x| x == f);
-    let project = if has("package.json") {
-        Some("node_project")
-    } else if ["pyproject.toml", "requirements.txt", "Pipfile", "setup.py"]
-        .iter()
-        .any(|f| has(f))
-    {
-        Some("python_project")
-    } else {
-        None
-    };
-    let run_name = facts.name.clone().unwrap_or(stem);
-    match project {
-        Some("node_project") => {
-            config.insert("command".into(), json!("npx"));
-            config.insert("args".into(), json!([run_name]));
-        }
-        Some(_) => {
-            config.insert("command".into(), json!("python"));
-            config.insert("args".into(), json!(["-m", run_name]));
-        }
-        None => {}
-    }
-    if facts.is_directory {
-        config.insert("cwd".into(), json!(facts.path));
-    }
-    (Value::Object(config), project.map(str::to_owned))
+    json!({"name": name, "source": facts.source})
 }
