@@ -249,6 +249,7 @@ fn own_tool_definitions(settings: &Settings) -> Vec<(Tool, OwnTool)> {
                         "source": {"type": "string", "description": "URL of the server package/repository"},
                         "prefix": {"type": ["string", "null"], "description": "Tool prefix (letters and digits, no underscores); default: none, tools keep their original names"},
                         "command": {"type": ["string", "null"], "description": "Full command to run, e.g. 'python server.py' or 'npx @playwright/mcp@latest'; split like a shell command line"},
+                        "args": {"type": ["array", "null"], "items": {"type": "string"}, "description": "More arguments after those in command, as a config file's args (e.g. from magg_smart_configure's suggested_config)"},
                         "uri": {"type": ["string", "null"], "description": "URL of a streamable-HTTP MCP server"},
                         "env": {"anyOf": [{"type": "object", "additionalProperties": {"type": "string"}}, {"type": "string"}, {"type": "null"}], "description": "Environment variables (object or JSON string)"},
                         "cwd": {"type": ["string", "null"], "description": "Working directory (for commands)"},

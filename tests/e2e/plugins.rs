@@ -529,6 +529,26 @@ async fn smart_configure_asks_the_configure_plugin() {
     // Suggesting changes nothing.
     assert!(config.read()["servers"].get("memory").is_none());
     assert!(config.read()["servers"].get("server-memory").is_none());
+
+    // The suggestion goes to magg_add_server as it is (disabled here: nothing to start).
+    let mut suggested = npm["output"]["suggested_config"].clone();
+    suggested["enable"] = json!(false);
+    let added = client
+        .call("magg_add_server", suggested)
+        .await
+        .expect("add the suggestion");
+    assert_ne!(added["isError"], json!(true), "{added}");
+    let saved = config.read();
+    let entry = saved["servers"]
+        .as_object()
+        .and_then(|servers| servers.values().find(|s| s["command"] == json!("npx")))
+        .cloned()
+        .unwrap_or_else(|| panic!("the suggestion is saved: {saved}"));
+    assert_eq!(
+        entry["args"],
+        json!(["-y", "@modelcontextprotocol/server-memory"]),
+        "{saved}"
+    );
 }
 
 #[tokio::test]

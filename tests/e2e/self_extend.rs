@@ -45,11 +45,13 @@ fn registry(url: &str) -> String {
 
 /// A clock server, a registry that lists it, and a config with no servers whose search
 /// providers ask only that registry.
-async fn world() -> (RemoteBackend, Replay, TempConfig) {
+async fn world(http: bool) -> (RemoteBackend, Replay, TempConfig) {
     let clock = remote_test_backend_with("clock", &["--clock"]).await;
     let replay = Replay::start(vec![Route::json("/v0", registry(&clock.url)).method("GET")]).await;
     let off = json!({"enabled": false});
+    // Over HTTP without authentication, changes are allowed only when the config says so.
     let config = TempConfig::new(&json!({
+        "allow_unauthenticated_changes": http,
         "servers": {},
         "plugins": {
             "mcp-registry": {"settings": {"base_url": replay.base()}, "allow_hosts": [replay.grant()]},
@@ -85,7 +87,7 @@ fn saved_servers(config: &TempConfig) -> Value {
 
 #[tokio::test]
 async fn a_model_finds_configures_adds_and_calls_a_server_over_stdio() {
-    let (clock, replay, config) = world().await;
+    let (clock, replay, config) = world(false).await;
     let magg = bin("magg").to_string_lossy().into_owned();
     let path = config.path.to_string_lossy().into_owned();
     let (ok, output) = tokio::task::spawn_blocking(move || session(&["stdio", &magg, &path]))
@@ -100,7 +102,7 @@ async fn a_model_finds_configures_adds_and_calls_a_server_over_stdio() {
 
 #[tokio::test]
 async fn a_model_finds_configures_adds_and_calls_a_server_over_http() {
-    let (clock, replay, config) = world().await;
+    let (clock, replay, config) = world(true).await;
     let magg = Magg::http(&config.path, false).await;
     let url = magg.url.clone().expect("url");
     let (ok, output) = tokio::task::spawn_blocking(move || session(&["http", &url]))

@@ -20,6 +20,9 @@ struct AddServer {
     prefix: Option<String>,
     #[serde(default)]
     command: Option<String>,
+    /// More arguments after `command`'s, as a config file's `args` holds them.
+    #[serde(default)]
+    args: Option<Vec<String>>,
     #[serde(default)]
     uri: Option<String>,
     #[serde(default)]
@@ -94,6 +97,16 @@ pub async fn add_server(hub: &Arc<Hub>, args: JsonObject) -> CallToolResult {
             Ok(true) => {}
             Ok(false) => return failure("'command' is empty"),
             Err(e) => return failure(format!("'command' is {e}")),
+        }
+    }
+    match (args.args.filter(|a| !a.is_empty()), &server.command) {
+        (None, _) => {}
+        (Some(more), Some(_)) => server.args.extend(more),
+        (Some(_), None) => {
+            return failure(
+                "'args' needs a 'command' to follow: give the program in 'command' (e.g. \"npx\") \
+                 or the whole command line there and no 'args'",
+            );
         }
     }
     if server.command.is_none() && server.uri.is_none() {
