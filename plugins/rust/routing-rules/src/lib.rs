@@ -257,7 +257,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         match before(RULES, call("time_get_time", "")).unwrap() {
-            Decision::Rewrite(args) => assert_eq!(args, r#"{"n":1,"timezone":"UTC"}"#),
+            Decision::Rewrite(args) => assert_eq!(args, r#"{"timezone":"UTC","n":1}"#),
             other => panic!("{other:?}"),
         }
         match before(RULES, call("old_thing", r#"{"a":1}"#)).unwrap() {
@@ -271,7 +271,7 @@ mod tests {
         }
         match before(RULES, call("x_echo", "{}")).unwrap() {
             Decision::Answer(r) => {
-                assert_eq!(r.content, r#"[{"text":"hi","type":"text"}]"#);
+                assert_eq!(r.content, r#"[{"type":"text","text":"hi"}]"#);
                 assert!(!r.is_error);
             }
             other => panic!("{other:?}"),
@@ -324,7 +324,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             out.content,
-            r#"[{"annotations":{"priority":1},"text":"[time] 12:00","type":"text"},{"type":"image","data":"AA==", "mimeType":"image/png"}]"#
+            r#"[{"type":"text","text":"[time] 12:00","annotations":{"priority":1}},{"type":"image","data":"AA==", "mimeType":"image/png"}]"#
         );
         assert_eq!(out.structured_content, result.structured_content);
         assert!(
