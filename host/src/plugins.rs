@@ -25,6 +25,7 @@ pub mod bundled;
 mod calls;
 pub mod config;
 mod instance;
+mod outgoing;
 mod registry;
 
 use rmcp::model::{CallToolResult, JsonObject};

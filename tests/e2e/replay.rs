@@ -80,6 +80,8 @@ impl Route {
 pub struct Replay {
     /// Its port on 127.0.0.1.
     pub port: u16,
+    /// `http` or `https`.
+    scheme: &'static str,
     seen: Arc<Mutex<Vec<Request>>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -111,7 +113,36 @@ impl Drop for Replay {
 
 impl Replay {
     /// Starts a server answering with `routes`.
-    pub async fn start(mut routes: Vec<Route>) -> Replay {
+    pub async fn start(routes: Vec<Route>) -> Replay {
+        Replay::start_with(routes, None).await
+    }
+
+    /// Starts an HTTPS server answering with `routes`, with the certificate chain and key of
+    /// the PEM files `cert` and `key`.
+    pub async fn start_tls(
+        routes: Vec<Route>,
+        cert: &std::path::Path,
+        key: &std::path::Path,
+    ) -> Replay {
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject as _};
+        crate::harness::install_tls();
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+            .expect("certificate file")
+            .collect::<Result<_, _>>()
+            .expect("certificates");
+        let key = PrivateKeyDer::from_pem_file(key).expect("key file");
+        let config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .expect("TLS config");
+        Replay::start_with(
+            routes,
+            Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))),
+        )
+        .await
+    }
+
+    async fn start_with(mut routes: Vec<Route>, tls: Option<tokio_rustls::TlsAcceptor>) -> Replay {
         // Longest prefix first, so `/v0.1/servers/x` wins over `/v0.1/servers`.
         routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
         let routes = Arc::new(routes);
@@ -121,17 +152,35 @@ impl Replay {
         let port = listener.local_addr().expect("replay address").port();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = seen.clone();
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let task = tokio::spawn(async move {
             while let Ok((socket, _)) = listener.accept().await {
-                tokio::spawn(serve(socket, routes.clone(), log.clone()));
+                let (routes, log) = (routes.clone(), log.clone());
+                match &tls {
+                    None => drop(tokio::spawn(serve(socket, routes, log))),
+                    Some(tls) => {
+                        let tls = tls.clone();
+                        tokio::spawn(async move {
+                            // A client that refuses the certificate ends the handshake.
+                            if let Ok(stream) = tls.accept(socket).await {
+                                serve(stream, routes, log).await;
+                            }
+                        });
+                    }
+                }
             }
         });
-        Replay { port, seen, task }
+        Replay {
+            port,
+            scheme,
+            seen,
+            task,
+        }
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https://` when serving TLS).
     pub fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("{}://127.0.0.1:{}", self.scheme, self.port)
     }
 
     /// `127.0.0.1:PORT`, as a plugin's `allow_hosts` grant.
@@ -159,7 +208,7 @@ impl Replay {
 
 /// Answers the requests of one connection (keep-alive), one at a time.
 async fn serve(
-    mut socket: tokio::net::TcpStream,
+    mut socket: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     routes: Arc<Vec<Route>>,
     log: Arc<Mutex<Vec<Request>>>,
 ) {

@@ -3,7 +3,7 @@
 //! ranked list with configs ready for `magg_add_server`; a source that fails, is rate limited
 //! or is too slow is named in `sources` while the others' results come back.
 
-use std::time::Duration;
+use std::{path::PathBuf, time::Duration};
 
 use serde_json::{Value, json};
 
@@ -392,4 +392,116 @@ async fn a_registry_without_v0_1_is_asked_at_v0() {
         "{error}"
     );
     assert_eq!(out["total"], json!(0), "{out}");
+}
+
+#[tokio::test]
+async fn providers_trust_the_certificates_the_system_trusts() {
+    // A registry mirror behind a company's own certificate authority: trusted when the system
+    // trusts it (SSL_CERT_FILE here), refused with a certificate error when it does not.
+    let dir = tempfile::tempdir().expect("dir");
+    let (ca, cert, key) = authority_and_server(dir.path());
+    let routes = PROVIDERS.iter().map(|(name, _)| answer(name)).collect();
+    let replay = Replay::start_tls(routes, &cert, &key).await;
+    let config = config(&replay, json!({}));
+    let trusting = [("SSL_CERT_FILE", ca.to_str().expect("utf-8 path"))];
+    let mut magg = Magg::stdio_with(&config.path, &[], &trusting).await;
+    let out = search(&mut magg, "time", 5).await;
+    for (name, _) in PROVIDERS {
+        assert!(
+            out["sources"][name]["results"]
+                .as_u64()
+                .is_some_and(|n| n > 0),
+            "{name}: {out}"
+        );
+    }
+    assert!(
+        replay.asked(&["/v0.1/servers", "search=time"]),
+        "{:?}",
+        replay.lines()
+    );
+
+    let empty = dir.path().join("no-such-ca.pem");
+    let distrusting = [("SSL_CERT_FILE", empty.to_str().expect("utf-8 path"))];
+    let mut magg = Magg::stdio_with(&config.path, &[], &distrusting).await;
+    let out = search(&mut magg, "time", 5).await;
+    let error = out["sources"]["mcp-registry"]["error"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(error.to_lowercase().contains("certificate"), "{out}");
+}
+
+/// A certificate authority of its own and a server certificate for 127.0.0.1 it signed, made
+/// with `openssl` in `dir`: (authority's certificate, server's certificate, server's key).
+fn authority_and_server(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
+    let path = |name: &str| dir.join(name);
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl runs (apt-get install openssl)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    run(&[
+        &["req", "-x509"],
+        &ec[..],
+        &[
+            "-days",
+            "2",
+            "-subj",
+            "/CN=Example Corp CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ],
+    ]
+    .concat());
+    run(&[
+        &["req"],
+        &ec[..],
+        &[
+            "-subj",
+            "/CN=registry.example",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ],
+    ]
+    .concat());
+    std::fs::write(
+        path("san.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n",
+    )
+    .expect("extensions");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "server.pem",
+    ]);
+    (path("ca.pem"), path("server.pem"), path("server.key"))
 }
