@@ -1,7 +1,6 @@
 //! How a plugin's granted `wasi:http` request leaves magg: through the same HTTP client magg
 //! uses for its own requests, so plugins trust the certificates the system trusts (a company
-//! proxy's or a registry mirror's own certificate authority too) and honour the system's proxy
-//! settings. Redirects are not followed: a plugin sees the redirect, and a request to the host
+//! proxy's or a registry mirror's own certificate authority too, and `SSL_CERT_FILE`). Redirects are not followed: a plugin sees the redirect, and a request to the host
 //! it points at is checked against the plugin's grants like any other.
 
 use std::{sync::OnceLock, time::Duration};
