@@ -48,6 +48,26 @@ async fn bundled_plugins_serve_with_no_plugins_directory() {
         "npm-search": {"settings": {"base_url": replay.base()}},
     }));
     let mut magg = Magg::stdio(&config.path).await;
+    // Until the first search, the bundled plugins wait, loaded neither in memory nor compiled.
+    let before = magg_body(
+        &magg
+            .client()
+            .call("magg_status", json!({}))
+            .await
+            .expect("status"),
+    );
+    let waiting = before["output"]["plugins"]["loaded"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let registry = waiting
+        .iter()
+        .find(|p| p["name"] == json!("mcp-registry"))
+        .unwrap_or_else(|| panic!("mcp-registry is not listed: {before}"));
+    assert_eq!(registry["state"], json!("standby"), "{before}");
+    assert_eq!(registry["kinds"], json!(["search-provider"]), "{before}");
+    assert!(!magg.logged("plugin mcp-registry loaded"));
+
     let found = search(&mut magg, "time").await;
     let out = &found["output"];
     assert!(

@@ -102,7 +102,7 @@ async fn list(config: &Config, dir: Option<PathBuf>, as_json: bool) -> anyhow::R
     // Load them exactly as `magg serve` would.
     let registry = Plugins::new(dir.clone(), plugins::cache_dir(), configs.clone());
     registry.start(|| async {});
-    registry.wait_ready(LOAD_LIMIT).await;
+    registry.load_all(LOAD_LIMIT).await;
     let statuses = registry.status();
     let rows: Vec<Value> = statuses
         .iter()

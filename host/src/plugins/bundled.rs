@@ -5,6 +5,11 @@
 //!
 //! Each bundled search provider is granted the one host it needs unless its config entry sets
 //! `allow_hosts` itself.
+//!
+//! They are all search providers and configure rules, which only `magg_search_servers` and
+//! `magg_smart_configure` (and its prompt) use, so they load on first use: a magg that never
+//! searches pays neither their start-up time nor their memory. A tool filter or routing hook
+//! bundled here would have to load at start instead (see `registry::scan`).
 
 include!(concat!(env!("OUT_DIR"), "/bundled.rs"));
 
@@ -32,4 +37,12 @@ pub(crate) fn default_hosts(name: &str) -> &'static [&'static str] {
 /// The names of the bundled plugins.
 pub fn names() -> Vec<&'static str> {
     EMBEDDED.iter().map(|(name, _)| *name).collect()
+}
+
+/// The kinds of a bundled plugin, as its exports say once loaded.
+pub(crate) fn kinds(name: &str) -> Vec<&'static str> {
+    match name {
+        "smart-configure" => vec![super::Kind::Configure.as_str()],
+        _ => vec![super::Kind::SearchProvider.as_str()],
+    }
 }

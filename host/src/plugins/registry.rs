@@ -226,7 +226,14 @@ struct Inner {
     errors: Mutex<IndexMap<String, String>>,
     /// Plugins the config disables.
     disabled: Mutex<Vec<String>>,
+    /// Bundled plugins waiting for their first use.
+    standby: Mutex<Vec<String>>,
+    /// Whether the bundled plugins are wanted: set by the first search or suggestion (or
+    /// [`Plugins::load_all`]). Until then they cost nothing, neither memory nor start-up time.
+    bundled_wanted: AtomicBool,
     ready: watch::Sender<bool>,
+    /// Counts the scans done, so that a caller can wait for the one it asked for.
+    scans: watch::Sender<u64>,
     rescan: Notify,
 }
 
@@ -276,7 +283,10 @@ impl Plugins {
                 configs: RwLock::new(configs),
                 errors: Mutex::new(IndexMap::new()),
                 disabled: Mutex::new(Vec::new()),
+                standby: Mutex::new(Vec::new()),
+                bundled_wanted: AtomicBool::new(false),
                 ready,
+                scans: watch::channel(0).0,
                 rescan: Notify::new(),
             }),
         }
@@ -412,16 +422,32 @@ impl Plugins {
         &self,
         facts: &configure::SourceFacts,
     ) -> Option<(String, configure::Suggestion)> {
-        // Right after magg starts, the plugins may still be compiling: wait for them rather
-        // than answer as if there were none.
-        self.wait_ready(FIRST_LOAD_WAIT).await;
+        // Right after magg starts, the plugins may still be compiling, and the bundled ones
+        // load on first use: wait for them rather than answer as if there were none.
+        self.load_all(FIRST_LOAD_WAIT).await;
         self.set().suggest(facts).await
     }
 
     /// Every search provider's results for `query`.
     pub async fn search(&self, query: &str, limit: u32) -> Vec<SearchOutcome> {
-        self.wait_ready(FIRST_LOAD_WAIT).await;
+        self.load_all(FIRST_LOAD_WAIT).await;
         self.set().search(query, limit).await
+    }
+
+    /// Loads the bundled plugins too (they wait for their first use) and waits, at most
+    /// `limit`, until every plugin has loaded. Cheap once they have.
+    pub async fn load_all(&self, limit: Duration) {
+        let inner = &self.inner;
+        if inner.bundled.is_empty() || inner.bundled_wanted.load(Ordering::Acquire) {
+            return self.wait_ready(limit).await;
+        }
+        let deadline = tokio::time::Instant::now() + limit;
+        self.wait_ready(limit).await;
+        let mut scans = inner.scans.subscribe();
+        let asked = *scans.borrow_and_update();
+        inner.bundled_wanted.store(true, Ordering::Release);
+        inner.rescan.notify_one();
+        let _ = tokio::time::timeout_at(deadline, scans.wait_for(|done| *done > asked)).await;
     }
 
     /// Every plugin: serving, failed or disabled, in file-name order.
@@ -453,6 +479,16 @@ impl Plugins {
             for name in disabled.iter() {
                 out.entry(name.clone()).or_insert_with(|| {
                     PluginStatus::not_serving(name, &self.inner.origin_of(name), "disabled", None)
+                });
+            }
+        }
+        if let Ok(standby) = self.inner.standby.lock() {
+            for name in standby.iter() {
+                out.entry(name.clone()).or_insert_with(|| {
+                    let origin = self.inner.origin_of(name);
+                    let mut status = PluginStatus::not_serving(name, &origin, "standby", None);
+                    status.kinds = super::bundled::kinds(name);
+                    status
                 });
             }
         }
@@ -512,6 +548,9 @@ async fn loader<F: Future<Output = ()>>(
     mut events: mpsc::UnboundedReceiver<()>,
     on_filters_changed: impl Fn() -> F,
 ) {
+    // Without a directory to watch, only config changes and the bundled plugins' first use
+    // start a scan.
+    let mut watching = true;
     loop {
         let before = inner.set.load().filter_identity();
         scan(&inner).await;
@@ -519,20 +558,20 @@ async fn loader<F: Future<Output = ()>>(
             on_filters_changed().await;
         }
         inner.ready.send_replace(true);
-        tokio::select! {
-            event = events.recv() => {
-                if event.is_none() {
+        inner.scans.send_modify(|done| *done += 1);
+        // Wait for the next reason to scan.
+        loop {
+            tokio::select! {
+                event = events.recv(), if watching => {
+                    if event.is_none() {
+                        watching = false;
+                        continue;
+                    }
+                    // Debounce: wait until the directory has been quiet for a moment.
+                    while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, events.recv()).await {}
                     break;
                 }
-            }
-            _ = inner.rescan.notified() => {}
-        }
-        // Debounce: wait until the directory has been quiet for a moment.
-        loop {
-            match tokio::time::timeout(DEBOUNCE, events.recv()).await {
-                Ok(Some(())) => continue,
-                Ok(None) => return,
-                Err(_) => break,
+                _ = inner.rescan.notified() => break,
             }
         }
     }
@@ -565,6 +604,8 @@ async fn scan(inner: &Arc<Inner>) {
     let old = inner.set.load_full();
     let mut next = Vec::new();
     let mut disabled = Vec::new();
+    let mut standby = Vec::new();
+    let wanted = inner.bundled_wanted.load(Ordering::Acquire);
     let mut seen = Vec::new();
     for (name, origin) in sources(inner) {
         seen.push(name.clone());
@@ -580,6 +621,10 @@ async fn scan(inner: &Arc<Inner>) {
         if !config.enabled {
             inner.set_error(&name, None);
             disabled.push(name);
+            continue;
+        }
+        if matches!(origin, Origin::Bundled(_)) && !wanted && previous.is_none() {
+            standby.push(name);
             continue;
         }
         match load_one(inner, &name, &origin, previous.as_ref(), config).await {
@@ -610,6 +655,9 @@ async fn scan(inner: &Arc<Inner>) {
     }
     if let Ok(mut d) = inner.disabled.lock() {
         *d = disabled;
+    }
+    if let Ok(mut s) = inner.standby.lock() {
+        *s = standby;
     }
     let changed = next.len() != old.plugins.len()
         || next
