@@ -1156,3 +1156,19 @@ impl Sampler {
         self.serve(transport).await.expect("connect")
     }
 }
+
+/// Calls magg's tool `name` with `args` through a client connected with [`Sampler::connect`]:
+/// the result's `structuredContent` (Magg's `{"errors", "output"}`).
+pub async fn call_sampled(
+    client: &rmcp::service::RunningService<rmcp::RoleClient, Sampler>,
+    name: &str,
+    args: Value,
+) -> Value {
+    let params = CallToolRequestParams::new(name.to_owned())
+        .with_arguments(args.as_object().cloned().unwrap_or_default());
+    let result = client.call_tool(params).await.expect(name);
+    result
+        .structured_content
+        .clone()
+        .expect("structured content")
+}

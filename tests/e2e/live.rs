@@ -435,3 +435,63 @@ async fn auto_reload_false_starts_neither_a_watch_nor_polling() {
         );
     }
 }
+
+#[tokio::test]
+async fn add_server_takes_args_after_the_command_as_a_config_file_holds_them() {
+    let config = TempConfig::new(&json!({"servers": {}}));
+    let mut magg = Magg::stdio(&config.path).await;
+    let client = magg.client();
+    client.tool_names().await;
+    let program = test_backend("tb", "tb", &[])["command"].clone();
+
+    // Without a command, or with arguments that are not strings: an error that says so, and
+    // nothing saved.
+    let alone = client
+        .call(
+            "magg_add_server",
+            json!({"name": "tb", "source": "test", "args": ["--name", "tb"]}),
+        )
+        .await
+        .expect("add");
+    assert_eq!(alone["isError"], json!(true), "{alone}");
+    assert!(text(&alone).contains("'args' needs a 'command'"), "{alone}");
+    let numbers = client
+        .call(
+            "magg_add_server",
+            json!({"name": "tb", "source": "test", "command": program, "args": [1, 2]}),
+        )
+        .await;
+    let refused = match numbers {
+        Ok(result) => {
+            assert_eq!(result["isError"], json!(true), "{result}");
+            text(&result).to_owned()
+        }
+        Err(e) => e.to_string(),
+    };
+    assert!(refused.contains("args"), "{refused}");
+    assert!(config.read()["servers"].get("tb").is_none());
+
+    // The program in `command`, the rest in `args`: the server runs with them.
+    let added = client
+        .call(
+            "magg_add_server",
+            json!({"name": "tb", "source": "test", "prefix": "tb", "command": program, "args": ["--name", "from-args"]}),
+        )
+        .await
+        .expect("add");
+    assert_ne!(added["isError"], json!(true), "{added}");
+    client.notified("tools/list_changed").await;
+    let info = client
+        .service
+        .read_resource(rmcp::model::ReadResourceRequestParams::new(
+            "test://tb/info",
+        ))
+        .await
+        .expect("read info");
+    let info = serde_json::to_string(&info).expect("json");
+    assert!(info.contains("from-args"), "{info}");
+    assert_eq!(
+        config.read()["servers"]["tb"]["args"],
+        json!(["--name", "from-args"])
+    );
+}

@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::harness::{
-    Client, ClientSpec, Magg, Sampler, TempConfig, WAIT, eventually, magg_body, plugin, run_cli,
-    test_backend, text,
+    Client, ClientSpec, Magg, Sampler, TempConfig, WAIT, call_sampled, eventually, magg_body,
+    plugin, run_cli, test_backend, text,
 };
 use crate::replay::{Replay, Route, fixture};
 
@@ -756,14 +756,12 @@ async fn smart_configure_asks_the_clients_llm_when_no_plugin_knows() {
     // A page that is no MCP server: nothing answers the probes.
     let site = Replay::start(vec![]).await;
     let source = format!("{}/some/unknown-server", site.base());
-    let params = rmcp::model::CallToolRequestParams::new("magg_smart_configure").with_arguments(
-        json!({"source": source, "allow_add": true})
-            .as_object()
-            .cloned()
-            .unwrap_or_default(),
-    );
-    let result = client.call_tool(params).await.expect("smart configure");
-    let body = result.structured_content.clone().expect("structured");
+    let body = call_sampled(
+        &client,
+        "magg_smart_configure",
+        json!({"source": source, "allow_add": true}),
+    )
+    .await;
     assert_eq!(
         body["output"]["action"],
         json!("smart_configured"),

@@ -505,3 +505,32 @@ fn authority_and_server(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
     ]);
     (path("ca.pem"), path("server.pem"), path("server.key"))
 }
+
+#[tokio::test]
+async fn a_provider_is_not_redirected_to_a_host_it_was_not_granted() {
+    // The registry answers with a redirect to another server, which no provider was granted:
+    // magg follows no redirect for a plugin, so the other server is never asked.
+    let elsewhere = Replay::start(vec![answer("mcp-registry")]).await;
+    let moved = format!("location: {}/v0.1/servers?search=time", elsewhere.base());
+    let replay = Replay::start(vec![
+        Route::json("/v0.1/servers", "")
+            .status("302 Found")
+            .header(&moved),
+    ])
+    .await;
+    let only_registry = json!({
+        "glama-search": {"enabled": false},
+        "github-search": {"enabled": false},
+        "npm-search": {"enabled": false},
+    });
+    let config = config(&replay, only_registry);
+    let mut magg = Magg::stdio(&config.path).await;
+    let out = search(&mut magg, "time", 5).await;
+    let error = out["sources"]["mcp-registry"]["error"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(error.contains("302"), "{out}");
+    assert!(error.contains("redirects are not followed"), "{out}");
+    assert!(replay.asked(&["/v0.1/servers"]), "{:?}", replay.lines());
+    assert!(elsewhere.lines().is_empty(), "{:?}", elsewhere.lines());
+}

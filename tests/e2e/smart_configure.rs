@@ -8,7 +8,7 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 
 use crate::{
-    harness::{Magg, TempConfig, magg_body, remote_test_backend},
+    harness::{Magg, TempConfig, call_sampled, magg_body, remote_test_backend},
     replay::{Replay, Route},
 };
 
@@ -528,14 +528,12 @@ async fn the_clients_llm_refines_the_rules_suggestion_and_cannot_drop_the_comman
     .connect(&magg)
     .await;
     client.list_all_tools().await.expect("tools");
-    let params = rmcp::model::CallToolRequestParams::new("magg_smart_configure").with_arguments(
-        json!({"source": "@modelcontextprotocol/server-memory"})
-            .as_object()
-            .cloned()
-            .unwrap_or_default(),
-    );
-    let result = client.call_tool(params).await.expect("smart configure");
-    let body = result.structured_content.clone().expect("structured");
+    let body = call_sampled(
+        &client,
+        "magg_smart_configure",
+        json!({"source": "@modelcontextprotocol/server-memory"}),
+    )
+    .await;
     let out = &body["output"];
     assert_eq!(out["action"], json!("smart_configure_prompt"), "{body}");
     assert_eq!(
@@ -602,14 +600,12 @@ async fn an_llm_answer_without_a_command_keeps_the_rules_config_and_the_server_r
     }
     .connect(&magg)
     .await;
-    let params = rmcp::model::CallToolRequestParams::new("magg_smart_configure").with_arguments(
-        json!({"source": remote.url, "server_name": "kept", "allow_add": true})
-            .as_object()
-            .cloned()
-            .unwrap_or_default(),
-    );
-    let result = client.call_tool(params).await.expect("smart configure");
-    let body = result.structured_content.clone().expect("structured");
+    let body = call_sampled(
+        &client,
+        "magg_smart_configure",
+        json!({"source": remote.url, "server_name": "kept", "allow_add": true}),
+    )
+    .await;
     assert_eq!(
         body["output"]["action"],
         json!("smart_configured"),

@@ -172,7 +172,7 @@ impl Gathered {
         let Some(suggestion) = suggestion else {
             return fallback(&self.facts);
         };
-        let mut config = config_json(&suggestion.config);
+        let mut config = manage::add_server_args(&suggestion.config, manage::CommandForm::Split);
         if let Some(uri) = suggestion.config.uri.as_deref()
             && let Some(kind) = rules::transport(&rules_facts(&self.facts), uri)
             && let Value::Object(fields) = &mut config
@@ -482,38 +482,6 @@ fn summary(facts: &SourceFacts) -> Vec<String> {
         }
     }
     out
-}
-
-/// A plugin's server config as `magg_add_server`'s arguments.
-pub(super) fn config_json(config: &PluginServerConfig) -> Value {
-    let mut out = Map::new();
-    out.insert("name".into(), json!(config.name));
-    out.insert("source".into(), json!(config.source));
-    if let Some(prefix) = &config.prefix {
-        out.insert("prefix".into(), json!(prefix));
-    }
-    if let Some(command) = &config.command {
-        out.insert("command".into(), json!(command));
-        out.insert("args".into(), json!(config.args));
-    }
-    if let Some(uri) = &config.uri {
-        out.insert("uri".into(), json!(uri));
-    }
-    if !config.env.is_empty() {
-        let env: Map<String, Value> = config
-            .env
-            .iter()
-            .map(|(k, v)| (k.clone(), json!(v)))
-            .collect();
-        out.insert("env".into(), Value::Object(env));
-    }
-    if let Some(cwd) = &config.cwd {
-        out.insert("cwd".into(), json!(cwd));
-    }
-    if let Some(notes) = &config.notes {
-        out.insert("notes".into(), json!(notes));
-    }
-    Value::Object(out)
 }
 
 /// Magg's config when no rule knows the source (`metadata_based_config`): a name from the

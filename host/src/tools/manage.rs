@@ -6,10 +6,10 @@ use std::{sync::Arc, time::Duration};
 
 use rmcp::model::{CallToolResult, JsonObject, PaginatedRequestParams};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::{failure, success};
-use crate::{backend::Status, config::ServerConfig, hub::Hub, reload};
+use crate::{backend::Status, config::ServerConfig, hub::Hub, plugins::PluginServerConfig, reload};
 
 /// Arguments of `magg_add_server`, as Magg names them.
 #[derive(Debug, Deserialize)]
@@ -22,7 +22,7 @@ struct AddServer {
     command: Option<String>,
     /// More arguments after `command`'s, as a config file's `args` holds them.
     #[serde(default)]
-    args: Option<Vec<String>>,
+    args: Option<Value>,
     #[serde(default)]
     uri: Option<String>,
     #[serde(default)]
@@ -99,7 +99,22 @@ pub async fn add_server(hub: &Arc<Hub>, args: JsonObject) -> CallToolResult {
             Err(e) => return failure(format!("'command' is {e}")),
         }
     }
-    match (args.args.filter(|a| !a.is_empty()), &server.command) {
+    const ARGS_SHAPE: &str = "'args' must be a list of strings, e.g. [\"-y\", \"@scope/server\"]";
+    let more = match args.args {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(items)) => {
+            let words: Option<Vec<String>> = items
+                .iter()
+                .map(|item| item.as_str().map(str::to_owned))
+                .collect();
+            match words {
+                Some(words) => Some(words).filter(|w| !w.is_empty()),
+                None => return failure(ARGS_SHAPE),
+            }
+        }
+        Some(_) => return failure(ARGS_SHAPE),
+    };
+    match (more, &server.command) {
         (None, _) => {}
         (Some(more), Some(_)) => server.args.extend(more),
         (Some(_), None) => {
@@ -410,4 +425,55 @@ pub async fn check(hub: &Arc<Hub>, args: JsonObject) -> CallToolResult {
         "results": results,
         "actions_taken": if actions.is_empty() { Value::Null } else { json!(actions) },
     }))
+}
+
+/// How a plugin's command goes into [`add_server_args`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CommandForm {
+    /// `command` is the whole command line (`npx -y time-mcp`), as `magg_add_server` takes it.
+    Line,
+    /// `command` is the program and `args` the rest, as a config file holds them.
+    Split,
+}
+
+/// A plugin's server config as `magg_add_server`'s arguments.
+pub(crate) fn add_server_args(config: &PluginServerConfig, form: CommandForm) -> Value {
+    let mut out = Map::new();
+    out.insert("name".into(), json!(config.name));
+    out.insert("source".into(), json!(config.source));
+    if let Some(prefix) = &config.prefix {
+        out.insert("prefix".into(), json!(prefix));
+    }
+    if let Some(command) = &config.command {
+        match form {
+            CommandForm::Line => {
+                let mut server = ServerConfig::new(&config.name, &config.source);
+                server.command = Some(command.clone());
+                server.args = config.args.clone();
+                out.insert("command".into(), json!(server.command_line()));
+            }
+            CommandForm::Split => {
+                out.insert("command".into(), json!(command));
+                out.insert("args".into(), json!(config.args));
+            }
+        }
+    }
+    if let Some(uri) = &config.uri {
+        out.insert("uri".into(), json!(uri));
+    }
+    if !config.env.is_empty() {
+        let env: Map<String, Value> = config
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(v)))
+            .collect();
+        out.insert("env".into(), Value::Object(env));
+    }
+    if let Some(cwd) = &config.cwd {
+        out.insert("cwd".into(), json!(cwd));
+    }
+    if let Some(notes) = &config.notes {
+        out.insert("notes".into(), json!(notes));
+    }
+    Value::Object(out)
 }

@@ -24,8 +24,8 @@ use std::collections::HashSet;
 use serde_json::{Map, Value, json};
 
 use crate::{
-    config::ServerConfig,
     plugins::{PluginServerConfig, SearchResult},
+    tools::manage::{CommandForm, add_server_args},
 };
 
 /// One result of one provider, with what it says about its identity.
@@ -237,7 +237,7 @@ impl Server {
         }
         match self.members.iter().find_map(|m| m.result.install.as_ref()) {
             Some(config) => {
-                item.insert("config".into(), add_server_args(config));
+                item.insert("config".into(), add_server_args(config, CommandForm::Line));
             }
             None => {
                 if let Some(source) = repository.as_ref().or(url.as_ref()) {
@@ -292,41 +292,6 @@ pub(crate) fn merge(query: &str, found: Vec<Found>, limit: usize) -> (Vec<Value>
         .map(|(_, server)| server.to_json())
         .collect();
     (results, total)
-}
-
-/// A provider's config as `magg_add_server`'s arguments: `command` is the whole command line
-/// (`npx -y time-mcp`), as that tool takes it.
-fn add_server_args(config: &PluginServerConfig) -> Value {
-    let mut out = Map::new();
-    out.insert("name".into(), json!(config.name));
-    out.insert("source".into(), json!(config.source));
-    if let Some(prefix) = &config.prefix {
-        out.insert("prefix".into(), json!(prefix));
-    }
-    if let Some(command) = &config.command {
-        let mut server = ServerConfig::new(&config.name, &config.source);
-        server.command = Some(command.clone());
-        server.args = config.args.clone();
-        out.insert("command".into(), json!(server.command_line()));
-    }
-    if let Some(uri) = &config.uri {
-        out.insert("uri".into(), json!(uri));
-    }
-    if !config.env.is_empty() {
-        let env: Map<String, Value> = config
-            .env
-            .iter()
-            .map(|(k, v)| (k.clone(), json!(v)))
-            .collect();
-        out.insert("env".into(), Value::Object(env));
-    }
-    if let Some(cwd) = &config.cwd {
-        out.insert("cwd".into(), json!(cwd));
-    }
-    if let Some(notes) = &config.notes {
-        out.insert("notes".into(), json!(notes));
-    }
-    Value::Object(out)
 }
 
 fn push_new(list: &mut Vec<String>, item: String) {
