@@ -10,7 +10,10 @@
 //! `reload_poll_interval` seconds when `reload_use_watchdog` is false or notifications cannot
 //! be had. Notifications cover the config's whole directory (a rename over the file is an event
 //! of the directory); events for any other file there are dropped, and the watch library's own
-//! line per event is kept out of magg's log ([`LOG_DIRECTIVE`]).
+//! line per event is kept out of magg's log ([`LOG_DIRECTIVE`]). A config that is a symbolic
+//! link into its own directory (a Kubernetes ConfigMap volume: `config.json -> ..data/config.json`,
+//! where an update swaps the `..data` link) is also reloaded on events for the link's first
+//! step ([`watched_names`]).
 
 use std::{
     path::{Path, PathBuf},
@@ -149,7 +152,7 @@ fn notify_watch(hub: &Arc<Hub>) -> notify::Result<()> {
     let Some(dir) = path.parent().map(Path::to_path_buf) else {
         return Ok(());
     };
-    let file_name = path.file_name().map(|n| n.to_owned());
+    let names = watched_names(&path);
     if !dir.is_dir() {
         tracing::debug!(
             "not watching {}: the directory does not exist",
@@ -163,7 +166,7 @@ fn notify_watch(hub: &Arc<Hub>) -> notify::Result<()> {
             && event
                 .paths
                 .iter()
-                .any(|p| p.file_name() == file_name.as_deref())
+                .any(|p| p.file_name().is_some_and(|n| names.iter().any(|w| w == n)))
             && !event.kind.is_access()
         {
             let _ = tx.send(());
@@ -177,6 +180,22 @@ fn notify_watch(hub: &Arc<Hub>) -> notify::Result<()> {
         reload_on_events(rx, weak).await;
     });
     Ok(())
+}
+
+/// The names in the config's directory whose events may change the config: the file's own, and,
+/// when the file is a symbolic link to a relative path, that path's first step. A ConfigMap
+/// volume links `config.json` to `..data/config.json` and publishes a new version by renaming a
+/// fresh `..data` link over the old one, an event of `..data` only.
+fn watched_names(path: &Path) -> Vec<std::ffi::OsString> {
+    let mut names: Vec<_> = path.file_name().map(|n| n.to_owned()).into_iter().collect();
+    if let Ok(target) = std::fs::read_link(path)
+        && target.is_relative()
+        && let Some(std::path::Component::Normal(first)) = target.components().next()
+        && !names.iter().any(|n| n == first)
+    {
+        names.push(first.to_owned());
+    }
+    names
 }
 
 /// Polls the config file's metadata every `every` and reloads when it changed (Magg's
@@ -224,5 +243,24 @@ async fn reload_on_events(mut rx: mpsc::UnboundedReceiver<()>, hub: std::sync::W
             Ok(None) => {}
             Err(_) => {} // logged and recorded by `reload`
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_configmap_link_is_watched_through_its_data_link() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir(dir.path().join("..2026_12_03")).expect("version dir");
+        std::os::unix::fs::symlink("..2026_12_03", dir.path().join("..data")).expect("..data");
+        let config = dir.path().join("config.json");
+        std::os::unix::fs::symlink("..data/config.json", &config).expect("config.json");
+        assert_eq!(watched_names(&config), ["config.json", "..data"]);
+
+        let plain = dir.path().join("plain.json");
+        std::fs::write(&plain, "{}").expect("write");
+        assert_eq!(watched_names(&plain), ["plain.json"]);
     }
 }

@@ -1172,3 +1172,55 @@ pub async fn call_sampled(
         .clone()
         .expect("structured content")
 }
+
+/// A config file laid out as Kubernetes mounts a ConfigMap: `config.json` is a symbolic link to
+/// `..data/config.json`, `..data` a link to a timestamped directory, and an update writes a new
+/// directory and swaps `..data` to it with one rename (the kubelet's atomic writer).
+pub struct ConfigMapDir {
+    /// The mounted directory.
+    pub dir: tempfile::TempDir,
+    /// `<dir>/config.json`, the path magg is given.
+    pub path: PathBuf,
+    /// The current timestamped directory's name.
+    current: String,
+    /// How many versions were written.
+    version: u32,
+}
+
+impl ConfigMapDir {
+    /// A mounted ConfigMap whose `config.json` is `config`.
+    pub fn new(config: &Value) -> ConfigMapDir {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("config.json");
+        let mut mount = ConfigMapDir {
+            dir,
+            path,
+            current: String::new(),
+            version: 0,
+        };
+        mount.update(config);
+        std::os::unix::fs::symlink("..data/config.json", &mount.path).expect("config.json link");
+        mount
+    }
+
+    /// Publishes a new `config.json` as the kubelet does: a new timestamped directory, a
+    /// `..data_tmp` link to it renamed over `..data`, then the old directory removed.
+    pub fn update(&mut self, config: &Value) {
+        self.version += 1;
+        let name = format!("..2026_12_03_08_00_00.{:09}", self.version);
+        let fresh = self.dir.path().join(&name);
+        std::fs::create_dir(&fresh).expect("timestamped dir");
+        std::fs::write(
+            fresh.join("config.json"),
+            serde_json::to_string_pretty(config).expect("json"),
+        )
+        .expect("write config.json");
+        let tmp = self.dir.path().join("..data_tmp");
+        std::os::unix::fs::symlink(&name, &tmp).expect("..data_tmp link");
+        std::fs::rename(&tmp, self.dir.path().join("..data")).expect("swap ..data");
+        let old = std::mem::replace(&mut self.current, name);
+        if !old.is_empty() {
+            std::fs::remove_dir_all(self.dir.path().join(old)).expect("remove the old version");
+        }
+    }
+}

@@ -18,6 +18,7 @@ mod card;
 mod cli;
 mod config_watch;
 mod conformance;
+mod deploy;
 mod discover;
 mod failures;
 mod http;
