@@ -8,7 +8,19 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-rustup target add wasm32-wasip2
+rustup target add wasm32-wasip2 x86_64-unknown-linux-musl
+# Debian's HAProxy (the replica tests), podman (the container image) and musl-gcc (the static
+# binary), installed when run as root; without them, the tests that need them say so and pass.
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  missing=()
+  command -v haproxy >/dev/null || missing+=(haproxy)
+  command -v podman >/dev/null || missing+=(podman)
+  command -v musl-gcc >/dev/null || missing+=(musl-tools)
+  if [ ${#missing[@]} -gt 0 ]; then
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"; } \
+      || echo "run.sh: could not install ${missing[*]}; the tests that need them are skipped" >&2
+  fi
+fi
 npm ci --prefix tests/node --no-audit --no-fund
 npm ci --prefix tests/conformance --no-audit --no-fund
 npm ci --prefix plugins/js --no-audit --no-fund
@@ -25,5 +37,9 @@ for python in python3.13 python3.12 "$(pyenv root 2>/dev/null)"/versions/3.1[23]
 done
 bash plugins/build.sh
 cargo build --workspace --locked
+# The static magg of the container image (deploy/ and the Containerfile's tests run it).
+if command -v musl-gcc >/dev/null; then
+  cargo build --release --locked -p magg --target x86_64-unknown-linux-musl
+fi
 cargo test --workspace --locked
 cargo test --manifest-path plugins/Cargo.toml --target-dir target/wasm --locked

@@ -130,7 +130,7 @@ async fn an_oversized_request_is_refused_and_magg_keeps_serving() {
 
 /// One stateless (protocol 2026-07-28) `tools/call` over raw HTTP: no `initialize`, no
 /// session; `extra` is merged into the params.
-async fn stateless_call(
+pub(crate) async fn stateless_call(
     url: &str,
     tool: &str,
     arguments: serde_json::Value,
@@ -165,7 +165,7 @@ async fn stateless_call(
 }
 
 /// The JSON-RPC message with `id` 7 in a reply.
-fn response_of(reply: &Reply) -> serde_json::Value {
+pub(crate) fn response_of(reply: &Reply) -> serde_json::Value {
     reply
         .messages()
         .into_iter()

@@ -30,6 +30,7 @@ mod own_tools;
 mod plugins;
 mod protocol_errors;
 mod proxy;
+mod replicas;
 mod sdk;
 mod search;
 mod secrets;
