@@ -109,6 +109,28 @@ fn the_manifests_are_valid_kubernetes_resources() {
             "one resource per file, each checked:\n{said}"
         );
     }
+    // The optional resources point at the Deployment and the Service.
+    let docs = read_yaml(&files);
+    let deployment = resource(&docs, "Deployment");
+    let service = resource(&docs, "Service");
+    let hpa = resource(&docs, "HorizontalPodAutoscaler");
+    assert_eq!(hpa["spec"]["scaleTargetRef"]["kind"], json!("Deployment"));
+    assert_eq!(
+        hpa["spec"]["scaleTargetRef"]["name"],
+        deployment["metadata"]["name"]
+    );
+    let ingress = resource(&docs, "Ingress");
+    for rule in ingress["spec"]["rules"].as_array().expect("rules") {
+        for path in rule["http"]["paths"].as_array().expect("paths") {
+            let backend = &path["backend"]["service"];
+            assert_eq!(backend["name"], service["metadata"]["name"], "{path}");
+            let ports = service["spec"]["ports"].as_array().expect("ports");
+            assert!(
+                ports.iter().any(|p| p["name"] == backend["port"]["name"]),
+                "the Ingress names a port of the Service: {path}"
+            );
+        }
+    }
     // Everything kustomization.yaml lists is there.
     let kustomization = read_yaml(&[root().join("deploy/kustomization.yaml")]);
     for listed in kustomization[0]["resources"].as_array().expect("resources") {
@@ -490,7 +512,14 @@ fn the_minimal_image_builds_from_the_static_binary() {
         .arg("build")
         .arg("--build-context")
         .arg(format!("build={}", stage.path().display()))
-        .args(["--target", "magg", "--tag", &tag, "--file"])
+        .args([
+            "--layers=false",
+            "--target",
+            "magg",
+            "--tag",
+            &tag,
+            "--file",
+        ])
         .arg(root().join("Containerfile"))
         .arg(context.path())
         .output()
