@@ -20,6 +20,7 @@ mod config_watch;
 mod conformance;
 mod discover;
 mod failures;
+mod health;
 mod http;
 mod kits;
 mod limits;
