@@ -121,6 +121,18 @@ pub struct ServeArgs {
     /// The private key (PEM) of --tls-cert
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Serve /healthz, /readyz and /metrics (and nothing else, without authentication) on
+    /// this port too, for probes and scrapers when the MCP port is public; works in every mode
+    #[arg(long, value_name = "PORT", env = "MAGG_ADMIN_PORT")]
+    pub admin_port: Option<u16>,
+    /// The address of the --admin-port listener (default: --host)
+    #[arg(
+        long,
+        value_name = "HOST",
+        requires = "admin_port",
+        env = "MAGG_ADMIN_HOST"
+    )]
+    pub admin_host: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -89,6 +89,8 @@ pub struct Hub {
     scoped: scoped::ScopedSnapshots,
     /// Servers added and removed while running, for a config file magg does not rewrite.
     runtime: runtime::Runtime,
+    /// Set when magg starts shutting down: it finishes what it has but takes nothing new.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 impl Hub {
@@ -132,6 +134,7 @@ impl Hub {
             changes,
             settled,
             started: Instant::now(),
+            draining: std::sync::atomic::AtomicBool::new(false),
             reload: ReloadState::default(),
             edits: tokio::sync::Mutex::new(()),
             rebuilding: tokio::sync::Mutex::new(()),
@@ -276,6 +279,18 @@ impl Hub {
                 return self.snapshot();
             }
         }
+    }
+
+    /// Whether magg is shutting down (readiness then says no, so that a load balancer sends
+    /// new clients elsewhere).
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Marks magg as shutting down.
+    pub fn start_draining(&self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Stops every backend and waits (briefly) for their processes to end.

@@ -842,3 +842,24 @@ async fn the_server_card_shows_the_catalog_only_to_a_token_magg_accepts() {
     assert!(seen.iter().any(|t| t == "tb_echo"), "{seen:?}");
     assert!(seen.iter().any(|t| t == "magg_add_server"), "{seen:?}");
 }
+
+#[tokio::test]
+async fn probes_need_no_token_where_mcp_does() {
+    let home = Home::new();
+    home.init();
+    let magg = home.serve(&[]).await;
+    let url = magg.url.clone().expect("url");
+    magg.wait_for_log("HTTP requires a bearer token").await;
+    let mut conn = Conn::open(&url).await;
+    let refused = conn
+        .send("GET", "/mcp", &[("Accept", "text/event-stream")], "")
+        .await;
+    assert_eq!(refused.status, 401, "{refused}");
+    for path in ["/healthz", "/readyz"] {
+        let reply = conn.send("GET", path, &[], "").await;
+        assert!(
+            reply.status == 200 || reply.status == 503,
+            "{path} answers without a token: {reply}"
+        );
+    }
+}

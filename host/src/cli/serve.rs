@@ -89,6 +89,16 @@ async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
         None
     };
 
+    let admin_task = match args.admin_port {
+        Some(port) => {
+            let host = args.admin_host.as_deref().unwrap_or(&args.host);
+            let (addr, serve) = http::bind_admin(hub.clone(), host, port, stop.clone()).await?;
+            tracing::info!("admin endpoints on http://{addr}/healthz, /readyz");
+            Some(tokio::spawn(serve))
+        }
+        None => None,
+    };
+
     let result = if args.http {
         match http_task {
             Some(task) => task.await.context("HTTP server task failed")?,
@@ -102,6 +112,11 @@ async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
         }
         stdio
     };
+    hub.start_draining();
+    stop.cancel();
+    if let Some(task) = admin_task {
+        let _ = task.await;
+    }
     hub.shutdown().await;
     result
 }

@@ -18,7 +18,8 @@
 //! Beside `/mcp`: the legacy SSE transport at `/sse` and `/messages/` ([`sse`]) and multi-mcp's
 //! management API at `/mcp_servers` and `/mcp_tools` ([`api`]), each a router of its own.
 //! Every route checks `Host` and `Origin` ([`guard`]): a page of another site gets
-//! `403 Forbidden`, so it cannot drive magg on localhost (DNS rebinding).
+//! `403 Forbidden`, so it cannot drive magg on localhost (DNS rebinding). Health and readiness
+//! ([`ops`]) are open to all, here and on the admin listener ([`bind_admin`]).
 //!
 //! Sessions are capped and idle ones end ([`sessions`]). magg runs its own accept loop
 //! ([`listen`]): HTTP/1.1, optionally over TLS, with limits on header size and on how long a
@@ -31,6 +32,7 @@ mod body;
 mod card;
 mod guard;
 mod listen;
+mod ops;
 mod reply;
 mod sessions;
 mod sse;
@@ -81,6 +83,7 @@ pub async fn bind(
         })?;
     let addr = listener.local_addr()?;
     let settings = &hub.settings;
+    let hub_ops = hub.clone();
     let mut config = StreamableHttpServerConfig::default()
         .with_cancellation_token(stop.child_token())
         .with_max_request_body_bytes(MAX_BODY_BYTES)
@@ -172,12 +175,52 @@ pub async fn bind(
     let app = app
         .merge(cards.with_state(card))
         .route_layer(axum::middleware::from_fn_with_state(hosts, guard::check))
+        // After the checks: a probe needs no token and names the pod's address.
+        .merge(ops::router(hub_ops))
         .fallback(not_found);
     let serve = async move {
         listen::serve(listener, app, limits, tls, stop).await;
         Ok(())
     };
     Ok((addr, serve))
+}
+
+/// Binds the admin listener at `host:port` and returns the bound address and a future that
+/// serves health and readiness on it until `stop`: plain HTTP, no token, nothing of MCP, for
+/// probes and scrapers on a port that is not public.
+pub async fn bind_admin(
+    hub: Arc<Hub>,
+    host: &str,
+    port: u16,
+    stop: CancellationToken,
+) -> anyhow::Result<(SocketAddr, impl Future<Output = ()> + use<>)> {
+    let listener = tokio::net::TcpListener::bind((host, port))
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {host}:{port} for the admin endpoints (is the port in use? pick \
+                 another with --admin-port)"
+            )
+        })?;
+    let addr = listener.local_addr()?;
+    let limits = listen::Limits {
+        read_timeout: hub.settings.http_read_timeout,
+    };
+    let app = ops::router(hub).fallback(not_found_admin);
+    Ok((addr, listen::serve(listener, app, limits, None, stop)))
+}
+
+/// Every path of the admin listener but its own.
+async fn not_found_admin() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        format!(
+            "Not Found: the admin port serves {} and {}; MCP is served on the main port",
+            ops::HEALTH_PATH,
+            ops::READY_PATH
+        ),
+    )
+        .into_response()
 }
 
 /// Every path but [`PATH`]: MCP has one endpoint, and a client that adds to it has the wrong
