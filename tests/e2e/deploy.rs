@@ -156,13 +156,39 @@ fn flag<'a>(args: &'a [String], flag: &str) -> &'a str {
     args.get(at + 1).expect("a value after the flag")
 }
 
-/// A GET of `path` on `port` (loopback): (status, body).
-async fn get(port: u16, path: &str) -> (u16, String) {
+/// A GET of `path` on `port` (loopback): (status, body); `None` while nothing listens there.
+async fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
     let reply = Conn::open(&format!("http://127.0.0.1:{port}"))
         .await
         .send("GET", path, &[("Host", "magg.example")], "")
         .await;
-    (reply.status, reply.text())
+    Some((reply.status, reply.text()))
+}
+
+/// Every string literal `"MAGG_…"` in magg's source: the environment variables it reads.
+fn variables_magg_reads() -> Vec<String> {
+    fn walk(dir: &Path, found: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).expect("read host/src").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, found);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let source = std::fs::read_to_string(&path).expect("read a source file");
+                for (at, _) in source.match_indices("\"MAGG_") {
+                    let rest = &source[at + 1..];
+                    if let Some(end) = rest.find('"') {
+                        found.push(rest[..end].to_owned());
+                    }
+                }
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(&root().join("host/src"), &mut found);
+    found
 }
 
 #[tokio::test]
@@ -227,6 +253,7 @@ async fn magg_runs_as_the_deployment_says_and_answers_its_probes_and_service() {
     let secret = resource(&docs, "Secret");
     let mut mounts = Vec::new();
     let mut keep = Vec::new();
+    let mut configmap_servers = None;
     for mount in container["volumeMounts"].as_array().expect("volumeMounts") {
         let volume = pod["volumes"]
             .as_array()
@@ -242,6 +269,7 @@ async fn magg_runs_as_the_deployment_says_and_answers_its_probes_and_service() {
                     .expect("config.json in the ConfigMap"),
             )
             .expect("the ConfigMap's config.json is JSON");
+            configmap_servers = config["servers"].as_object().map(|s| s.len());
             let mounted = ConfigMapDir::new(&config);
             let dir = mounted.dir.path().to_owned();
             keep.push(mounted.dir);
@@ -302,6 +330,13 @@ async fn magg_runs_as_the_deployment_says_and_answers_its_probes_and_service() {
         };
         env.push((name, value));
     }
+    let reads = variables_magg_reads();
+    for (name, _) in &env {
+        assert!(
+            !name.starts_with("MAGG_") || reads.contains(name),
+            "the Deployment sets {name}, which magg does not read"
+        );
+    }
     let cache = env
         .iter()
         .find(|(n, _)| n == "MAGG_CACHE_DIR")
@@ -312,6 +347,27 @@ async fn magg_runs_as_the_deployment_says_and_answers_its_probes_and_service() {
             .iter()
             .any(|(_, dir)| cache.starts_with(&*dir.display().to_string())),
         "MAGG_CACHE_DIR is on a volume"
+    );
+
+    // The settings as magg reads them from that environment.
+    let shown = std::process::Command::new(crate::harness::bin("magg"))
+        .args(["config", "show"])
+        .env_clear()
+        .env("HOME", home.path())
+        .envs(env.iter().map(|(n, v)| (n, v)))
+        .output()
+        .expect("magg config show");
+    let shown: Value = serde_json::from_slice(&shown.stdout).expect("config show prints JSON");
+    assert_eq!(shown["settings"]["read_only"], json!(true), "{shown}");
+    assert_eq!(
+        shown["exists"],
+        json!(true),
+        "the ConfigMap's file is the config: {shown}"
+    );
+    assert_eq!(
+        shown["servers"].as_object().map(|s| s.len()),
+        configmap_servers,
+        "{shown}"
     );
 
     // magg as the container starts it: the image's entrypoint, the Deployment's args, and the
@@ -335,7 +391,7 @@ async fn magg_runs_as_the_deployment_says_and_answers_its_probes_and_service() {
         eventually(
             format!("{probe} GET {path} answering 200"),
             WAIT,
-            || async { (get(port, path).await.0 == 200).then_some(()) },
+            || async { get(port, path).await.filter(|(status, _)| *status == 200) },
         )
         .await;
     }
@@ -352,11 +408,10 @@ async fn magg_runs_as_the_deployment_says_and_answers_its_probes_and_service() {
         let (_, local) = ports
             .get(target)
             .unwrap_or_else(|| panic!("targetPort {target} is a container port"));
-        let (status, body) = if target == "mcp" {
-            get(*local, "/mcp").await
-        } else {
-            get(*local, "/healthz").await
-        };
+        let path = if target == "mcp" { "/mcp" } else { "/healthz" };
+        let (status, body) = get(*local, path)
+            .await
+            .unwrap_or_else(|| panic!("nothing listens on the {target} port"));
         let expected = if target == "mcp" { 401 } else { 200 };
         assert_eq!(status, expected, "{target}: {body}");
     }
