@@ -9,6 +9,7 @@ use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
     process::Stdio,
+    sync::{Arc, Mutex},
     time::Instant,
 };
 
@@ -90,6 +91,8 @@ impl Replicas {
 /// HAProxy running `deploy/haproxy.cfg` in the foreground, in front of `replicas`.
 struct Haproxy {
     _child: Child,
+    /// What HAProxy wrote to stderr (its warnings: replicas going down and up).
+    log: Arc<Mutex<Vec<String>>>,
     _dir: tempfile::TempDir,
     socket: PathBuf,
     /// `http://127.0.0.1:<port>/mcp`.
@@ -129,18 +132,20 @@ impl Haproxy {
         }
         let file = dir.path().join("haproxy.cfg");
         std::fs::write(&file, config).expect("write haproxy.cfg");
-        let child = Command::new("haproxy")
+        let mut child = Command::new("haproxy")
             .arg("-db")
             .arg("-f")
             .arg(&file)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .expect("start haproxy");
+        let (log, _lines) = Magg::collect_stderr(&mut child);
         let haproxy = Haproxy {
             _child: child,
+            log,
             _dir: dir,
             socket,
             url: format!("http://127.0.0.1:{port}/mcp"),
@@ -188,8 +193,15 @@ impl Haproxy {
 
     /// Waits until HAProxy sees each of `names` in `state`.
     async fn wait_for(&self, names: &[&str], state: &str) {
+        struct Waiting<'a>(&'a Haproxy, String);
+        impl std::fmt::Display for Waiting<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                let log = self.0.log.lock().expect("log lock").join("\n");
+                write!(f, "{} (HAProxy's log:\n{log}\n)", self.1)
+            }
+        }
         eventually(
-            format!("HAProxy seeing {names:?} {state}"),
+            Waiting(self, format!("HAProxy seeing {names:?} {state}")),
             WAIT,
             || async {
                 let stats = self.stats().await;
@@ -209,16 +221,16 @@ impl Haproxy {
     }
 }
 
-/// A stateless (2026-07-28) `tb_echo` of `text` on a connection of its own; `Ok` when the echo
+/// A stateless (2026-07-28) `tb_echo` of `message` on a connection of its own; `Ok` when the echo
 /// came back, `Err` with what came instead.
-async fn echo(url: &str, text_: &str) -> Result<(), String> {
-    let reply = stateless_call(url, "tb_echo", json!({"text": text_}), json!({})).await;
+async fn echo(url: &str, message: &str) -> Result<(), String> {
+    let reply = stateless_call(url, "tb_echo", json!({"text": message}), json!({})).await;
     if reply.status != 200 {
         return Err(format!("HTTP {}: {}", reply.status, reply.text()));
     }
     let response = response_of(&reply);
     let result = &response["result"];
-    if result["isError"] != json!(false) && !result["isError"].is_null() || text(result) != text_ {
+    if result["isError"] == json!(true) || text(result) != message {
         return Err(response.to_string());
     }
     Ok(())
@@ -251,7 +263,11 @@ async fn stateless_calls_go_round_robin_and_survive_a_replica_that_dies() {
     let mut failed_before_down = Vec::new();
     let mut i = 0;
     loop {
-        let down = haproxy.stats().await["magg2"].0.starts_with("DOWN");
+        let down = haproxy
+            .stats()
+            .await
+            .get("magg2")
+            .is_some_and(|(state, _)| state.starts_with("DOWN"));
         if down {
             break;
         }
