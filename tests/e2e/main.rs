@@ -25,6 +25,7 @@ mod http;
 mod kits;
 mod limits;
 mod live;
+mod metrics;
 mod oauth;
 mod own_tools;
 mod plugins;
