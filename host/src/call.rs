@@ -24,7 +24,7 @@ mod reply;
 mod request;
 mod send;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Instant};
 
 use rmcp::{
     ErrorData as McpError,
@@ -41,29 +41,72 @@ use crate::{
     catalog::{Route, Snapshot, ToolRoute},
     hub::Hub,
     mcp::error_result,
+    metrics::{self, Outcome},
     plugins::{AfterText, Decision, HookRun, ToolCall},
 };
 
-/// Runs one tools/call to the end.
+/// Runs one tools/call to the end, and counts it ([`crate::metrics`]).
 pub async fn call_tool(hub: &Arc<Hub>, request: CallRequest, ct: CancellationToken) -> Reply {
+    if !metrics::enabled() {
+        return route(hub, request, ct).await.0;
+    }
+    let started = Instant::now();
+    let (reply, target) = route(hub, request, ct).await;
+    let metrics = metrics::global();
+    match target {
+        Some(target) => metrics.tool_call(
+            target.server(),
+            target.tool(),
+            outcome(&reply),
+            started.elapsed(),
+        ),
+        None => metrics.unknown_tool_call(),
+    }
+    reply
+}
+
+/// How a reply ends the call, for the metrics.
+fn outcome(reply: &Reply) -> Outcome {
+    match reply {
+        Reply::Text(text) if reply::is_error_text(text.get()) => Outcome::tool_error,
+        Reply::Typed(CallToolResponse::Complete(result)) if result.is_error == Some(true) => {
+            Outcome::tool_error
+        }
+        Reply::Text(_) | Reply::Typed(_) => Outcome::ok,
+        Reply::Error(_) => Outcome::error,
+        Reply::Cancelled => Outcome::cancelled,
+    }
+}
+
+/// [`call_tool`]'s work: the reply, and the tool it was for (`None` for a tool magg does not
+/// have).
+async fn route(
+    hub: &Arc<Hub>,
+    request: CallRequest,
+    ct: CancellationToken,
+) -> (Reply, Option<ToolRoute>) {
     let mut snapshot = hub.snapshot();
     if snapshot.tool(&request.name).is_none() {
         // A client may call a tool it knows before magg has (re)started its server.
         snapshot = Box::pin(hub.wait_for_tool(&request.name)).await;
     }
     let Some(target) = snapshot.tool(&request.name).cloned() else {
-        return Reply::Error(unknown_tool(hub, &snapshot, &request.name));
+        return (
+            Reply::Error(unknown_tool(hub, &snapshot, &request.name)),
+            None,
+        );
     };
     drop(snapshot);
     // The rarer ways are boxed, so that the future of a plain call (which every frontend
     // spawns as a task, moving it a few times) stays small.
-    match target {
-        ToolRoute::Own(own) => Box::pin(call_own(hub, &own, &request, ct)).await,
+    let reply = match &target {
+        ToolRoute::Own(own) => Box::pin(call_own(hub, own, &request, ct)).await,
         ToolRoute::Backend(route) if hub.plugins.has_routing_hooks() => {
-            Box::pin(hooked(hub, route, request, ct)).await
+            Box::pin(hooked(hub, route.clone(), request, ct)).await
         }
-        ToolRoute::Backend(route) => send::to_backend(hub, &route, &request, ct).await,
-    }
+        ToolRoute::Backend(route) => send::to_backend(hub, route, &request, ct).await,
+    };
+    (reply, Some(target))
 }
 
 /// [`call_tool`] for params rmcp has decoded, answered as rmcp's response type.

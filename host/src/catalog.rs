@@ -53,6 +53,14 @@ impl ToolRoute {
         }
     }
 
+    /// The tool's name on its server (magg's own name for magg's own).
+    pub fn tool(&self) -> &str {
+        match self {
+            ToolRoute::Own(name) => name,
+            ToolRoute::Backend(route) => &route.name,
+        }
+    }
+
     /// The tool's name on its server.
     pub fn original(&self) -> &str {
         match self {

@@ -364,6 +364,7 @@ fn config_show(config: &Config, secrets: Secrets) -> anyhow::Result<()> {
             "backend_init_timeout": s.backend_init_timeout.map(|d| d.as_secs_f64()),
             "stderr_show": s.stderr_show,
             "auto_reload": s.auto_reload,
+            "metrics": s.metrics,
             "plugins_dir": s.plugins_dir.as_ref().map(|p| p.display().to_string()),
             "list_wait": s.list_wait.as_secs_f64(),
             "allow_unauthenticated_changes": s.allow_unauthenticated_changes,

@@ -22,7 +22,7 @@
 //! Top-level keys `self_prefix`, `prefix_sep`, `read_only`, `log_level`,
 //! `backend_init_timeout`, `backend_call_timeout`, `stderr_show`, `auto_reload`,
 //! `reload_poll_interval`, `reload_use_watchdog`, `plugins_dir`, `list_wait`,
-//! `allow_unauthenticated_changes`, and for HTTP `session_idle_timeout`, `max_sessions`,
+//! `allow_unauthenticated_changes`, `metrics`, and for HTTP `session_idle_timeout`, `max_sessions`,
 //! `http_read_timeout`, `allowed_hosts` and `allowed_origins`, each also settable with the
 //! environment variable `MAGG_<KEY IN CAPITALS>` (e.g. `MAGG_READ_ONLY`). **The environment
 //! overrides the file** (Magg 1.3 did the reverse); empty variables are
@@ -131,6 +131,9 @@ pub struct Settings {
     /// Reload the config file when it changes. Key `auto_reload`, env
     /// `MAGG_AUTO_RELOAD`, default true.
     pub auto_reload: bool,
+    /// Count calls, lists, plugin calls and reloads for `/metrics`. Key `metrics`, env
+    /// `MAGG_METRICS`, default true.
+    pub metrics: bool,
     /// Seconds between config file polls (positive). Key
     /// `reload_poll_interval`, env `MAGG_RELOAD_POLL_INTERVAL`, default 1.0.
     pub reload_poll_interval: f64,
@@ -186,6 +189,7 @@ impl Default for Settings {
             backend_call_timeout: Some(DEFAULT_BACKEND_CALL_TIMEOUT),
             stderr_show: false,
             auto_reload: true,
+            metrics: true,
             reload_poll_interval: 1.0,
             reload_use_watchdog: None,
             plugins_dir: None,
@@ -212,6 +216,7 @@ impl Settings {
         ("backend_call_timeout", "MAGG_BACKEND_CALL_TIMEOUT"),
         ("stderr_show", "MAGG_STDERR_SHOW"),
         ("auto_reload", "MAGG_AUTO_RELOAD"),
+        ("metrics", "MAGG_METRICS"),
         ("reload_poll_interval", "MAGG_RELOAD_POLL_INTERVAL"),
         ("reload_use_watchdog", "MAGG_RELOAD_USE_WATCHDOG"),
         ("plugins_dir", "MAGG_PLUGINS_DIR"),

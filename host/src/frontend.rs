@@ -58,7 +58,7 @@ use crate::{
     auth::Caller,
     call,
     hub::Hub,
-    relay::{ORIGIN, Origin, Session, Trust},
+    relay::{ORIGIN, Origin, Session, Transport, Trust},
 };
 
 /// Items per page of magg's list results.
@@ -80,22 +80,31 @@ pub struct MaggServer {
     /// The client's checked token, for a transport that checks it once for the whole session
     /// (legacy SSE); streamable HTTP checks each request's own.
     caller: Option<Arc<Caller>>,
+    /// How the client is connected.
+    transport: Transport,
 }
 
 impl MaggServer {
     /// A handler over `hub` for a client magg trusts fully (stdio).
     pub fn new(hub: Arc<Hub>) -> Self {
-        Self::with_trust(hub, Trust::Full)
+        Self::with_trust(hub, Trust::Full).over(Transport::Stdio)
     }
 
-    /// A handler over `hub` for a client trusted as far as `trust` says.
+    /// A handler over `hub` for a streamable HTTP client trusted as far as `trust` says.
     pub fn with_trust(hub: Arc<Hub>, trust: Trust) -> Self {
         MaggServer {
             hub,
             session: Arc::default(),
             trust,
             caller: None,
+            transport: Transport::Http,
         }
+    }
+
+    /// This handler for a client connected over `transport`.
+    pub fn over(mut self, transport: Transport) -> Self {
+        self.transport = transport;
+        self
     }
 
     /// This handler for a session whose token was checked once, when it opened.
@@ -191,7 +200,10 @@ impl ServerHandler for MaggServer {
         context: RequestContext<RoleServer>,
     ) -> Result<InitializeResult, McpError> {
         context.peer.set_peer_info(request.clone());
-        let session = self.hub.sessions().add(context.peer.clone(), self.trust);
+        let session = self
+            .hub
+            .sessions()
+            .add(context.peer.clone(), self.trust, self.transport);
         session.set_caller(self.caller(&context));
         let _ = self.session.set(session);
         tracing::info!(
@@ -208,6 +220,7 @@ impl ServerHandler for MaggServer {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
+        crate::metrics::count_list(crate::metrics::List::tools);
         self.hub.wait_for_backends().await;
         let snapshot = self.snapshot(&context);
         let (items, next) = snapshot.tools.page_typed(cursor(&request))?;
@@ -238,6 +251,7 @@ impl ServerHandler for MaggServer {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, McpError> {
+        crate::metrics::count_list(crate::metrics::List::prompts);
         self.hub.wait_for_backends().await;
         let snapshot = self.snapshot(&context);
         let (items, next) = page(&snapshot.prompts, cursor(&request))?;
@@ -263,6 +277,7 @@ impl ServerHandler for MaggServer {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
+        crate::metrics::count_list(crate::metrics::List::resources);
         self.hub.wait_for_backends().await;
         let snapshot = self.snapshot(&context);
         let (items, next) = page(&snapshot.resources, cursor(&request))?;
@@ -276,6 +291,7 @@ impl ServerHandler for MaggServer {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
+        crate::metrics::count_list(crate::metrics::List::resource_templates);
         self.hub.wait_for_backends().await;
         let snapshot = self.snapshot(&context);
         let (items, next) = page(&snapshot.templates, cursor(&request))?;

@@ -3,7 +3,7 @@
 //! prefixes, and lets the model manage the set of servers mid-session.
 //!
 //! Modules are layered, and each uses only those below it, bottom first:
-//! - [`mcp`] (MCP's rules and shapes), [`config`] (Magg's config file), [`kits`], [`pipes`]
+//! - [`mcp`] (MCP's rules and shapes), [`metrics`] (Prometheus counters), [`config`] (Magg's config file), [`kits`], [`pipes`]
 //!   (whole-line plumbing), [`tls`] (rustls for HTTPS), [`auth`] (bearer tokens, OAuth,
 //!   scopes);
 //! - [`relay`]: client sessions and what they are owed (progress, logs, backend requests);
@@ -29,6 +29,7 @@ pub mod frontend;
 pub mod hub;
 pub mod kits;
 pub mod mcp;
+pub mod metrics;
 pub mod pipes;
 pub mod plugins;
 pub mod relay;

@@ -69,9 +69,36 @@ pub struct Session {
     detached: bool,
     /// What the client may do.
     trust: Trust,
+    /// How the client is connected.
+    transport: Transport,
     /// The client's token, as its latest request carried it (HTTP with authentication on):
     /// who it is and what it may see.
     caller: arc_swap::ArcSwapOption<Caller>,
+}
+
+/// How a client session is connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// magg's standard input and output.
+    Stdio,
+    /// Streamable HTTP at `/mcp`.
+    Http,
+    /// The legacy SSE transport at `/sse`.
+    Sse,
+}
+
+impl Transport {
+    /// Every transport.
+    pub const ALL: [Transport; 3] = [Transport::Stdio, Transport::Http, Transport::Sse];
+
+    /// Its name, as metrics and logs give it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Transport::Stdio => "stdio",
+            Transport::Http => "http",
+            Transport::Sse => "sse",
+        }
+    }
 }
 
 /// How far magg trusts a client session, as its transport decided when it connected.
@@ -87,7 +114,13 @@ pub enum Trust {
 }
 
 impl Session {
-    fn new(id: u64, peer: Peer<RoleServer>, detached: bool, trust: Trust) -> Arc<Session> {
+    fn new(
+        id: u64,
+        peer: Peer<RoleServer>,
+        detached: bool,
+        trust: Trust,
+        transport: Transport,
+    ) -> Arc<Session> {
         Arc::new(Session {
             id,
             peer,
@@ -96,6 +129,7 @@ impl Session {
             subscriptions: Mutex::new(Vec::new()),
             detached,
             trust,
+            transport,
             caller: arc_swap::ArcSwapOption::empty(),
         })
     }
@@ -128,7 +162,7 @@ impl Session {
     /// request, and a request the client cannot take gets the backend an error. It is in no
     /// fan-out list.
     pub fn detached(peer: Peer<RoleServer>, trust: Trust) -> Arc<Session> {
-        Session::new(u64::MAX, peer, true, trust)
+        Session::new(u64::MAX, peer, true, trust, Transport::Http)
     }
 
     /// What the client may do.
@@ -333,13 +367,26 @@ pub struct Sessions {
 
 impl Sessions {
     /// Adds a session that has just initialized.
-    pub fn add(&self, peer: Peer<RoleServer>, trust: Trust) -> Arc<Session> {
+    pub fn add(&self, peer: Peer<RoleServer>, trust: Trust, transport: Transport) -> Arc<Session> {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        let session = Session::new(id, peer, false, trust);
+        let session = Session::new(id, peer, false, trust, transport);
         if let Ok(mut list) = self.list.lock() {
             list.push(session.clone());
         }
         session
+    }
+
+    /// How many sessions are open on each transport.
+    pub fn open_by_transport(&self) -> [(Transport, usize); 3] {
+        let mut counts = Transport::ALL.map(|t| (t, 0));
+        if let Ok(list) = self.list.lock() {
+            for session in list.iter().filter(|s| !s.is_closed()) {
+                if let Some(count) = counts.iter_mut().find(|(t, _)| *t == session.transport) {
+                    count.1 += 1;
+                }
+            }
+        }
+        counts
     }
 
     /// Removes the sessions that have closed, and returns them.
@@ -376,14 +423,15 @@ impl Sessions {
             }
             let peer = session.peer.clone();
             tokio::spawn(async move {
-                if changes.tools {
-                    let _ = peer.notify_tool_list_changed().await;
+                use crate::metrics::{List, count_list_changed};
+                if changes.tools && peer.notify_tool_list_changed().await.is_ok() {
+                    count_list_changed(List::tools);
                 }
-                if changes.prompts {
-                    let _ = peer.notify_prompt_list_changed().await;
+                if changes.prompts && peer.notify_prompt_list_changed().await.is_ok() {
+                    count_list_changed(List::prompts);
                 }
-                if changes.resources {
-                    let _ = peer.notify_resource_list_changed().await;
+                if changes.resources && peer.notify_resource_list_changed().await.is_ok() {
+                    count_list_changed(List::resources);
                 }
             });
         }

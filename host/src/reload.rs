@@ -65,6 +65,16 @@ pub enum ReloadError {
 /// Reads the config file and applies it. With `force` false, content magg has already applied
 /// (or written itself) is skipped and gives `Ok(None)`.
 pub async fn reload(hub: &Hub, force: bool) -> Result<Option<ConfigDiff>, ReloadError> {
+    let result = read_and_apply(hub, force).await;
+    match &result {
+        Ok(Some(_)) => crate::metrics::count_reload(true),
+        Ok(None) => {}
+        Err(_) => crate::metrics::count_reload(false),
+    }
+    result
+}
+
+async fn read_and_apply(hub: &Hub, force: bool) -> Result<Option<ConfigDiff>, ReloadError> {
     // One at a time with magg's own edits, so the newest file content is applied last.
     let _edits = hub.lock_edits().await;
     let path = hub.config().path;

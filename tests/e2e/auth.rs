@@ -863,3 +863,21 @@ async fn probes_need_no_token_where_mcp_does() {
         );
     }
 }
+
+#[tokio::test]
+async fn metrics_beside_mcp_need_the_token_that_mcp_needs() {
+    let home = Home::new();
+    home.init();
+    let magg = home.serve(&[]).await;
+    let url = magg.url.clone().expect("url");
+    magg.wait_for_log("HTTP requires a bearer token").await;
+    let mut conn = Conn::open(&url).await;
+    let refused = conn.send("GET", "/metrics", &[], "").await;
+    assert_eq!(refused.status, 401, "{refused}");
+    let bearer = format!("Bearer {}", home.token(&[]));
+    let scraped = conn
+        .send("GET", "/metrics", &[("Authorization", bearer.as_str())], "")
+        .await;
+    assert_eq!(scraped.status, 200, "{scraped}");
+    assert!(scraped.text().contains("magg_build_info"), "{scraped}");
+}

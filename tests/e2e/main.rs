@@ -26,6 +26,7 @@ mod http;
 mod kits;
 mod limits;
 mod live;
+mod metrics;
 mod oauth;
 mod own_tools;
 mod plugins;

@@ -59,6 +59,22 @@ impl Reply {
     }
 }
 
+/// Whether a backend's `result` text says `"isError": true`. A cheap scan, not a parse: the
+/// key cannot appear unescaped inside a string, so a match is a member of the result (or,
+/// rarely, of an object nested in it).
+pub fn is_error_text(result: &str) -> bool {
+    const KEY: &str = "\"isError\"";
+    let mut rest = result;
+    while let Some(at) = rest.find(KEY) {
+        rest = &rest[at + KEY.len()..];
+        let value = rest.trim_start().strip_prefix(':').map(str::trim_start);
+        if value.is_some_and(|v| v.starts_with("true")) {
+            return true;
+        }
+    }
+    false
+}
+
 /// A JSON-RPC response line with `result` (JSON text) for the request `id`.
 pub fn result_line(id: &RawValue, result: &str) -> String {
     let id = id.get();
@@ -173,6 +189,21 @@ mod tests {
 
     fn raw(text: &str) -> Box<RawValue> {
         RawValue::from_string(text.to_owned()).unwrap_or_else(|_| panic!("not JSON: {text}"))
+    }
+
+    #[test]
+    fn an_error_result_is_told_from_its_text() {
+        assert!(is_error_text(r#"{"content":[],"isError":true}"#));
+        assert!(is_error_text(r#"{"isError" : true, "content": []}"#));
+        assert!(!is_error_text(r#"{"content":[],"isError":false}"#));
+        assert!(!is_error_text(r#"{"content":[]}"#));
+        // The words inside a text are escaped, so they are not the member.
+        assert!(!is_error_text(
+            r#"{"content":[{"type":"text","text":"\"isError\":true"}]}"#
+        ));
+        assert!(is_error_text(
+            r#"{"content":[{"type":"text","text":"\"isError\":true"}],"isError":true}"#
+        ));
     }
 
     #[test]

@@ -54,6 +54,7 @@ async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     };
     let enabled = config.enabled_servers().count();
     let auto_reload = config.settings.auto_reload;
+    crate::metrics::set_enabled(config.settings.metrics);
     let own = crate::tools::own_server(&config.settings);
     let hub = Hub::start(config, own);
     if let Some(dir) = hub.plugins.dir() {
@@ -93,7 +94,7 @@ async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
         Some(port) => {
             let host = args.admin_host.as_deref().unwrap_or(&args.host);
             let (addr, serve) = http::bind_admin(hub.clone(), host, port, stop.clone()).await?;
-            tracing::info!("admin endpoints on http://{addr}/healthz, /readyz");
+            tracing::info!("admin endpoints on http://{addr}/healthz, /readyz, /metrics");
             Some(tokio::spawn(serve))
         }
         None => None,

@@ -335,6 +335,8 @@ fn assign(
         ("stderr_show", _) => settings.stderr_show = defaults.stderr_show,
         ("auto_reload", SettingValue::Bool(b)) => settings.auto_reload = b,
         ("auto_reload", _) => settings.auto_reload = defaults.auto_reload,
+        ("metrics", SettingValue::Bool(b)) => settings.metrics = b,
+        ("metrics", _) => settings.metrics = defaults.metrics,
         ("allow_unauthenticated_changes", SettingValue::Bool(b)) => {
             settings.allow_unauthenticated_changes = b;
         }

@@ -19,7 +19,8 @@
 //! management API at `/mcp_servers` and `/mcp_tools` ([`api`]), each a router of its own.
 //! Every route checks `Host` and `Origin` ([`guard`]): a page of another site gets
 //! `403 Forbidden`, so it cannot drive magg on localhost (DNS rebinding). Health and readiness
-//! ([`ops`]) are open to all, here and on the admin listener ([`bind_admin`]).
+//! ([`ops`]) are open to all, here and on the admin listener ([`bind_admin`]); `/metrics` is
+//! checked here like the management API, and open on the admin listener.
 //!
 //! Sessions are capped and idle ones end ([`sessions`]). magg runs its own accept loop
 //! ([`listen`]): HTTP/1.1, optionally over TLS, with limits on header size and on how long a
@@ -119,7 +120,8 @@ pub async fn bind(
             trust,
             places.clone(),
         ))
-        .merge(api::router(hub.clone(), trust));
+        .merge(api::router(hub.clone(), trust))
+        .merge(ops::metrics(hub.clone()));
     let sessions = Arc::new(sessions::CappedSessions::new(
         places.clone(),
         settings.session_idle_timeout,
@@ -176,7 +178,7 @@ pub async fn bind(
         .merge(cards.with_state(card))
         .route_layer(axum::middleware::from_fn_with_state(hosts, guard::check))
         // After the checks: a probe needs no token and names the pod's address.
-        .merge(ops::router(hub_ops))
+        .merge(ops::probes(hub_ops))
         .fallback(not_found);
     let serve = async move {
         listen::serve(listener, app, limits, tls, stop).await;
@@ -186,7 +188,7 @@ pub async fn bind(
 }
 
 /// Binds the admin listener at `host:port` and returns the bound address and a future that
-/// serves health and readiness on it until `stop`: plain HTTP, no token, nothing of MCP, for
+/// serves health, readiness and metrics on it until `stop`: plain HTTP, no token, nothing of MCP, for
 /// probes and scrapers on a port that is not public.
 pub async fn bind_admin(
     hub: Arc<Hub>,
@@ -206,7 +208,9 @@ pub async fn bind_admin(
     let limits = listen::Limits {
         read_timeout: hub.settings.http_read_timeout,
     };
-    let app = ops::router(hub).fallback(not_found_admin);
+    let app = ops::probes(hub.clone())
+        .merge(ops::metrics(hub))
+        .fallback(not_found_admin);
     Ok((addr, listen::serve(listener, app, limits, None, stop)))
 }
 
@@ -215,9 +219,10 @@ async fn not_found_admin() -> Response {
     (
         StatusCode::NOT_FOUND,
         format!(
-            "Not Found: the admin port serves {} and {}; MCP is served on the main port",
+            "Not Found: the admin port serves {}, {} and {}; MCP is served on the main port",
             ops::HEALTH_PATH,
-            ops::READY_PATH
+            ops::READY_PATH,
+            ops::METRICS_PATH
         ),
     )
         .into_response()

@@ -205,6 +205,7 @@ impl Client {
 
     /// Answers a tools/list with the page's text, as the catalog holds it.
     fn list_tools(&self, id: &RawValue, params: Option<&RawValue>) {
+        crate::metrics::count_list(crate::metrics::List::tools);
         #[derive(Deserialize)]
         struct Params {
             #[serde(default)]

@@ -394,7 +394,19 @@ impl Plugin {
         Call::new(&self.runtime, &self.prepared.pre, &self.config, kind)
     }
 
+    /// Counts a call of this plugin as `kind` that started at `started`.
+    fn counted<T>(&self, kind: Kind, started: Instant, result: T) -> T {
+        crate::metrics::count_plugin_call(&self.name, kind.as_str(), started.elapsed());
+        result
+    }
+
     async fn run_filter(&self, tools: &[types::Tool]) -> Result<Vec<types::Tool>, PluginError> {
+        let started = Instant::now();
+        let result = self.filter_once(tools).await;
+        self.counted(Kind::ToolFilter, started, result)
+    }
+
+    async fn filter_once(&self, tools: &[types::Tool]) -> Result<Vec<types::Tool>, PluginError> {
         let call = self.call(Kind::ToolFilter);
         let exports = self.prepared.exports.filter.as_ref();
         let (mut store, guest) = open(&call, exports, |i, s, inst| i.load(s, inst)).await?;
@@ -405,6 +417,22 @@ impl Plugin {
     }
 
     async fn run_before(
+        self: &Arc<Self>,
+        tool_call: &types::ToolCall,
+    ) -> Result<
+        (
+            routing_hook::Decision,
+            Store<HostState>,
+            routing_hook::Guest,
+        ),
+        PluginError,
+    > {
+        let started = Instant::now();
+        let result = self.before_once(tool_call).await;
+        self.counted(Kind::RoutingHook, started, result)
+    }
+
+    async fn before_once(
         self: &Arc<Self>,
         tool_call: &types::ToolCall,
     ) -> Result<
@@ -494,10 +522,12 @@ impl Plugin {
     ) -> Result<Option<types::CallResult>, PluginError> {
         let call = self.call(Kind::RoutingHook);
         Call::restart_clock(store);
+        let started = Instant::now();
         let replaced = guest
             .call_after_call(&mut *store, tool_call, result)
             .await
-            .map_err(|e| call.fault(store, e))?;
+            .map_err(|e| call.fault(store, e));
+        let replaced = self.counted(Kind::RoutingHook, started, replaced)?;
         match replaced {
             None => Ok(None),
             Some(next) => check_result(&next)
@@ -510,16 +540,31 @@ impl Plugin {
         &self,
         facts: &configure::SourceFacts,
     ) -> Result<Option<configure::Suggestion>, PluginError> {
+        let started = Instant::now();
         let call = self.call(Kind::Configure);
         let exports = self.prepared.exports.configure.as_ref();
-        let (mut store, guest) = open(&call, exports, |i, s, inst| i.load(s, inst)).await?;
-        guest
-            .call_suggest(&mut store, facts)
-            .await
-            .map_err(|e| call.fault(&store, e))
+        let result = async {
+            let (mut store, guest) = open(&call, exports, |i, s, inst| i.load(s, inst)).await?;
+            guest
+                .call_suggest(&mut store, facts)
+                .await
+                .map_err(|e| call.fault(&store, e))
+        }
+        .await;
+        self.counted(Kind::Configure, started, result)
     }
 
     async fn run_search(
+        &self,
+        query: &str,
+        limit: u32,
+    ) -> Result<Result<Vec<types::SearchResult>, String>, PluginError> {
+        let started = Instant::now();
+        let result = self.search_once(query, limit).await;
+        self.counted(Kind::SearchProvider, started, result)
+    }
+
+    async fn search_once(
         &self,
         query: &str,
         limit: u32,

@@ -102,6 +102,7 @@ impl Plugin {
 
     pub(crate) fn record_fault(&self, e: &PluginError) {
         self.faults.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::count_plugin_fault(&self.name, e.kind);
         if let Ok(mut last) = self.last_fault.lock() {
             *last = Some(e.detail.clone());
         }

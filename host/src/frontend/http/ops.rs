@@ -1,32 +1,111 @@
-//! What a process supervisor and a load balancer ask of magg: `GET /healthz` (the process
-//! answers) and `GET /readyz` (it is ready for clients). Both are open to all (no token, no
-//! `Host` check: a kubelet or a load balancer names the pod's address), say nothing about
-//! the catalog beyond server names and states, and are served beside `/mcp` and on the
-//! separate admin listener (`--admin-port`).
+//! What a process supervisor, a load balancer and a scraper ask of magg: `GET /healthz` (the
+//! process answers), `GET /readyz` (it is ready for clients) and `GET /metrics` (Prometheus).
+//!
+//! Health and readiness are open to all (no token, no `Host` check: a kubelet or a load
+//! balancer names the pod's address) and say nothing about the catalog beyond server names
+//! and states. `/metrics` names servers and tools, so beside `/mcp` it needs the same token as
+//! MCP when authentication is on; the admin listener (`--admin-port`), meant for a port that
+//! is not public, serves all three to anyone who reaches it.
 
-use std::sync::Arc;
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use axum::{
     extract::State,
-    http::{StatusCode, header},
+    http::{HeaderMap, StatusCode, header},
     response::{IntoResponse as _, Response},
     routing::get,
 };
 use serde_json::json;
 
-use crate::{backend::Status, hub::Hub};
+use crate::{
+    backend::Status,
+    hub::Hub,
+    metrics::{self, BackendSample, Sample},
+};
 
 /// The liveness path.
 pub const HEALTH_PATH: &str = "/healthz";
 /// The readiness path.
 pub const READY_PATH: &str = "/readyz";
+/// The Prometheus metrics path.
+pub const METRICS_PATH: &str = "/metrics";
 
-/// The routes of this module, over `hub`.
-pub fn router(hub: Arc<Hub>) -> axum::Router {
+/// Health and readiness, over `hub`.
+pub fn probes(hub: Arc<Hub>) -> axum::Router {
     axum::Router::new()
         .route(HEALTH_PATH, get(health))
         .route(READY_PATH, get(ready))
         .with_state(hub)
+}
+
+/// The metrics, over `hub`.
+pub fn metrics(hub: Arc<Hub>) -> axum::Router {
+    axum::Router::new()
+        .route(METRICS_PATH, get(scrape))
+        .with_state(hub)
+}
+
+/// Every metric in the text format the scraper asks for: OpenMetrics when its `Accept` names
+/// it, else Prometheus' own.
+async fn scrape(State(hub): State<Arc<Hub>>, headers: HeaderMap) -> Response {
+    let openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    let text = metrics::render(&sample(&hub), openmetrics);
+    let media = if openmetrics {
+        metrics::OPENMETRICS_TEXT
+    } else {
+        metrics::PROMETHEUS_TEXT
+    };
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, media),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        text,
+    )
+        .into_response()
+}
+
+/// What is sampled rather than counted, now.
+fn sample(hub: &Hub) -> Sample {
+    let now = SystemTime::now();
+    let unix = |ago: Duration| {
+        now.checked_sub(ago)
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0.0, |d| d.as_secs_f64())
+    };
+    let backends = hub
+        .backends()
+        .iter()
+        .map(|backend| {
+            let state = backend.state();
+            BackendSample {
+                server: backend.name.clone(),
+                state: state.status.label(),
+                restarts: u64::from(state.starts.saturating_sub(1)),
+                since: unix(state.since.elapsed()),
+                tools: i64::try_from(state.tools.len()).unwrap_or(i64::MAX),
+            }
+        })
+        .collect();
+    let sessions = hub
+        .sessions()
+        .open_by_transport()
+        .into_iter()
+        .map(|(transport, n)| (transport.label(), i64::try_from(n).unwrap_or(i64::MAX)))
+        .collect();
+    Sample {
+        backends,
+        sessions,
+        draining: hub.is_draining(),
+    }
 }
 
 /// 200 while the process can answer at all.

@@ -42,7 +42,12 @@ use super::{
     KEEP_ALIVE, MAX_BODY_BYTES, body,
     sessions::{Place, Places},
 };
-use crate::{frontend::MaggServer, hub::Hub, mcp::channel::Channels, relay::Trust};
+use crate::{
+    frontend::MaggServer,
+    hub::Hub,
+    mcp::channel::Channels,
+    relay::{Transport, Trust},
+};
 
 /// Where the event stream is opened.
 pub const STREAM_PATH: &str = "/sse";
@@ -133,7 +138,9 @@ async fn open(State(streams): State<Streams>, request: Request) -> Response {
     let id = new_id();
     let (transport, ends) = Channels::<RoleServer>::new(None);
     streams.insert(id.clone(), ends.incoming);
-    let server = MaggServer::with_trust(streams.hub.clone(), streams.trust).with_caller(caller);
+    let server = MaggServer::with_trust(streams.hub.clone(), streams.trust)
+        .over(Transport::Sse)
+        .with_caller(caller);
     let ct = streams.stop.child_token();
     let session = id.clone();
     tokio::spawn(async move {
