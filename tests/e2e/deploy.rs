@@ -396,6 +396,20 @@ async fn magg_runs_as_the_deployment_says_and_answers_its_probes_and_service() {
         .await;
     }
 
+    // Prometheus scrapes the port and path the pod's annotations name.
+    let annotations = &deployment["spec"]["template"]["metadata"]["annotations"];
+    let scrape_port = annotations["prometheus.io/port"].as_str().expect("a port");
+    let (_, scrape_local) = ports
+        .values()
+        .find(|(number, _)| number == scrape_port)
+        .expect("the scrape port is a container port");
+    let scrape_path = annotations["prometheus.io/path"].as_str().expect("a path");
+    let (status, metrics) = get(*scrape_local, scrape_path)
+        .await
+        .expect("the admin listener");
+    assert_eq!(status, 200, "{metrics}");
+    assert!(metrics.contains("# TYPE "), "Prometheus text: {metrics}");
+
     // The Service sends its traffic to ports magg listens on: MCP on the mcp port (a token
     // is required, since the Secret's key is set), the admin endpoints on the admin port.
     let service = resource(&docs, "Service");
