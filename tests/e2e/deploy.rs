@@ -612,7 +612,12 @@ fn the_minimal_image_builds_from_the_static_binary() {
     let config = &image["Config"];
     assert_eq!(config["User"], json!("65532:65532"), "{config}");
     assert_eq!(config["Entrypoint"], json!(["/magg"]), "{config}");
-    assert_eq!(config["Cmd"][0], json!("serve"), "{config}");
+    let docs = read_yaml(&manifests());
+    let container = &resource(&docs, "Deployment")["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(
+        config["Cmd"], container["args"],
+        "the image's command is the Deployment's"
+    );
     for port in ["8000/tcp", "9090/tcp"] {
         assert!(config["ExposedPorts"][port].is_object(), "{port}: {config}");
     }
