@@ -429,7 +429,8 @@ async fn magg_runs_as_the_deployment_says_and_answers_its_probes_and_service() {
         let expected = if target == "mcp" { 401 } else { 200 };
         assert_eq!(status, expected, "{target}: {body}");
     }
-    let _ = (keep, magg);
+    // The volumes last as long as magg.
+    drop((magg, keep));
 }
 
 #[tokio::test]
