@@ -141,26 +141,21 @@ async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
 /// Waits until the work in flight is done, for at most `shutdown_timeout`, or until `now`.
 async fn drain(hub: &Hub, now: &CancellationToken) {
     hub.start_draining();
-    let in_flight = hub.work_in_flight();
-    if in_flight == 0 {
+    if hub.work_in_flight() == 0 {
         return;
     }
     let limit = hub.settings.shutdown_timeout;
     tracing::info!(
-        "waiting up to {:.1}s (shutdown_timeout) for {in_flight} request(s) in flight",
+        "waiting up to {:.1}s (shutdown_timeout) for the requests in flight",
         limit.as_secs_f64()
     );
     tokio::select! {
         () = hub.idle() => tracing::info!("the requests in flight are done"),
         () = tokio::time::sleep(limit) => tracing::warn!(
-            "{} request(s) still in flight after {:.1}s (shutdown_timeout); stopping without them",
-            hub.work_in_flight(),
+            "requests still in flight after {:.1}s (shutdown_timeout); stopping without them",
             limit.as_secs_f64()
         ),
-        () = now.cancelled() => tracing::warn!(
-            "stopping now, without the {} request(s) in flight",
-            hub.work_in_flight()
-        ),
+        () = now.cancelled() => tracing::warn!("stopping now, without the requests in flight"),
     }
 }
 
