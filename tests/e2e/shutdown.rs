@@ -370,3 +370,64 @@ async fn magg_without_stdio_backends_starts_no_other_process() {
     signal(&magg, libc::SIGTERM);
     assert_eq!(exit_code(&mut magg).await, Some(0));
 }
+
+#[tokio::test]
+async fn sigterm_stops_magg_whose_stdin_stays_open_and_silent() {
+    let config = config();
+    // magg's stdin is a pipe from a process that never writes to it nor closes it (as from a
+    // shell: `sleep 600 | magg serve`): magg's read of stdin then blocks a thread of its own,
+    // which must not keep magg from exiting.
+    let script = format!(
+        "sleep 600 | {} serve --config {} >/dev/null",
+        crate::harness::bin("magg").display(),
+        config.path.display()
+    );
+    let mut shell = tokio::process::Command::new("sh")
+        .args(["-c", &script])
+        .envs(ENV.iter().copied())
+        .env(
+            "MAGG_CACHE_DIR",
+            crate::harness::target_dir().join("test-cache"),
+        )
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn sh");
+    let (log, _lines) = Magg::collect_stderr(&mut shell);
+    let magg = Magg {
+        child: shell,
+        log,
+        url: None,
+        stdio: None,
+    };
+    magg.wait_for_log("backend ready").await;
+    let shell_pid = magg.child.id().expect("sh runs") as i32;
+    let magg_pid = eventually("magg's pid", WAIT, || async {
+        children(shell_pid).into_iter().find(|p| {
+            std::fs::read(format!("/proc/{}/cmdline", p.pid))
+                .is_ok_and(|cmdline| cmdline.windows(5).any(|w| w == b"serve"))
+        })
+    })
+    .await;
+    let sleep = children(shell_pid)
+        .into_iter()
+        .find(|p| p.pid != magg_pid.pid)
+        .expect("the sleep before magg");
+    // Ends the `sleep` however the test ends (magg, should it still run, then sees its stdin
+    // close and exits too).
+    struct EndSleep(i32);
+    impl Drop for EndSleep {
+        fn drop(&mut self) {
+            // SAFETY: kill only ends the `sleep` this test started.
+            unsafe { libc::kill(self.0, libc::SIGKILL) };
+        }
+    }
+    let _end_sleep = EndSleep(sleep.pid);
+    // SAFETY: kill only sends a signal to the magg process this test started.
+    assert_eq!(unsafe { libc::kill(magg_pid.pid, libc::SIGTERM) }, 0);
+    eventually("magg to exit after SIGTERM", WAIT, || async {
+        (!running(&magg_pid)).then_some(())
+    })
+    .await;
+}

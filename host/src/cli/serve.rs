@@ -36,7 +36,11 @@ pub fn run(config: Config, args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(config, args))
+    let result = runtime.block_on(serve(config, args));
+    // A read of stdin runs on a thread of its own until a line or the end of input comes: a
+    // client that keeps stdin open and silent must not keep magg from exiting.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    result
 }
 
 async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
