@@ -14,10 +14,9 @@
 //! - with authentication on, a request without a valid bearer token gets `401 Unauthorized`
 //!   before anything else looks at it ([`bearer`]). Without it, HTTP sessions are
 //!   [`Trust::Unauthenticated`]: the call route refuses them the tools that change things;
-//! - a POST carrying a request counts as work in flight until its response has been sent, and
-//!   while magg drains before it stops, a new request (or a new event stream) gets
-//!   `503 Service Unavailable` with `Retry-After` ([`drain`]); answers and notifications still
-//!   pass, for the calls in flight.
+//! - a POST counts as work in flight until its response has been sent, and while magg drains
+//!   before it stops, a new request (or a new event stream) gets `503 Service Unavailable` with
+//!   `Retry-After` ([`drain`]); answers and notifications still pass, for the calls in flight.
 //!
 //! Beside `/mcp`: the legacy SSE transport at `/sse` and `/messages/` ([`sse`]) and multi-mcp's
 //! management API at `/mcp_servers` and `/mcp_tools` ([`api`]), each a router of its own.
@@ -268,13 +267,12 @@ async fn edge(
                 Ok(bytes) => bytes,
                 Err(refusal) => return refusal,
             };
-            let work = if drain::is_request(&bytes) {
-                match hub.admit() {
-                    Some(work) => Some(work),
-                    None => return drain::refusal(&bytes),
-                }
-            } else {
-                None
+            // Answers and notifications still pass while magg drains: the calls in flight
+            // may need them.
+            let work = match hub.admit() {
+                Some(work) => work,
+                None if drain::is_request(&bytes) => return drain::refusal(&bytes),
+                None => hub.work(),
             };
             let declared_json = body::declares_json(&parts.headers);
             // A request that opens a session needs a free place, reserved here so that a
@@ -303,11 +301,7 @@ async fn edge(
             {
                 return rejection;
             }
-            let response = reply::prefer_json(response, KEEP_ALIVE).await;
-            match work {
-                Some(work) => drain::counted(response, work),
-                None => response,
-            }
+            drain::counted(reply::prefer_json(response, KEEP_ALIVE).await, work)
         }
         Method::GET if hub.is_draining() => drain::refusal(b""),
         // The Python and TypeScript SDKs treat anything but 200 / 204 as a failed termination

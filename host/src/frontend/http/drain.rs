@@ -1,5 +1,5 @@
-//! `/mcp` while magg drains before it stops: which POSTs count as work in flight, the `503`
-//! new requests get, and a response body that holds its work guard until it has been sent.
+//! `/mcp` while magg drains before it stops: which POSTs are new requests, the `503` they get,
+//! and a response body that holds its work guard until it has been sent.
 
 use std::{
     pin::Pin,
