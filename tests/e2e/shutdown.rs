@@ -431,3 +431,62 @@ async fn sigterm_stops_magg_whose_stdin_stays_open_and_silent() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn readiness_says_503_while_magg_drains() {
+    let config = config();
+    let env = [
+        ("MAGG_STDERR_SHOW", "true"),
+        ("MAGG_SHUTDOWN_TIMEOUT", "120"),
+        ("MAGG_ADMIN_PORT", "0"),
+        ("MAGG_ADMIN_HOST", "127.0.0.1"),
+    ];
+    let mut raw = RawStdio::start(&config.path, &env).await;
+    raw.initialize().await;
+    raw.magg.wait_for_log("admin endpoints on ").await;
+    let admin = {
+        let log = raw.magg.log.lock().expect("log");
+        let line = log
+            .iter()
+            .find(|l| l.contains("admin endpoints on "))
+            .expect("the admin line")
+            .clone();
+        let at = line.find("http://").expect("an address");
+        line[at..]
+            .split("/healthz")
+            .next()
+            .expect("a URL")
+            .to_owned()
+    };
+    let ready = |admin: String| async move {
+        let reply = Conn::open(&admin)
+            .await
+            .send("GET", "/readyz", &[], "")
+            .await;
+        let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap_or_default();
+        (reply.status, body)
+    };
+    eventually("readiness before the drain", WAIT, || {
+        let ready = ready(admin.clone());
+        async move { (ready.await.0 == 200).then_some(()) }
+    })
+    .await;
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "tb_slow", "arguments": {"ms": SLOW_MS}}});
+    raw.send(call.to_string().as_bytes()).await;
+    raw.magg.wait_for_log("slow call started").await;
+
+    signal(&raw.magg, libc::SIGTERM);
+    raw.magg.wait_for_log("SIGTERM: shutting down").await;
+    let (status, body) = ready(admin.clone()).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["draining"], json!(true), "{body}");
+
+    let answer = raw.response().await;
+    assert_eq!(
+        text(&answer["result"]),
+        format!("slept {SLOW_MS} ms"),
+        "{answer}"
+    );
+    assert_eq!(exit_code(&mut raw.magg).await, Some(0));
+}
