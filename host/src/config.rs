@@ -24,9 +24,9 @@
 //! `reload_poll_interval`, `reload_use_watchdog`, `plugins_dir`, `list_wait`,
 //! `allow_unauthenticated_changes`, `metrics`, `shutdown_timeout`, and for HTTP
 //! `session_idle_timeout`, `max_sessions`, `http_read_timeout`, `allowed_hosts` and
-//! `allowed_origins`, each also settable with the
-//! environment variable `MAGG_<KEY IN CAPITALS>` (e.g. `MAGG_READ_ONLY`). **The environment
-//! overrides the file** (Magg 1.3 did the reverse); empty variables are
+//! `allowed_origins`, each also settable with the environment variable
+//! `MAGG_<KEY IN CAPITALS>` (e.g. `MAGG_READ_ONLY`). **The environment overrides the file**
+//! (Magg 1.3 did the reverse); empty variables are
 //! ignored. Booleans accept `true/false/1/0/yes/no/on/off` in any case; lists in the
 //! environment are comma-separated.
 //!
