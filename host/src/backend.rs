@@ -10,10 +10,15 @@
 //! to the relay ([`crate::relay`]), which finds the client session from the calls in flight
 //! ([`Calls`]); a running stdio backend also has a [`lane`] that the call route uses to send
 //! tools/calls as text.
+//!
+//! A stdio backend runs in a process group of its own, and stopping it ends the whole group
+//! (SIGTERM, then SIGKILL after a short grace; [`process`]). HTTP and SSE backends are
+//! connections only: stopping one closes it, and there is no process to end.
 
 mod client;
 mod connect;
 pub mod lane;
+mod process;
 pub mod sse;
 
 use std::{
@@ -267,9 +272,19 @@ async fn supervise(
                 ..State::new(Status::Starting)
             }
         });
+        let run = connect::run(&backend, &settings, &changes);
+        tokio::pin!(run);
         let outcome = tokio::select! {
-            outcome = connect::run(&backend, &settings, &changes) => outcome,
-            _ = backend.stop.cancelled() => break,
+            biased;
+            outcome = &mut run => outcome,
+            _ = backend.stop.cancelled() => {
+                // The connection sees the stop too, and ends the process group (which takes up
+                // to its grace); past twice that, dropping it kills the group.
+                match tokio::time::timeout(process::GRACE * 2, &mut run).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => break,
+                }
+            }
         };
         let reason = match outcome {
             connect::Outcome::Stopped => break,

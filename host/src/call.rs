@@ -45,8 +45,10 @@ use crate::{
     plugins::{AfterText, Decision, HookRun, ToolCall},
 };
 
-/// Runs one tools/call to the end, and counts it ([`crate::metrics`]).
+/// Runs one tools/call to the end, and counts it ([`crate::metrics`]). It counts as work in
+/// flight until it ends, so that magg, told to stop, waits for it whatever its transport.
 pub async fn call_tool(hub: &Arc<Hub>, request: CallRequest, ct: CancellationToken) -> Reply {
+    let _work = hub.work();
     if !metrics::enabled() {
         return route(hub, request, ct).await.0;
     }

@@ -158,6 +158,12 @@ enum ConfigCommand {
 
 /// Runs the command line; the process exits with the returned code (2 for bad input).
 pub fn main() -> ExitCode {
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == crate::reaper::SUBCOMMAND)
+    {
+        return crate::reaper::main();
+    }
     crate::tls::install();
     let cli = match Cli::try_parse_from(auth::magg_args(std::env::args_os())) {
         Ok(cli) => cli,

@@ -22,10 +22,11 @@
 //! Top-level keys `self_prefix`, `prefix_sep`, `read_only`, `log_level`,
 //! `backend_init_timeout`, `backend_call_timeout`, `stderr_show`, `auto_reload`,
 //! `reload_poll_interval`, `reload_use_watchdog`, `plugins_dir`, `list_wait`,
-//! `allow_unauthenticated_changes`, `metrics`, and for HTTP `session_idle_timeout`, `max_sessions`,
-//! `http_read_timeout`, `allowed_hosts` and `allowed_origins`, each also settable with the
-//! environment variable `MAGG_<KEY IN CAPITALS>` (e.g. `MAGG_READ_ONLY`). **The environment
-//! overrides the file** (Magg 1.3 did the reverse); empty variables are
+//! `allow_unauthenticated_changes`, `metrics`, `shutdown_timeout`, and for HTTP
+//! `session_idle_timeout`, `max_sessions`, `http_read_timeout`, `allowed_hosts` and
+//! `allowed_origins`, each also settable with the environment variable
+//! `MAGG_<KEY IN CAPITALS>` (e.g. `MAGG_READ_ONLY`). **The environment overrides the file**
+//! (Magg 1.3 did the reverse); empty variables are
 //! ignored. Booleans accept `true/false/1/0/yes/no/on/off` in any case; lists in the
 //! environment are comma-separated.
 //!
@@ -85,6 +86,9 @@ pub const DEFAULT_MAX_SESSIONS: usize = 1000;
 
 /// Default for [`Settings::http_read_timeout`].
 pub const DEFAULT_HTTP_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Default for [`Settings::shutdown_timeout`].
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the value of an `env` variable or a `transport.headers` entry is shown as wherever a
 /// client or a terminal sees the config (resources, `magg config show`...); see
@@ -176,6 +180,10 @@ pub struct Settings {
     /// the default: a page's origin must name an allowed host. Key `allowed_origins`, env
     /// `MAGG_ALLOWED_ORIGINS` (comma-separated).
     pub allowed_origins: Option<Vec<String>>,
+    /// How long magg, told to stop (SIGTERM, SIGINT, or its stdio client went away), waits for
+    /// the calls in flight to finish before it ends the backends; 0 ends them at once. Key
+    /// `shutdown_timeout` (seconds, not negative), env `MAGG_SHUTDOWN_TIMEOUT`, default 10 s.
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -200,6 +208,7 @@ impl Default for Settings {
             http_read_timeout: Some(DEFAULT_HTTP_READ_TIMEOUT),
             allowed_hosts: None,
             allowed_origins: None,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
         }
     }
 }
@@ -230,6 +239,7 @@ impl Settings {
         ("http_read_timeout", "MAGG_HTTP_READ_TIMEOUT"),
         ("allowed_hosts", "MAGG_ALLOWED_HOSTS"),
         ("allowed_origins", "MAGG_ALLOWED_ORIGINS"),
+        ("shutdown_timeout", "MAGG_SHUTDOWN_TIMEOUT"),
     ];
 
     /// The name of one of magg's own tools: `"{self_prefix}{prefix_sep}{name}"`,

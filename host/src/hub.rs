@@ -9,8 +9,11 @@
 //! - magg's own tools and resources are handed in at start as an [`OwnServer`]; the hub never
 //!   names the module that implements them.
 //! - The catalog is rebuilt whole after every burst of backend changes, and swapped in at once.
+//! - Before magg stops, the hub counts the work in flight and refuses new work while it drains
+//!   ([`drain`]); [`Hub::shutdown`] then ends every backend.
 
 mod dispatch;
+mod drain;
 mod forward;
 mod own;
 mod reload_state;
@@ -28,6 +31,7 @@ use tokio::sync::{mpsc, watch};
 
 pub(crate) use self::dispatch::running_peer;
 pub use self::{
+    drain::Work,
     own::{OwnCall, OwnPrompt, OwnServer},
     reload_state::ReloadState,
 };
@@ -89,8 +93,8 @@ pub struct Hub {
     scoped: scoped::ScopedSnapshots,
     /// Servers added and removed while running, for a config file magg does not rewrite.
     runtime: runtime::Runtime,
-    /// Set when magg starts shutting down: it finishes what it has but takes nothing new.
-    draining: std::sync::atomic::AtomicBool,
+    /// The work in flight, and whether magg is draining before it stops.
+    drain: drain::Drain,
 }
 
 impl Hub {
@@ -134,12 +138,12 @@ impl Hub {
             changes,
             settled,
             started: Instant::now(),
-            draining: std::sync::atomic::AtomicBool::new(false),
             reload: ReloadState::default(),
             edits: tokio::sync::Mutex::new(()),
             rebuilding: tokio::sync::Mutex::new(()),
             scoped: Default::default(),
             runtime: Default::default(),
+            drain: Default::default(),
         });
         if let Ok(text) = std::fs::read(&hub.config().path) {
             hub.reload.seen(&text);
@@ -279,18 +283,6 @@ impl Hub {
                 return self.snapshot();
             }
         }
-    }
-
-    /// Whether magg is shutting down (readiness then says no, so that a load balancer sends
-    /// new clients elsewhere).
-    pub fn is_draining(&self) -> bool {
-        self.draining.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// Marks magg as shutting down.
-    pub fn start_draining(&self) {
-        self.draining
-            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Stops every backend and waits (briefly) for their processes to end.

@@ -5,7 +5,7 @@
 //! Modules are layered, and each uses only those below it, bottom first:
 //! - [`mcp`] (MCP's rules and shapes), [`metrics`] (Prometheus counters), [`config`] (Magg's config file), [`kits`], [`pipes`]
 //!   (whole-line plumbing), [`tls`] (rustls for HTTPS), [`auth`] (bearer tokens, OAuth,
-//!   scopes);
+//!   scopes), [`reaper`] (ends the backends' process groups if magg is killed);
 //! - [`relay`]: client sessions and what they are owed (progress, logs, backend requests);
 //! - [`backend`]: one supervised connection per server, with its stdio lane;
 //! - [`plugins`]: the WebAssembly plugins (tool filters, routing hooks, ...);
@@ -32,6 +32,7 @@ pub mod mcp;
 pub mod metrics;
 pub mod pipes;
 pub mod plugins;
+pub mod reaper;
 pub mod relay;
 pub mod reload;
 pub mod tls;

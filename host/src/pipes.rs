@@ -15,6 +15,8 @@ pub enum Out {
     /// One line that arrives in pieces, written as they come and before anything else: a
     /// large answer goes out while it is made, never held whole.
     Pieces(mpsc::Receiver<Vec<u8>>),
+    /// Not written: answered once everything sent before it has been written.
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 impl From<Vec<u8>> for Out {
@@ -69,6 +71,10 @@ pub async fn write_lines<W: AsyncWrite + Unpin, T: Into<Out>>(
                     }
                 }
                 written && (ended || write(&mut sink, b"\n").await)
+            }
+            Out::Flush(done) => {
+                let _ = done.send(());
+                true
             }
         };
         if !written {

@@ -40,6 +40,7 @@ mod self_extend;
 mod server_requests;
 mod sessions;
 mod shared_file;
+mod shutdown;
 mod smart_configure;
 mod sse;
 mod tls;

@@ -16,7 +16,9 @@ use tokio::{
     sync::mpsc,
 };
 
-use super::{Backend, Changed, ListKind, State, Status, client::BackendClient, lane::Lane};
+use super::{
+    Backend, Changed, ListKind, State, Status, client::BackendClient, lane::Lane, process::Process,
+};
 use crate::{
     config::{ServerConfig, Settings},
     relay::Calls,
@@ -109,16 +111,23 @@ pub(super) async fn run(
             .map_err(|e| format!("listing failed: {e}"))?;
         Ok::<_, String>((service, child, lane, lists))
     };
-    let started = match settings.backend_init_timeout {
-        Some(limit) => match tokio::time::timeout(limit, init).await {
-            Ok(result) => result,
-            Err(_) => Err(format!(
-                "did not finish initializing within {:.1}s (backend_init_timeout); check that \
-                 the command starts an MCP server on stdio, or raise MAGG_BACKEND_INIT_TIMEOUT",
-                limit.as_secs_f64()
-            )),
-        },
-        None => init.await,
+    let init = async {
+        match settings.backend_init_timeout {
+            Some(limit) => match tokio::time::timeout(limit, init).await {
+                Ok(result) => result,
+                Err(_) => Err(format!(
+                    "did not finish initializing within {:.1}s (backend_init_timeout); check that \
+                     the command starts an MCP server on stdio, or raise MAGG_BACKEND_INIT_TIMEOUT",
+                    limit.as_secs_f64()
+                )),
+            },
+            None => init.await,
+        }
+    };
+    // Stopped while starting: dropping `init` kills the process group it spawned.
+    let started = tokio::select! {
+        started = init => started,
+        _ = backend.stop.cancelled() => return Outcome::Stopped,
     };
     let (service, mut child, lane, lists) = match started {
         Ok(started) => started,
@@ -131,7 +140,7 @@ pub(super) async fn run(
     };
     let peer = service.peer().clone();
     let info = peer.peer_info();
-    let pid = child.as_ref().and_then(Child::id);
+    let pid = child.as_ref().and_then(Process::id);
     tracing::info!(
         server = %backend.name,
         pid,
@@ -161,7 +170,7 @@ pub(super) async fn run(
             _ = backend.stop.cancelled() => {
                 service_ct.cancel();
                 if let Some(child) = child.as_mut() {
-                    end_process(child).await;
+                    child.end().await;
                 }
                 return Outcome::Stopped;
             }
@@ -184,14 +193,16 @@ pub(super) async fn run(
             quit = &mut closed => {
                 let _ = quit;
                 break match child.as_mut() {
-                    Some(child) => match tokio::time::timeout(Duration::from_millis(500), child.wait()).await {
-                        Ok(Ok(status)) => format!("process exited ({status})"),
-                        Ok(Err(e)) => format!("connection closed; waiting for the process failed: {e}"),
-                        Err(_) => {
-                            end_process(child).await;
-                            "connection closed (stdout ended while the process was still running; it was killed)".to_owned()
-                        }
-                    },
+                    Some(child) => {
+                        let reason = match tokio::time::timeout(Duration::from_millis(500), child.child.wait()).await {
+                            Ok(Ok(status)) => format!("process exited ({status})"),
+                            Ok(Err(e)) => format!("connection closed; waiting for the process failed: {e}"),
+                            Err(_) => "connection closed (stdout ended while the process was still running; it was killed)".to_owned(),
+                        };
+                        // What it started goes with it.
+                        child.end().await;
+                        reason
+                    }
                     None => "connection closed by the server".to_owned(),
                 };
             }
@@ -208,16 +219,18 @@ async fn open(
     backend: &Arc<Backend>,
     settings: &Settings,
     handler: BackendClient,
-) -> Result<(Service, Option<Child>, Option<Arc<Lane>>), String> {
+) -> Result<(Service, Option<Process>, Option<Arc<Lane>>), String> {
     let config = &backend.config;
     if let Some((command, args)) = config.argv() {
         let command = command.as_str();
-        let mut child = spawn(config, command, &args).map_err(|e| {
+        let child = spawn(config, command, &args).map_err(|e| {
             format!(
                 "could not start `{}`: {e}",
                 config.command_line().unwrap_or_else(|| command.to_owned())
             )
         })?;
+        let mut process = Process::new(child);
+        let child = &mut process.child;
         let stdout = child.stdout.take().ok_or("child stdout was not captured")?;
         let stdin = child.stdin.take().ok_or("child stdin was not captured")?;
         if let Some(stderr) = child.stderr.take() {
@@ -229,16 +242,14 @@ async fn open(
         }
         let (lane, transport) = super::lane::wire(stdout, stdin);
         match handler.serve(transport).await {
-            Ok(service) => Ok((service, Some(child), Some(lane))),
+            Ok(service) => Ok((service, Some(process), Some(lane))),
             Err(e) => {
                 let status =
                     match tokio::time::timeout(Duration::from_millis(200), child.wait()).await {
                         Ok(Ok(status)) => format!(" (process exited: {status})"),
-                        _ => {
-                            end_process(&mut child).await;
-                            String::new()
-                        }
+                        _ => String::new(),
                     };
+                process.end().await;
                 Err(format!("MCP initialize failed: {e}{status}"))
             }
         }
@@ -293,33 +304,6 @@ fn spawn(config: &ServerConfig, command: &str, args: &[String]) -> std::io::Resu
         cmd.current_dir(cwd);
     }
     cmd.spawn()
-}
-
-/// Ends a backend process and everything it started (its process group).
-async fn end_process(child: &mut Child) {
-    if let Some(pid) = child.id() {
-        kill_group(pid, libc::SIGTERM);
-        if tokio::time::timeout(Duration::from_millis(500), child.wait())
-            .await
-            .is_ok()
-        {
-            kill_group(pid, libc::SIGKILL);
-            return;
-        }
-        kill_group(pid, libc::SIGKILL);
-    }
-    let _ = child.kill().await;
-}
-
-fn kill_group(pid: u32, signal: libc::c_int) {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return;
-    };
-    // SAFETY: killpg only sends a signal; the group id is the child's pid, which leads the
-    // process group it was spawned in (`process_group(0)`).
-    unsafe {
-        libc::killpg(pid, signal);
-    }
 }
 
 /// Sends the backend's stderr to magg's log (stderr), never to stdout.

@@ -6,6 +6,14 @@
 //! loopback only unless `--insecure-no-auth` says otherwise, and its clients may not use the
 //! tools that change servers or the config (see `call`). stdio is local and never asks for a
 //! token.
+//!
+//! # Stopping
+//! The first SIGTERM or SIGINT, or the stdio client closing magg's stdin, starts the drain
+//! ([`Hub::start_draining`]): the HTTP listener closes, new requests are refused (HTTP `503` with
+//! `Retry-After`, an error on stdio), and the work in flight is waited for, up to
+//! `shutdown_timeout`. A second signal ends the wait at once. Then the frontends close, every
+//! backend's process group is ended (SIGTERM, SIGKILL after a short grace) and magg exits 0.
+//! If magg is killed outright, [`crate::reaper`] ends the groups.
 
 use std::{net::IpAddr, sync::Arc};
 
@@ -28,7 +36,11 @@ pub fn run(config: Config, args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(config, args))
+    let result = runtime.block_on(serve(config, args));
+    // A read of stdin runs on a thread of its own until a line or the end of input comes: a
+    // client that keeps stdin open and silent must not keep magg from exiting.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    result
 }
 
 async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
@@ -60,8 +72,10 @@ async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     if let Some(dir) = hub.plugins.dir() {
         tracing::info!("plugins directory: {}", dir.display());
     }
+    // `stop` closes the frontends once the drain is over; `now` cuts the drain short.
     let stop = CancellationToken::new();
-    tokio::spawn(stop_on_signal(stop.clone()));
+    let now = CancellationToken::new();
+    tokio::spawn(drain_on_signal(hub.clone(), now.clone()));
     tokio::spawn(reload_on_sighup(std::sync::Arc::downgrade(&hub)));
     if auto_reload {
         reload::watch(&hub);
@@ -101,12 +115,18 @@ async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     };
 
     let result = if args.http {
-        match http_task {
-            Some(task) => task.await.context("HTTP server task failed")?,
-            None => Ok(()),
+        let mut task = http_task.context("HTTP server task missing")?;
+        let draining = hub.drain_token();
+        tokio::select! {
+            ended = &mut task => ended.context("HTTP server task failed")?,
+            () = draining.cancelled() => {
+                drain(&hub, &now).await;
+                stop.cancel();
+                task.await.context("HTTP server task failed")?
+            }
         }
     } else {
-        let stdio = serve_stdio(hub.clone(), stop.clone()).await;
+        let stdio = serve_stdio(hub.clone(), stop.clone(), now.clone()).await;
         stop.cancel();
         if let Some(task) = http_task {
             let _ = task.await;
@@ -120,6 +140,27 @@ async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     }
     hub.shutdown().await;
     result
+}
+
+/// Waits until the work in flight is done, for at most `shutdown_timeout`, or until `now`.
+async fn drain(hub: &Hub, now: &CancellationToken) {
+    hub.start_draining();
+    if hub.work_in_flight() == 0 {
+        return;
+    }
+    let limit = hub.settings.shutdown_timeout;
+    tracing::info!(
+        "waiting up to {:.1}s (shutdown_timeout) for the requests in flight",
+        limit.as_secs_f64()
+    );
+    tokio::select! {
+        () = hub.idle() => tracing::info!("the requests in flight are done"),
+        () = tokio::time::sleep(limit) => tracing::warn!(
+            "requests still in flight after {:.1}s (shutdown_timeout); stopping without them",
+            limit.as_secs_f64()
+        ),
+        () = now.cancelled() => tracing::warn!("stopping now, without the requests in flight"),
+    }
 }
 
 /// The token check for HTTP: `Some` when a key exists or an OAuth authorization server is
@@ -209,44 +250,83 @@ fn is_loopback(host: &str) -> bool {
         || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
-/// Serves one MCP session on stdin/stdout until the client closes it or `stop` fires.
-async fn serve_stdio(hub: std::sync::Arc<Hub>, stop: CancellationToken) -> anyhow::Result<()> {
-    let server = MaggServer::new(hub);
-    let running = tokio::select! {
+/// Serves one MCP session on stdin/stdout until the client closes it or magg drains; then
+/// waits for the work in flight ([`drain`]) and for its answers to be written.
+async fn serve_stdio(
+    hub: std::sync::Arc<Hub>,
+    stop: CancellationToken,
+    now: CancellationToken,
+) -> anyhow::Result<()> {
+    let server = MaggServer::new(hub.clone());
+    let draining = hub.drain_token();
+    let (running, writer) = tokio::select! {
         r = stdio::serve(server) => match r {
-            Ok(running) => running,
+            Ok(served) => served,
             Err(e) => {
                 tracing::info!("stdio client went away before initializing: {e}");
                 return Ok(());
             }
         },
         _ = stop.cancelled() => return Ok(()),
+        _ = draining.cancelled() => return Ok(()),
     };
     let ct = running.cancellation_token();
+    let session = tokio::select! {
+        r = running.waiting() => {
+            tracing::info!("stdio client disconnected; shutting down");
+            r.map(|_| ()).context("stdio session failed")
+        }
+        _ = stop.cancelled() => Ok(()),
+        _ = draining.cancelled() => Ok(()),
+    };
+    drain(&hub, &now).await;
+    // A client that stopped reading must not hold magg up for good.
+    let flush_limit = hub
+        .settings
+        .shutdown_timeout
+        .max(std::time::Duration::from_secs(1));
     tokio::select! {
-        r = running.waiting() => { r.context("stdio session failed")?; }
-        _ = stop.cancelled() => ct.cancel(),
+        () = writer.flush() => {}
+        () = tokio::time::sleep(flush_limit) => {
+            tracing::warn!("the stdio client is not reading magg's answers; stopping without writing them");
+        }
+        () = now.cancelled() => {}
     }
-    tracing::info!("stdio client disconnected; shutting down");
-    Ok(())
+    ct.cancel();
+    session
 }
 
-async fn stop_on_signal(stop: CancellationToken) {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(e) => {
-            tracing::warn!("cannot watch SIGTERM: {e}");
-            let _ = tokio::signal::ctrl_c().await;
-            stop.cancel();
+/// Starts the drain at the first SIGINT or SIGTERM, and cancels `now` at the second.
+async fn drain_on_signal(hub: std::sync::Arc<Hub>, now: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (mut int, mut term) = match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(int), Ok(term)) => (int, term),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::warn!("cannot watch SIGINT and SIGTERM: {e}");
             return;
         }
     };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    let mut first = true;
+    loop {
+        let name = tokio::select! {
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        };
+        if first {
+            first = false;
+            tracing::info!(
+                "{name}: shutting down; no new requests, finishing those in flight (a second signal stops at once)"
+            );
+            hub.start_draining();
+        } else {
+            tracing::info!("{name} again: stopping now");
+            now.cancel();
+            return;
+        }
     }
-    tracing::info!("shutdown requested");
-    stop.cancel();
 }
 
 /// SIGHUP re-reads the config file and applies what changed.

@@ -273,7 +273,8 @@ impl Kind {
             | "reload_poll_interval"
             | "list_wait"
             | "session_idle_timeout"
-            | "http_read_timeout" => Kind::Seconds,
+            | "http_read_timeout"
+            | "shutdown_timeout" => Kind::Seconds,
             "max_sessions" => Kind::Count,
             "allowed_hosts" | "allowed_origins" => Kind::List,
             _ => Kind::Bool,
@@ -371,6 +372,11 @@ fn assign(
                 Duration::try_from_secs_f64(n).map_err(|_| not_seconds(n, "0 or more, e.g. 5"))?;
         }
         ("list_wait", _) => settings.list_wait = defaults.list_wait,
+        ("shutdown_timeout", SettingValue::Num(n)) => {
+            settings.shutdown_timeout =
+                Duration::try_from_secs_f64(n).map_err(|_| not_seconds(n, "0 or more, e.g. 10"))?;
+        }
+        ("shutdown_timeout", _) => settings.shutdown_timeout = defaults.shutdown_timeout,
         ("session_idle_timeout", SettingValue::Num(n)) => {
             settings.session_idle_timeout = limit_seconds(n)?;
         }

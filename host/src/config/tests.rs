@@ -1128,6 +1128,7 @@ fn negative_durations_are_rejected() {
         "reload_poll_interval",
         "session_idle_timeout",
         "http_read_timeout",
+        "shutdown_timeout",
     ] {
         let err = parse_err(&format!("{{\"servers\": {{}},\n \"{key}\": -5}}"));
         assert_eq!(err.field(), Some(key));
@@ -1445,4 +1446,23 @@ fn bad_http_settings_are_rejected_with_a_fix() {
     }
     let err = parse_env("{}", &[("MAGG_MAX_SESSIONS", "many")]).unwrap_err();
     assert!(err.to_string().contains("whole number"), "{err}");
+}
+
+#[test]
+fn shutdown_timeout_from_the_file_and_the_environment() {
+    let s = parse("{}").unwrap().settings;
+    assert_eq!(s.shutdown_timeout, Duration::from_secs(10));
+    let s = parse(r#"{"shutdown_timeout": 2.5}"#).unwrap().settings;
+    assert_eq!(s.shutdown_timeout, Duration::from_millis(2500));
+    let s = parse(r#"{"shutdown_timeout": 0}"#).unwrap().settings;
+    assert_eq!(s.shutdown_timeout, Duration::ZERO);
+    let s = parse_env(
+        r#"{"shutdown_timeout": 2}"#,
+        &[("MAGG_SHUTDOWN_TIMEOUT", "30")],
+    )
+    .unwrap()
+    .settings;
+    assert_eq!(s.shutdown_timeout, Duration::from_secs(30));
+    let err = parse_err(r#"{"shutdown_timeout": "soon"}"#);
+    assert_eq!(err.field(), Some("shutdown_timeout"));
 }

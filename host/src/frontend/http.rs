@@ -13,7 +13,10 @@
 //!   not have `404 Not Found`;
 //! - with authentication on, a request without a valid bearer token gets `401 Unauthorized`
 //!   before anything else looks at it ([`bearer`]). Without it, HTTP sessions are
-//!   [`Trust::Unauthenticated`]: the call route refuses them the tools that change things.
+//!   [`Trust::Unauthenticated`]: the call route refuses them the tools that change things;
+//! - a POST counts as work in flight until its response has been sent, and while magg drains
+//!   before it stops, a new request (or a new event stream) gets `503 Service Unavailable` with
+//!   `Retry-After` ([`drain`]); answers and notifications still pass, for the calls in flight.
 //!
 //! Beside `/mcp`: the legacy SSE transport at `/sse` and `/messages/` ([`sse`]) and multi-mcp's
 //! management API at `/mcp_servers` and `/mcp_tools` ([`api`]), each a router of its own.
@@ -31,6 +34,7 @@ mod api;
 mod bearer;
 mod body;
 mod card;
+mod drain;
 mod guard;
 mod listen;
 mod ops;
@@ -134,6 +138,8 @@ pub async fn bind(
         check: None,
         scheme,
     };
+    let drain = hub.drain_token();
+    let edge_hub = hub.clone();
     let service = StreamableHttpService::new(
         move || Ok(MaggServer::with_trust(hub.clone(), trust)),
         sessions.clone(),
@@ -143,7 +149,7 @@ pub async fn bind(
         .route_service(PATH, service.clone())
         .route_service(&format!("{PATH}/"), service)
         .route_layer(axum::middleware::from_fn_with_state(
-            (sessions, places),
+            (sessions, places, edge_hub),
             edge,
         ))
         .merge(beside);
@@ -181,7 +187,7 @@ pub async fn bind(
         .merge(ops::probes(hub_ops))
         .fallback(not_found);
     let serve = async move {
-        listen::serve(listener, app, limits, tls, stop).await;
+        listen::serve(listener, app, limits, tls, drain, stop).await;
         Ok(())
     };
     Ok((addr, serve))
@@ -211,7 +217,12 @@ pub async fn bind_admin(
     let app = ops::probes(hub.clone())
         .merge(ops::metrics(hub))
         .fallback(not_found_admin);
-    Ok((addr, listen::serve(listener, app, limits, None, stop)))
+    // Probes keep their answers through the drain (readiness says 503 then): the admin
+    // listener closes only at the stop.
+    Ok((
+        addr,
+        listen::serve(listener, app, limits, None, stop.clone(), stop),
+    ))
 }
 
 /// Every path of the admin listener but its own.
@@ -240,7 +251,11 @@ async fn not_found() -> Response {
 
 /// What stands between the HTTP server and rmcp's service for every request to [`PATH`].
 async fn edge(
-    State((sessions, places)): State<(Arc<sessions::CappedSessions>, sessions::Places)>,
+    State((sessions, places, hub)): State<(
+        Arc<sessions::CappedSessions>,
+        sessions::Places,
+        Arc<Hub>,
+    )>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -251,6 +266,13 @@ async fn edge(
             let bytes = match body::read(body, MAX_BODY_BYTES).await {
                 Ok(bytes) => bytes,
                 Err(refusal) => return refusal,
+            };
+            // Answers and notifications still pass while magg drains: the calls in flight
+            // may need them.
+            let work = match hub.admit() {
+                Some(work) => work,
+                None if drain::is_request(&bytes) => return drain::refusal(&bytes),
+                None => hub.work(),
             };
             let declared_json = body::declares_json(&parts.headers);
             // A request that opens a session needs a free place, reserved here so that a
@@ -279,8 +301,9 @@ async fn edge(
             {
                 return rejection;
             }
-            reply::prefer_json(response, KEEP_ALIVE).await
+            drain::counted(reply::prefer_json(response, KEEP_ALIVE).await, work)
         }
+        Method::GET if hub.is_draining() => drain::refusal(b""),
         // The Python and TypeScript SDKs treat anything but 200 / 204 as a failed termination
         // and log a warning.
         Method::DELETE => {

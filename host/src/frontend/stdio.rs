@@ -16,6 +16,11 @@
 //! - Every request gets exactly one response (none when the client cancelled it, as MCP asks).
 //! - Both paths write whole lines to stdout through one writer, so messages never interleave
 //!   mid-line; a call's progress goes through that writer too, before its result.
+//! - Once magg drains before it stops ([`Hub::is_draining`]), every new request gets an error
+//!   saying so ([`shutting_down`]); answers to the backends' requests and notifications still
+//!   pass, so the calls in flight can finish. A tools/call and a tools/list count as work in
+//!   flight until their answer is queued, and [`Writer::flush`] waits until what was queued is
+//!   written.
 
 use std::{
     borrow::Cow,
@@ -56,10 +61,34 @@ pub const MAX_DEPTH: usize = 128;
 /// The client's tools/calls in flight: request id (as JSON text) → the call's cancellation.
 type InFlight = Arc<Mutex<HashMap<String, CancellationToken>>>;
 
-/// Serves one MCP session on this process's stdin and stdout.
+/// The session's writer to stdout, kept to wait for what was queued to be written.
+pub struct Writer(mpsc::UnboundedSender<Out>);
+
+impl Writer {
+    /// Waits until every line queued so far has been written to stdout (or stdout has failed).
+    pub async fn flush(&self) {
+        let (done, written) = tokio::sync::oneshot::channel();
+        if self.0.send(Out::Flush(done)).is_ok() {
+            let _ = written.await;
+        }
+    }
+}
+
+/// The error a request gets while magg drains before it stops.
+pub fn shutting_down() -> McpError {
+    McpError::new(
+        rmcp::model::ErrorCode(-32000),
+        "magg is shutting down: it is finishing the calls in flight and takes no new requests; \
+         send this again once magg has restarted",
+        None,
+    )
+}
+
+/// Serves one MCP session on this process's stdin and stdout; its writer comes along, to
+/// flush before magg exits.
 pub async fn serve(
     server: MaggServer,
-) -> Result<RunningService<RoleServer, MaggServer>, ServerInitializeError> {
+) -> Result<(RunningService<RoleServer, MaggServer>, Writer), ServerInitializeError> {
     let hub = server.hub.clone();
     let session = server.session_slot();
     let (stdin, stdout) = rmcp::transport::stdio_pipes();
@@ -70,10 +99,11 @@ pub async fn serve(
     let (out, lines) = mpsc::unbounded_channel();
     tokio::spawn(pipes::write_lines(stdout, lines));
     tokio::spawn(pipes::pump_lines(from_rmcp, out.clone()));
+    let writer = Writer(out.clone());
     tokio::spawn(read_client(stdin, to_rmcp, out, hub, session));
     let transport = AsyncRwTransport::new_server(rmcp_read, rmcp_write)
         .with_max_line_length(pipes::MAX_MESSAGE_BYTES);
-    server.serve(transport).await
+    Ok((server.serve(transport).await?, writer))
 }
 
 /// What the frontend needs to serve the client's calls.
@@ -130,6 +160,10 @@ async fn read_client<R: AsyncRead + Unpin>(
             }
         };
         let forward = match (&message.method, message.id) {
+            (Some(_), Some(id)) if client.hub.is_draining() => {
+                client.send(call::error_line(id, &shutting_down()));
+                false
+            }
             (Some(method), Some(id)) if initialized && method == "tools/call" => {
                 client.call(id, message.params);
                 false
@@ -168,6 +202,9 @@ impl Client {
 
     /// Starts a tools/call on the call route; its reply is written when it ends.
     fn call(&self, id: &RawValue, params: Option<&RawValue>) {
+        let Some(work) = self.hub.admit() else {
+            return self.send(call::error_line(id, &shutting_down()));
+        };
         let request = match CallRequest::from_text(params) {
             Ok(request) => request,
             Err(error) => return self.send(call::error_line(id, &error)),
@@ -194,12 +231,13 @@ impl Client {
         };
         let hub = self.hub.clone();
         tokio::spawn(async move {
-            let work = call::call_tool(&hub, request, ct);
+            let call = call::call_tool(&hub, request, ct);
             let reply = match origin {
-                Some(origin) => ORIGIN.scope(origin, work).await,
-                None => work.await,
+                Some(origin) => ORIGIN.scope(origin, call).await,
+                None => call.await,
             };
             answer.send(reply);
+            drop(work);
         });
     }
 
@@ -224,10 +262,14 @@ impl Client {
                 return self.send(call::error_line(id, &error));
             }
         };
+        let Some(work) = self.hub.admit() else {
+            return self.send(call::error_line(id, &shutting_down()));
+        };
         let hub = self.hub.clone();
         let out = self.out.clone();
         let id = id.to_owned();
         tokio::spawn(async move {
+            let _work = work;
             hub.wait_for_backends().await;
             let snapshot = hub.snapshot();
             let mut page = match snapshot.tools.page_pieces(cursor.as_deref()) {

@@ -14,9 +14,10 @@
 //! Every connection is a task of its own, so a slow client holds nothing but its socket and
 //! its task; everyone else is served meanwhile. Accepted connections have `TCP_NODELAY` set,
 //! so a response written in more than one piece is never held back waiting for the client's
-//! (delayed) acknowledgement of the first. On `stop`, no more connections are accepted, each
-//! open one finishes the request it is serving and closes, and [`serve`] returns once they
-//! have all closed (or after [`SHUTDOWN_GRACE`]).
+//! (delayed) acknowledgement of the first. On `drain`, the listener closes: no more
+//! connections are accepted, and open ones go on (the router refuses their new requests). On
+//! `stop`, each open connection finishes the request it is serving and closes, and [`serve`]
+//! returns once they have all closed (or after [`SHUTDOWN_GRACE`]).
 
 use std::{
     error::Error as StdError,
@@ -63,12 +64,14 @@ pub struct Limits {
     pub read_timeout: Option<Duration>,
 }
 
-/// Serves `app` on the connections `listener` accepts (over TLS with `tls`) until `stop`.
+/// Serves `app` on the connections `listener` accepts (over TLS with `tls`): accepts until
+/// `drain` (or `stop`), serves the open connections until `stop`.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: Limits,
     tls: Option<TlsAcceptor>,
+    drain: CancellationToken,
     stop: CancellationToken,
 ) {
     // Every connection task holds a receiver; the sender sees them all gone when they end.
@@ -86,6 +89,7 @@ pub async fn serve(
                     continue;
                 }
             },
+            _ = drain.cancelled() => break,
             _ = stop.cancelled() => break,
         };
         let connection = Connection {
@@ -97,6 +101,7 @@ pub async fn serve(
         tokio::spawn(connection.serve(stream, tls.clone()));
     }
     drop(listener);
+    stop.cancelled().await;
     drop(open_rx);
     if tokio::time::timeout(SHUTDOWN_GRACE, open_tx.closed())
         .await
