@@ -18,19 +18,26 @@
 //!   arrives (directly, through `proxy`, or rerouted by a hook).
 //! - It comes back as a [`Reply`]: a backend's result as the text it sent, or typed. Every
 //!   call ends in exactly one reply, which each frontend writes in its own form.
+//! - Observed only when someone looks: with tracing on, the call is a span (its parent the
+//!   client's trace context: `traceparent` in the params' `_meta`, else what the frontend
+//!   found outside them), each routing hook and the call to the backend a child span of it,
+//!   and the backend is sent the backend span's context in `_meta`. With debug logs on, each
+//!   call ends in one line with its session, server, tool, duration and outcome (never its
+//!   arguments). With neither, the call takes the plain route.
 
 mod access;
 mod reply;
 mod request;
 mod send;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Instant};
 
 use rmcp::{
     ErrorData as McpError,
     model::{CallToolRequestParams, CallToolResponse},
 };
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 pub use self::{
     reply::{Reply, ResultText, error_line, result_line},
@@ -42,10 +49,78 @@ use crate::{
     hub::Hub,
     mcp::error_result,
     plugins::{AfterText, Decision, HookRun, ToolCall},
+    telemetry,
 };
+
+/// The target of the call log's lines (one per call, at debug level).
+pub const CALL_LOG: &str = "magg::call";
 
 /// Runs one tools/call to the end.
 pub async fn call_tool(hub: &Arc<Hub>, request: CallRequest, ct: CancellationToken) -> Reply {
+    if telemetry::on() || tracing::enabled!(target: CALL_LOG, tracing::Level::DEBUG) {
+        return Box::pin(observed(hub, request, ct)).await;
+    }
+    route(hub, request, ct).await
+}
+
+/// [`call_tool`] in its span, ending in the call log's line.
+async fn observed(hub: &Arc<Hub>, mut request: CallRequest, ct: CancellationToken) -> Reply {
+    let started = Instant::now();
+    let origin = crate::relay::current_origin();
+    let session = origin.as_ref().and_then(|o| o.session.id());
+    let tool = request.name.clone();
+    let span = if telemetry::on() {
+        let parent = request.trace_parent.take().or_else(|| {
+            let meta = telemetry::MetaText::read(request.meta_text()?);
+            telemetry::parent(meta.carrier())
+        });
+        let id = origin
+            .as_ref()
+            .and_then(|o| o.request_id.as_ref())
+            .map(request_id_text);
+        let span =
+            telemetry::request_span("tools/call", Some(&tool), session, id.as_deref(), parent);
+        span.record("gen_ai.operation.name", "execute_tool");
+        span.record("gen_ai.tool.name", tool.as_str());
+        span.record("magg.tool", tool.as_str());
+        span
+    } else {
+        tracing::Span::none()
+    };
+    let reply = route(hub, request, ct).instrument(span.clone()).await;
+    let outcome = reply.outcome();
+    let server = match hub.snapshot().tool(&tool) {
+        Some(ToolRoute::Own(_)) => Some(hub.settings.self_prefix.clone()),
+        Some(ToolRoute::Backend(route)) => Some(route.backend.name.clone()),
+        None => None,
+    };
+    if let Some(server) = &server {
+        span.record("magg.server", server.as_str());
+    }
+    outcome.record(&span);
+    tracing::debug!(
+        target: CALL_LOG,
+        session,
+        server = server.as_deref().unwrap_or(""),
+        tool = %tool,
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        outcome = outcome.as_str(),
+        "tools/call"
+    );
+    reply
+}
+
+/// A JSON-RPC request id as text (a number's digits, a string as it is).
+pub fn request_id_text(id: &rmcp::model::RequestId) -> String {
+    match id {
+        rmcp::model::NumberOrString::Number(n) => n.to_string(),
+        rmcp::model::NumberOrString::String(s) => s.to_string(),
+    }
+}
+
+/// The route of a tools/call: its tool's way (magg's own, through the routing hooks, or
+/// straight to its backend).
+async fn route(hub: &Arc<Hub>, request: CallRequest, ct: CancellationToken) -> Reply {
     let mut snapshot = hub.snapshot();
     if snapshot.tool(&request.name).is_none() {
         // A client may call a tool it knows before magg has (re)started its server.
@@ -72,7 +147,19 @@ pub async fn call_tool_params(
     params: &CallToolRequestParams,
     ct: CancellationToken,
 ) -> Result<CallToolResponse, McpError> {
-    let request = CallRequest::from_params(params)?;
+    call_tool_params_from(hub, params, None, ct).await
+}
+
+/// [`call_tool_params`] for a client whose trace context (rmcp keeps `_meta` apart from the
+/// params; HTTP headers) names `trace_parent`.
+pub async fn call_tool_params_from(
+    hub: &Arc<Hub>,
+    params: &CallToolRequestParams,
+    trace_parent: Option<opentelemetry::Context>,
+    ct: CancellationToken,
+) -> Result<CallToolResponse, McpError> {
+    let mut request = CallRequest::from_params(params)?;
+    request.trace_parent = trace_parent;
     call_tool(hub, request, ct).await.into_response()
 }
 

@@ -53,8 +53,22 @@ pub struct Cli {
     /// Log level: error, warning, info, debug or trace (RUST_LOG, if set, wins)
     #[arg(long, global = true, help_heading = GLOBAL, value_name = "LEVEL")]
     pub log_level: Option<String>,
+    /// Log format on stderr: text, or json (one JSON object a line, for log shippers)
+    #[arg(long, global = true, help_heading = GLOBAL, value_name = "FORMAT", env = "MAGG_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+/// How log lines are written on stderr.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// A line of text per event, for people.
+    #[default]
+    Text,
+    /// A JSON object per line (`timestamp`, `level`, `message` and the event's fields), for
+    /// log shippers.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -158,7 +172,12 @@ pub fn main() -> ExitCode {
             };
         }
     };
-    let logs = init_logging(cli.log_level.as_deref());
+    let serving = matches!(cli.command, Some(Command::Serve(_)));
+    let logs = init_logging(
+        cli.log_level.as_deref(),
+        cli.log_format.unwrap_or_default(),
+        serving,
+    );
     let config = match config::load_discovered(cli.config.as_deref()) {
         Ok(config) => config,
         Err(e) => {
@@ -232,6 +251,8 @@ pub fn main() -> ExitCode {
         }
         None => Ok(()),
     };
+    // Spans not yet exported go out before magg ends.
+    crate::telemetry::shutdown();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -266,8 +287,15 @@ fn filter_for(level: &str) -> EnvFilter {
         .unwrap_or_else(|_| EnvFilter::new(format!("info,rmcp=error,{watch}")))
 }
 
-/// Logs go to stderr: stdout belongs to the MCP stdio channel.
-fn init_logging(cli_level: Option<&str>) -> Logs {
+/// Logs go to stderr: stdout belongs to the MCP stdio channel. With `traces` (a server) and an
+/// OTLP endpoint in the environment, request spans are exported as well ([`crate::telemetry`]);
+/// they never show in the log.
+fn init_logging(cli_level: Option<&str>, format: LogFormat, traces: bool) -> Logs {
+    use tracing_subscriber::{
+        Layer as _,
+        filter::{FilterExt as _, filter_fn},
+    };
+
     let filter = match (std::env::var("RUST_LOG"), cli_level) {
         // A spec that says nothing of the file watch keeps its per-event trace lines out.
         (Ok(spec), _) if !spec.is_empty() && !spec.contains("notify") => {
@@ -283,16 +311,36 @@ fn init_logging(cli_level: Option<&str>) -> Logs {
     let (filter, handle) = reload::Layer::new(filter);
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false);
-    match tracing_subscriber::registry()
-        .with(filter)
-        .with(fmt)
+    let fmt: Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync> =
+        match format {
+            LogFormat::Text => {
+                Box::new(fmt.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())))
+            }
+            LogFormat::Json => Box::new(
+                fmt.json()
+                    .flatten_event(true)
+                    .with_current_span(false)
+                    .with_span_list(false),
+            ),
+        };
+    let not_spans = filter_fn(|meta| meta.target() != crate::telemetry::TARGET);
+    let (spans, trace_error) = match traces.then(crate::telemetry::layer).transpose() {
+        Ok(layer) => (layer.flatten(), None),
+        Err(e) => (None, Some(e)),
+    };
+    let logs = match tracing_subscriber::registry()
+        .with(fmt.with_filter(filter.and(not_spans)))
+        .with(spans)
         .try_init()
     {
         Ok(()) => Logs(Some(handle)),
         Err(_) => Logs(None),
+    };
+    if let Some(e) = trace_error {
+        tracing::error!("traces are off: {e}");
     }
+    logs
 }
 
 /// Whether a command shows the values of `env` variables and `transport.headers` (its

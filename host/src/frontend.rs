@@ -31,6 +31,9 @@
 //!   backend's request during their call comes back as `input_required`, and the retry's
 //!   answer goes to the backend ([`mrtr`]). Results passed on from backends get the
 //!   `resultType` that protocol requires.
+//! - With tracing on, each request is a span ([`crate::telemetry`]) whose parent is the trace
+//!   context in the request's `_meta`, else in the HTTP request's `traceparent` header; a
+//!   tools/call's span is the call route's, which is handed that parent.
 //! - A tools/call goes to the call route ([`crate::call`]); the stdio frontend hands it over as
 //!   text, before rmcp sees it. What backends send clients outside a response (progress, logs,
 //!   requests, list changes) reaches them through the relay's sessions ([`crate::relay`]).
@@ -59,6 +62,7 @@ use crate::{
     call,
     hub::Hub,
     relay::{ORIGIN, Origin, Session, Trust},
+    telemetry,
 };
 
 /// Items per page of magg's list results.
@@ -153,6 +157,22 @@ impl MaggServer {
         ORIGIN.scope(self.origin(context), work).await
     }
 
+    /// The span of the request of `context`, for `method` on `target` (a tool or prompt name);
+    /// none when tracing is off.
+    fn span(
+        &self,
+        context: &RequestContext<RoleServer>,
+        method: &str,
+        target: Option<&str>,
+    ) -> tracing::Span {
+        if !telemetry::on() {
+            return tracing::Span::none();
+        }
+        let session = self.session.get().and_then(|s| s.id());
+        let id = call::request_id_text(&context.id);
+        telemetry::request_span(method, target, session, Some(&id), trace_parent(context))
+    }
+
     fn session(&self) -> Result<&Arc<Session>, McpError> {
         self.session
             .get()
@@ -190,9 +210,11 @@ impl ServerHandler for MaggServer {
         request: InitializeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<InitializeResult, McpError> {
+        let span = self.span(&context, "initialize", None);
         context.peer.set_peer_info(request.clone());
         let session = self.hub.sessions().add(context.peer.clone(), self.trust);
         session.set_caller(self.caller(&context));
+        span.record("mcp.session.id", session.id());
         let _ = self.session.set(session);
         tracing::info!(
             client = %request.client_info.name,
@@ -200,7 +222,9 @@ impl ServerHandler for MaggServer {
             protocol = %request.protocol_version,
             "client connected"
         );
-        self.negotiate_initialize(&request)
+        let result = self.negotiate_initialize(&request);
+        telemetry::Outcome::of(&result).record(&span);
+        result
     }
 
     async fn list_tools(
@@ -208,6 +232,8 @@ impl ServerHandler for MaggServer {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
+        // The request's span (tracing on) ends when it is answered.
+        let _span = self.span(&context, "tools/list", None);
         self.hub.wait_for_backends().await;
         let snapshot = self.snapshot(&context);
         let (items, next) = snapshot.tools.page_typed(cursor(&request))?;
@@ -227,8 +253,12 @@ impl ServerHandler for MaggServer {
             mrtr::call_tool(&self.hub, request, context, self.trust, caller).await
         } else {
             let ct = context.ct.clone();
-            self.traced(&context, call::call_tool_params(&self.hub, &request, ct))
-                .await
+            let parent = trace_parent(&context);
+            self.traced(
+                &context,
+                call::call_tool_params_from(&self.hub, &request, parent, ct),
+            )
+            .await
         };
         response.map(Passed::typed)
     }
@@ -238,6 +268,8 @@ impl ServerHandler for MaggServer {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, McpError> {
+        // The request's span (tracing on) ends when it is answered.
+        let _span = self.span(&context, "prompts/list", None);
         self.hub.wait_for_backends().await;
         let snapshot = self.snapshot(&context);
         let (items, next) = page(&snapshot.prompts, cursor(&request))?;
@@ -252,9 +284,13 @@ impl ServerHandler for MaggServer {
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
         let ct = context.ct.clone();
-        let response = self
-            .traced(&context, self.hub.get_prompt(request, ct))
-            .await;
+        let span = self.span(&context, "prompts/get", Some(&request.name));
+        span.record("gen_ai.prompt.name", request.name.as_str());
+        let response = telemetry::observe(
+            span,
+            self.traced(&context, self.hub.get_prompt(request, ct)),
+        )
+        .await;
         response.map(Passed::typed)
     }
 
@@ -263,6 +299,8 @@ impl ServerHandler for MaggServer {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
+        // The request's span (tracing on) ends when it is answered.
+        let _span = self.span(&context, "resources/list", None);
         self.hub.wait_for_backends().await;
         let snapshot = self.snapshot(&context);
         let (items, next) = page(&snapshot.resources, cursor(&request))?;
@@ -276,6 +314,8 @@ impl ServerHandler for MaggServer {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
+        // The request's span (tracing on) ends when it is answered.
+        let _span = self.span(&context, "resources/templates/list", None);
         self.hub.wait_for_backends().await;
         let snapshot = self.snapshot(&context);
         let (items, next) = page(&snapshot.templates, cursor(&request))?;
@@ -290,9 +330,13 @@ impl ServerHandler for MaggServer {
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
         let ct = context.ct.clone();
-        let response = self
-            .traced(&context, self.hub.read_resource(request, ct))
-            .await;
+        let span = self.span(&context, "resources/read", None);
+        span.record("mcp.resource.uri", request.uri.as_str());
+        let response = telemetry::observe(
+            span,
+            self.traced(&context, self.hub.read_resource(request, ct)),
+        )
+        .await;
         response.map(Passed::typed)
     }
 
@@ -302,7 +346,9 @@ impl ServerHandler for MaggServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, McpError> {
         let ct = context.ct.clone();
-        let response = self.traced(&context, self.hub.complete(request, ct)).await;
+        let span = self.span(&context, "completion/complete", None);
+        let response =
+            telemetry::observe(span, self.traced(&context, self.hub.complete(request, ct))).await;
         response.map(Passed::typed)
     }
 
@@ -361,6 +407,20 @@ impl ServerHandler for MaggServer {
             )),
         }
     }
+}
+
+/// The trace context the request of `context` carries: `traceparent` (and `tracestate`) in its
+/// `_meta`, else in the HTTP request's headers. `None` when tracing is off or it carries none.
+pub(crate) fn trace_parent(context: &RequestContext<RoleServer>) -> Option<opentelemetry::Context> {
+    if !telemetry::on() {
+        return None;
+    }
+    let headers = context
+        .extensions
+        .get::<::http::request::Parts>()
+        .map(|parts| telemetry::Carrier::from_headers(&parts.headers))
+        .unwrap_or_default();
+    telemetry::parent(telemetry::Carrier::from_meta(&context.meta).or(headers))
 }
 
 /// A result passed on from a backend. Backends of the session era send no `resultType`, which

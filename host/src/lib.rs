@@ -5,7 +5,7 @@
 //! Modules are layered, and each uses only those below it, bottom first:
 //! - [`mcp`] (MCP's rules and shapes), [`config`] (Magg's config file), [`kits`], [`pipes`]
 //!   (whole-line plumbing), [`tls`] (rustls for HTTPS), [`auth`] (bearer tokens, OAuth,
-//!   scopes);
+//!   scopes), [`telemetry`] (OpenTelemetry traces and the W3C trace context);
 //! - [`relay`]: client sessions and what they are owed (progress, logs, backend requests);
 //! - [`backend`]: one supervised connection per server, with its stdio lane;
 //! - [`plugins`]: the WebAssembly plugins (tool filters, routing hooks, ...);
@@ -33,5 +33,6 @@ pub mod pipes;
 pub mod plugins;
 pub mod relay;
 pub mod reload;
+pub mod telemetry;
 pub mod tls;
 pub mod tools;

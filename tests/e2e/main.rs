@@ -39,4 +39,5 @@ mod shared_file;
 mod smart_configure;
 mod sse;
 mod tls;
+mod tracing;
 mod transparency;
