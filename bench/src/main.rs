@@ -88,6 +88,10 @@
 //! 16. **Bundled plugins**: spawn → initialize and spawn → the first answer of the bundled
 //!     `smart-configure` plugin, with an empty compile cache and from the cache, and magg's
 //!     RSS, against magg with its bundled plugins off. See `bundled.rs`.
+//! 18. **Tracing**: tools/call of `echo` by the bare client, direct vs magg with tracing off,
+//!     on with every call sampled and on with a ratio sampler (0.1), exporting over OTLP/HTTP
+//!     to a local sink: added p50 of each, and, with `--baseline`, tracing off against the
+//!     baseline magg (budget ≤ 5 µs: nothing measurable). See `tracing_cost.rs`.
 //!
 //! Run it from the workspace root with
 //!
@@ -123,6 +127,7 @@ mod search;
 mod server;
 mod sessions;
 mod stats;
+mod tracing_cost;
 
 use std::{
     collections::HashSet,
@@ -158,7 +163,7 @@ const PAGE_SIZE: usize = 1000;
 /// Number of backends for the memory measurement.
 const RSS_BACKENDS: usize = 10;
 /// The highest measurement number.
-const LAST: u16 = 16;
+const LAST: u16 = 18;
 /// Environment of every magg: its first tools/list waits up to 10 s for
 /// backends that are still starting.
 const MAGG_ENV: &[(&str, &str)] = &[("MAGG_LIST_WAIT", "10")];
@@ -168,7 +173,7 @@ const MAGG_ENV: &[(&str, &str)] = &[("MAGG_LIST_WAIT", "10")];
 struct Options {
     quick: bool,
     /// The measurements to run (bit N for measurement N); all by default.
-    only: u16,
+    only: u32,
     /// Sequential calls timed for latency.
     calls: usize,
     /// Untimed calls before them.
@@ -194,7 +199,7 @@ impl Options {
     /// `Ok(None)` means help was printed.
     fn parse(args: impl Iterator<Item = String>) -> Result<Option<(Options, Option<PathBuf>)>> {
         let mut quick = false;
-        let mut only = 0u16;
+        let mut only = 0u32;
         let mut baseline = None;
         let mut args = args.peekable();
         while let Some(arg) = args.next() {
@@ -231,7 +236,7 @@ impl Options {
         }
         let opts = Options {
             quick,
-            only: if only == 0 { u16::MAX } else { only },
+            only: if only == 0 { u32::MAX } else { only },
             calls: if quick { 500 } else { 5000 },
             warmup: 200,
             duration: Duration::from_secs(if quick { 1 } else { 3 }),
@@ -1126,7 +1131,7 @@ async fn run(opts: Options, baseline: Option<PathBuf>) -> Result<()> {
 
     let mut failures = Vec::new();
     let mut builtin = None;
-    let wanted = |n: u16| opts.only & (1 << n) != 0;
+    let wanted = |n: u16| opts.only & (1u32 << n) != 0;
     if wanted(1) {
         match calls(&env, opts).await {
             Ok((latency, throughput, tools)) => {
@@ -1197,6 +1202,10 @@ async fn run(opts: Options, baseline: Option<PathBuf>) -> Result<()> {
     if wanted(16) {
         let result = bundled::bundled(&env, opts).await;
         record(&mut report, &mut failures, "16 (bundled plugins)", result);
+    }
+    if wanted(18) {
+        let result = tracing_cost::tracing_cost(&env, opts).await;
+        record(&mut report, &mut failures, "18 (tracing)", result);
     }
 
     for incident in server::incidents() {

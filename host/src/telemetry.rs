@@ -545,3 +545,88 @@ impl Outcome {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn a_valid_traceparent_is_a_remote_parent() {
+        let carrier = Carrier {
+            traceparent: Some(PARENT),
+            tracestate: Some("k=v"),
+        };
+        let context = parent(carrier).unwrap_or_else(|| panic!("no parent from {PARENT}"));
+        let span = context.span().span_context().clone();
+        assert_eq!(
+            span.trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert_eq!(span.span_id().to_string(), "00f067aa0ba902b7");
+        assert!(span.is_remote() && span.is_sampled());
+        assert_eq!(span.trace_state().header(), "k=v");
+        for bad in [
+            "",
+            "00-xyz-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+        ] {
+            let carrier = Carrier {
+                traceparent: Some(bad),
+                tracestate: None,
+            };
+            assert!(parent(carrier).is_none(), "{bad:?} was taken");
+        }
+        assert!(parent(Carrier::default()).is_none());
+    }
+
+    #[test]
+    fn meta_is_read_before_headers() {
+        let meta = MetaText::read(r#"{"traceparent":"00-a-b-01","progressToken":1}"#);
+        let mut headers = http::HeaderMap::new();
+        headers.insert(TRACEPARENT, http::HeaderValue::from_static("00-c-d-01"));
+        let from_headers = Carrier::from_headers(&headers);
+        assert_eq!(
+            meta.carrier().or(from_headers).traceparent,
+            Some("00-a-b-01")
+        );
+        let none = MetaText::read("[1]");
+        assert_eq!(
+            none.carrier().or(from_headers).traceparent,
+            Some("00-c-d-01")
+        );
+    }
+
+    #[test]
+    fn the_outgoing_context_replaces_the_one_in_meta() {
+        let mut meta = rmcp::model::MetaObject::new();
+        meta.set_traceparent("00-old-old-01");
+        meta.set_tracestate("old=1");
+        meta.insert("k".into(), 1.into());
+        let out = Outgoing {
+            traceparent: Some(PARENT.to_owned()),
+            tracestate: None,
+        };
+        out.set_in(&mut meta);
+        assert_eq!(meta.get_traceparent(), Some(PARENT));
+        assert_eq!(meta.get_tracestate(), None);
+        assert_eq!(meta.get("k"), Some(&1.into()));
+    }
+
+    #[test]
+    fn outcomes_name_their_error() {
+        assert_eq!(Outcome::Ok.error_type(), None);
+        assert_eq!(
+            Outcome::ToolError.error_type().as_deref(),
+            Some("tool_error")
+        );
+        assert_eq!(
+            Outcome::Error(-32602).error_type().as_deref(),
+            Some("-32602")
+        );
+        assert_eq!(Outcome::Cancelled.as_str(), "cancelled");
+        assert!(!on(), "tracing is off unless set up");
+        assert!(request_span("tools/call", None, None, None, None).is_none());
+    }
+}

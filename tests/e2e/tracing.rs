@@ -605,6 +605,24 @@ async fn with_tracing_off_nothing_is_exported_and_meta_passes_unchanged() {
 }
 
 #[tokio::test]
+async fn an_unsupported_protocol_leaves_tracing_off_and_says_what_to_set() {
+    let receiver = Receiver::start().await;
+    let config = config();
+    let mut env = receiver.env();
+    env.push(("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".to_owned()));
+    let mut magg = Raw::start(&config, &[], &env).await;
+    let sent = json!({"traceparent": traceparent()});
+    assert_eq!(magg.backend_meta(1, sent.clone()).await, sent);
+    let log = magg.close().await;
+    assert!(
+        log.iter().any(|line| line.contains("traces are off")
+            && line.contains("OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf")),
+        "{log:#?}"
+    );
+    assert_eq!(receiver.posts(), 0);
+}
+
+#[tokio::test]
 async fn json_logs_have_a_line_per_call_and_never_arguments_or_secrets() {
     const SECRET: &str = "sk-live-5ecret-env-value";
     const ARGUMENT: &str = "argument-value-4242";

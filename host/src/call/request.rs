@@ -319,6 +319,36 @@ mod tests {
     }
 
     #[test]
+    fn the_trace_context_replaces_the_clients_in_meta() {
+        let trace = Outgoing {
+            traceparent: Some("00-aa-bb-01".to_owned()),
+            tracestate: None,
+        };
+        let request = read(
+            r#"{"name":"a_b","arguments":{"x":1},"_meta":{"traceparent":"00-cc-dd-01","tracestate":"k=v","k":1}}"#,
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(
+            request.params_text_traced("b", None, Some(&trace)),
+            r#"{"name":"b","arguments":{"x":1},"_meta":{"traceparent":"00-aa-bb-01","k":1}}"#
+        );
+        assert_eq!(
+            request.meta_text(),
+            Some(r#"{"traceparent":"00-cc-dd-01","tracestate":"k=v","k":1}"#)
+        );
+        let bare = read(r#"{"name":"a_b"}"#).unwrap_or_else(|e| panic!("{e:?}"));
+        let with_state = Outgoing {
+            tracestate: Some("k=v".to_owned()),
+            ..trace.clone()
+        };
+        assert_eq!(
+            bare.params_text_traced("b", Some("5"), Some(&with_state)),
+            r#"{"name":"b","_meta":{"progressToken":5,"traceparent":"00-aa-bb-01","tracestate":"k=v"}}"#
+        );
+        assert_eq!(bare.params_text_traced("b", None, None), r#"{"name":"b"}"#);
+    }
+
+    #[test]
     fn malformed_params_are_invalid_params() {
         for bad in [
             r#"{"arguments":{}}"#,
