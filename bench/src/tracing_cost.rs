@@ -5,8 +5,10 @@
 //! `--baseline`, the baseline magg. Tracing on exports over OTLP/HTTP to a sink in this process
 //! that reads each request and answers `200 OK`. The calls go in rounds of
 //! [`ROUND`] to each server in turn, so that drift of the machine's load spreads over all of
-//! them alike. Figures: the added p50 of each (budget for tracing off: nothing measurable,
-//! here ≤ 5 µs over the baseline magg when one is given) and what tracing adds over off.
+//! them alike, each round starting with the next server. Figures: the added p50 of each, the
+//! CPU time each magg process spent per call (steadier than latency on a busy machine), and
+//! what tracing adds over off (budget for tracing off: nothing measurable, here ≤ 5 µs over the
+//! baseline magg when one is given).
 
 use std::{
     path::Path,
@@ -28,6 +30,7 @@ use crate::{
     Env, MAGG_ENV, Options,
     raw::RawServer,
     report::{Budget, Section},
+    server::cpu_ns as cpu_ns_of,
     stats::Summary,
 };
 
@@ -37,6 +40,9 @@ const ROUND: usize = 100;
 /// What tracing off may add over the baseline magg, in µs of p50: below what the machine's
 /// noise lets one measure.
 const OFF_BUDGET_US: f64 = 5.0;
+
+/// A magg measured: its label, its binary and its environment.
+type Variant<'a> = (&'a str, &'a Path, Vec<(&'a str, &'a str)>);
 
 /// Measurement 18.
 pub async fn tracing_cost(env: &Env, opts: Options) -> Result<Section> {
@@ -55,7 +61,7 @@ pub async fn tracing_cost(env: &Env, opts: Options) -> Result<Section> {
     };
     let always = exporting("always_on", "1");
     let ratio = exporting("traceidratio", "0.1");
-    let mut variants: Vec<(&str, &Path, Vec<(&str, &str)>)> = vec![
+    let mut variants: Vec<Variant> = vec![
         ("tracing off", &env.magg, MAGG_ENV.to_vec()),
         ("on, always_on", &env.magg, always),
         ("on, ratio 0.1", &env.magg, ratio),
@@ -95,8 +101,11 @@ pub async fn tracing_cost(env: &Env, opts: Options) -> Result<Section> {
     for server in servers {
         server.shutdown().await;
     }
-    let samples = measured?;
+    let Measured { latencies, cpu_ns } = measured?;
+    let samples = latencies;
     let exported = sink.requests.load(Ordering::Relaxed);
+    let calls = samples[0].len().max(1) as f64;
+    let cpu_us = |i: usize| cpu_ns[i] as f64 / calls / 1000.0;
 
     let summaries: Vec<Summary> = samples.iter().map(|s| Summary::of(s)).collect();
     let direct = summaries[0];
@@ -108,10 +117,18 @@ pub async fn tracing_cost(env: &Env, opts: Options) -> Result<Section> {
             samples[0].len()
         ),
     );
-    s.line(crate::TABLE_HEAD);
-    s.line(crate::table_row("direct", &direct));
-    for ((label, ..), summary) in variants.iter().zip(&summaries[1..]) {
-        s.line(crate::table_row(label, summary));
+    s.line(format!("{}   CPU µs/call", crate::TABLE_HEAD));
+    s.line(format!(
+        "{}  {:>9.1}",
+        crate::table_row("direct", &direct),
+        cpu_us(0)
+    ));
+    for (i, ((label, ..), summary)) in variants.iter().zip(&summaries[1..]).enumerate() {
+        s.line(format!(
+            "{}  {:>9.1}",
+            crate::table_row(label, summary),
+            cpu_us(i + 1)
+        ));
     }
     let added = |i: usize| summaries[i].p50 - direct.p50;
     s.figure(
@@ -149,11 +166,32 @@ pub async fn tracing_cost(env: &Env, opts: Options) -> Result<Section> {
         "µs",
         None,
     );
+    s.figure(
+        "always_cpu_over_off_us",
+        "tracing on (always_on) over off, magg CPU per call",
+        cpu_us(2) - cpu_us(1),
+        "µs",
+        None,
+    );
+    s.figure(
+        "ratio_cpu_over_off_us",
+        "tracing on (ratio 0.1) over off, magg CPU per call",
+        cpu_us(3) - cpu_us(1),
+        "µs",
+        None,
+    );
     if env.baseline.is_some() {
         s.figure(
             "off_over_baseline_p50_us",
             "tracing off over the baseline magg, p50",
             summaries[1].p50 - summaries[4].p50,
+            "µs",
+            Some(Budget::AtMost(OFF_BUDGET_US)),
+        );
+        s.figure(
+            "off_cpu_over_baseline_us",
+            "tracing off over the baseline magg, magg CPU per call",
+            cpu_us(1) - cpu_us(4),
             "µs",
             Some(Budget::AtMost(OFF_BUDGET_US)),
         );
@@ -175,28 +213,49 @@ pub async fn tracing_cost(env: &Env, opts: Options) -> Result<Section> {
         data.insert((*label).into(), summary.to_json());
     }
     s.data("latency", serde_json::Value::Object(data));
+    s.data(
+        "cpu_us_per_call",
+        json!(
+            (0..samples.len())
+                .map(|i| crate::stats::round2(cpu_us(i)))
+                .collect::<Vec<_>>()
+        ),
+    );
     Ok(s)
 }
 
-/// Latencies of each server, in rounds.
-async fn measure(servers: &mut [RawServer], opts: Options) -> Result<Vec<Vec<Duration>>> {
+/// What each server took: the latency of every call, and the CPU time its process (all its
+/// threads, the exporter's too) spent in them, in nanoseconds.
+struct Measured {
+    latencies: Vec<Vec<Duration>>,
+    cpu_ns: Vec<u64>,
+}
+
+/// Latencies and CPU time of each server, in rounds; each round starts with the next server,
+/// so that no server always follows the same one.
+async fn measure(servers: &mut [RawServer], opts: Options) -> Result<Measured> {
     let arguments = json!({"text": "hello"});
+    let tool = |i: usize| if i == 0 { "echo" } else { "tb_echo" };
     for (i, server) in servers.iter_mut().enumerate() {
-        let tool = if i == 0 { "echo" } else { "tb_echo" };
         server
-            .call_latencies(tool, &arguments, opts.warmup, 0)
+            .call_latencies(tool(i), &arguments, opts.warmup, 0)
             .await?;
     }
     let rounds = opts.calls.div_ceil(ROUND);
-    let mut samples = vec![Vec::with_capacity(rounds * ROUND); servers.len()];
-    for _ in 0..rounds {
-        for (i, server) in servers.iter_mut().enumerate() {
-            let tool = if i == 0 { "echo" } else { "tb_echo" };
-            let round = server.call_latencies(tool, &arguments, 0, ROUND).await?;
-            samples[i].extend(round);
+    let n = servers.len();
+    let mut latencies = vec![Vec::with_capacity(rounds * ROUND); n];
+    let mut cpu_ns = vec![0; n];
+    for round in 0..rounds {
+        for k in 0..n {
+            let i = (round + k) % n;
+            let server = &mut servers[i];
+            let before = cpu_ns_of(server.pid())?;
+            let samples = server.call_latencies(tool(i), &arguments, 0, ROUND).await?;
+            cpu_ns[i] += cpu_ns_of(server.pid())?.saturating_sub(before);
+            latencies[i].extend(samples);
         }
     }
-    Ok(samples)
+    Ok(Measured { latencies, cpu_ns })
 }
 
 /// An OTLP/HTTP sink on loopback: reads each request whole and answers `200 OK`.

@@ -101,10 +101,10 @@ async fn observed(hub: &Arc<Hub>, mut request: CallRequest, ct: CancellationToke
     tracing::debug!(
         target: CALL_LOG,
         session,
-        server = server.as_deref().unwrap_or(""),
+        server = %server.as_deref().unwrap_or(""),
         tool = %tool,
-        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
-        outcome = outcome.as_str(),
+        duration_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
+        outcome = %outcome.as_str(),
         "tools/call"
     );
     reply

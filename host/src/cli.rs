@@ -293,7 +293,7 @@ fn filter_for(level: &str) -> EnvFilter {
 fn init_logging(cli_level: Option<&str>, format: LogFormat, traces: bool) -> Logs {
     use tracing_subscriber::{
         Layer as _,
-        filter::{FilterExt as _, filter_fn},
+        filter::{FilterExt as _, LevelFilter, Targets},
     };
 
     let filter = match (std::env::var("RUST_LOG"), cli_level) {
@@ -324,7 +324,11 @@ fn init_logging(cli_level: Option<&str>, format: LogFormat, traces: bool) -> Log
                     .with_span_list(false),
             ),
         };
-    let not_spans = filter_fn(|meta| meta.target() != crate::telemetry::TARGET);
+    // The exported spans never show in the log. A `Targets` filter (not a closure) keeps the
+    // log's level the most verbose level anything listens at, so disabled log calls stay free.
+    let not_spans = Targets::new()
+        .with_default(LevelFilter::TRACE)
+        .with_target(crate::telemetry::TARGET, LevelFilter::OFF);
     let (spans, trace_error) = match traces.then(crate::telemetry::layer).transpose() {
         Ok(layer) => (layer.flatten(), None),
         Err(e) => (None, Some(e)),

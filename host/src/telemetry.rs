@@ -43,7 +43,11 @@ use opentelemetry_otlp::{Protocol, WithExportConfig as _, WithHttpConfig as _};
 use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator, trace::SdkTracerProvider};
 use tracing::Subscriber;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-use tracing_subscriber::{Layer, filter::filter_fn, registry::LookupSpan};
+use tracing_subscriber::{
+    Layer,
+    filter::{LevelFilter, Targets},
+    registry::LookupSpan,
+};
 
 /// The `tracing` target of the spans that are exported (and of nothing else).
 pub const TARGET: &str = "magg::otel";
@@ -136,7 +140,7 @@ where
         .with_threads(false)
         .with_tracked_inactivity(false)
         .with_target(false)
-        .with_filter(filter_fn(|meta| meta.target() == TARGET));
+        .with_filter(Targets::new().with_target(TARGET, LevelFilter::INFO));
     Ok(Some(layer))
 }
 
