@@ -309,35 +309,30 @@ fn init_logging(cli_level: Option<&str>, format: LogFormat, traces: bool) -> Log
         },
     };
     let (filter, handle) = reload::Layer::new(filter);
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_target(false);
-    let fmt: Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync> =
-        match format {
-            LogFormat::Text => {
-                Box::new(fmt.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())))
-            }
-            LogFormat::Json => Box::new(
-                fmt.json()
-                    .flatten_event(true)
-                    .with_current_span(false)
-                    .with_span_list(false),
-            ),
-        };
-    // The exported spans never show in the log. A `Targets` filter (not a closure) keeps the
-    // log's level the most verbose level anything listens at, so disabled log calls stay free.
-    let not_spans = Targets::new()
-        .with_default(LevelFilter::TRACE)
-        .with_target(crate::telemetry::TARGET, LevelFilter::OFF);
     let (spans, trace_error) = match traces.then(crate::telemetry::layer).transpose() {
         Ok(layer) => (layer.flatten(), None),
         Err(e) => (None, Some(e)),
     };
-    let logs = match tracing_subscriber::registry()
-        .with(fmt.with_filter(filter.and(not_spans)))
-        .with(spans)
-        .try_init()
-    {
+    let installed = match spans {
+        // Tracing off: one filter for the whole subscriber, so that a log call below its level
+        // is off at its call site and costs nothing (the call route asks whether its debug
+        // line is wanted before timing a call).
+        None => tracing_subscriber::registry()
+            .with(filter)
+            .with(log_layer(format))
+            .try_init(),
+        // Tracing on: each layer has its own filter; the exported spans never show in the log.
+        Some(spans) => {
+            let not_spans = Targets::new()
+                .with_default(LevelFilter::TRACE)
+                .with_target(crate::telemetry::TARGET, LevelFilter::OFF);
+            tracing_subscriber::registry()
+                .with(log_layer(format).with_filter(filter.and(not_spans)))
+                .with(spans)
+                .try_init()
+        }
+    };
+    let logs = match installed {
         Ok(()) => Logs(Some(handle)),
         Err(_) => Logs(None),
     };
@@ -345,6 +340,27 @@ fn init_logging(cli_level: Option<&str>, format: LogFormat, traces: bool) -> Log
         tracing::error!("traces are off: {e}");
     }
     logs
+}
+
+/// The layer that writes log lines to stderr in `format`.
+fn log_layer<S>(format: LogFormat) -> Box<dyn tracing_subscriber::Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    match format {
+        LogFormat::Text => {
+            Box::new(fmt.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())))
+        }
+        LogFormat::Json => Box::new(
+            fmt.json()
+                .flatten_event(true)
+                .with_current_span(false)
+                .with_span_list(false),
+        ),
+    }
 }
 
 /// Whether a command shows the values of `env` variables and `transport.headers` (its
