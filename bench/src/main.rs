@@ -92,6 +92,10 @@
 //!     in process; and echo over stdio through magg with metrics on and off (`MAGG_METRICS=0`)
 //!     side by side, against the backend directly (budget: metrics add ≤ 2 µs p50). See
 //!     `metrics_cost.rs`.
+//! 18. **Tracing**: tools/call of `echo` by the bare client, direct vs magg with tracing off,
+//!     on with every call sampled and on with a ratio sampler (0.1), exporting over OTLP/HTTP
+//!     to a local sink: added p50 of each, and, with `--baseline`, tracing off against the
+//!     baseline magg (budget ≤ 5 µs: nothing measurable). See `tracing_cost.rs`.
 //!
 //! Run it from the workspace root with
 //!
@@ -128,6 +132,7 @@ mod search;
 mod server;
 mod sessions;
 mod stats;
+mod tracing_cost;
 
 use std::{
     collections::HashSet,
@@ -163,7 +168,7 @@ const PAGE_SIZE: usize = 1000;
 /// Number of backends for the memory measurement.
 const RSS_BACKENDS: usize = 10;
 /// The highest measurement number.
-const LAST: u16 = 17;
+const LAST: u16 = 18;
 /// Environment of every magg: its first tools/list waits up to 10 s for
 /// backends that are still starting.
 const MAGG_ENV: &[(&str, &str)] = &[("MAGG_LIST_WAIT", "10")];
@@ -1206,6 +1211,10 @@ async fn run(opts: Options, baseline: Option<PathBuf>) -> Result<()> {
     if wanted(17) {
         let result = metrics_cost::metrics_cost(&env, opts).await;
         record(&mut report, &mut failures, "17 (metrics)", result);
+    }
+    if wanted(18) {
+        let result = tracing_cost::tracing_cost(&env, opts).await;
+        record(&mut report, &mut failures, "18 (tracing)", result);
     }
 
     for incident in server::incidents() {

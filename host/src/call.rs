@@ -18,6 +18,12 @@
 //!   arrives (directly, through `proxy`, or rerouted by a hook).
 //! - It comes back as a [`Reply`]: a backend's result as the text it sent, or typed. Every
 //!   call ends in exactly one reply, which each frontend writes in its own form.
+//! - Observed only when someone looks: with tracing on, the call is a span (its parent the
+//!   client's trace context: `traceparent` in the params' `_meta`, else what the frontend
+//!   found outside them), each routing hook and the call to the backend a child span of it,
+//!   and the backend is sent the backend span's context in `_meta`. With debug logs on, each
+//!   call ends in one line with its session, server, tool, duration and outcome (never its
+//!   arguments). With neither, the call takes the plain route.
 
 mod access;
 mod reply;
@@ -31,6 +37,7 @@ use rmcp::{
     model::{CallToolRequestParams, CallToolResponse},
 };
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 pub use self::{
     reply::{Reply, ResultText, error_line, result_line},
@@ -41,46 +48,103 @@ use crate::{
     catalog::{Route, Snapshot, ToolRoute},
     hub::Hub,
     mcp::error_result,
-    metrics::{self, Outcome},
+    metrics,
     plugins::{AfterText, Decision, HookRun, ToolCall},
+    telemetry,
 };
+
+/// The target of the call log's lines (one per call, at debug level).
+pub const CALL_LOG: &str = "magg::call";
 
 /// Runs one tools/call to the end, and counts it ([`crate::metrics`]). It counts as work in
 /// flight until it ends, so that magg, told to stop, waits for it whatever its transport.
 pub async fn call_tool(hub: &Arc<Hub>, request: CallRequest, ct: CancellationToken) -> Reply {
     let _work = hub.work();
+    if telemetry::on() || tracing::enabled!(target: CALL_LOG, tracing::Level::DEBUG) {
+        return Box::pin(observed(hub, request, ct)).await;
+    }
     if !metrics::enabled() {
         return route(hub, request, ct).await.0;
     }
     let started = Instant::now();
     let (reply, target) = route(hub, request, ct).await;
-    let metrics = metrics::global();
-    match target {
-        Some(target) => metrics.tool_call(
-            target.server(),
-            target.tool(),
-            outcome(&reply),
-            started.elapsed(),
-        ),
-        None => metrics.unknown_tool_call(),
-    }
+    count(target.as_ref(), &reply.outcome(), started);
     reply
 }
 
-/// How a reply ends the call, for the metrics.
-fn outcome(reply: &Reply) -> Outcome {
-    match reply {
-        Reply::Text(text) if reply::is_error_text(text.get()) => Outcome::tool_error,
-        Reply::Typed(CallToolResponse::Complete(result)) if result.is_error == Some(true) => {
-            Outcome::tool_error
-        }
-        Reply::Text(_) | Reply::Typed(_) => Outcome::ok,
-        Reply::Error(_) => Outcome::error,
-        Reply::Cancelled => Outcome::cancelled,
+/// Counts a call that went to `target` (`None`: a tool magg does not have) and ended so.
+fn count(target: Option<&ToolRoute>, outcome: &telemetry::Outcome, started: Instant) {
+    if !metrics::enabled() {
+        return;
+    }
+    let metrics = metrics::global();
+    let Some(target) = target else {
+        metrics.unknown_tool_call();
+        return;
+    };
+    let outcome = match outcome {
+        telemetry::Outcome::Ok => metrics::Outcome::ok,
+        telemetry::Outcome::ToolError => metrics::Outcome::tool_error,
+        telemetry::Outcome::Error(_) => metrics::Outcome::error,
+        telemetry::Outcome::Cancelled => metrics::Outcome::cancelled,
+    };
+    metrics.tool_call(target.server(), target.tool(), outcome, started.elapsed());
+}
+
+/// [`call_tool`] in its span, ending in the call log's line.
+async fn observed(hub: &Arc<Hub>, mut request: CallRequest, ct: CancellationToken) -> Reply {
+    let started = Instant::now();
+    let origin = crate::relay::current_origin();
+    let session = origin.as_ref().and_then(|o| o.session.id());
+    let tool = request.name.clone();
+    let span = if telemetry::on() {
+        let parent = request.trace_parent.take().or_else(|| {
+            let meta = telemetry::MetaText::read(request.meta_text()?);
+            telemetry::parent(meta.carrier())
+        });
+        let id = origin
+            .as_ref()
+            .and_then(|o| o.request_id.as_ref())
+            .map(request_id_text);
+        let span =
+            telemetry::request_span("tools/call", Some(&tool), session, id.as_deref(), parent);
+        span.record("gen_ai.operation.name", "execute_tool");
+        span.record("gen_ai.tool.name", tool.as_str());
+        span.record("magg.tool", tool.as_str());
+        span
+    } else {
+        tracing::Span::none()
+    };
+    let (reply, target) = route(hub, request, ct).instrument(span.clone()).await;
+    let outcome = reply.outcome();
+    count(target.as_ref(), &outcome, started);
+    let server = target.as_ref().map(ToolRoute::server);
+    if let Some(server) = server {
+        span.record("magg.server", server);
+    }
+    outcome.record(&span);
+    tracing::debug!(
+        target: CALL_LOG,
+        session,
+        server = %server.unwrap_or(""),
+        tool = %tool,
+        duration_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
+        outcome = %outcome.as_str(),
+        "tools/call"
+    );
+    reply
+}
+
+/// A JSON-RPC request id as text (a number's digits, a string as it is).
+pub fn request_id_text(id: &rmcp::model::RequestId) -> String {
+    match id {
+        rmcp::model::NumberOrString::Number(n) => n.to_string(),
+        rmcp::model::NumberOrString::String(s) => s.to_string(),
     }
 }
 
-/// [`call_tool`]'s work: the reply, and the tool it was for (`None` for a tool magg does not
+/// The route of a tools/call: its tool's way (magg's own, through the routing hooks, or
+/// straight to its backend). Also gives the tool it was for (`None` for a tool magg does not
 /// have).
 async fn route(
     hub: &Arc<Hub>,
@@ -117,7 +181,19 @@ pub async fn call_tool_params(
     params: &CallToolRequestParams,
     ct: CancellationToken,
 ) -> Result<CallToolResponse, McpError> {
-    let request = CallRequest::from_params(params)?;
+    call_tool_params_from(hub, params, None, ct).await
+}
+
+/// [`call_tool_params`] for a client whose trace context (rmcp keeps `_meta` apart from the
+/// params; HTTP headers) names `trace_parent`.
+pub async fn call_tool_params_from(
+    hub: &Arc<Hub>,
+    params: &CallToolRequestParams,
+    trace_parent: Option<opentelemetry::Context>,
+    ct: CancellationToken,
+) -> Result<CallToolResponse, McpError> {
+    let mut request = CallRequest::from_params(params)?;
+    request.trace_parent = trace_parent;
     call_tool(hub, request, ct).await.into_response()
 }
 

@@ -53,8 +53,22 @@ pub struct Cli {
     /// Log level: error, warning, info, debug or trace (RUST_LOG, if set, wins)
     #[arg(long, global = true, help_heading = GLOBAL, value_name = "LEVEL")]
     pub log_level: Option<String>,
+    /// Log format on stderr: text, or json (one JSON object a line, for log shippers)
+    #[arg(long, global = true, help_heading = GLOBAL, value_name = "FORMAT", env = "MAGG_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+/// How log lines are written on stderr.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// A line of text per event, for people.
+    #[default]
+    Text,
+    /// A JSON object per line (`timestamp`, `level`, `message` and the event's fields), for
+    /// log shippers.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -176,7 +190,12 @@ pub fn main() -> ExitCode {
             };
         }
     };
-    let logs = init_logging(cli.log_level.as_deref());
+    let serving = matches!(cli.command, Some(Command::Serve(_)));
+    let logs = init_logging(
+        cli.log_level.as_deref(),
+        cli.log_format.unwrap_or_default(),
+        serving,
+    );
     let config = match config::load_discovered(cli.config.as_deref()) {
         Ok(config) => config,
         Err(e) => {
@@ -250,6 +269,8 @@ pub fn main() -> ExitCode {
         }
         None => Ok(()),
     };
+    // Spans not yet exported go out before magg ends.
+    crate::telemetry::shutdown();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -284,8 +305,15 @@ fn filter_for(level: &str) -> EnvFilter {
         .unwrap_or_else(|_| EnvFilter::new(format!("info,rmcp=error,{watch}")))
 }
 
-/// Logs go to stderr: stdout belongs to the MCP stdio channel.
-fn init_logging(cli_level: Option<&str>) -> Logs {
+/// Logs go to stderr: stdout belongs to the MCP stdio channel. With `traces` (a server) and an
+/// OTLP endpoint in the environment, request spans are exported as well ([`crate::telemetry`]);
+/// they never show in the log.
+fn init_logging(cli_level: Option<&str>, format: LogFormat, traces: bool) -> Logs {
+    use tracing_subscriber::{
+        Layer as _,
+        filter::{FilterExt as _, LevelFilter, Targets},
+    };
+
     let filter = match (std::env::var("RUST_LOG"), cli_level) {
         // A spec that says nothing of the file watch keeps its per-event trace lines out.
         (Ok(spec), _) if !spec.is_empty() && !spec.contains("notify") => {
@@ -299,17 +327,57 @@ fn init_logging(cli_level: Option<&str>) -> Logs {
         },
     };
     let (filter, handle) = reload::Layer::new(filter);
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false);
-    match tracing_subscriber::registry()
-        .with(filter)
-        .with(fmt)
-        .try_init()
-    {
+    let (spans, trace_error) = match traces.then(crate::telemetry::layer).transpose() {
+        Ok(layer) => (layer.flatten(), None),
+        Err(e) => (None, Some(e)),
+    };
+    let installed = match spans {
+        // Tracing off: one filter for the whole subscriber, so that a log call below its level
+        // is off at its call site and costs nothing (the call route asks whether its debug
+        // line is wanted before timing a call).
+        None => tracing_subscriber::registry()
+            .with(filter)
+            .with(log_layer(format))
+            .try_init(),
+        // Tracing on: each layer has its own filter; the exported spans never show in the log.
+        Some(spans) => {
+            let not_spans = Targets::new()
+                .with_default(LevelFilter::TRACE)
+                .with_target(crate::telemetry::TARGET, LevelFilter::OFF);
+            tracing_subscriber::registry()
+                .with(log_layer(format).with_filter(filter.and(not_spans)))
+                .with(spans)
+                .try_init()
+        }
+    };
+    let logs = match installed {
         Ok(()) => Logs(Some(handle)),
         Err(_) => Logs(None),
+    };
+    if let Some(e) = trace_error {
+        tracing::error!("traces are off: {e}");
+    }
+    logs
+}
+
+/// The layer that writes log lines to stderr in `format`.
+fn log_layer<S>(format: LogFormat) -> Box<dyn tracing_subscriber::Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    match format {
+        LogFormat::Text => {
+            Box::new(fmt.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())))
+        }
+        LogFormat::Json => Box::new(
+            fmt.json()
+                .flatten_event(true)
+                .with_current_span(false)
+                .with_span_list(false),
+        ),
     }
 }
 

@@ -31,6 +31,9 @@
 //!   backend's request during their call comes back as `input_required`, and the retry's
 //!   answer goes to the backend ([`mrtr`]). Results passed on from backends get the
 //!   `resultType` that protocol requires.
+//! - With tracing on, each request is a span ([`crate::telemetry`]) whose parent is the trace
+//!   context in the request's `_meta`, else in the HTTP request's `traceparent` header; a
+//!   tools/call's span is the call route's, which is handed that parent.
 //! - A tools/call goes to the call route ([`crate::call`]); the stdio frontend hands it over as
 //!   text, before rmcp sees it. What backends send clients outside a response (progress, logs,
 //!   requests, list changes) reaches them through the relay's sessions ([`crate::relay`]).
@@ -59,6 +62,7 @@ use crate::{
     call,
     hub::Hub,
     relay::{ORIGIN, Origin, Session, Transport, Trust},
+    telemetry,
 };
 
 /// Items per page of magg's list results.
@@ -162,6 +166,22 @@ impl MaggServer {
         ORIGIN.scope(self.origin(context), work).await
     }
 
+    /// The span of the request of `context`, for `method` on `target` (a tool or prompt name);
+    /// none when tracing is off.
+    fn span(
+        &self,
+        context: &RequestContext<RoleServer>,
+        method: &str,
+        target: Option<&str>,
+    ) -> tracing::Span {
+        if !telemetry::on() {
+            return tracing::Span::none();
+        }
+        let session = self.session.get().and_then(|s| s.id());
+        let id = call::request_id_text(&context.id);
+        telemetry::request_span(method, target, session, Some(&id), trace_parent(context))
+    }
+
     fn session(&self) -> Result<&Arc<Session>, McpError> {
         self.session
             .get()
@@ -199,12 +219,14 @@ impl ServerHandler for MaggServer {
         request: InitializeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<InitializeResult, McpError> {
+        let span = self.span(&context, "initialize", None);
         context.peer.set_peer_info(request.clone());
         let session = self
             .hub
             .sessions()
             .add(context.peer.clone(), self.trust, self.transport);
         session.set_caller(self.caller(&context));
+        span.record("mcp.session.id", session.id());
         let _ = self.session.set(session);
         tracing::info!(
             client = %request.client_info.name,
@@ -212,7 +234,9 @@ impl ServerHandler for MaggServer {
             protocol = %request.protocol_version,
             "client connected"
         );
-        self.negotiate_initialize(&request)
+        let result = self.negotiate_initialize(&request);
+        telemetry::Outcome::of(&result).record(&span);
+        result
     }
 
     async fn list_tools(
@@ -221,6 +245,8 @@ impl ServerHandler for MaggServer {
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
         crate::metrics::count_list(crate::metrics::List::tools);
+        // The request's span (tracing on) ends when it is answered.
+        let _span = self.span(&context, "tools/list", None);
         self.hub.wait_for_backends().await;
         let snapshot = self.snapshot(&context);
         let (items, next) = snapshot.tools.page_typed(cursor(&request))?;
@@ -240,8 +266,12 @@ impl ServerHandler for MaggServer {
             mrtr::call_tool(&self.hub, request, context, self.trust, caller).await
         } else {
             let ct = context.ct.clone();
-            self.traced(&context, call::call_tool_params(&self.hub, &request, ct))
-                .await
+            let parent = trace_parent(&context);
+            self.traced(
+                &context,
+                call::call_tool_params_from(&self.hub, &request, parent, ct),
+            )
+            .await
         };
         response.map(Passed::typed)
     }
@@ -252,6 +282,8 @@ impl ServerHandler for MaggServer {
         context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, McpError> {
         crate::metrics::count_list(crate::metrics::List::prompts);
+        // The request's span (tracing on) ends when it is answered.
+        let _span = self.span(&context, "prompts/list", None);
         self.hub.wait_for_backends().await;
         let snapshot = self.snapshot(&context);
         let (items, next) = page(&snapshot.prompts, cursor(&request))?;
@@ -266,9 +298,13 @@ impl ServerHandler for MaggServer {
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
         let ct = context.ct.clone();
-        let response = self
-            .traced(&context, self.hub.get_prompt(request, ct))
-            .await;
+        let span = self.span(&context, "prompts/get", Some(&request.name));
+        span.record("gen_ai.prompt.name", request.name.as_str());
+        let response = telemetry::observe(
+            span,
+            self.traced(&context, self.hub.get_prompt(request, ct)),
+        )
+        .await;
         response.map(Passed::typed)
     }
 
@@ -278,6 +314,8 @@ impl ServerHandler for MaggServer {
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
         crate::metrics::count_list(crate::metrics::List::resources);
+        // The request's span (tracing on) ends when it is answered.
+        let _span = self.span(&context, "resources/list", None);
         self.hub.wait_for_backends().await;
         let snapshot = self.snapshot(&context);
         let (items, next) = page(&snapshot.resources, cursor(&request))?;
@@ -292,6 +330,8 @@ impl ServerHandler for MaggServer {
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
         crate::metrics::count_list(crate::metrics::List::resource_templates);
+        // The request's span (tracing on) ends when it is answered.
+        let _span = self.span(&context, "resources/templates/list", None);
         self.hub.wait_for_backends().await;
         let snapshot = self.snapshot(&context);
         let (items, next) = page(&snapshot.templates, cursor(&request))?;
@@ -306,9 +346,13 @@ impl ServerHandler for MaggServer {
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
         let ct = context.ct.clone();
-        let response = self
-            .traced(&context, self.hub.read_resource(request, ct))
-            .await;
+        let span = self.span(&context, "resources/read", None);
+        span.record("mcp.resource.uri", request.uri.as_str());
+        let response = telemetry::observe(
+            span,
+            self.traced(&context, self.hub.read_resource(request, ct)),
+        )
+        .await;
         response.map(Passed::typed)
     }
 
@@ -318,7 +362,9 @@ impl ServerHandler for MaggServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, McpError> {
         let ct = context.ct.clone();
-        let response = self.traced(&context, self.hub.complete(request, ct)).await;
+        let span = self.span(&context, "completion/complete", None);
+        let response =
+            telemetry::observe(span, self.traced(&context, self.hub.complete(request, ct))).await;
         response.map(Passed::typed)
     }
 
@@ -377,6 +423,20 @@ impl ServerHandler for MaggServer {
             )),
         }
     }
+}
+
+/// The trace context the request of `context` carries: `traceparent` (and `tracestate`) in its
+/// `_meta`, else in the HTTP request's headers. `None` when tracing is off or it carries none.
+pub(crate) fn trace_parent(context: &RequestContext<RoleServer>) -> Option<opentelemetry::Context> {
+    if !telemetry::on() {
+        return None;
+    }
+    let headers = context
+        .extensions
+        .get::<::http::request::Parts>()
+        .map(|parts| telemetry::Carrier::from_headers(&parts.headers))
+        .unwrap_or_default();
+    telemetry::parent(telemetry::Carrier::from_meta(&context.meta).or(headers))
 }
 
 /// A result passed on from a backend. Backends of the session era send no `resultType`, which

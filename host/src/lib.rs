@@ -3,9 +3,10 @@
 //! prefixes, and lets the model manage the set of servers mid-session.
 //!
 //! Modules are layered, and each uses only those below it, bottom first:
-//! - [`mcp`] (MCP's rules and shapes), [`metrics`] (Prometheus counters), [`config`] (Magg's config file), [`kits`], [`pipes`]
-//!   (whole-line plumbing), [`tls`] (rustls for HTTPS), [`auth`] (bearer tokens, OAuth,
-//!   scopes), [`reaper`] (ends the backends' process groups if magg is killed);
+//! - [`mcp`] (MCP's rules and shapes), [`metrics`] (Prometheus counters), [`telemetry`]
+//!   (OpenTelemetry traces and the W3C trace context), [`config`] (Magg's config file),
+//!   [`kits`], [`pipes`] (whole-line plumbing), [`tls`] (rustls for HTTPS), [`auth`] (bearer
+//!   tokens, OAuth, scopes), [`reaper`] (ends the backends' process groups if magg is killed);
 //! - [`relay`]: client sessions and what they are owed (progress, logs, backend requests);
 //! - [`backend`]: one supervised connection per server, with its stdio lane;
 //! - [`plugins`]: the WebAssembly plugins (tool filters, routing hooks, ...);
@@ -35,5 +36,6 @@ pub mod plugins;
 pub mod reaper;
 pub mod relay;
 pub mod reload;
+pub mod telemetry;
 pub mod tls;
 pub mod tools;

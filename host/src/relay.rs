@@ -165,6 +165,12 @@ impl Session {
         Session::new(u64::MAX, peer, true, trust, Transport::Http)
     }
 
+    /// The session's number in this magg (in the order sessions initialized), as logs and
+    /// traces name it; `None` for a stateless client's one-request session.
+    pub fn id(&self) -> Option<u64> {
+        (!self.detached).then_some(self.id)
+    }
+
     /// What the client may do.
     pub fn trust(&self) -> Trust {
         self.trust

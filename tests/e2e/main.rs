@@ -44,4 +44,5 @@ mod shutdown;
 mod smart_configure;
 mod sse;
 mod tls;
+mod tracing;
 mod transparency;

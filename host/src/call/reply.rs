@@ -10,7 +10,7 @@ use rmcp::{
 };
 use serde_json::value::RawValue;
 
-use crate::plugins::HookResult;
+use crate::{plugins::HookResult, telemetry::Outcome};
 
 /// The outcome of one tools/call.
 #[derive(Debug)]
@@ -29,6 +29,23 @@ impl Reply {
     /// A complete tool result.
     pub fn complete(result: CallToolResult) -> Reply {
         Reply::Typed(CallToolResponse::Complete(result))
+    }
+
+    /// How the call ended, for its span, the call log and the metrics. A backend's result text
+    /// is scanned for `"isError": true`, not parsed.
+    pub fn outcome(&self) -> Outcome {
+        let is_error = match self {
+            Reply::Text(text) => is_error_text(text.get()),
+            Reply::Typed(CallToolResponse::Complete(result)) => result.is_error == Some(true),
+            Reply::Typed(_) => false,
+            Reply::Error(error) => return Outcome::Error(error.code.0),
+            Reply::Cancelled => return Outcome::Cancelled,
+        };
+        if is_error {
+            Outcome::ToolError
+        } else {
+            Outcome::Ok
+        }
     }
 
     /// The reply as rmcp's response type.

@@ -9,6 +9,8 @@ use rmcp::{
 };
 use serde_json::value::RawValue;
 
+use crate::telemetry::Outgoing;
+
 /// The params of one tools/call.
 #[derive(Debug)]
 pub struct CallRequest {
@@ -20,6 +22,10 @@ pub struct CallRequest {
     rest: Vec<(String, Box<RawValue>)>,
     /// The client's progress token, when it asked for progress.
     pub progress_token: Option<ProgressToken>,
+    /// The trace context the client sent outside the params (rmcp keeps `_meta` apart; HTTP
+    /// headers), when tracing is on; the call's span continues it. A `traceparent` in the
+    /// params' own `_meta` is read by the call route.
+    pub trace_parent: Option<opentelemetry::Context>,
 }
 
 impl CallRequest {
@@ -79,6 +85,7 @@ impl CallRequest {
             arguments,
             rest,
             progress_token,
+            trace_parent: None,
         })
     }
 
@@ -107,12 +114,32 @@ impl CallRequest {
             arguments: arguments.and_then(|a| serde_json::value::to_raw_value(a).ok()),
             rest: self.rest.clone(),
             progress_token: self.progress_token.clone(),
+            trace_parent: None,
         }
+    }
+
+    /// The params' `_meta` as the client sent it (JSON text), if any.
+    pub fn meta_text(&self) -> Option<&str> {
+        self.rest
+            .iter()
+            .find(|(key, _)| key == "_meta")
+            .map(|(_, value)| value.get())
     }
 
     /// The params' JSON text for the backend's tool `tool`; with `token`, the request asks for
     /// progress under that token (JSON text) instead of the client's.
     pub fn params_text(&self, tool: &str, token: Option<&str>) -> String {
+        self.params_text_traced(tool, token, None)
+    }
+
+    /// [`CallRequest::params_text`] with the trace context `trace` in `_meta`, in place of the
+    /// one the client sent.
+    pub fn params_text_traced(
+        &self,
+        tool: &str,
+        token: Option<&str>,
+        trace: Option<&Outgoing>,
+    ) -> String {
         let mut out = String::with_capacity(
             tool.len()
                 + 32
@@ -129,23 +156,36 @@ impl CallRequest {
             out.push_str(",\"arguments\":");
             out.push_str(arguments.get());
         }
-        let mut token = token;
+        let mut edit = token.is_some() || trace.is_some();
         for (key, value) in &self.rest {
             out.push(',');
             push_json_string(&mut out, key);
             out.push(':');
-            match (key.as_str(), token) {
-                ("_meta", Some(lane)) => {
-                    out.push_str(&with_token(value, lane));
-                    token = None;
-                }
-                _ => out.push_str(value.get()),
+            if edit && key == "_meta" {
+                out.push_str(&with_members(value, token, trace));
+                edit = false;
+            } else {
+                out.push_str(value.get());
             }
         }
-        if let Some(token) = token {
-            // The client's token came outside the params (rmcp keeps `_meta` apart).
-            out.push_str(",\"_meta\":{\"progressToken\":");
-            out.push_str(token);
+        if edit {
+            // No `_meta` in the params (rmcp keeps the client's apart): one of magg's own.
+            out.push_str(",\"_meta\":{");
+            let mut first = true;
+            if let Some(token) = token {
+                out.push_str("\"progressToken\":");
+                out.push_str(token);
+                first = false;
+            }
+            for (key, value) in trace.into_iter().flat_map(Outgoing::members) {
+                if !first {
+                    out.push(',');
+                }
+                first = false;
+                push_json_string(&mut out, key);
+                out.push(':');
+                push_json_string(&mut out, value);
+            }
             out.push('}');
         }
         out.push('}');
@@ -184,15 +224,26 @@ fn meta_progress_token(meta: &RawValue) -> Result<Option<ProgressToken>, McpErro
         })
 }
 
-/// `_meta` with its progress token replaced by `token` (JSON text).
-fn with_token(meta: &RawValue, token: &str) -> String {
-    let Ok(mut members) = serde_json::from_str::<IndexMap<String, &RawValue>>(meta.get()) else {
+/// `_meta` with its progress token replaced by `token` (JSON text), and its trace context by
+/// `trace`.
+fn with_members(meta: &RawValue, token: Option<&str>, trace: Option<&Outgoing>) -> String {
+    use serde_json::Value;
+
+    let Ok(mut members) = serde_json::from_str::<IndexMap<String, Box<RawValue>>>(meta.get())
+    else {
         return meta.get().to_owned();
     };
-    let Ok(token) = RawValue::from_string(token.to_owned()) else {
-        return meta.get().to_owned();
-    };
-    members.insert("progressToken".to_owned(), &token);
+    if let Some(token) = token.and_then(|t| RawValue::from_string(t.to_owned()).ok()) {
+        members.insert("progressToken".to_owned(), token);
+    }
+    if let Some(trace) = trace {
+        members.shift_remove(crate::telemetry::TRACESTATE);
+        for (key, value) in trace.members() {
+            if let Ok(value) = serde_json::value::to_raw_value(&Value::from(value)) {
+                members.insert(key.to_owned(), value);
+            }
+        }
+    }
     serde_json::to_string(&members).unwrap_or_else(|_| meta.get().to_owned())
 }
 
@@ -265,6 +316,36 @@ mod tests {
             without_meta.params_text("b", Some(r#""magg:4""#)),
             r#"{"name":"b","_meta":{"progressToken":"magg:4"}}"#
         );
+    }
+
+    #[test]
+    fn the_trace_context_replaces_the_clients_in_meta() {
+        let trace = Outgoing {
+            traceparent: Some("00-aa-bb-01".to_owned()),
+            tracestate: None,
+        };
+        let request = read(
+            r#"{"name":"a_b","arguments":{"x":1},"_meta":{"traceparent":"00-cc-dd-01","tracestate":"k=v","k":1}}"#,
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(
+            request.params_text_traced("b", None, Some(&trace)),
+            r#"{"name":"b","arguments":{"x":1},"_meta":{"traceparent":"00-aa-bb-01","k":1}}"#
+        );
+        assert_eq!(
+            request.meta_text(),
+            Some(r#"{"traceparent":"00-cc-dd-01","tracestate":"k=v","k":1}"#)
+        );
+        let bare = read(r#"{"name":"a_b"}"#).unwrap_or_else(|e| panic!("{e:?}"));
+        let with_state = Outgoing {
+            tracestate: Some("k=v".to_owned()),
+            ..trace.clone()
+        };
+        assert_eq!(
+            bare.params_text_traced("b", Some("5"), Some(&with_state)),
+            r#"{"name":"b","_meta":{"progressToken":5,"traceparent":"00-aa-bb-01","tracestate":"k=v"}}"#
+        );
+        assert_eq!(bare.params_text_traced("b", None, None), r#"{"name":"b"}"#);
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! Both legs record which client the call is for, pass progress back to it, stop at the
 //! client's cancellation and at the per-call time limit (`backend_call_timeout`), cancelling
 //! the call at the backend, and turn a backend that went away into a result the model can read.
+//! With tracing on, the leg is a span of its own, whose trace context the backend gets in the
+//! request's `_meta`.
 
 use std::{sync::Arc, time::Duration};
 
@@ -18,6 +20,7 @@ use rmcp::{
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use super::{CallRequest, Reply};
 use crate::{
@@ -29,6 +32,7 @@ use crate::{
     hub::{Hub, running_peer},
     mcp::error_result,
     relay::{Calls, Origin, current_origin},
+    telemetry::{self, Outgoing},
 };
 
 /// The reason a backend is given when magg cancels a call for its client.
@@ -40,6 +44,27 @@ pub(super) async fn to_backend(
     route: &Route,
     request: &CallRequest,
     ct: CancellationToken,
+) -> Reply {
+    if !telemetry::on() {
+        return send(hub, route, request, ct, None).await;
+    }
+    let span = telemetry::backend_span("tools/call", &route.backend.name, Some(&route.name));
+    span.record("gen_ai.tool.name", route.name.as_str());
+    let trace = telemetry::inject(&span);
+    let reply = Box::pin(send(hub, route, request, ct, trace))
+        .instrument(span.clone())
+        .await;
+    reply.outcome().record(&span);
+    reply
+}
+
+/// [`to_backend`], with `trace` (the backend span's context) in the request's `_meta`.
+async fn send(
+    hub: &Hub,
+    route: &Route,
+    request: &CallRequest,
+    ct: CancellationToken,
+    trace: Option<Outgoing>,
 ) -> Reply {
     let backend = &route.backend;
     if backend.state().status == Status::Starting {
@@ -57,6 +82,7 @@ pub(super) async fn to_backend(
         limit: hub.settings.backend_call_timeout,
         origin: current_origin(),
         ct,
+        trace,
     };
     match (&state.lane, &state.status) {
         (Some(lane), Status::Running) => trip.by_lane(lane, state.calls.clone(), request).await,
@@ -75,6 +101,8 @@ struct Trip<'a> {
     limit: Option<Duration>,
     origin: Option<Origin>,
     ct: CancellationToken,
+    /// The trace context the backend is sent, when tracing is on.
+    trace: Option<Outgoing>,
 }
 
 impl Trip<'_> {
@@ -94,9 +122,14 @@ impl Trip<'_> {
                 .or_else(|| origin.progress_token.clone())?;
             Some((origin.clone(), token))
         });
-        let params = match progress_to {
-            Some(_) => request.params_text(self.tool, Some(&lane::progress_token(id))),
-            None => request.params_text(self.tool, None),
+        let params = match (&progress_to, &self.trace) {
+            (Some(_), trace) => request.params_text_traced(
+                self.tool,
+                Some(&lane::progress_token(id)),
+                trace.as_ref(),
+            ),
+            (None, None) => request.params_text(self.tool, None),
+            (None, Some(trace)) => request.params_text_traced(self.tool, None, Some(trace)),
         };
         // Recorded so that a request the backend makes meanwhile (sampling, roots) finds the
         // client.
@@ -157,10 +190,13 @@ impl Trip<'_> {
 
     /// The call through rmcp's client.
     async fn by_peer(&self, peer: Peer<rmcp::RoleClient>, request: &CallRequest) -> Reply {
-        let params = match request.to_params(self.tool) {
+        let mut params = match request.to_params(self.tool) {
             Ok(params) => params,
             Err(error) => return Reply::Error(error),
         };
+        if let Some(trace) = &self.trace {
+            trace.set_in(params.meta.get_or_insert_default());
+        }
         // Recorded before sending, so that what the backend sends for the call (progress, a
         // sampling request) finds the client that made it.
         let record = self

@@ -128,9 +128,13 @@ fn start(
     };
     let hub = hub.clone();
     let ct = cancel.clone();
+    let parent = super::trace_parent(context);
     tokio::spawn(async move {
         let outcome = ORIGIN
-            .scope(origin, crate::call::call_tool_params(&hub, &params, ct))
+            .scope(
+                origin,
+                crate::call::call_tool_params_from(&hub, &params, parent, ct),
+            )
             .await;
         let _ = result_tx.send(outcome);
     });

@@ -48,6 +48,7 @@ use crate::{
     hub::Hub,
     pipes::{self, Out},
     relay::{ORIGIN, Origin, Session},
+    telemetry,
 };
 
 const DUPLEX_BYTES: usize = 256 * 1024;
@@ -265,11 +266,14 @@ impl Client {
         let Some(work) = self.hub.admit() else {
             return self.send(call::error_line(id, &shutting_down()));
         };
+        let span = self.span("tools/list", id, params);
         let hub = self.hub.clone();
         let out = self.out.clone();
         let id = id.to_owned();
         tokio::spawn(async move {
             let _work = work;
+            // The request's span (tracing on) ends with the page.
+            let _span = span;
             hub.wait_for_backends().await;
             let snapshot = hub.snapshot();
             let mut page = match snapshot.tools.page_pieces(cursor.as_deref()) {
@@ -296,6 +300,27 @@ impl Client {
             }
             let _ = pieces.send(b"}\n".to_vec()).await;
         });
+    }
+
+    /// The span of a request the frontend answers itself (tracing on), its parent the trace
+    /// context in the params' `_meta`.
+    fn span(&self, method: &str, id: &RawValue, params: Option<&RawValue>) -> tracing::Span {
+        if !telemetry::on() {
+            return tracing::Span::none();
+        }
+        #[derive(Deserialize)]
+        struct Params<'a> {
+            #[serde(borrow, rename = "_meta", default)]
+            meta: Option<&'a RawValue>,
+        }
+        let parent = params
+            .and_then(|p| serde_json::from_str::<Params<'_>>(p.get()).ok()?.meta)
+            .and_then(|meta| telemetry::parent(telemetry::MetaText::read(meta.get()).carrier()));
+        let session = self.session.get().and_then(|s| s.id());
+        let id = serde_json::from_str::<RequestId>(id.get())
+            .map(|id| call::request_id_text(&id))
+            .ok();
+        telemetry::request_span(method, None, session, id.as_deref(), parent)
     }
 
     /// Cancels the call a `notifications/cancelled` names, if it is one of this frontend's;

@@ -1,6 +1,8 @@
 //! Requests for a backend other than tools/call (which has its own route, [`crate::call`]):
 //! `resources/read`, `prompts/get` and `completion/complete`, each looked up in the catalog
 //! snapshot and forwarded to the backend that serves it, waiting for one that is starting.
+//! With tracing on, the request to the backend is a span, whose trace context the backend gets
+//! in the request's `_meta`.
 
 use rmcp::{
     ErrorData as McpError, ServiceError,
@@ -10,11 +12,13 @@ use rmcp::{
     },
 };
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use super::Hub;
 use crate::{
     backend::{Backend, Status},
     catalog::{Route, split_prefixed_uri},
+    telemetry::{self, Outcome},
 };
 
 impl Hub {
@@ -47,10 +51,20 @@ impl Hub {
         let peer = running_peer(&route.backend).map_err(|m| McpError::internal_error(m, None))?;
         params.uri = route.name;
         let backend = &route.backend.name;
-        tokio::select! {
-            r = peer.read_resource_once(params) => r.map_err(|e| backend_error(backend, e)),
-            _ = ct.cancelled() => Err(cancelled()),
+        let span = telemetry::backend_span("resources/read", backend, None);
+        if let Some(trace) = telemetry::inject(&span) {
+            trace.set_in(params.meta.get_or_insert_default());
         }
+        let result = async {
+            tokio::select! {
+                r = peer.read_resource_once(params) => r.map_err(|e| backend_error(backend, e)),
+                _ = ct.cancelled() => Err(cancelled()),
+            }
+        }
+        .instrument(span.clone())
+        .await;
+        Outcome::of(&result).record(&span);
+        result
     }
 
     /// Runs a `prompts/get` of an exposed prompt name.
@@ -84,12 +98,23 @@ impl Hub {
         };
         self.wait_if_starting(&route.backend).await;
         let peer = running_peer(&route.backend).map_err(|m| McpError::internal_error(m, None))?;
+        let span = telemetry::backend_span("prompts/get", &route.backend.name, Some(&route.name));
+        span.record("gen_ai.prompt.name", route.name.as_str());
+        if let Some(trace) = telemetry::inject(&span) {
+            trace.set_in(params.meta.get_or_insert_default());
+        }
         params.name = route.name;
         let backend = &route.backend.name;
-        tokio::select! {
-            r = peer.get_prompt_once(params) => r.map_err(|e| backend_error(backend, e)),
-            _ = ct.cancelled() => Err(cancelled()),
+        let result = async {
+            tokio::select! {
+                r = peer.get_prompt_once(params) => r.map_err(|e| backend_error(backend, e)),
+                _ = ct.cancelled() => Err(cancelled()),
+            }
         }
+        .instrument(span.clone())
+        .await;
+        Outcome::of(&result).record(&span);
+        result
     }
 
     /// Runs a `completion/complete` for an exposed prompt or resource template.

@@ -10,6 +10,7 @@ use std::{
 
 use rmcp::model::{CallToolResult, ContentBlock, JsonObject};
 use tokio::sync::mpsc;
+use tracing::Instrument as _;
 
 use crate::mcp::OWN_SERVER;
 use wasmtime::{Store, component::Instance};
@@ -172,7 +173,8 @@ impl HookRun {
         let hooks: Vec<Arc<Plugin>> = self.set.of(Kind::RoutingHook).cloned().collect();
         for plugin in hooks {
             let started = Instant::now();
-            let outcome = match plugin.run_before(&wit).await {
+            let span = crate::telemetry::hook_span("before-call", &plugin.name, &call.tool);
+            let outcome = match plugin.run_before(&wit).instrument(span.clone()).await {
                 Ok((decision, store, guest)) => {
                     tracing::trace!(plugin = %plugin.name, elapsed = ?started.elapsed(), "before-call");
                     plugin
@@ -182,6 +184,7 @@ impl HookRun {
                 Err(e) => Err(e),
             };
             self.set.refill(&plugin);
+            hook_outcome(&span, &outcome);
             match outcome {
                 Ok((BeforeOutcome::Proceed(changed), store, guest)) => {
                     self.changed |= changed;
@@ -240,7 +243,13 @@ impl HookRun {
         let wit = self.wit.unwrap_or_else(|| wit_call(call));
         let mut replaced = false;
         for (plugin, mut store, guest) in self.active {
-            match plugin.run_after(&mut store, &guest, &wit, &result).await {
+            let span = crate::telemetry::hook_span("after-call", &plugin.name, &call.tool);
+            let outcome = plugin
+                .run_after(&mut store, &guest, &wit, &result)
+                .instrument(span.clone())
+                .await;
+            hook_outcome(&span, &outcome);
+            match outcome {
                 Ok(Some(next)) => {
                     result = next;
                     replaced = true;
@@ -312,6 +321,21 @@ enum BeforeOutcome {
     Proceed(bool),
     Answer(CallToolResult),
     Deny(String),
+}
+
+/// Records on a hook's span how the hook ended: what it decided, or that it failed.
+fn hook_outcome<T, E>(span: &tracing::Span, outcome: &Result<T, E>) {
+    if span.is_none() {
+        return;
+    }
+    match outcome {
+        Ok(_) => span.record("magg.outcome", "ok"),
+        Err(_) => {
+            span.record("magg.outcome", "error");
+            span.record("error.type", "hook_failed");
+            span.record("otel.status_code", "error")
+        }
+    };
 }
 
 fn wit_call(call: &ToolCall) -> types::ToolCall {

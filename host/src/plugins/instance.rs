@@ -139,9 +139,11 @@ impl WasiHttpHooks for Grants {
         let uri = request.uri();
         let host = uri.host().unwrap_or_default().to_owned();
         if !self.config.allows_host(&host, uri.port_u16()) {
+            // The path without its query, which may carry a key.
             tracing::warn!(
                 plugin = %self.config.name,
-                "HTTP request to {uri} denied: {host} is not in plugins.{}.allow_hosts",
+                "HTTP request to {host}{} denied: {host} is not in plugins.{}.allow_hosts",
+                uri.path(),
                 self.config.name
             );
             return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
