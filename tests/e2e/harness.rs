@@ -33,7 +33,17 @@ use tokio::{
 pub const WAIT: Duration = Duration::from_secs(20);
 
 /// A binary built from this workspace (`cargo build --workspace` builds them all).
+///
+/// `MAGG_TEST_BIN` names another `magg` to run instead (say, the static musl build), so that
+/// the suite tests that binary.
 pub fn bin(name: &str) -> PathBuf {
+    if name == "magg"
+        && let Some(other) = std::env::var_os("MAGG_TEST_BIN").filter(|v| !v.is_empty())
+    {
+        let path = PathBuf::from(other);
+        assert!(path.exists(), "MAGG_TEST_BIN={} does not exist", path.display());
+        return std::path::absolute(&path).unwrap_or(path);
+    }
     let exe = std::env::current_exe().expect("test executable path");
     let dir = exe
         .parent()
