@@ -44,7 +44,7 @@ fi
 cargo test --workspace --locked
 # The static magg through the tests of serving HTTP, health, metrics, shutdown and replicas.
 if [ -x target/x86_64-unknown-linux-musl/release/magg ]; then
-  MAGG_TEST_BIN=target/x86_64-unknown-linux-musl/release/magg \
+  MAGG_TEST_BIN="$PWD/target/x86_64-unknown-linux-musl/release/magg" \
     cargo test --locked -p magg-tests --test e2e -- http:: health:: metrics:: shutdown:: replicas::
 fi
 cargo test --manifest-path plugins/Cargo.toml --target-dir target/wasm --locked

@@ -40,9 +40,14 @@ pub fn bin(name: &str) -> PathBuf {
     if name == "magg"
         && let Some(other) = std::env::var_os("MAGG_TEST_BIN").filter(|v| !v.is_empty())
     {
-        let path = PathBuf::from(other);
-        assert!(path.exists(), "MAGG_TEST_BIN={} does not exist", path.display());
-        return std::path::absolute(&path).unwrap_or(path);
+        // A relative path is taken from the workspace root, where `cargo test` is run.
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(other);
+        assert!(
+            path.exists(),
+            "MAGG_TEST_BIN: {} does not exist",
+            path.display()
+        );
+        return path;
     }
     let exe = std::env::current_exe().expect("test executable path");
     let dir = exe
@@ -60,11 +65,9 @@ pub fn bin(name: &str) -> PathBuf {
 
 /// The workspace's target directory.
 pub fn target_dir() -> PathBuf {
-    bin("magg")
-        .parent()
-        .and_then(Path::parent)
-        .expect("target directory")
-        .to_owned()
+    // target/<profile>/deps/<test executable>
+    let exe = std::env::current_exe().expect("test executable path");
+    exe.ancestors().nth(3).expect("target directory").to_owned()
 }
 
 /// A built plugin: `target/plugins/<name>.wasm` (shipped with magg) or
