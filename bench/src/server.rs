@@ -328,7 +328,7 @@ pub fn is_alive(pid: u32) -> bool {
     matches!(stat(pid), Some((state, _)) if state != 'Z' && state != 'X')
 }
 
-/// The live child processes of `pid`.
+/// The live child processes of `pid`, not counting magg's reaper.
 pub fn children_of(pid: u32) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -336,7 +336,15 @@ pub fn children_of(pid: u32) -> Vec<u32> {
     entries
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter(|&p| matches!(stat(p), Some((state, ppid)) if ppid == pid && state != 'Z'))
+        .filter(|&p| !is_reaper(p))
         .collect()
+}
+
+/// Whether `pid` is magg's reaper (`magg __reaper`), which ends the backends if magg is
+/// killed: a helper of magg's, not a backend.
+fn is_reaper(pid: u32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|cmdline| cmdline.split(|&b| b == 0).any(|arg| arg == b"__reaper"))
 }
 
 /// CPU time used so far by all threads of `pid`, in nanoseconds (the first
