@@ -633,9 +633,11 @@ async fn first_call(env: &Env, launch: &Launch<'_>, expect: &str) -> Result<Star
             tokio::time::sleep(Duration::from_millis(1)).await;
         };
         let from_cache = match launch.plugins {
+            // The plugin of the directory, not a bundled one (those load on first use).
             Some(_) => plugin_status(&mut magg)
                 .await?
-                .first()
+                .iter()
+                .find(|p| p.get("origin").and_then(Value::as_str) != Some("bundled"))
                 .and_then(|p| p.get("from_cache"))
                 .and_then(Value::as_bool),
             None => None,
