@@ -829,6 +829,22 @@ impl Magg {
         }
     }
 
+    /// `http://host:port` of the admin listener (`--admin-port`), as magg logged it.
+    pub async fn admin_url(&self) -> String {
+        self.wait_for_log("admin endpoints on ").await;
+        let line = self
+            .log
+            .lock()
+            .expect("log")
+            .iter()
+            .find(|l| l.contains("admin endpoints on "))
+            .cloned()
+            .expect("the admin line");
+        let at = line.find("http://").expect("an address") + "http://".len();
+        let addr = line[at..].split('/').next().expect("host:port");
+        format!("http://{addr}")
+    }
+
     /// The stdio client.
     pub fn client(&mut self) -> &mut Client {
         self.stdio.as_mut().expect("a stdio session")

@@ -66,22 +66,6 @@ async fn readiness_waits_for_every_backend_to_finish_its_first_start() {
     assert_eq!(body["draining"], json!(false), "{body}");
 }
 
-/// The address the admin listener logged.
-async fn admin_url(magg: &Magg) -> String {
-    magg.wait_for_log("admin endpoints on ").await;
-    let line = magg
-        .log
-        .lock()
-        .expect("log")
-        .iter()
-        .find(|l| l.contains("admin endpoints on "))
-        .cloned()
-        .expect("the admin line");
-    let at = line.find("http://").expect("an address") + "http://".len();
-    let addr = line[at..].split('/').next().expect("host:port");
-    format!("http://{addr}")
-}
-
 #[tokio::test]
 async fn the_admin_port_serves_probes_and_nothing_of_mcp() {
     let config = TempConfig::new(&json!({"servers": {"tb": test_backend("tb", "tb", &[])}}));
@@ -99,7 +83,7 @@ async fn the_admin_port_serves_probes_and_nothing_of_mcp() {
         &[],
     )
     .await;
-    let admin = admin_url(&magg).await;
+    let admin = magg.admin_url().await;
     assert_ne!(Some(&admin), magg.url.as_ref());
     let (status, _) = get(&admin, "/healthz").await;
     assert_eq!(status, 200);
@@ -144,7 +128,7 @@ async fn a_stdio_magg_answers_probes_on_its_admin_port() {
         &[],
     )
     .await;
-    let admin = admin_url(&magg).await;
+    let admin = magg.admin_url().await;
     assert!(admin.starts_with("http://127.0.0.1:"), "{admin}");
     eventually("ready on the admin port", Duration::from_secs(20), || {
         let admin = admin.clone();

@@ -54,18 +54,7 @@ fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
 
 /// The metrics URL of the admin listener magg logged.
 async fn metrics_url(magg: &Magg) -> String {
-    magg.wait_for_log("admin endpoints on ").await;
-    let line = magg
-        .log
-        .lock()
-        .expect("log")
-        .iter()
-        .find(|l| l.contains("admin endpoints on "))
-        .cloned()
-        .expect("the admin line");
-    let at = line.find("http://").expect("an address") + "http://".len();
-    let addr = line[at..].split('/').next().expect("host:port");
-    format!("http://{addr}/metrics")
+    format!("{}/metrics", magg.admin_url().await)
 }
 
 #[tokio::test]

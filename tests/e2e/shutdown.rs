@@ -214,12 +214,12 @@ async fn calls_in_flight_at_sigterm_are_answered_and_new_ones_refused_over_http(
     assert_eq!(exit_code(&mut magg).await, Some(0));
 }
 
-#[tokio::test]
-async fn a_second_signal_stops_without_waiting_for_the_calls() {
-    let config = config();
+/// A stdio magg with `shutdown_timeout` of `timeout` seconds, and a 10-minute call of
+/// `tb_slow` running in it.
+async fn stdio_with_a_call_in_flight(config: &TempConfig, timeout: &str) -> RawStdio {
     let env = [
         ("MAGG_STDERR_SHOW", "true"),
-        ("MAGG_SHUTDOWN_TIMEOUT", "600"),
+        ("MAGG_SHUTDOWN_TIMEOUT", timeout),
     ];
     let mut raw = RawStdio::start(&config.path, &env).await;
     raw.initialize().await;
@@ -227,6 +227,13 @@ async fn a_second_signal_stops_without_waiting_for_the_calls() {
         "params": {"name": "tb_slow", "arguments": {"ms": 600_000}}});
     raw.send(call.to_string().as_bytes()).await;
     raw.magg.wait_for_log("slow call started").await;
+    raw
+}
+
+#[tokio::test]
+async fn a_second_signal_stops_without_waiting_for_the_calls() {
+    let config = config();
+    let mut raw = stdio_with_a_call_in_flight(&config, "600").await;
     signal(&raw.magg, libc::SIGINT);
     raw.magg
         .wait_for_log("waiting up to 600.0s (shutdown_timeout) for the requests in flight")
@@ -239,16 +246,7 @@ async fn a_second_signal_stops_without_waiting_for_the_calls() {
 #[tokio::test]
 async fn the_drain_ends_at_shutdown_timeout() {
     let config = config();
-    let env = [
-        ("MAGG_STDERR_SHOW", "true"),
-        ("MAGG_SHUTDOWN_TIMEOUT", "0.5"),
-    ];
-    let mut raw = RawStdio::start(&config.path, &env).await;
-    raw.initialize().await;
-    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-        "params": {"name": "tb_slow", "arguments": {"ms": 600_000}}});
-    raw.send(call.to_string().as_bytes()).await;
-    raw.magg.wait_for_log("slow call started").await;
+    let mut raw = stdio_with_a_call_in_flight(&config, "0.5").await;
     signal(&raw.magg, libc::SIGTERM);
     assert_eq!(exit_code(&mut raw.magg).await, Some(0));
     assert!(
@@ -443,21 +441,7 @@ async fn readiness_says_503_while_magg_drains() {
     ];
     let mut raw = RawStdio::start(&config.path, &env).await;
     raw.initialize().await;
-    raw.magg.wait_for_log("admin endpoints on ").await;
-    let admin = {
-        let log = raw.magg.log.lock().expect("log");
-        let line = log
-            .iter()
-            .find(|l| l.contains("admin endpoints on "))
-            .expect("the admin line")
-            .clone();
-        let at = line.find("http://").expect("an address");
-        line[at..]
-            .split("/healthz")
-            .next()
-            .expect("a URL")
-            .to_owned()
-    };
+    let admin = raw.magg.admin_url().await;
     let ready = |admin: String| async move {
         let reply = Conn::open(&admin)
             .await
