@@ -10,6 +10,7 @@
 //! - [`relay`]: client sessions and what they are owed (progress, logs, backend requests);
 //! - [`backend`]: one supervised connection per server, with its stdio lane;
 //! - [`plugins`]: the WebAssembly plugins (tool filters, routing hooks, ...);
+//! - [`search`]: the index and ranking of tool search (used by the catalog);
 //! - [`catalog`]: the merged, prefixed, filtered view of all backends;
 //! - [`hub`]: the running aggregator (backends, the current catalog snapshot, sessions);
 //! - [`call`]: the one route of every tools/call;
@@ -36,6 +37,7 @@ pub mod plugins;
 pub mod reaper;
 pub mod relay;
 pub mod reload;
+pub mod search;
 pub mod telemetry;
 pub mod tls;
 pub mod tools;
