@@ -10,10 +10,14 @@
 //!   [`merge_resources`], [`merge_templates`]): magg's own items first, then each backend's in
 //!   config order, under its prefix; a name already taken is hidden, with a warning. Tool
 //!   filters run inside the tools merge.
+//! - Tool search ([`search`]): with `tool_search` on, the snapshot also holds an index of its
+//!   backends' tools (built once per snapshot, shared with its scoped copies) and the shorter
+//!   list tools/list then shows ([`Snapshot::listed_tools`]).
 //! - Tools are held as the JSON they are listed as ([`ToolText`], shared with the backend's
 //!   copy), so a page of tools/list is written by copying text, and a tool costs about its
 //!   size in bytes.
 
+mod search;
 mod tools;
 mod uri;
 
@@ -22,6 +26,7 @@ use std::{collections::HashMap, sync::Arc};
 use rmcp::model::{Prompt, Resource, ResourceTemplate, Tool};
 
 pub use self::{
+    search::{CALL_TOOL, Found, SEARCH_TOOLS, SearchSettings, ToolIndex, doc_of},
     tools::{ListedTool, PAGE_SIZE, ToolList, page_range},
     uri::{UriTemplate, prefix_uri, split_prefixed_uri},
 };
@@ -29,7 +34,7 @@ pub use crate::mcp::{ListChanges, MAX_TOOL_NAME};
 use crate::{
     auth::access::View,
     backend::Backend,
-    config::Settings,
+    config::{Settings, ToolSearch},
     mcp::{OWN_SERVER, ToolText, is_tool_name_char},
     plugins::Plugins,
 };
@@ -115,6 +120,8 @@ pub struct Snapshot {
     servers: HashMap<String, Arc<Backend>>,
     /// What this snapshot is cut down to ([`Snapshot::scoped`]); `None` for the whole catalog.
     view: Option<Arc<View>>,
+    /// Tool search's settings, index and lists.
+    search: search::SearchState,
 }
 
 impl Snapshot {
@@ -131,6 +138,10 @@ impl Snapshot {
         if plugins.has_filters() {
             let filtered = plugins.filter_tools(snapshot.tools.filter_input()).await;
             snapshot.tools = snapshot.tools.filtered(filtered);
+        }
+        if settings.tool_search != ToolSearch::Off {
+            // Built here, once per snapshot, rather than by the first search.
+            snapshot.search_index();
         }
         snapshot
     }
@@ -165,6 +176,7 @@ impl Snapshot {
             bare_templates,
             servers,
             view: None,
+            search: search::SearchState::new(SearchSettings::of(settings)),
         }
     }
 
@@ -173,6 +185,10 @@ impl Snapshot {
     /// a server's prefix or template is found only when the view grants it. `changes` says
     /// which of magg's own tools (by magg's name) change servers or the config.
     pub fn scoped(&self, view: &Arc<View>, changes: impl Fn(&str) -> bool) -> Snapshot {
+        if self.search.settings.mode != ToolSearch::Off {
+            // The scoped copy shares the whole catalog's index.
+            self.search_index();
+        }
         let tools = self.tools.retained(|tool| match &tool.route {
             ToolRoute::Own(own) => view.tool(tool.text.name(), None, changes(own)),
             ToolRoute::Backend(route) => {
@@ -227,6 +243,7 @@ impl Snapshot {
             bare_templates: self.bare_templates.clone(),
             servers: self.servers.clone(),
             view: Some(view.clone()),
+            search: self.search.scoped(),
         }
     }
 

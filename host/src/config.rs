@@ -22,7 +22,8 @@
 //! Top-level keys `self_prefix`, `prefix_sep`, `read_only`, `log_level`,
 //! `backend_init_timeout`, `backend_call_timeout`, `stderr_show`, `auto_reload`,
 //! `reload_poll_interval`, `reload_use_watchdog`, `plugins_dir`, `list_wait`,
-//! `allow_unauthenticated_changes`, `metrics`, `shutdown_timeout`, and for HTTP
+//! `allow_unauthenticated_changes`, `metrics`, `shutdown_timeout`, `tool_search`,
+//! `tool_search_threshold`, `tool_search_pinned`, and for HTTP
 //! `session_idle_timeout`, `max_sessions`, `http_read_timeout`, `allowed_hosts` and
 //! `allowed_origins`, each also settable with the environment variable
 //! `MAGG_<KEY IN CAPITALS>` (e.g. `MAGG_READ_ONLY`). **The environment overrides the file**
@@ -89,6 +90,34 @@ pub const DEFAULT_HTTP_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Default for [`Settings::shutdown_timeout`].
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Default for [`Settings::tool_search_threshold`].
+pub const DEFAULT_TOOL_SEARCH_THRESHOLD: usize = 40;
+
+/// Whether tools/list shows every tool, or magg's own tools, the tool search tools and the
+/// pinned tools only ([`Settings::tool_search`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ToolSearch {
+    /// Every tool is listed; there are no tool search tools.
+    #[default]
+    Off,
+    /// Only magg's own tools, `magg_search_tools`, `magg_call_tool` and the pinned tools are
+    /// listed.
+    On,
+    /// As `On` for a client that may see more tools than the threshold, else as `Off`.
+    Auto,
+}
+
+impl ToolSearch {
+    /// The setting's value as the config file writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ToolSearch::Off => "off",
+            ToolSearch::On => "on",
+            ToolSearch::Auto => "auto",
+        }
+    }
+}
 
 /// What the value of an `env` variable or a `transport.headers` entry is shown as wherever a
 /// client or a terminal sees the config (resources, `magg config show`...); see
@@ -184,6 +213,18 @@ pub struct Settings {
     /// the calls in flight to finish before it ends the backends; 0 ends them at once. Key
     /// `shutdown_timeout` (seconds, not negative), env `MAGG_SHUTDOWN_TIMEOUT`, default 10 s.
     pub shutdown_timeout: Duration,
+    /// Tool search: `off` lists every tool; `on` lists magg's own tools, `magg_search_tools`,
+    /// `magg_call_tool` and the pinned tools only; `auto` does so for a client that may see
+    /// more than [`Settings::tool_search_threshold`] tools. Key `tool_search`, env
+    /// `MAGG_TOOL_SEARCH`, default `off`.
+    pub tool_search: ToolSearch,
+    /// Above how many tools (of backends, that the client may see) `auto` tool search turns
+    /// on. Key `tool_search_threshold`, env `MAGG_TOOL_SEARCH_THRESHOLD`, default 40.
+    pub tool_search_threshold: usize,
+    /// Tools listed even under tool search, as globs over exposed names (`github_*`,
+    /// `time_get_current_time`). Key `tool_search_pinned`, env `MAGG_TOOL_SEARCH_PINNED`
+    /// (comma-separated), default none.
+    pub tool_search_pinned: Vec<String>,
 }
 
 impl Default for Settings {
@@ -209,6 +250,9 @@ impl Default for Settings {
             allowed_hosts: None,
             allowed_origins: None,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            tool_search: ToolSearch::Off,
+            tool_search_threshold: DEFAULT_TOOL_SEARCH_THRESHOLD,
+            tool_search_pinned: Vec::new(),
         }
     }
 }
@@ -240,6 +284,9 @@ impl Settings {
         ("allowed_hosts", "MAGG_ALLOWED_HOSTS"),
         ("allowed_origins", "MAGG_ALLOWED_ORIGINS"),
         ("shutdown_timeout", "MAGG_SHUTDOWN_TIMEOUT"),
+        ("tool_search", "MAGG_TOOL_SEARCH"),
+        ("tool_search_threshold", "MAGG_TOOL_SEARCH_THRESHOLD"),
+        ("tool_search_pinned", "MAGG_TOOL_SEARCH_PINNED"),
     ];
 
     /// The name of one of magg's own tools: `"{self_prefix}{prefix_sep}{name}"`,

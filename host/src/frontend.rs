@@ -249,7 +249,10 @@ impl ServerHandler for MaggServer {
         let _span = self.span(&context, "tools/list", None);
         self.hub.wait_for_backends().await;
         let snapshot = self.snapshot(&context);
-        let (items, next) = snapshot.tools.page_typed(cursor(&request))?;
+        let listed = self
+            .hub
+            .listed_tools(&snapshot, self.session.get().map(|s| &**s));
+        let (items, next) = listed.page_typed(cursor(&request))?;
         let mut result = ListToolsResult::with_all_items(items);
         result.next_cursor = next;
         Ok(result)

@@ -74,6 +74,8 @@ pub struct Session {
     /// The client's token, as its latest request carried it (HTTP with authentication on):
     /// who it is and what it may see.
     caller: arc_swap::ArcSwapOption<Caller>,
+    /// Tools the client added to its own tools/list with tool search, by exposed name.
+    added_tools: Mutex<Vec<Arc<str>>>,
 }
 
 /// How a client session is connected.
@@ -131,6 +133,7 @@ impl Session {
             trust,
             transport,
             caller: arc_swap::ArcSwapOption::empty(),
+            added_tools: Mutex::new(Vec::new()),
         })
     }
 
@@ -232,6 +235,37 @@ impl Session {
             Some(min) => rank(level) >= rank(min),
             None => true,
         }
+    }
+
+    /// The tools the client added to its own tools/list with tool search (exposed names).
+    pub fn added_tools(&self) -> Vec<Arc<str>> {
+        self.added_tools
+            .lock()
+            .map(|a| a.clone())
+            .unwrap_or_default()
+    }
+
+    /// Adds tools (by exposed name) to the client's own tools/list; whether any was new. A
+    /// stateless client's one-request session keeps none.
+    pub fn add_tools(&self, names: impl IntoIterator<Item = Arc<str>>) -> bool {
+        if self.detached {
+            return false;
+        }
+        let Ok(mut added) = self.added_tools.lock() else {
+            return false;
+        };
+        let before = added.len();
+        for name in names {
+            if !added.contains(&name) {
+                added.push(name);
+            }
+        }
+        added.len() > before
+    }
+
+    /// Whether the client is stateless (no `initialize`): it has no session to keep tools in.
+    pub fn is_detached(&self) -> bool {
+        self.detached
     }
 
     /// The log level the client set, if any.

@@ -82,6 +82,9 @@ const MIN_PREFIX_LEN: usize = 3;
 /// multiplied by `1 + COVERAGE * (matched words / query words)`.
 const COVERAGE: f32 = 0.5;
 
+/// A term's documents while the index is built, each with the term's frequency per field.
+type Frequencies = Vec<(u32, [u16; 4])>;
+
 /// One document's share of a term.
 #[derive(Debug, Clone, Copy)]
 struct Posting {
@@ -116,7 +119,7 @@ impl Index {
     /// Builds the index of `docs`; a document's number is its position.
     pub fn build<'a>(docs: impl IntoIterator<Item = &'a Doc>) -> Index {
         // term → (doc, per-field frequency), docs in order.
-        let mut by_term: HashMap<String, Vec<(u32, [u16; 4])>> = HashMap::new();
+        let mut by_term: HashMap<String, Frequencies> = HashMap::new();
         let mut lengths: Vec<[u32; 4]> = Vec::new();
         for (n, doc) in docs.into_iter().enumerate() {
             let n = n as u32;
@@ -146,7 +149,7 @@ impl Index {
             let total: u64 = lengths.iter().map(|l| u64::from(l[f])).sum();
             *avg = (total as f32 / docs.max(1) as f32).max(1.0);
         }
-        let mut terms: Vec<(String, Vec<(u32, [u16; 4])>)> = by_term.into_iter().collect();
+        let mut terms: Vec<(String, Frequencies)> = by_term.into_iter().collect();
         terms.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let mut index = Index {
             docs,

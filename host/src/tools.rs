@@ -6,6 +6,7 @@
 
 mod analyze;
 mod discover;
+mod find;
 mod kits;
 pub mod manage;
 mod proxy;
@@ -137,6 +138,10 @@ pub enum OwnTool {
     SearchServers,
     /// `magg_analyze_servers`
     AnalyzeServers,
+    /// `magg_search_tools` (with tool search on)
+    SearchTools,
+    /// `magg_call_tool` (with tool search on)
+    CallTool,
 }
 
 impl OwnTool {
@@ -164,7 +169,9 @@ impl OwnTool {
             | OwnTool::ListKits
             | OwnTool::KitInfo
             | OwnTool::SearchServers
-            | OwnTool::AnalyzeServers => false,
+            | OwnTool::AnalyzeServers
+            | OwnTool::SearchTools
+            | OwnTool::CallTool => false,
         }
     }
 }
@@ -172,6 +179,10 @@ impl OwnTool {
 /// magg's own tools, named with the configured self prefix and separator.
 fn own_tools(settings: &Settings) -> Vec<(Tool, OwnTool)> {
     let mut tools = own_tool_definitions(settings);
+    if settings.tool_search != crate::config::ToolSearch::Off {
+        tools.push((find::search_definition(settings), OwnTool::SearchTools));
+        tools.push((find::call_definition(settings), OwnTool::CallTool));
+    }
     // The descriptions name magg's tools as `magg_*`; with another self prefix, by that one.
     let own = settings.prefixed("");
     if own != "magg_" {
@@ -549,7 +560,7 @@ fn named_schema(description: &str) -> Value {
 
 fn tool(
     name: String,
-    description: &'static str,
+    description: impl Into<std::borrow::Cow<'static, str>>,
     schema: Value,
     annotations: ToolAnnotations,
 ) -> Tool {
@@ -590,6 +601,10 @@ async fn call_own(
         }
         OwnTool::SearchServers => search::search_servers(hub, arguments.unwrap_or_default()).await,
         OwnTool::AnalyzeServers => analyze::analyze_servers(hub).await,
+        OwnTool::SearchTools => find::search_tools(hub, arguments.unwrap_or_default()).await,
+        OwnTool::CallTool => {
+            Box::pin(find::call_tool(hub, arguments.unwrap_or_default(), ct)).await
+        }
     })
 }
 

@@ -44,5 +44,6 @@ mod shutdown;
 mod smart_configure;
 mod sse;
 mod tls;
+mod tool_search;
 mod tracing;
 mod transparency;

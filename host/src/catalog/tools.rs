@@ -112,7 +112,7 @@ pub struct ListedTool {
 }
 
 /// The exposed tools, in list order, with an index by name.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct ToolList {
     tools: Vec<ListedTool>,
     index: HashMap<Arc<str>, usize>,

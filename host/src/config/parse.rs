@@ -13,7 +13,7 @@ use super::error::syntax_message;
 use super::interpolate::interpolate;
 use super::locate::{FieldPath, first_duplicate_key, line_column, locate};
 use super::{
-    Config, ConfigError, ConfigFormat, EnvLookup, ServerConfig, Settings, expand_tilde,
+    Config, ConfigError, ConfigFormat, EnvLookup, ServerConfig, Settings, ToolSearch, expand_tilde,
     is_valid_prefix, prefix_from_name,
 };
 
@@ -265,7 +265,7 @@ enum Kind {
 impl Kind {
     fn of(key: &str) -> Kind {
         match key {
-            "self_prefix" | "prefix_sep" => Kind::Str,
+            "self_prefix" | "prefix_sep" | "tool_search" => Kind::Str,
             "log_level" | "plugins_dir" => Kind::OptStr,
             "reload_use_watchdog" => Kind::OptBool,
             "backend_init_timeout"
@@ -275,8 +275,8 @@ impl Kind {
             | "session_idle_timeout"
             | "http_read_timeout"
             | "shutdown_timeout" => Kind::Seconds,
-            "max_sessions" => Kind::Count,
-            "allowed_hosts" | "allowed_origins" => Kind::List,
+            "max_sessions" | "tool_search_threshold" => Kind::Count,
+            "allowed_hosts" | "allowed_origins" | "tool_search_pinned" => Kind::List,
             _ => Kind::Bool,
         }
     }
@@ -415,6 +415,35 @@ fn assign(
             settings.allowed_origins = Some(origins);
         }
         ("allowed_origins", _) => settings.allowed_origins = None,
+        ("tool_search", SettingValue::Str(s)) => {
+            settings.tool_search = match s.trim().to_ascii_lowercase().as_str() {
+                "off" | "false" | "no" | "0" => ToolSearch::Off,
+                "on" | "true" | "yes" | "1" => ToolSearch::On,
+                "auto" => ToolSearch::Auto,
+                _ => {
+                    return Err((
+                        format!("{s:?} is not a tool search mode"),
+                        "use \"off\" (list every tool), \"on\" (list magg's tools, the search tools and pinned tools) or \"auto\" (on above tool_search_threshold tools)".to_owned(),
+                    ));
+                }
+            };
+        }
+        ("tool_search", _) => settings.tool_search = defaults.tool_search,
+        ("tool_search_threshold", SettingValue::Num(n)) => {
+            if !(n.is_finite() && n >= 0.0 && n.fract() == 0.0) {
+                return Err((
+                    format!("{n} is not a usable number of tools"),
+                    "use a whole number such as 40 (0: search as soon as there is a tool)"
+                        .to_owned(),
+                ));
+            }
+            settings.tool_search_threshold = n as usize;
+        }
+        ("tool_search_threshold", _) => {
+            settings.tool_search_threshold = defaults.tool_search_threshold;
+        }
+        ("tool_search_pinned", SettingValue::List(globs)) => settings.tool_search_pinned = globs,
+        ("tool_search_pinned", _) => settings.tool_search_pinned = Vec::new(),
         (key, _) => {
             return Err((format!("{key:?} is not a setting"), "remove it".to_owned()));
         }
@@ -632,6 +661,9 @@ impl Ctx<'_> {
     ) -> Result<()> {
         let typed = match (Kind::of(key), value) {
             (_, Value::Null) => SettingValue::Unset,
+            (_, Value::Bool(on)) if key == "tool_search" => {
+                SettingValue::Str(if *on { "on" } else { "off" }.to_owned())
+            }
             (Kind::Str | Kind::OptStr, _) => self
                 .string(value, field)?
                 .map_or(SettingValue::Unset, SettingValue::Str),

@@ -1466,3 +1466,45 @@ fn shutdown_timeout_from_the_file_and_the_environment() {
     let err = parse_err(r#"{"shutdown_timeout": "soon"}"#);
     assert_eq!(err.field(), Some("shutdown_timeout"));
 }
+
+#[test]
+fn tool_search_settings_from_the_file_and_the_environment() {
+    use super::ToolSearch;
+    let s = parse("{}").unwrap().settings;
+    assert_eq!(s.tool_search, ToolSearch::Off);
+    assert_eq!(s.tool_search_threshold, 40);
+    assert!(s.tool_search_pinned.is_empty());
+    let s = parse(
+        r#"{"tool_search": "auto", "tool_search_threshold": 10, "tool_search_pinned": ["time_*"]}"#,
+    )
+    .unwrap()
+    .settings;
+    assert_eq!(s.tool_search, ToolSearch::Auto);
+    assert_eq!(s.tool_search_threshold, 10);
+    assert_eq!(s.tool_search_pinned, ["time_*"]);
+    assert_eq!(
+        parse(r#"{"tool_search": true}"#)
+            .unwrap()
+            .settings
+            .tool_search,
+        ToolSearch::On
+    );
+    let s = parse_env(
+        r#"{"tool_search": "off"}"#,
+        &[
+            ("MAGG_TOOL_SEARCH", "on"),
+            ("MAGG_TOOL_SEARCH_PINNED", "a_*, b_c"),
+            ("MAGG_TOOL_SEARCH_THRESHOLD", "5"),
+        ],
+    )
+    .unwrap()
+    .settings;
+    assert_eq!(s.tool_search, ToolSearch::On);
+    assert_eq!(s.tool_search_pinned, ["a_*", "b_c"]);
+    assert_eq!(s.tool_search_threshold, 5);
+    let err = parse_err(r#"{"tool_search": "sometimes"}"#);
+    assert_eq!(err.field(), Some("tool_search"));
+    assert!(err.to_string().contains("\"auto\""), "{err}");
+    let err = parse_err(r#"{"tool_search_threshold": -3}"#);
+    assert_eq!(err.field(), Some("tool_search_threshold"));
+}

@@ -270,13 +270,15 @@ impl Client {
         let hub = self.hub.clone();
         let out = self.out.clone();
         let id = id.to_owned();
+        let session = self.session.get().cloned();
         tokio::spawn(async move {
             let _work = work;
             // The request's span (tracing on) ends with the page.
             let _span = span;
             hub.wait_for_backends().await;
             let snapshot = hub.snapshot();
-            let mut page = match snapshot.tools.page_pieces(cursor.as_deref()) {
+            let listed = hub.listed_tools(&snapshot, session.as_deref());
+            let mut page = match listed.page_pieces(cursor.as_deref()) {
                 Ok(page) => page,
                 Err(error) => {
                     let _ = out.send(Out::Line(call::error_line(&id, &error).into_bytes()));

@@ -2,12 +2,17 @@
 //! [`View`], made once per view and catalog generation and shared by every request with that
 //! view; and the list_changed notifications each session gets for what changed in its view.
 
-use std::sync::{Arc, Mutex};
+use std::{
+    borrow::Cow,
+    sync::{Arc, Mutex},
+};
 
 use super::Hub;
 use crate::{
     auth::access::View,
-    catalog::{ListChanges, Snapshot},
+    catalog::{ListChanges, Snapshot, ToolList},
+    config::ToolSearch,
+    relay::Session,
 };
 
 /// How many views' snapshots are kept at once; past that the oldest are made again on use.
@@ -72,23 +77,50 @@ impl Hub {
         snapshot.scoped(view, |own| self.own.changes(own, None))
     }
 
-    /// Tells every session what changed in the lists it sees.
+    /// The tools tools/list shows `session` (`None`: a caller with no session) in
+    /// `snapshot`: every tool, or under tool search magg's own, the pinned ones and those the
+    /// session added.
+    pub fn listed_tools<'a>(
+        &self,
+        snapshot: &'a Snapshot,
+        session: Option<&Session>,
+    ) -> Cow<'a, ToolList> {
+        if self.settings.tool_search == ToolSearch::Off {
+            return Cow::Borrowed(&snapshot.tools);
+        }
+        let added = session.map(Session::added_tools).unwrap_or_default();
+        snapshot.listed_tools(&added)
+    }
+
+    /// Tells every session what changed in the lists it sees. Under tool search, a session's
+    /// tools changed when the tools listed to it did (a new backend tool it would only find
+    /// by searching is no change to its list).
     pub(super) fn announce(&self, rebuilt: &Rebuilt) {
         if !rebuilt.changes.any() {
             return;
         }
-        let mut by_view: Vec<(Arc<View>, ListChanges)> = Vec::new();
+        let searching = self.settings.tool_search != ToolSearch::Off;
+        type Seen = (Arc<View>, ListChanges, Arc<Snapshot>, Arc<Snapshot>);
+        let mut by_view: Vec<Seen> = Vec::new();
         self.sessions.notify(|session| {
-            let Some(view) = session.view() else {
-                return rebuilt.changes;
+            let (mut changes, old, new) = match session.view() {
+                None => (rebuilt.changes, rebuilt.old.clone(), rebuilt.new.clone()),
+                Some(view) => match by_view.iter().find(|(v, ..)| Arc::ptr_eq(v, &view)) {
+                    Some((_, changes, old, new)) => (*changes, old.clone(), new.clone()),
+                    None => {
+                        let new = Arc::new(self.scope(&rebuilt.new, &view));
+                        let old = Arc::new(self.scope(&rebuilt.old, &view));
+                        let changes = new.changes_since(&old);
+                        by_view.push((view, changes, old.clone(), new.clone()));
+                        (changes, old, new)
+                    }
+                },
             };
-            if let Some((_, changes)) = by_view.iter().find(|(v, _)| Arc::ptr_eq(v, &view)) {
-                return *changes;
+            if searching && changes.tools {
+                changes.tools = !self
+                    .listed_tools(&new, Some(session))
+                    .same_listing(&self.listed_tools(&old, Some(session)));
             }
-            let changes = self
-                .scope(&rebuilt.new, &view)
-                .changes_since(&self.scope(&rebuilt.old, &view));
-            by_view.push((view, changes));
             changes
         });
     }

@@ -1,6 +1,7 @@
 //! How tool search reads text: words split on anything that is not a letter or digit and at
-//! camelCase and letter/digit boundaries, lowercased, common English words dropped, and cut to
-//! a light stem, so that `listIssues`, `list_issues` and "listing the issue" share their terms.
+//! camelCase and letter/digit boundaries, lowercased, common English words and single letters
+//! dropped, and cut to a light stem, so that `listIssues`, `list_issues` and "listing the
+//! issue" share their terms.
 //! Also the few word families a query is widened by (`delete` finds `remove`).
 
 /// Words too common in tool descriptions and requests to tell tools apart.
@@ -66,7 +67,8 @@ pub fn terms(text: &str) -> Vec<String> {
 pub fn for_each_term(text: &str, mut f: impl FnMut(String)) {
     for word in words(text) {
         let lower = word.to_lowercase();
-        if lower.chars().count() < 2 || is_stop_word(&lower) {
+        let number = lower.bytes().all(|b| b.is_ascii_digit());
+        if (!number && lower.chars().count() < 2) || is_stop_word(&lower) {
             continue;
         }
         f(stem(&lower));
@@ -119,9 +121,7 @@ pub fn stem(word: &str) -> String {
     if w.len() > 4 && w.ends_with("ies") {
         w.truncate(w.len() - 3);
         w.push('y');
-    } else if w.ends_with("sses") {
-        w.truncate(w.len() - 2);
-    } else if ["ches", "shes", "xes", "zes"]
+    } else if ["sses", "ches", "shes", "xes", "zes"]
         .iter()
         .any(|s| w.ends_with(s))
     {
@@ -177,7 +177,7 @@ mod tests {
     #[test]
     fn names_split_at_case_and_separators() {
         assert_eq!(terms("listIssues"), ["list", "issu"]);
-        assert_eq!(terms("get-file_info.v2"), ["get", "file", "info"]);
+        assert_eq!(terms("get-file_info.v2"), ["get", "file", "info", "2"]);
         assert_eq!(terms("HTMLPage"), ["html", "page"]);
         assert_eq!(terms("API-post-search"), ["api", "post", "search"]);
         assert_eq!(terms("the file of a user"), ["file", "user"]);
