@@ -37,6 +37,33 @@ pub struct Doc {
     pub params: String,
 }
 
+impl Doc {
+    /// A tool as the index reads it, from its JSON definition (`title`, `annotations.title`,
+    /// `description`, `inputSchema`): `name` is its name without the server's prefix,
+    /// `server` the server's name and `prefix` its prefix.
+    pub fn of_tool(
+        name: &str,
+        server: &str,
+        prefix: Option<&str>,
+        tool: &serde_json::Value,
+    ) -> Doc {
+        fn text(v: Option<&serde_json::Value>) -> &str {
+            v.and_then(|v| v.as_str()).unwrap_or_default()
+        }
+        Doc {
+            name: name.to_owned(),
+            server: format!("{server} {}", prefix.unwrap_or_default()),
+            description: format!(
+                "{} {} {}",
+                text(tool.get("title")),
+                text(tool.get("annotations").and_then(|a| a.get("title"))),
+                text(tool.get("description"))
+            ),
+            params: tool.get("inputSchema").map(schema_text).unwrap_or_default(),
+        }
+    }
+}
+
 /// A field of a [`Doc`]: its weight in BM25F and how strongly its length normalises (`b`).
 #[derive(Debug, Clone, Copy)]
 pub struct Field {
@@ -61,13 +88,14 @@ pub const FIELDS: [Field; 4] = [
         b: 0.75,
     },
     Field {
-        weight: 0.6,
+        weight: 0.3,
         b: 0.5,
     },
 ];
 
-/// BM25's term-frequency saturation.
-const K1: f32 = 1.2;
+/// BM25's term-frequency saturation: higher than the usual 1.2, so that a term named in
+/// both a tool's name and its description counts for more than one named once.
+const K1: f32 = 2.0;
 
 /// The weight of a longer term that a query word begins, against the word itself.
 const PREFIX_WEIGHT: f32 = 0.6;

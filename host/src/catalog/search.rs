@@ -14,7 +14,7 @@ use super::{ListedTool, Snapshot, ToolList, ToolRoute};
 use crate::{
     auth::access::glob,
     config::{Settings, ToolSearch},
-    search::{Doc, Index, schema_text},
+    search::{Doc, Index},
 };
 
 /// What the tool search settings say, as a snapshot keeps them.
@@ -100,7 +100,8 @@ impl ToolIndex {
     }
 }
 
-/// A tool as the index reads it.
+/// A tool as the index reads it: its exposed name without its server's prefix, its server,
+/// and its definition.
 pub fn doc_of(tool: &ListedTool, server: &str, prefix: Option<&str>, prefix_sep: &str) -> Doc {
     let exposed = tool.text.name();
     let name = prefix
@@ -108,15 +109,7 @@ pub fn doc_of(tool: &ListedTool, server: &str, prefix: Option<&str>, prefix_sep:
         .and_then(|p| exposed.strip_prefix(p)?.strip_prefix(prefix_sep))
         .unwrap_or(exposed);
     let json: Value = serde_json::from_str(&tool.text.json()).unwrap_or(Value::Null);
-    let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_owned();
-    let title =
-        text(json.get("title")) + " " + &text(json.get("annotations").and_then(|a| a.get("title")));
-    Doc {
-        name: name.to_owned(),
-        server: format!("{server} {}", prefix.unwrap_or_default()),
-        description: format!("{title} {}", text(json.get("description"))),
-        params: json.get("inputSchema").map(schema_text).unwrap_or_default(),
-    }
+    Doc::of_tool(name, server, prefix, &json)
 }
 
 /// The parts of a snapshot tool search keeps: shared by the whole catalog and its scoped

@@ -49,7 +49,7 @@ const FAMILIES: &[&[&str]] = &[
 ];
 
 /// The weight of a query word's family members against the word itself.
-pub const SYNONYM_WEIGHT: f32 = 0.5;
+pub const SYNONYM_WEIGHT: f32 = 0.8;
 
 /// Whether `word` (lowercase) carries no meaning for search.
 fn is_stop_word(word: &str) -> bool {
