@@ -4,7 +4,7 @@
 
 use std::{
     collections::HashSet,
-    sync::{Arc, atomic::Ordering},
+    sync::{Arc, OnceLock, atomic::Ordering},
     time::Instant,
 };
 
@@ -279,32 +279,47 @@ impl HookRun {
 impl PluginSet {
     /// Queues the making of `plugin`'s next spare instance, unless one is on its way.
     ///
-    /// One task per plugin set makes them, one at a time, each after letting the runtime poll
-    /// for I/O: spares are made while calls wait for their servers, and a server's answer waits
-    /// behind at most one of them.
+    /// Spares are made one at a time on a thread of their own ([`spare_maker`]), so the
+    /// thread that serves calls only hands the plugin over: a call's answer never waits behind
+    /// the making of an instance, and an idle core does that work between calls.
     fn refill(&self, plugin: &Arc<Plugin>) {
         if plugin.refilling.swap(true, Ordering::AcqRel) {
             return;
         }
-        let queue = self.refills.get_or_init(|| {
-            let (tx, mut rx) = mpsc::unbounded_channel::<Arc<Plugin>>();
-            match tokio::runtime::Handle::try_current() {
-                Ok(runtime) => {
-                    runtime.spawn(async move {
-                        while let Some(plugin) = rx.recv().await {
-                            tokio::task::yield_now().await;
-                            plugin.make_spare().await;
-                        }
-                    });
-                }
-                Err(_) => drop(rx),
-            }
-            tx
-        });
-        if queue.send(plugin.clone()).is_err() {
+        let queued = spare_maker().is_some_and(|queue| queue.send(plugin.clone()).is_ok());
+        if !queued {
             plugin.refilling.store(false, Ordering::Release);
         }
     }
+}
+
+/// The queue of routing hooks whose next instance is to be made, served by one thread for
+/// the whole process; none when that thread could not be started (each call then makes its
+/// own instance).
+fn spare_maker() -> Option<&'static mpsc::UnboundedSender<Arc<Plugin>>> {
+    static QUEUE: OnceLock<Option<mpsc::UnboundedSender<Arc<Plugin>>>> = OnceLock::new();
+    QUEUE
+        .get_or_init(|| {
+            let (tx, mut rx) = mpsc::unbounded_channel::<Arc<Plugin>>();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| tracing::warn!("plugin spare instances: no runtime ({e})"))
+                .ok()?;
+            std::thread::Builder::new()
+                .name("magg-plugin-spares".into())
+                .spawn(move || {
+                    runtime.block_on(async move {
+                        while let Some(plugin) = rx.recv().await {
+                            plugin.make_spare().await;
+                        }
+                    });
+                })
+                .map_err(|e| tracing::warn!("plugin spare instances: no thread ({e})"))
+                .ok()?;
+            Some(tx)
+        })
+        .as_ref()
 }
 
 /// A routing hook's fresh instance, made before the call that will take it. Each call still
