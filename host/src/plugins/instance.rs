@@ -24,7 +24,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpVi
 
 use super::{
     Kind, PluginError,
-    bindings::{configure, routing_hook, search_provider, tool_filter},
+    bindings::{configure, routing_hook, search_provider, tool_filter, tool_provider, tool_ranker},
     config::{self, PluginConfig},
 };
 
@@ -408,6 +408,8 @@ pub(crate) struct Kinds {
     pub(crate) hook: Option<routing_hook::GuestIndices>,
     pub(crate) configure: Option<configure::GuestIndices>,
     pub(crate) search: Option<search_provider::GuestIndices>,
+    pub(crate) provider: Option<tool_provider::GuestIndices>,
+    pub(crate) ranker: Option<tool_ranker::GuestIndices>,
 }
 
 impl Kinds {
@@ -422,34 +424,49 @@ impl Kinds {
         let has = |kind: Kind| names.iter().any(|n| kind.matches_export(n));
         let shape = |kind: Kind, e: wasmtime::Error| {
             format!(
-                "it exports {} but not in the shape of wit/plugin.wit (magg:plugin@0.1.0): {e:#}",
+                "it exports {} but not in the shape of wit/plugin.wit (magg:plugin@0.2.0, or \
+                 0.1.0 for the kinds it has): {e:#}",
                 kind.interface()
             )
         };
         let mut kinds = Kinds::default();
         if has(Kind::ToolFilter) {
-            kinds.filter =
-                Some(tool_filter::GuestIndices::new(pre).map_err(|e| shape(Kind::ToolFilter, e))?);
+            kinds.filter = Some(
+                tool_filter::GuestIndices::new(pre, &names)
+                    .map_err(|e| shape(Kind::ToolFilter, e))?,
+            );
         }
         if has(Kind::RoutingHook) {
             kinds.hook = Some(
-                routing_hook::GuestIndices::new(pre).map_err(|e| shape(Kind::RoutingHook, e))?,
+                routing_hook::GuestIndices::new(pre, &names)
+                    .map_err(|e| shape(Kind::RoutingHook, e))?,
             );
         }
         if has(Kind::Configure) {
-            kinds.configure =
-                Some(configure::GuestIndices::new(pre).map_err(|e| shape(Kind::Configure, e))?);
+            kinds.configure = Some(
+                configure::GuestIndices::new(pre, &names).map_err(|e| shape(Kind::Configure, e))?,
+            );
         }
         if has(Kind::SearchProvider) {
             kinds.search = Some(
-                search_provider::GuestIndices::new(pre)
+                search_provider::GuestIndices::new(pre, &names)
                     .map_err(|e| shape(Kind::SearchProvider, e))?,
             );
+        }
+        if has(Kind::ToolProvider) {
+            kinds.provider = Some(
+                tool_provider::GuestIndices::new(pre).map_err(|e| shape(Kind::ToolProvider, e))?,
+            );
+        }
+        if has(Kind::ToolRanker) {
+            kinds.ranker =
+                Some(tool_ranker::GuestIndices::new(pre).map_err(|e| shape(Kind::ToolRanker, e))?);
         }
         if kinds.list().is_empty() {
             return Err(format!(
                 "it exports no magg plugin interface (it exports: {}); a plugin exports one of \
-                 magg:plugin/tool-filter, routing-hook, configure or search-provider @0.1.0",
+                 magg:plugin/tool-filter, routing-hook, configure, search-provider, \
+                 tool-ranker or tool-provider @0.2.0",
                 if names.is_empty() {
                     "nothing".to_owned()
                 } else {
@@ -474,6 +491,12 @@ impl Kinds {
         }
         if self.search.is_some() {
             out.push(Kind::SearchProvider);
+        }
+        if self.provider.is_some() {
+            out.push(Kind::ToolProvider);
+        }
+        if self.ranker.is_some() {
+            out.push(Kind::ToolRanker);
         }
         out
     }

@@ -35,7 +35,7 @@
 //! ```
 //!
 //! The types ([`Tool`], [`ToolCall`], [`CallResult`], [`Decision`], ...) are the WIT package
-//! `magg:plugin@0.1.0`'s, generated once here; JSON (arguments, schemas, content) stays text, for
+//! `magg:plugin@0.2.0`'s, generated once here; JSON (arguments, schemas, content) stays text, for
 //! the plugin to parse with the JSON library it likes. [`host`] reads the plugin's settings
 //! and writes to magg's log; [`http`] makes the GET requests a search provider may make;
 //! [`facets`] writes the tags that let magg merge one server found by several providers;
@@ -52,16 +52,16 @@ pub mod facets;
 pub mod glob;
 pub mod http;
 
-pub use bindings::configure::exports::magg::plugin::configure::{SourceFacts, Suggestion};
-pub use bindings::imports::magg::plugin::types::{
+pub use bindings::configure::exports::magg::plugin0_2_0::configure::{SourceFacts, Suggestion};
+pub use bindings::imports::magg::plugin0_2_0::types::{
     CallResult, LogLevel, SearchResult, ServerConfig, Tool, ToolCall,
 };
-pub use bindings::routing_hook::exports::magg::plugin::routing_hook::Decision;
+pub use bindings::routing_hook::exports::magg::plugin0_2_0::routing_hook::Decision;
 
 /// What magg offers every plugin: its settings and magg's log.
 pub mod host {
     pub use crate::LogLevel;
-    pub use crate::bindings::imports::magg::plugin::host::{Identity, caller, log, setting};
+    pub use crate::bindings::imports::magg::plugin0_2_0::host::{Identity, caller, log, setting};
 }
 
 /// A tool filter: hides, renames and re-describes tools whenever magg rebuilds its tool list
@@ -73,7 +73,7 @@ pub trait ToolFilter {
     fn filter(tools: Vec<Tool>) -> Vec<Tool>;
 }
 
-impl<T: ToolFilter> bindings::tool_filter::exports::magg::plugin::tool_filter::Guest for T {
+impl<T: ToolFilter> bindings::tool_filter::exports::magg::plugin0_2_0::tool_filter::Guest for T {
     #[inline]
     fn filter(tools: Vec<Tool>) -> Vec<Tool> {
         <T as ToolFilter>::filter(tools)
@@ -95,7 +95,7 @@ pub trait RoutingHook {
     }
 }
 
-impl<T: RoutingHook> bindings::routing_hook::exports::magg::plugin::routing_hook::Guest for T {
+impl<T: RoutingHook> bindings::routing_hook::exports::magg::plugin0_2_0::routing_hook::Guest for T {
     #[inline]
     fn before_call(call: ToolCall) -> Decision {
         <T as RoutingHook>::before_call(call)
@@ -114,7 +114,7 @@ pub trait Configure {
     fn suggest(facts: SourceFacts) -> Option<Suggestion>;
 }
 
-impl<T: Configure> bindings::configure::exports::magg::plugin::configure::Guest for T {
+impl<T: Configure> bindings::configure::exports::magg::plugin0_2_0::configure::Guest for T {
     #[inline]
     fn suggest(facts: SourceFacts) -> Option<Suggestion> {
         <T as Configure>::suggest(facts)
@@ -128,8 +128,8 @@ pub trait SearchProvider {
     fn search(query: String, limit: u32) -> Result<Vec<SearchResult>, String>;
 }
 
-impl<T: SearchProvider> bindings::search_provider::exports::magg::plugin::search_provider::Guest
-    for T
+impl<T: SearchProvider>
+    bindings::search_provider::exports::magg::plugin0_2_0::search_provider::Guest for T
 {
     #[inline]
     fn search(query: String, limit: u32) -> Result<Vec<SearchResult>, String> {
