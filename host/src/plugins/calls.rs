@@ -248,6 +248,7 @@ impl HookRun {
                 .run_after(&mut store, &guest, &wit, &result)
                 .instrument(span.clone())
                 .await;
+            retire(store);
             hook_outcome(&span, &outcome);
             match outcome {
                 Ok(Some(next)) => {
@@ -279,43 +280,60 @@ impl HookRun {
 impl PluginSet {
     /// Queues the making of `plugin`'s next spare instance, unless one is on its way.
     ///
-    /// Spares are made one at a time on a thread of their own ([`spare_maker`]), so the
-    /// thread that serves calls only hands the plugin over: a call's answer never waits behind
-    /// the making of an instance, and an idle core does that work between calls.
+    /// Spares are made one at a time on a thread of their own ([`chores`]), so the thread
+    /// that serves calls only hands the plugin over: a call's answer never waits behind the
+    /// making of an instance, and an idle core does that work between calls.
     fn refill(&self, plugin: &Arc<Plugin>) {
         if plugin.refilling.swap(true, Ordering::AcqRel) {
             return;
         }
-        let queued = spare_maker().is_some_and(|queue| queue.send(plugin.clone()).is_ok());
+        let queued = chores().is_some_and(|queue| queue.send(Chore::Spare(plugin.clone())).is_ok());
         if !queued {
             plugin.refilling.store(false, Ordering::Release);
         }
     }
 }
 
-/// The queue of routing hooks whose next instance is to be made, served by one thread for
-/// the whole process; none when that thread could not be started (each call then makes its
-/// own instance).
-fn spare_maker() -> Option<&'static mpsc::UnboundedSender<Arc<Plugin>>> {
-    static QUEUE: OnceLock<Option<mpsc::UnboundedSender<Arc<Plugin>>>> = OnceLock::new();
+/// Work on plugin instances that no call waits for.
+enum Chore {
+    /// Make this routing hook's next spare instance.
+    Spare(Arc<Plugin>),
+    /// Drop an instance whose call is over (giving its memory back takes system calls).
+    Retire(Store<HostState>),
+}
+
+/// Drops `store` on the chores thread, or here when there is none.
+fn retire(store: Store<HostState>) {
+    if let Some(queue) = chores() {
+        let _ = queue.send(Chore::Retire(store));
+    }
+}
+
+/// The queue of [`Chore`]s, served in order by one thread for the whole process; none when
+/// that thread could not be started (each call then makes and drops its own instances).
+fn chores() -> Option<&'static mpsc::UnboundedSender<Chore>> {
+    static QUEUE: OnceLock<Option<mpsc::UnboundedSender<Chore>>> = OnceLock::new();
     QUEUE
         .get_or_init(|| {
-            let (tx, mut rx) = mpsc::unbounded_channel::<Arc<Plugin>>();
+            let (tx, mut rx) = mpsc::unbounded_channel::<Chore>();
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .map_err(|e| tracing::warn!("plugin spare instances: no runtime ({e})"))
+                .map_err(|e| tracing::warn!("plugin instances: no runtime for chores ({e})"))
                 .ok()?;
             std::thread::Builder::new()
-                .name("magg-plugin-spares".into())
+                .name("magg-plugin-chores".into())
                 .spawn(move || {
                     runtime.block_on(async move {
-                        while let Some(plugin) = rx.recv().await {
-                            plugin.make_spare().await;
+                        while let Some(chore) = rx.recv().await {
+                            match chore {
+                                Chore::Spare(plugin) => plugin.make_spare().await,
+                                Chore::Retire(store) => drop(store),
+                            }
                         }
                     });
                 })
-                .map_err(|e| tracing::warn!("plugin spare instances: no thread ({e})"))
+                .map_err(|e| tracing::warn!("plugin instances: no chores thread ({e})"))
                 .ok()?;
             Some(tx)
         })
