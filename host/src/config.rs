@@ -323,8 +323,8 @@ pub struct ServerConfig {
     /// The component file this server mounts, absolute: from `wasm`, or from a `source` that
     /// names a local `.wasm` file when there is neither `command` nor `uri`. Not written.
     pub component: Option<PathBuf>,
-    /// The config file's directory, which relative paths of the entry are read from. Not
-    /// written.
+    /// For a component, the config file's directory, which relative paths of its entry are
+    /// read from (empty for other servers). Not written.
     pub base_dir: PathBuf,
     /// Keys magg does not know, kept so that writing the file back loses nothing.
     pub extra: Map<String, Value>,
@@ -357,13 +357,17 @@ impl ServerConfig {
     /// Works out [`ServerConfig::component`] from `wasm`, `source`, `command` and `uri`, with
     /// relative paths read from `base_dir`.
     pub fn resolve_component(&mut self, base_dir: &Path) {
-        self.base_dir = base_dir.to_owned();
         self.component = component::component_file(
             self.wasm.as_deref(),
             Some(&self.source),
             self.command.is_some() || self.uri.is_some(),
             base_dir,
         );
+        // Only a component's entry reads paths from there (its grants' directories).
+        self.base_dir = match self.component {
+            Some(_) => base_dir.to_owned(),
+            None => PathBuf::new(),
+        };
     }
 
     /// Sets `command` and `args` from one command line split like a shell
