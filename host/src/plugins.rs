@@ -27,6 +27,7 @@ mod calls;
 pub mod config;
 mod instance;
 mod outgoing;
+mod provider;
 mod registry;
 
 use rmcp::model::{CallToolResult, JsonObject};

@@ -391,7 +391,7 @@ pub(crate) fn wit_result(result: &CallToolResult) -> types::CallResult {
 }
 
 /// A plugin's call result as an MCP result; `base` keeps what the plugin cannot see (`_meta`).
-fn mcp_result(
+pub(crate) fn mcp_result(
     result: types::CallResult,
     base: Option<&CallToolResult>,
 ) -> Result<CallToolResult, String> {

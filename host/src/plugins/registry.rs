@@ -290,6 +290,15 @@ impl Plugins {
         }
     }
 
+    /// What mounts WebAssembly servers (tool providers): the same engine, linker and compile
+    /// cache as the plugins.
+    pub fn mounter(&self) -> Arc<dyn crate::backend::component::Mounter> {
+        let inner = self.inner.clone();
+        Arc::new(super::provider::ProviderMounter::new(Arc::new(move || {
+            inner.runtime()
+        })))
+    }
+
     /// The plugins directory, if any.
     pub fn dir(&self) -> Option<&Path> {
         self.inner.dir.as_deref()

@@ -89,3 +89,21 @@ pub mod search_provider {
         disable_custom_section_link_helpers: true,
     });
 }
+
+/// World `tool-provider-plugin`: the `tool-provider` export (a server whose tools run inside
+/// magg), and `wasi:http` (the SDK's [`crate::http`] calls it through [`search_provider`]'s
+/// bindings of the same imports).
+pub mod tool_provider {
+    wit_bindgen::generate!({
+        world: "magg:plugin/tool-provider-plugin@0.2.0",
+        path: "../../../wit",
+        with: {
+            "magg:plugin/types@0.2.0": crate::bindings::imports::magg::plugin0_2_0::types,
+            "magg:plugin/host@0.2.0": crate::bindings::imports::magg::plugin0_2_0::host,
+        },
+        pub_export_macro: true,
+        default_bindings_module: "$crate::bindings::tool_provider",
+        generate_all,
+        disable_custom_section_link_helpers: true,
+    });
+}

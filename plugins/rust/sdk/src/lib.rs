@@ -9,6 +9,7 @@
 //! | routing hook | [`RoutingHook`] | [`export_routing_hook!`] | `routing-hook-plugin` |
 //! | configure | [`Configure`] | [`export_configure!`] | `configure-plugin` |
 //! | search provider | [`SearchProvider`] | [`export_search_provider!`] | `search-provider-plugin` |
+//! | tool provider (a server) | [`ToolProvider`] | [`export_tool_provider!`] | `tool-provider-plugin` |
 //!
 //! ```no_run
 //! use magg_plugin_sdk::{CallResult, Decision, LogLevel, RoutingHook, ToolCall, host};
@@ -57,6 +58,7 @@ pub use bindings::imports::magg::plugin0_2_0::types::{
     CallResult, LogLevel, SearchResult, ServerConfig, Tool, ToolCall,
 };
 pub use bindings::routing_hook::exports::magg::plugin0_2_0::routing_hook::Decision;
+pub use bindings::tool_provider::exports::magg::plugin0_2_0::tool_provider::ToolSpec;
 
 /// What magg offers every plugin: its settings and magg's log.
 pub mod host {
@@ -175,5 +177,101 @@ macro_rules! export_configure {
 macro_rules! export_search_provider {
     ($ty:ident) => {
         $crate::bindings::search_provider::export!($ty);
+    };
+}
+
+/// A tool provider: a server whose tools run inside magg, mounted by a server entry of magg's
+/// config whose source is the component's `.wasm` file. It may make HTTP requests ([`http`])
+/// to the hosts the entry grants, and read the directories and environment variables granted
+/// (with Rust's `std::fs` and `std::env`). Export it with [`export_tool_provider!`].
+pub trait ToolProvider {
+    /// The tools it offers; magg asks when it loads the component, not per call.
+    fn list_tools() -> Vec<ToolSpec>;
+
+    /// Runs the tool `name` with `arguments` (a JSON object, as text). A failure the model
+    /// should see (bad arguments, a refused request) is a result with `is_error` set; see
+    /// [`CallResult::text`] and [`CallResult::error`].
+    fn call_tool(name: String, arguments: String) -> CallResult;
+}
+
+impl<T: ToolProvider> bindings::tool_provider::exports::magg::plugin0_2_0::tool_provider::Guest
+    for T
+{
+    #[inline]
+    fn list_tools() -> Vec<ToolSpec> {
+        <T as ToolProvider>::list_tools()
+    }
+
+    #[inline]
+    fn call_tool(name: String, arguments: String) -> CallResult {
+        <T as ToolProvider>::call_tool(name, arguments)
+    }
+}
+
+impl CallResult {
+    /// A result of one text block.
+    pub fn text(text: &str) -> CallResult {
+        CallResult {
+            content: text_content(text),
+            structured_content: None,
+            is_error: false,
+        }
+    }
+
+    /// An error result of one text block, for the model to read.
+    pub fn error(text: &str) -> CallResult {
+        CallResult {
+            content: text_content(text),
+            structured_content: None,
+            is_error: true,
+        }
+    }
+}
+
+/// `[{"type":"text","text":…}]` as JSON text.
+fn text_content(text: &str) -> String {
+    format!(r#"[{{"type":"text","text":{}}}]"#, json_string(text))
+}
+
+/// `s` as a JSON string literal, quotes included.
+pub fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+impl ToolSpec {
+    /// A tool with a name, a description and an input JSON Schema (as JSON text).
+    pub fn new(name: &str, description: &str, input_schema: &str) -> ToolSpec {
+        ToolSpec {
+            name: name.to_owned(),
+            title: None,
+            description: Some(description.to_owned()),
+            input_schema: input_schema.to_owned(),
+            output_schema: None,
+            annotations: None,
+        }
+    }
+}
+
+/// Exports a [`ToolProvider`] type as this component's `tool-provider` (world
+/// `tool-provider-plugin`, which may import `wasi:http`):
+/// `magg_plugin_sdk::export_tool_provider!(MyTools);` once, at the top level of the crate.
+#[macro_export]
+macro_rules! export_tool_provider {
+    ($ty:ident) => {
+        $crate::bindings::tool_provider::export!($ty);
     };
 }
