@@ -378,3 +378,47 @@ async fn tools_a_token_may_not_see_are_neither_found_nor_called() {
     assert!(text(&hidden).contains("Unknown tool `tc_echo`"), "{hidden}");
     client.close().await;
 }
+
+#[tokio::test]
+async fn a_tool_ranker_plugin_orders_the_results_and_a_failing_one_falls_back() {
+    let config = config(json!({
+        "tool_search": "on",
+        "plugins": {"pick-ranker": {"settings": {"first": "tb_pid"}}},
+    }));
+    config.install_plugin("pick-ranker", "pick-ranker");
+    let mut magg = Magg::stdio(&config.path).await;
+    let client = magg.client();
+    wait_for_backend(client).await;
+    // The ranker puts its pick first and keeps the built-in order after it: the built-in
+    // ranking's best follows.
+    let found = search(client, json!({"query": "sum of two numbers", "limit": 3})).await;
+    assert_eq!(found["ranked_by"], json!("pick-ranker"), "{found}");
+    assert_eq!(names(&found)[..2], ["tb_pid", "tb_add"], "{found}");
+    assert_eq!(names(&found).len(), 3, "{found}");
+    // Every tool (fewer than 100) was a candidate, not only those the words match.
+    let searched = found["searched"].as_u64().expect("searched");
+    magg.wait_for_log(&format!(
+        "ranked {searched} candidates for sum of two numbers"
+    ))
+    .await;
+    drop(magg);
+
+    // A ranker that traps: magg's own ranking answers, and the fault is logged.
+    let config = self::config(json!({
+        "tool_search": "on",
+        "plugins": {"pick-ranker": {"settings": {"trap": true}}},
+    }));
+    config.install_plugin("pick-ranker", "pick-ranker");
+    let mut magg = Magg::stdio(&config.path).await;
+    let client = magg.client();
+    wait_for_backend(client).await;
+    let found = search(client, json!({"query": "sum of two numbers"})).await;
+    assert_eq!(found["ranked_by"], json!("magg"), "{found}");
+    assert_eq!(
+        names(&found).first().map(String::as_str),
+        Some("tb_add"),
+        "{found}"
+    );
+    magg.wait_for_log("tool search ranks with magg's own ranking instead")
+        .await;
+}

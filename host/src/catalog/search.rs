@@ -184,6 +184,25 @@ impl Snapshot {
             .collect()
     }
 
+    /// The candidates a tool ranker plugin orders for `query`: the best `count` of the
+    /// built-in ranking, then, while fewer, the other backend tools this snapshot shows in
+    /// catalog order (so with `count` or fewer tools, a ranker sees them all).
+    pub fn search_candidates(&self, query: &str, count: usize) -> Vec<Found<'_>> {
+        let mut found = self.search_tools(query, count);
+        if found.len() < count {
+            let seen: HashSet<&str> = found.iter().map(|f| f.tool.text.name()).collect();
+            let rest: Vec<&ListedTool> = self
+                .tools
+                .iter()
+                .filter(|t| matches!(t.route, ToolRoute::Backend(_)))
+                .filter(|t| !seen.contains(t.text.name()))
+                .take(count - found.len())
+                .collect();
+            found.extend(rest.into_iter().map(|tool| Found { tool, score: 0.0 }));
+        }
+        found
+    }
+
     /// How many backend tools this snapshot shows.
     pub fn backend_tool_count(&self) -> usize {
         *self.search.backend_tools.get_or_init(|| {

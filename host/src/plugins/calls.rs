@@ -1,6 +1,6 @@
-//! The four plugin kinds at work: filters over the tool list, routing hooks around a call,
-//! configure plugins asked in turn, and search providers asked all at once. Each applies the
-//! plugin's failure policy when a call into it faults.
+//! The plugin kinds at work: filters over the tool list, routing hooks around a call,
+//! configure plugins asked in turn, search providers asked all at once, and the tool ranker of
+//! tool search. Each applies the plugin's failure policy when a call into it faults.
 
 use std::{
     collections::HashSet,
@@ -78,6 +78,28 @@ impl PluginSet {
             }
         });
         futures::future::join_all(asks).await
+    }
+}
+
+impl PluginSet {
+    /// The first tool ranker's (in file-name order) names for `query` among `candidates`,
+    /// best first, with the ranker's name; `None` when no ranker is loaded or it failed (the
+    /// fault is logged and shown in `magg_status`, and the caller ranks by itself).
+    pub(crate) async fn rank(
+        &self,
+        query: &str,
+        candidates: &[types::Tool],
+        limit: u32,
+    ) -> Option<(String, Vec<String>)> {
+        let plugin = self.of(Kind::ToolRanker).next()?;
+        match plugin.run_rank(query, candidates, limit).await {
+            Ok(names) => Some((plugin.name.clone(), names)),
+            Err(e) => {
+                plugin.record_fault(&e);
+                tracing::error!("{e}; tool search ranks with magg's own ranking instead");
+                None
+            }
+        }
     }
 }
 
@@ -649,6 +671,40 @@ impl Plugin {
                 ),
             )),
         }
+    }
+}
+
+impl Plugin {
+    async fn run_rank(
+        &self,
+        query: &str,
+        candidates: &[types::Tool],
+        limit: u32,
+    ) -> Result<Vec<String>, PluginError> {
+        let started = Instant::now();
+        let call = self.call(Kind::ToolRanker);
+        let wall = call.wall_limit();
+        let run = async {
+            let exports = self.prepared.exports.ranker.as_ref();
+            let (mut store, guest) = open(&call, exports, |i, s, inst| i.load(s, inst)).await?;
+            guest
+                .call_rank(&mut store, query, candidates, limit)
+                .await
+                .map_err(|e| call.fault(&store, e))
+        };
+        let result = match tokio::time::timeout(wall, run).await {
+            Ok(result) => result,
+            Err(_) => Err(PluginError::new(
+                &self.name,
+                Kind::ToolRanker,
+                format!(
+                    "timed out after {} (set plugins.{}.timeout_ms to allow longer)",
+                    duration_text(call.limit()),
+                    self.name
+                ),
+            )),
+        };
+        self.counted(Kind::ToolRanker, started, result)
     }
 }
 

@@ -441,6 +441,22 @@ impl Plugins {
         self.set().search(query, limit).await
     }
 
+    /// Whether a tool ranker is loaded.
+    pub fn has_ranker(&self) -> bool {
+        self.set().of(Kind::ToolRanker).next().is_some()
+    }
+
+    /// The first tool ranker's order of `candidates` for `query` (their exposed names, best
+    /// first, at most `limit`) and its name; `None` with no ranker, or when it failed (logged).
+    pub async fn rank_tools(
+        &self,
+        query: &str,
+        candidates: &[types::Tool],
+        limit: u32,
+    ) -> Option<(String, Vec<String>)> {
+        self.set().rank(query, candidates, limit).await
+    }
+
     /// Loads the bundled plugins too (they wait for their first use) and waits, at most
     /// `limit`, until every plugin has loaded. Cheap once they have.
     pub async fn load_all(&self, limit: Duration) {

@@ -11,12 +11,21 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::{failure, success, tool};
-use crate::{config::Settings, hub::Hub, mcp::error_result};
+use crate::{
+    catalog::{Found, Snapshot},
+    config::Settings,
+    hub::Hub,
+    mcp::error_result,
+    plugins::FilterTool,
+};
 
 /// Results returned when the call does not say.
 const DEFAULT_LIMIT: usize = 5;
 /// The most results one search returns.
 const MAX_LIMIT: usize = 50;
+/// How many of the built-in ranking's best a tool ranker plugin is given to order (all the
+/// tools the caller may see, when they are fewer).
+pub const RANKER_CANDIDATES: usize = 100;
 
 /// The `magg_search_tools` definition.
 pub fn search_definition(settings: &Settings) -> Tool {
@@ -31,7 +40,7 @@ pub fn search_definition(settings: &Settings) -> Tool {
          {DEFAULT_LIMIT}, at most {MAX_LIMIT}); add (default false: also add the tools found \
          to this session's tool list, so you can call them directly; the client is sent \
          tools/list_changed).\n\n\
-         Returns {{\"errors\": null, \"output\": {{\"query\", \"searched\": n, \"results\": \
+         Returns {{\"errors\": null, \"output\": {{\"query\", \"searched\": n, \"ranked_by\", \"results\": \
          [{{name, server, description, inputSchema, ...}}], \"added\": [...]}}}}, best match \
          first, each with the full input schema. Then call a result with {call} \
          {{\"name\": <name>, \"arguments\": {{...}}}} (or directly, if added). No result means \
@@ -131,7 +140,7 @@ pub async fn search_tools(hub: &Arc<Hub>, arguments: JsonObject) -> CallToolResu
     };
     hub.wait_for_backends().await;
     let snapshot = hub.snapshot();
-    let found = snapshot.search_tools(query, limit);
+    let (found, ranked_by) = ranked(hub, &snapshot, query, limit).await;
     let results: Vec<Value> = found
         .iter()
         .map(|f| {
@@ -145,6 +154,7 @@ pub async fn search_tools(hub: &Arc<Hub>, arguments: JsonObject) -> CallToolResu
     let mut output = json!({
         "query": query,
         "searched": snapshot.backend_tool_count(),
+        "ranked_by": ranked_by,
         "results": results,
     });
     if args.add == Some(true) {
@@ -161,6 +171,46 @@ pub async fn search_tools(hub: &Arc<Hub>, arguments: JsonObject) -> CallToolResu
         }
     }
     success(output)
+}
+
+/// The best `limit` tools for `query` and what ranked them: the first tool ranker plugin, given
+/// the best [`RANKER_CANDIDATES`] of the built-in ranking, or (with none, or when it fails)
+/// magg's own ranking.
+async fn ranked<'a>(
+    hub: &Hub,
+    snapshot: &'a Snapshot,
+    query: &str,
+    limit: usize,
+) -> (Vec<Found<'a>>, String) {
+    if hub.plugins.has_ranker() {
+        let candidates = snapshot.search_candidates(query, RANKER_CANDIDATES);
+        let wit: Vec<FilterTool> = candidates
+            .iter()
+            .map(|f| FilterTool {
+                server: f.tool.route.server().to_owned(),
+                original_name: f.tool.route.original().to_owned(),
+                name: f.tool.text.name().to_owned(),
+                description: f.tool.text.description(),
+                input_schema: f.tool.text.input_schema(),
+            })
+            .collect();
+        if let Some((plugin, names)) = hub.plugins.rank_tools(query, &wit, limit as u32).await {
+            let mut out: Vec<Found<'a>> = Vec::with_capacity(limit);
+            for name in names {
+                let Some(found) = candidates.iter().find(|f| f.tool.text.name() == name) else {
+                    continue;
+                };
+                if !out.iter().any(|f| f.tool.text.name() == name) {
+                    out.push(found.clone());
+                }
+                if out.len() == limit {
+                    break;
+                }
+            }
+            return (out, plugin);
+        }
+    }
+    (snapshot.search_tools(query, limit), "magg".to_owned())
 }
 
 /// Adds `names` to the calling session's own tool list and, if that changed it, tells that
