@@ -139,10 +139,6 @@ impl Snapshot {
             let filtered = plugins.filter_tools(snapshot.tools.filter_input()).await;
             snapshot.tools = snapshot.tools.filtered(filtered);
         }
-        if settings.tool_search != ToolSearch::Off {
-            // Built here, once per snapshot, rather than by the first search.
-            snapshot.search_index();
-        }
         snapshot
     }
 

@@ -470,6 +470,15 @@ impl Hub {
         let changes = next.changes_since(&old);
         let generation = next.generation;
         let new = Arc::new(next);
+        if self.settings.tool_search != crate::config::ToolSearch::Off {
+            // Tool search's index, once per snapshot, off the runtime's threads (5000 tools
+            // take about 0.1 s) and before any search can ask for it.
+            let snapshot = new.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                snapshot.search_index();
+            })
+            .await;
+        }
         self.catalog.store(new.clone());
         self.rebuilt.send_replace(generation);
         scoped::Rebuilt { changes, old, new }

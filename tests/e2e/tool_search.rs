@@ -95,7 +95,7 @@ async fn search_lists_magg_and_pinned_tools_and_finds_and_calls_the_rest() {
     );
 
     // The obvious tool first, with what it takes to call it.
-    let found = search(&client, json!({"query": "sum of two numbers"})).await;
+    let found = search(client, json!({"query": "sum of two numbers"})).await;
     assert_eq!(
         names(&found).first().map(String::as_str),
         Some("tb_add"),
@@ -111,7 +111,7 @@ async fn search_lists_magg_and_pinned_tools_and_finds_and_calls_the_rest() {
     assert_eq!(first["inputSchema"]["required"], json!(["a", "b"]));
     assert!(names(&found).len() <= 5, "{found}");
     let found = search(
-        &client,
+        client,
         json!({"query": "what is the working directory of the process", "limit": 2}),
     )
     .await;
@@ -121,7 +121,7 @@ async fn search_lists_magg_and_pinned_tools_and_finds_and_calls_the_rest() {
         "{found}"
     );
     assert!(names(&found).len() <= 2);
-    let nothing = search(&client, json!({"query": "zebra crossing"})).await;
+    let nothing = search(client, json!({"query": "zebra crossing"})).await;
     assert_eq!(names(&nothing), Vec::<String>::new());
 
     // A call through magg_call_tool is the tool's own result.

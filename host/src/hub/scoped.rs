@@ -1,6 +1,7 @@
 //! What a caller whose scopes limit it sees of the catalog: the snapshot cut down to its
 //! [`View`], made once per view and catalog generation and shared by every request with that
-//! view; and the list_changed notifications each session gets for what changed in its view.
+//! view; which tools tools/list shows a session under tool search (its own, pinned and added
+//! ones); and the list_changed notifications each session gets for what changed in its view.
 
 use std::{
     borrow::Cow,
