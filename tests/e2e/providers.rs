@@ -126,6 +126,9 @@ async fn a_provider_is_a_server_like_any_other() {
     }));
     config.install_plugin("routing-rules", "routing-rules");
     config.install_plugin("tool-filter", "tool-filter");
+    // A provider dropped into the plugins directory is not loaded as a plugin; it says how to
+    // mount it.
+    config.install_plugin("fetch", "stray");
     let mut magg = Magg::stdio(&config.path).await;
     let client = magg.client();
     let names = client.tool_names().await;
@@ -154,6 +157,19 @@ async fn a_provider_is_a_server_like_any_other() {
     );
     assert_eq!(tp["component"]["grants"]["memory_mb"], json!(32), "{tp}");
     assert_eq!(tp["component"]["grants"]["http"], json!([]), "{tp}");
+    let stray = status["output"]["plugins"]["loaded"]
+        .as_array()
+        .and_then(|all| all.iter().find(|p| p["name"] == json!("stray")))
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert_eq!(stray["state"], json!("failed"), "{stray}");
+    assert!(
+        stray["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("mount it as a server"),
+        "{stray}"
+    );
 
     // Disabled, its tools leave the list; enabled, they come back.
     client

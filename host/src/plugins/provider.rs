@@ -159,6 +159,14 @@ impl Provider {
             .ok_or_else(|| "the server entry names no .wasm file".to_owned())?;
         let config = Arc::new(grants_config(server)?);
         let version = load(&runtime, &config, &file).await?;
+        if usable_grants(&version.prepared).contains(&"grants.http") && config.hosts().is_empty() {
+            tracing::info!(
+                server = %server.name,
+                "the component can make HTTP requests, and servers.{}.grants.http grants no \
+                 host: every request it makes is refused until a host is added there",
+                server.name
+            );
+        }
         let provider = Arc::new(Provider {
             name: server.name.clone(),
             file,
@@ -298,6 +306,7 @@ impl Mount for Provider {
         });
         let mut out = json!({
             "file": self.file.display().to_string(),
+            "can_use": usable_grants(&current.prepared),
             "sha256": current.prepared.hash,
             "size": current.size,
             "from_cache": current.prepared.from_cache,
@@ -373,6 +382,27 @@ fn refill(version: &Arc<Version>, runtime: &Arc<Runtime>, config: &Arc<PluginCon
         }
         version.refilling.store(false, Ordering::Release);
     });
+}
+
+/// The grants a component's imports let it use, as the keys of a server entry that give
+/// them (`grants.http`, `grants.dirs`, `grants.env`).
+pub(crate) fn usable_grants(prepared: &Prepared) -> Vec<&'static str> {
+    let component = prepared.pre.component();
+    let imports: Vec<String> = component
+        .component_type()
+        .imports(component.engine())
+        .map(|(name, _)| name.to_owned())
+        .collect();
+    let imports_any = |prefix: &str| imports.iter().any(|i| i.starts_with(prefix));
+    [
+        ("wasi:http/outgoing-handler", "grants.http"),
+        ("wasi:filesystem/preopens", "grants.dirs"),
+        ("wasi:cli/environment", "grants.env"),
+    ]
+    .into_iter()
+    .filter(|(import, _)| imports_any(import))
+    .map(|(_, grant)| grant)
+    .collect()
 }
 
 /// Reads, compiles (or takes from the cache) and validates the component at `file`.

@@ -773,6 +773,13 @@ async fn load_one(
             Arc::new(prepared)
         }
     };
+    if prepared.kinds == [Kind::ToolProvider] {
+        return Err(format!(
+            "it is a tool provider (world tool-provider-plugin), not a plugin: mount it as a \
+             server instead, with {{\"wasm\": \"{}\"}} in the config's servers",
+            origin.describe()
+        ));
+    }
     let config = Arc::new(config);
     // Instantiate once, so a plugin whose start-up traps never serves.
     let kind = prepared
@@ -892,23 +899,7 @@ pub async fn check_file(path: &Path, cache_dir: Option<PathBuf>) -> Result<Check
     } else {
         Vec::new()
     };
-    let component = prepared.pre.component();
-    let imports: Vec<String> = component
-        .component_type()
-        .imports(component.engine())
-        .map(|(name, _)| name.to_owned())
-        .collect();
-    let imports_any = |prefix: &str| imports.iter().any(|i| i.starts_with(prefix));
-    let mut grants = Vec::new();
-    if imports_any("wasi:http/outgoing-handler") {
-        grants.push("grants.http");
-    }
-    if imports_any("wasi:filesystem/preopens") {
-        grants.push("grants.dirs");
-    }
-    if imports_any("wasi:cli/environment") {
-        grants.push("grants.env");
-    }
+    let grants = super::provider::usable_grants(&prepared);
     Ok(Checked {
         kinds,
         from_cache: prepared.from_cache,
