@@ -135,8 +135,6 @@ pub(crate) struct PluginSet {
     has_hooks: bool,
     /// Whether any plugin is a tool filter.
     has_filters: bool,
-    /// The queue of routing hooks whose next instance is to be made (see `calls.rs`).
-    pub(crate) refills: OnceLock<mpsc::UnboundedSender<Arc<Plugin>>>,
 }
 
 impl PluginSet {
@@ -146,7 +144,6 @@ impl PluginSet {
             has_hooks: has(Kind::RoutingHook),
             has_filters: has(Kind::ToolFilter),
             plugins,
-            refills: OnceLock::new(),
         }
     }
 
