@@ -1,4 +1,4 @@
-//! Measurement 19: tool search (`tool_search`, `magg_search_tools`).
+//! Measurement 20: tool search (`tool_search`, `magg_search_tools`).
 //!
 //! - **Quality**: the public tools corpus (`mcp-tools-corpus.json`, 430 tools of 29 servers,
 //!   read at run time from `MAGG_BENCH_TOOLS_CORPUS` or `../shared/data/` beside the
@@ -249,10 +249,10 @@ fn quality(queries: &[Query], ranked: &[Vec<String>]) -> (f64, f64, f64) {
     (recall(1), recall(5), mrr)
 }
 
-/// Measurement 19.
+/// Measurement 20.
 pub async fn tool_search(env: &Env, opts: Options) -> Result<Section> {
-    eprintln!("magg-bench: 19 tool search: quality, tools/list bytes, latency at 5000 tools");
-    let mut section = Section::new("tool_search", "19. Tool search (tool_search)");
+    eprintln!("magg-bench: 20 tool search: quality, tools/list bytes, latency at 5000 tools");
+    let mut section = Section::new("tool_search", "20. Tool search (tool_search)");
     let tools = corpus(&corpus_path())?;
     let queries = queries(&queries_path())?;
 

@@ -21,6 +21,7 @@ mod conformance;
 mod deploy;
 mod discover;
 mod failures;
+mod guest_providers;
 mod health;
 mod http;
 mod kits;

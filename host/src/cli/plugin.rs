@@ -57,20 +57,57 @@ async fn check(files: &[PathBuf]) -> anyhow::Result<()> {
     let mut failed = 0;
     for file in files {
         match check_file(file, plugins::cache_dir()).await {
-            Ok((kinds, from_cache)) => say::success(&format!(
-                "{}: {} ({})",
-                file.display(),
-                kinds
-                    .iter()
-                    .map(|k| k.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                if from_cache {
-                    "compilation from cache"
-                } else {
-                    "compiled"
+            Ok(checked) => {
+                let provider = checked.kinds.contains(&plugins::Kind::ToolProvider);
+                say::success(&format!(
+                    "{}: {} ({})",
+                    file.display(),
+                    checked
+                        .kinds
+                        .iter()
+                        .map(|k| k.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    if checked.from_cache {
+                        "compilation from cache"
+                    } else {
+                        "compiled"
+                    }
+                ));
+                if provider {
+                    println!(
+                        "  world tool-provider-plugin: mount it as a server, e.g. \
+                         \"servers\": {{\"name\": {{\"wasm\": \"{}\"}}}}",
+                        file.display()
+                    );
+                    println!("  tools ({}):", checked.tools.len());
+                    for (name, description) in &checked.tools {
+                        match description {
+                            Some(d) => println!("    {name}: {d}"),
+                            None => println!("    {name}"),
+                        }
+                    }
                 }
-            )),
+                if provider {
+                    let grants: Vec<String> = checked
+                        .grants
+                        .iter()
+                        .map(|g| format!("servers.<name>.{g}"))
+                        .collect();
+                    println!(
+                        "  grants it can use (from its imports; each denied until given): {}",
+                        if grants.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            grants.join(", ")
+                        }
+                    );
+                } else if checked.grants.contains(&"grants.http") {
+                    println!(
+                        "  it can make HTTP requests: to the hosts of plugins.<name>.allow_hosts"
+                    );
+                }
+            }
             Err(e) => {
                 failed += 1;
                 eprintln!("✗ {}: {e}", file.display());

@@ -13,7 +13,7 @@ use std::{
     path::{Path, PathBuf},
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::{Duration, Instant, SystemTime},
 };
@@ -24,13 +24,14 @@ use rmcp::model::CallToolResult;
 use serde_json::{Map, Value, json};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
+use wasmtime::Store;
 
 use super::{
     Kind, PluginError,
     bindings::{tool_provider, types},
     calls::mcp_result,
     config::{PluginConfig, ServerGrants},
-    instance::{Call, Prepared, Runtime},
+    instance::{Call, HostState, Prepared, Runtime},
 };
 use crate::{
     backend::component::{Mount, Mounter},
@@ -107,6 +108,16 @@ struct Version {
     tools: Arc<Vec<ToolText>>,
     size: u64,
     modified: Option<SystemTime>,
+    /// An instance made ahead of the next call, which takes it (no call ever uses one twice).
+    spare: Mutex<Option<Spare>>,
+    /// Whether a spare is being made.
+    refilling: AtomicBool,
+}
+
+/// A fresh instance waiting for its call.
+struct Spare {
+    store: Store<HostState>,
+    guest: tool_provider::Guest,
 }
 
 /// A mounted component server.
@@ -148,6 +159,14 @@ impl Provider {
             .ok_or_else(|| "the server entry names no .wasm file".to_owned())?;
         let config = Arc::new(grants_config(server)?);
         let version = load(&runtime, &config, &file).await?;
+        if usable_grants(&version.prepared).contains(&"grants.http") && config.hosts().is_empty() {
+            tracing::info!(
+                server = %server.name,
+                "the component can make HTTP requests, and servers.{}.grants.http grants no \
+                 host: every request it makes is refused until a host is added there",
+                server.name
+            );
+        }
         let provider = Arc::new(Provider {
             name: server.name.clone(),
             file,
@@ -229,7 +248,9 @@ impl Mount for Provider {
         Box::pin(async move {
             let call = Call::new(&runtime, &version.prepared.pre, &config, Kind::ToolProvider);
             let wall = call.wall_limit();
-            let run = call_once(&call, &version, &tool, &arguments);
+            let spare = version.spare.lock().ok().and_then(|mut spare| spare.take());
+            refill(&version, &runtime, &config);
+            let run = call_once(&call, &version, spare, &tool, &arguments);
             let outcome = match tokio::time::timeout(wall, run).await {
                 Ok(outcome) => outcome,
                 Err(_) => Err(PluginError {
@@ -285,6 +306,7 @@ impl Mount for Provider {
         });
         let mut out = json!({
             "file": self.file.display().to_string(),
+            "can_use": usable_grants(&current.prepared),
             "sha256": current.prepared.hash,
             "size": current.size,
             "from_cache": current.prepared.from_cache,
@@ -301,13 +323,31 @@ impl Mount for Provider {
     }
 }
 
-/// One call in a fresh instance: the result, and the hosts its HTTP requests were refused.
+/// One call in a fresh instance (the spare made for it, or a new one): the result, and the
+/// hosts its HTTP requests were refused.
 async fn call_once(
     call: &Call<'_>,
     version: &Version,
+    spare: Option<Spare>,
     tool: &str,
     arguments: &str,
 ) -> Result<(types::CallResult, Vec<String>), PluginError> {
+    let Spare { mut store, guest } = match spare {
+        Some(mut spare) => {
+            Call::ready(&mut spare.store);
+            spare
+        }
+        None => new_instance(call, version).await?,
+    };
+    let result = guest
+        .call_call_tool(&mut store, tool, arguments)
+        .await
+        .map_err(|e| call.fault(&store, e))?;
+    Ok((result, store.data().denied_hosts().to_vec()))
+}
+
+/// A fresh instance of `version`.
+async fn new_instance(call: &Call<'_>, version: &Version) -> Result<Spare, PluginError> {
     let (mut store, instance) = call.instantiate().await?;
     let exports = version
         .prepared
@@ -318,11 +358,51 @@ async fn call_once(
     let guest = exports
         .load(&mut store, &instance)
         .map_err(|e| call.fault(&store, e))?;
-    let result = guest
-        .call_call_tool(&mut store, tool, arguments)
-        .await
-        .map_err(|e| call.fault(&store, e))?;
-    Ok((result, store.data().denied_hosts().to_vec()))
+    Ok(Spare { store, guest })
+}
+
+/// Makes `version`'s next spare instance in a task of its own, unless one is on its way: it
+/// is made while the call that took the last one runs, or after it.
+fn refill(version: &Arc<Version>, runtime: &Arc<Runtime>, config: &Arc<PluginConfig>) {
+    if version.refilling.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let (version, runtime, config) = (version.clone(), runtime.clone(), config.clone());
+    tokio::spawn(async move {
+        tokio::task::yield_now().await;
+        let call = Call::new(&runtime, &version.prepared.pre, &config, Kind::ToolProvider);
+        match new_instance(&call, &version).await {
+            Ok(spare) => {
+                if let Ok(mut slot) = version.spare.lock() {
+                    *slot = Some(spare);
+                }
+            }
+            // The next call makes its own and meets the same fault there.
+            Err(e) => tracing::debug!("{e} (making a spare instance)"),
+        }
+        version.refilling.store(false, Ordering::Release);
+    });
+}
+
+/// The grants a component's imports let it use, as the keys of a server entry that give
+/// them (`grants.http`, `grants.dirs`, `grants.env`).
+pub(crate) fn usable_grants(prepared: &Prepared) -> Vec<&'static str> {
+    let component = prepared.pre.component();
+    let imports: Vec<String> = component
+        .component_type()
+        .imports(component.engine())
+        .map(|(name, _)| name.to_owned())
+        .collect();
+    let imports_any = |prefix: &str| imports.iter().any(|i| i.starts_with(prefix));
+    [
+        ("wasi:http/outgoing-handler", "grants.http"),
+        ("wasi:filesystem/preopens", "grants.dirs"),
+        ("wasi:cli/environment", "grants.env"),
+    ]
+    .into_iter()
+    .filter(|(import, _)| imports_any(import))
+    .map(|(_, grant)| grant)
+    .collect()
 }
 
 /// Reads, compiles (or takes from the cache) and validates the component at `file`.
@@ -363,6 +443,8 @@ async fn load(
         tools: Arc::new(tools),
         size,
         modified,
+        spare: Mutex::new(None),
+        refilling: AtomicBool::new(false),
     })
 }
 

@@ -786,6 +786,13 @@ async fn load_one(
             Arc::new(prepared)
         }
     };
+    if prepared.kinds == [Kind::ToolProvider] {
+        return Err(format!(
+            "it is a tool provider (world tool-provider-plugin), not a plugin: mount it as a \
+             server instead, with {{\"wasm\": \"{}\"}} in the config's servers",
+            origin.describe()
+        ));
+    }
     let config = Arc::new(config);
     // Instantiate once, so a plugin whose start-up traps never serves.
     let kind = prepared
@@ -862,12 +869,24 @@ fn watch_dir(dir: &Path, events: mpsc::UnboundedSender<()>) -> Option<notify::Re
     }
 }
 
-/// Loads `path` as `magg plugin check` does: compiles it, links it, instantiates it once, and
-/// returns the kinds it exports (or what is wrong). Uses (and fills) the compile cache.
-pub async fn check_file(
-    path: &Path,
-    cache_dir: Option<PathBuf>,
-) -> Result<(Vec<Kind>, bool), String> {
+/// What `magg plugin check` found in a component.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// The plugin kinds it exports (a tool provider is [`Kind::ToolProvider`]).
+    pub kinds: Vec<Kind>,
+    /// Whether its compilation came from the cache.
+    pub from_cache: bool,
+    /// For a tool provider, its tools: (name, description).
+    pub tools: Vec<(String, Option<String>)>,
+    /// The grants its imports let it use, as the config keys that give them
+    /// (`grants.http`, `grants.dirs`, `grants.env`).
+    pub grants: Vec<&'static str>,
+}
+
+/// Loads `path` as `magg plugin check` does: compiles it, links it, instantiates it once (a
+/// tool provider is also asked for its tools), and says what it exports and which grants it
+/// can use (or what is wrong). Uses (and fills) the compile cache.
+pub async fn check_file(path: &Path, cache_dir: Option<PathBuf>) -> Result<Checked, String> {
     let wasm = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let name = path_name(path);
     let runtime = Arc::new(Runtime::new(cache_dir)?);
@@ -883,5 +902,21 @@ pub async fn check_file(
         .instantiate()
         .await
         .map_err(|e| format!("it does not start: {}", e.detail))?;
-    Ok((kinds, prepared.from_cache))
+    let tools = if kinds.contains(&Kind::ToolProvider) {
+        super::provider::tool_specs(&runtime, &config, &prepared)
+            .await
+            .map_err(|e| format!("list-tools failed: {}", e.detail))?
+            .into_iter()
+            .map(|t| (t.name, t.description))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let grants = super::provider::usable_grants(&prepared);
+    Ok(Checked {
+        kinds,
+        from_cache: prepared.from_cache,
+        tools,
+        grants,
+    })
 }
