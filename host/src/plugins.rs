@@ -26,6 +26,7 @@ mod calls;
 pub mod config;
 mod instance;
 mod outgoing;
+pub mod plain;
 mod registry;
 
 use rmcp::model::{CallToolResult, JsonObject};
