@@ -20,6 +20,8 @@ mkdir -p "$OUT" "$STAGE"
 PLUGINS=(
   "redact            py plugins/python/redact          routing-hook-plugin"
   "describe-servers  js plugins/js/describe-servers    tool-filter-plugin"
+  "calc              py plugins/python/calc            tool-provider-plugin"
+  "text-tools        js plugins/js/text-tools          tool-provider-plugin"
 )
 
 componentize_py() {

@@ -1,7 +1,8 @@
 //! One supervised connection per configured server.
 //!
 //! A [`Backend`] owns the connection to one MCP server (a child process on stdio, a
-//! streamable-HTTP URL, or a legacy SSE URL: [`sse`]), keeps the latest copy of its tools, prompts, resources and resource
+//! streamable-HTTP URL, a legacy SSE URL: [`sse`], or a WebAssembly component run in
+//! process: [`component`]), keeps the latest copy of its tools, prompts, resources and resource
 //! templates, and restarts it with capped exponential backoff when it goes away. Every change of
 //! its state is announced on the hub's change channel so the catalog can be rebuilt.
 //!
@@ -16,6 +17,7 @@
 //! connections only: stopping one closes it, and there is no process to end.
 
 mod client;
+pub mod component;
 mod connect;
 pub mod lane;
 mod process;
@@ -96,6 +98,8 @@ pub struct State {
     pub peer: Option<Peer<RoleClient>>,
     /// The fast lane for tools/call, for a running stdio backend.
     pub lane: Option<Arc<lane::Lane>>,
+    /// The mounted component, for a running WebAssembly server.
+    pub component: Option<Arc<dyn component::Mount>>,
     /// The calls in flight on the live connection, with the client requests they serve.
     pub calls: Option<Arc<Calls>>,
     /// Process id of a stdio backend, when running.
@@ -124,6 +128,7 @@ impl State {
             status,
             peer: None,
             lane: None,
+            component: None,
             calls: None,
             pid: None,
             server_info: None,
@@ -314,6 +319,7 @@ async fn supervise(
             s.since = Instant::now();
             s.peer = None;
             s.lane = None;
+            s.component = None;
             s.pid = None;
             s.tools = Arc::default();
             s.prompts = Arc::default();

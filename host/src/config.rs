@@ -37,6 +37,7 @@
 //! `./.magg/config.json` (which need not exist: [`load_discovered`] then uses
 //! [`Config::embedded_default`]).
 
+mod component;
 mod edit;
 mod error;
 mod interpolate;
@@ -53,6 +54,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
+pub use component::{DirGrant, Grants};
 pub use edit::{ConfigLock, EditError, edit_locked, lock_path};
 pub use error::ConfigError;
 pub(crate) use error::{Field, Pos, syntax_message};
@@ -313,6 +315,17 @@ pub struct ServerConfig {
     pub notes: Option<String>,
     /// Kits this server was added from.
     pub kits: Vec<String>,
+    /// The WebAssembly component to mount as this server, as written (`wasm`; relative to
+    /// the config file's directory).
+    pub wasm: Option<String>,
+    /// What a component server may use (`grants`); deny by default.
+    pub grants: Option<Grants>,
+    /// The component file this server mounts, absolute: from `wasm`, or from a `source` that
+    /// names a local `.wasm` file when there is neither `command` nor `uri`. Not written.
+    pub component: Option<PathBuf>,
+    /// For a component, the config file's directory, which relative paths of its entry are
+    /// read from (empty for other servers). Not written.
+    pub base_dir: PathBuf,
     /// Keys magg does not know, kept so that writing the file back loses nothing.
     pub extra: Map<String, Value>,
 }
@@ -333,8 +346,28 @@ impl ServerConfig {
             enabled: true,
             notes: None,
             kits: Vec::new(),
+            wasm: None,
+            grants: None,
+            component: None,
+            base_dir: PathBuf::new(),
             extra: Map::new(),
         }
+    }
+
+    /// Works out [`ServerConfig::component`] from `wasm`, `source`, `command` and `uri`, with
+    /// relative paths read from `base_dir`.
+    pub fn resolve_component(&mut self, base_dir: &Path) {
+        self.component = component::component_file(
+            self.wasm.as_deref(),
+            Some(&self.source),
+            self.command.is_some() || self.uri.is_some(),
+            base_dir,
+        );
+        // Only a component's entry reads paths from there (its grants' directories).
+        self.base_dir = match self.component {
+            Some(_) => base_dir.to_owned(),
+            None => PathBuf::new(),
+        };
     }
 
     /// Sets `command` and `args` from one command line split like a shell
@@ -394,6 +427,14 @@ impl ServerConfig {
         if !self.kits.is_empty() {
             let kits = self.kits.iter().cloned().map(Value::String).collect();
             out.insert("kits".into(), Value::Array(kits));
+        }
+        if let Some(wasm) = &self.wasm {
+            out.insert("wasm".into(), Value::String(wasm.clone()));
+        }
+        if let Some(grants) = &self.grants
+            && let Ok(value) = serde_json::to_value(grants)
+        {
+            out.insert("grants".into(), value);
         }
         for (key, value) in &self.extra {
             out.entry(key.clone()).or_insert_with(|| value.clone());

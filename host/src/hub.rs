@@ -107,6 +107,13 @@ impl Hub {
         let (settled_tx, settled) = watch::channel(false);
         let sessions = Arc::new(Sessions::default());
         let own_items = own.items(&settings);
+        let plugins = Plugins::new(
+            crate::plugins::plugins_dir(&config),
+            crate::plugins::cache_dir(),
+            PluginConfigs::from_json(config.extra.get("plugins")),
+        );
+        // Before any backend starts: WebAssembly servers mount on the plugins' engine.
+        crate::backend::component::set_mounter(plugins.mounter());
         let backends: IndexMap<String, Arc<Backend>> = config
             .enabled_servers()
             .map(|server| {
@@ -123,11 +130,7 @@ impl Hub {
             .collect();
         let hub = Arc::new(Hub {
             settings,
-            plugins: Plugins::new(
-                crate::plugins::plugins_dir(&config),
-                crate::plugins::cache_dir(),
-                PluginConfigs::from_json(config.extra.get("plugins")),
-            ),
+            plugins,
             config: RwLock::new(config),
             backends: RwLock::new(backends),
             catalog: ArcSwap::from_pointee(Snapshot::default()),

@@ -3,8 +3,9 @@
 //! plugins (asked by `magg_smart_configure`) and search providers (`magg_search_servers`).
 //!
 //! # Design
-//! - The interfaces are `wit/plugin.wit` (package `magg:plugin@0.1.0`); [`bindings`] holds the
-//!   generated host side. A plugin's kind is read from what its component exports.
+//! - The interfaces are `wit/plugin.wit` (package `magg:plugin@0.2.0`; components built
+//!   against the frozen 0.1.0 in `wit/deps/magg-plugin-0.1.0/` load too); [`bindings`] holds
+//!   the generated host side. A plugin's kind is read from what its component exports.
 //! - Plugins are the `*.wasm` files of the plugins directory, applied in file-name order. Per
 //!   plugin settings, HTTP grants and limits come from the config's `plugins` object
 //!   ([`config`]).
@@ -27,6 +28,7 @@ pub mod config;
 mod instance;
 mod outgoing;
 pub mod plain;
+mod provider;
 mod registry;
 
 use rmcp::model::{CallToolResult, JsonObject};
@@ -53,6 +55,11 @@ pub enum Kind {
     Configure,
     /// Exports `magg:plugin/search-provider`.
     SearchProvider,
+    /// Exports `magg:plugin/tool-provider` (0.2): a server whose tools run inside magg,
+    /// mounted by a server entry of the config rather than from the plugins directory.
+    ToolProvider,
+    /// Exports `magg:plugin/tool-ranker` (0.2): orders tools for tool search.
+    ToolRanker,
 }
 
 impl Kind {
@@ -63,25 +70,36 @@ impl Kind {
             Kind::RoutingHook => "routing-hook",
             Kind::Configure => "configure",
             Kind::SearchProvider => "search-provider",
+            Kind::ToolProvider => "tool-provider",
+            Kind::ToolRanker => "tool-ranker",
         }
     }
 
     /// The WIT interface a plugin of this kind exports.
     pub fn interface(self) -> &'static str {
         match self {
-            Kind::ToolFilter => "magg:plugin/tool-filter@0.1.0",
-            Kind::RoutingHook => "magg:plugin/routing-hook@0.1.0",
-            Kind::Configure => "magg:plugin/configure@0.1.0",
-            Kind::SearchProvider => "magg:plugin/search-provider@0.1.0",
+            Kind::ToolFilter => "magg:plugin/tool-filter@0.2.0",
+            Kind::RoutingHook => "magg:plugin/routing-hook@0.2.0",
+            Kind::Configure => "magg:plugin/configure@0.2.0",
+            Kind::SearchProvider => "magg:plugin/search-provider@0.2.0",
+            Kind::ToolProvider => "magg:plugin/tool-provider@0.2.0",
+            Kind::ToolRanker => "magg:plugin/tool-ranker@0.2.0",
         }
     }
 
+    /// Whether `export` (a component's export name) is this kind's interface in a version
+    /// magg loads: 0.2, or 0.1 for the kinds that version has.
     fn matches_export(self, export: &str) -> bool {
         let name = self.as_str();
+        let legacy = !matches!(self, Kind::ToolProvider | Kind::ToolRanker);
         export
             .strip_prefix("magg:plugin/")
             .and_then(|rest| rest.strip_prefix(name))
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with("@0.1."))
+            .is_some_and(|rest| {
+                rest.is_empty()
+                    || rest.starts_with("@0.2.")
+                    || (legacy && rest.starts_with("@0.1."))
+            })
     }
 
     /// The time limit of one call when the config sets none.
@@ -91,6 +109,8 @@ impl Kind {
             Kind::RoutingHook => 1000,
             Kind::Configure => 2000,
             Kind::SearchProvider => 10000,
+            Kind::ToolProvider => 30000,
+            Kind::ToolRanker => 1000,
         }
     }
 

@@ -255,7 +255,9 @@ fn own_tool_definitions(settings: &Settings) -> Vec<(Tool, OwnTool)> {
                         "cwd": {"type": ["string", "null"], "description": "Working directory (for commands)"},
                         "notes": {"type": ["string", "null"], "description": "Setup notes for people and models"},
                         "enable": {"type": ["boolean", "null"], "description": "Whether to start the server now (default: true)"},
-                        "transport": {"anyOf": [{"type": "object"}, {"type": "string"}, {"type": "null"}], "description": "Transport-specific configuration (object or JSON string), e.g. {\"headers\": {...}}"}
+                        "transport": {"anyOf": [{"type": "object"}, {"type": "string"}, {"type": "null"}], "description": "Transport-specific configuration (object or JSON string), e.g. {\"headers\": {...}}"},
+                        "wasm": {"type": ["string", "null"], "description": "A WebAssembly tool provider (.wasm component) to mount instead of a command or uri; a file:// source ending in .wasm does the same"},
+                        "grants": {"type": ["object", "null"], "description": "What a WebAssembly server may use (deny by default): {\"http\": [hosts], \"dirs\": [{\"path\", \"write\"}], \"env\": [names], \"memory_mb\", \"timeout_ms\"}"}
                     },
                     "required": ["name", "source"]
                 }),
@@ -639,6 +641,9 @@ fn list_servers(hub: &Hub) -> Value {
                 if let Some(uri) = &server.uri {
                     obj.insert("uri".into(), json!(uri));
                 }
+                if let Some(file) = &server.component {
+                    obj.insert("wasm".into(), json!(file.display().to_string()));
+                }
                 if let Some(cwd) = &server.cwd {
                     obj.insert("cwd".into(), json!(cwd.display().to_string()));
                 }
@@ -682,6 +687,14 @@ fn status(hub: &Hub) -> Value {
             }
             if let Some(pid) = state.pid {
                 obj.insert("pid".into(), json!(pid));
+            }
+            if let Some(component) = &state.component {
+                obj.insert("component".into(), component.status());
+            } else if let Some(file) = &backend.config.component {
+                obj.insert(
+                    "component".into(),
+                    json!({"file": file.display().to_string(), "grants": backend.config.grants}),
+                );
             }
             if let Some(info) = &state.server_info {
                 obj.insert(

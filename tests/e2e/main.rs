@@ -31,6 +31,7 @@ mod oauth;
 mod own_tools;
 mod plugins;
 mod protocol_errors;
+mod providers;
 mod proxy;
 mod replicas;
 mod sdk;

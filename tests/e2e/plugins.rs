@@ -840,3 +840,34 @@ async fn plugin_settings_change_with_the_config_file() {
         "{status}"
     );
 }
+
+/// A routing hook built against the frozen `magg:plugin@0.1.0` (no SDK; its own wit-bindgen)
+/// loads beside the 0.2.0 plugins and acts: it answers a call, with a setting it read through
+/// the 0.1.0 `host` import, and lets other calls through.
+#[tokio::test]
+async fn plugin_built_against_wit_0_1_loads_and_acts() {
+    let config = with_plugins(json!({"legacy-hook": {"settings": {"greeting": "hi"}}}));
+    config.install_plugin("legacy-hook", "legacy-hook");
+    config.install_plugin("tool-filter", "tool-filter");
+    let mut magg = Magg::stdio(&config.path).await;
+    let client = magg.client();
+    let answered = client
+        .call("tb_echo", json!({"text": "x"}))
+        .await
+        .expect("echo");
+    assert_eq!(text(&answered), "answered by legacy hook (greeting: hi)");
+    let sum = client
+        .call("tb_add", json!({"a": 2, "b": 3}))
+        .await
+        .expect("add");
+    assert_eq!(text(&sum), "5");
+    let status = magg_body(&client.call("magg_status", json!({})).await.expect("status"));
+    assert_eq!(
+        status_of(&status, "legacy-hook")["kinds"],
+        json!(["routing-hook"])
+    );
+    assert_eq!(
+        status_of(&status, "tool-filter")["kinds"],
+        json!(["tool-filter"])
+    );
+}

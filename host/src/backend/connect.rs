@@ -95,6 +95,9 @@ pub(super) async fn run(
     settings: &Settings,
     changes: &mpsc::UnboundedSender<Changed>,
 ) -> Outcome {
+    if backend.config.component.is_some() {
+        return super::component::run(backend, changes).await;
+    }
     let (lists_tx, mut lists_rx) = mpsc::unbounded_channel();
     let calls = Arc::new(Calls::default());
     let handler = BackendClient {

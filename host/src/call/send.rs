@@ -1,6 +1,7 @@
 //! The last leg of a tools/call: to a backend, on the transport it has. A running stdio
-//! backend has a lane (the call goes as text, and its answer comes back as text); any other
-//! (streamable HTTP, or a stdio backend between restarts) is reached through rmcp's client.
+//! backend has a lane (the call goes as text, and its answer comes back as text); a mounted
+//! WebAssembly component is called in process; any other (streamable HTTP, or a stdio backend
+//! between restarts) is reached through rmcp's client.
 //! Both legs record which client the call is for, pass progress back to it, stop at the
 //! client's cancellation and at the per-call time limit (`backend_call_timeout`), cancelling
 //! the call at the backend, and turn a backend that went away into a result the model can read.
@@ -26,6 +27,7 @@ use super::{CallRequest, Reply};
 use crate::{
     backend::{
         Backend, Status,
+        component::Mount,
         lane::{self, Lane},
     },
     catalog::Route,
@@ -84,6 +86,9 @@ async fn send(
         ct,
         trace,
     };
+    if let (Some(component), Status::Running) = (&state.component, &state.status) {
+        return trip.by_component(component, request).await;
+    }
     match (&state.lane, &state.status) {
         (Some(lane), Status::Running) => trip.by_lane(lane, state.calls.clone(), request).await,
         _ => match running_peer(backend) {
@@ -185,6 +190,20 @@ impl Trip<'_> {
         match line {
             Ok(line) => self.answer(&line),
             Err(_) => self.closed(),
+        }
+    }
+
+    /// The call into a mounted WebAssembly component: a fresh instance runs it in this
+    /// process. The client's cancellation and the time limit drop the call, which ends the
+    /// instance at its next epoch tick.
+    async fn by_component(&self, component: &Arc<dyn Mount>, request: &CallRequest) -> Reply {
+        let call = component.call(self.tool, request.arguments_text().to_owned());
+        let timeout = time_limit(self.limit);
+        tokio::select! {
+            biased;
+            result = call => Reply::complete(result),
+            () = self.ct.cancelled() => Reply::Cancelled,
+            () = timeout => self.timed_out(),
         }
     }
 

@@ -746,6 +746,21 @@ impl Ctx<'_> {
             "transport" => server.transport = self.object(value, field)?,
             "enabled" => server.enabled = self.bool(value, field)?.unwrap_or(true),
             "kits" => server.kits = self.string_list(value, field)?,
+            "wasm" => server.wasm = self.string(value, field)?,
+            "grants" => {
+                server.grants = match value {
+                    Value::Null => None,
+                    _ => Some(
+                        <super::Grants as serde::Deserialize>::deserialize(value).map_err(|e| {
+                            self.invalid(
+                                field,
+                                format!("the grants are not valid: {e}"),
+                                r#"write them as {"http": ["example.com"], "dirs": [{"path": "/data", "write": false}], "env": ["API_KEY"], "memory_mb": 64, "timeout_ms": 30000}, each key optional"#,
+                            )
+                        })?,
+                    ),
+                }
+            }
             _ => {
                 server.extra.insert(key.to_owned(), value.clone());
             }
@@ -936,15 +951,49 @@ impl Ctx<'_> {
             ));
         }
 
-        if server.enabled && server.command.is_none() && server.uri.is_none() {
+        let base_dir = self
+            .path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        if let Some(source) = &source {
+            server.source = source.clone();
+        }
+        server.resolve_component(&base_dir);
+        if server.component.is_none() {
+            if server.grants.is_some() {
+                return Err(self.invalid(
+                    &field.key("grants"),
+                    format!(
+                        "server {:?} has \"grants\", which only a WebAssembly server takes",
+                        server.name
+                    ),
+                    "remove \"grants\", or mount a component with \"wasm\" (a .wasm file) instead of \"command\" or \"uri\"",
+                ));
+            }
+        } else if server.command.is_some() || server.uri.is_some() {
+            return Err(self.invalid(
+                &field.key("wasm"),
+                format!(
+                    "server {:?} has \"wasm\" and also \"command\" or \"{uri_key}\"; a server is a program, a URL or a WebAssembly component",
+                    server.name
+                ),
+                "keep one of them",
+            ));
+        }
+        if server.enabled
+            && server.command.is_none()
+            && server.uri.is_none()
+            && server.component.is_none()
+        {
             return Err(self.invalid(
                 field,
                 format!(
-                    "server {:?} needs a way to run: provide either \"command\" or \"{uri_key}\"",
+                    "server {:?} needs a way to run: provide \"command\", \"{uri_key}\" or \"wasm\"",
                     server.name
                 ),
                 format!(
-                    "add \"command\" (e.g. \"npx\") with \"args\", or \"{uri_key}\" (e.g. \"http://localhost:8000/mcp\"), or set \"enabled\": false"
+                    "add \"command\" (e.g. \"npx\") with \"args\", or \"{uri_key}\" (e.g. \"http://localhost:8000/mcp\"), or \"wasm\" (a WebAssembly component, e.g. \"fetch.wasm\"), or set \"enabled\": false"
                 ),
             ));
         }

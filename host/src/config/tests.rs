@@ -649,7 +649,7 @@ fn server_needs_command_or_uri() {
     assert_eq!((err.line(), err.column()), (Some(2), Some(3)));
     let msg = err.to_string();
     assert!(
-        msg.contains("server \"x\" needs a way to run: provide either \"command\" or \"uri\""),
+        msg.contains("server \"x\" needs a way to run: provide \"command\", \"uri\" or \"wasm\""),
         "{msg}"
     );
     assert!(msg.contains("\"enabled\": false"), "{msg}");
@@ -660,7 +660,10 @@ fn server_needs_command_or_uri() {
 
     let err = parse_err(r#"{"mcpServers": {"z": {"args": ["a"]}}}"#);
     assert_eq!(err.field(), Some("mcpServers.z"));
-    assert!(err.to_string().contains("either \"command\" or \"url\""));
+    assert!(
+        err.to_string()
+            .contains("provide \"command\", \"url\" or \"wasm\"")
+    );
 }
 
 #[test]
@@ -1465,4 +1468,45 @@ fn shutdown_timeout_from_the_file_and_the_environment() {
     assert_eq!(s.shutdown_timeout, Duration::from_secs(30));
     let err = parse_err(r#"{"shutdown_timeout": "soon"}"#);
     assert_eq!(err.field(), Some("shutdown_timeout"));
+}
+
+#[test]
+fn component_servers_take_wasm_or_a_wasm_source_and_grants() {
+    let text = r#"{"servers": {
+        "a": {"source": "file:///opt/fetch.wasm", "grants": {"http": ["example.com"], "dirs": [{"path": "data", "write": true}]}},
+        "b": {"source": "s", "wasm": "p/b.wasm"}
+    }}"#;
+    let config = parse_str(Path::new("/etc/magg/config.json"), text, &no_env).expect("config");
+    let a = &config.servers["a"];
+    assert_eq!(a.component.as_deref(), Some(Path::new("/opt/fetch.wasm")));
+    let grants = a.grants.as_ref().expect("grants");
+    assert_eq!(grants.http, vec!["example.com".to_owned()]);
+    assert_eq!(
+        grants.dirs_from(&a.base_dir)[0].path,
+        PathBuf::from("/etc/magg/data")
+    );
+    assert_eq!(
+        config.servers["b"].component.as_deref(),
+        Some(Path::new("/etc/magg/p/b.wasm"))
+    );
+    // Written back as it was given.
+    let written = config.servers["a"].to_json();
+    assert_eq!(
+        written["grants"]["dirs"][0],
+        json!({"path": "data", "write": true})
+    );
+    assert!(written.get("wasm").is_none(), "{written}");
+
+    let typo = r#"{"servers": {"a": {"wasm": "a.wasm", "grants": {"hosts": ["x"]}}}}"#;
+    let err = parse_str(Path::new("/etc/magg/config.json"), typo, &no_env).unwrap_err();
+    assert_eq!(err.field(), Some("servers.a.grants"));
+    assert!(err.to_string().contains("hosts"), "{err}");
+
+    let both = r#"{"servers": {"a": {"wasm": "a.wasm", "command": "npx"}}}"#;
+    let err = parse_str(Path::new("/etc/magg/config.json"), both, &no_env).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("a program, a URL or a WebAssembly component"),
+        "{err}"
+    );
 }

@@ -4,7 +4,7 @@
 
 use std::{
     collections::HashSet,
-    sync::{Arc, atomic::Ordering},
+    sync::{Arc, OnceLock, atomic::Ordering},
     time::Instant,
 };
 
@@ -248,6 +248,7 @@ impl HookRun {
                 .run_after(&mut store, &guest, &wit, &result)
                 .instrument(span.clone())
                 .await;
+            retire(store);
             hook_outcome(&span, &outcome);
             match outcome {
                 Ok(Some(next)) => {
@@ -279,32 +280,64 @@ impl HookRun {
 impl PluginSet {
     /// Queues the making of `plugin`'s next spare instance, unless one is on its way.
     ///
-    /// One task per plugin set makes them, one at a time, each after letting the runtime poll
-    /// for I/O: spares are made while calls wait for their servers, and a server's answer waits
-    /// behind at most one of them.
+    /// Spares are made one at a time on a thread of their own ([`chores`]), so the thread
+    /// that serves calls only hands the plugin over: a call's answer never waits behind the
+    /// making of an instance, and an idle core does that work between calls.
     fn refill(&self, plugin: &Arc<Plugin>) {
         if plugin.refilling.swap(true, Ordering::AcqRel) {
             return;
         }
-        let queue = self.refills.get_or_init(|| {
-            let (tx, mut rx) = mpsc::unbounded_channel::<Arc<Plugin>>();
-            match tokio::runtime::Handle::try_current() {
-                Ok(runtime) => {
-                    runtime.spawn(async move {
-                        while let Some(plugin) = rx.recv().await {
-                            tokio::task::yield_now().await;
-                            plugin.make_spare().await;
-                        }
-                    });
-                }
-                Err(_) => drop(rx),
-            }
-            tx
-        });
-        if queue.send(plugin.clone()).is_err() {
+        let queued = chores().is_some_and(|queue| queue.send(Chore::Spare(plugin.clone())).is_ok());
+        if !queued {
             plugin.refilling.store(false, Ordering::Release);
         }
     }
+}
+
+/// Work on plugin instances that no call waits for.
+enum Chore {
+    /// Make this routing hook's next spare instance.
+    Spare(Arc<Plugin>),
+    /// Drop an instance whose call is over (giving its memory back takes system calls).
+    Retire(Store<HostState>),
+}
+
+/// Drops `store` on the chores thread, or here when there is none.
+fn retire(store: Store<HostState>) {
+    if let Some(queue) = chores() {
+        let _ = queue.send(Chore::Retire(store));
+    }
+}
+
+/// The queue of [`Chore`]s, served in order by one thread for the whole process; none when
+/// that thread could not be started (each call then makes and drops its own instances).
+fn chores() -> Option<&'static mpsc::UnboundedSender<Chore>> {
+    static QUEUE: OnceLock<Option<mpsc::UnboundedSender<Chore>>> = OnceLock::new();
+    QUEUE
+        .get_or_init(|| {
+            let (tx, mut rx) = mpsc::unbounded_channel::<Chore>();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| tracing::warn!("plugin instances: no runtime for chores ({e})"))
+                .ok()?;
+            std::thread::Builder::new()
+                .name("magg-plugin-chores".into())
+                .spawn(move || {
+                    runtime.block_on(async move {
+                        while let Some(chore) = rx.recv().await {
+                            match chore {
+                                Chore::Spare(plugin) => plugin.make_spare().await,
+                                Chore::Retire(store) => drop(store),
+                            }
+                        }
+                    });
+                })
+                .map_err(|e| tracing::warn!("plugin instances: no chores thread ({e})"))
+                .ok()?;
+            Some(tx)
+        })
+        .as_ref()
 }
 
 /// A routing hook's fresh instance, made before the call that will take it. Each call still
@@ -358,7 +391,7 @@ pub(crate) fn wit_result(result: &CallToolResult) -> types::CallResult {
 }
 
 /// A plugin's call result as an MCP result; `base` keeps what the plugin cannot see (`_meta`).
-fn mcp_result(
+pub(crate) fn mcp_result(
     result: types::CallResult,
     base: Option<&CallToolResult>,
 ) -> Result<CallToolResult, String> {

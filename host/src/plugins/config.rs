@@ -64,6 +64,20 @@ pub struct PluginConfig {
     /// What a failure does. Defaults: filters `open`, routing hooks `closed`.
     #[serde(default)]
     pub on_error: Option<FailurePolicy>,
+    /// For a WebAssembly server (a tool provider), the server entry's grants stand here:
+    /// `allow_hosts` is `grants.http`, and these are its directories (absolute) and its
+    /// environment variables with magg's values of them. Never read from `plugins`.
+    #[serde(skip)]
+    pub server: Option<ServerGrants>,
+}
+
+/// What a WebAssembly server's entry grants beyond the hosts and limits.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ServerGrants {
+    /// Directories it may open: (absolute path, whether it may write).
+    pub dirs: Vec<(std::path::PathBuf, bool)>,
+    /// Environment variables it may read: (name, value), for those magg has.
+    pub env: Vec<(String, String)>,
 }
 
 fn yes() -> bool {
@@ -111,6 +125,23 @@ impl PluginConfig {
             Value::String(s) => Some(s.clone()),
             Value::Null => None,
             other => Some(other.to_string()),
+        }
+    }
+
+    /// The config key that sets `field` (`allow_hosts`, `timeout_ms`, `memory_mb`) for this
+    /// plugin: `plugins.<name>.<field>`, or `servers.<name>.grants.<field>` for a server
+    /// (where `allow_hosts` is `http`).
+    pub fn key(&self, field: &str) -> String {
+        match &self.server {
+            Some(_) => {
+                let field = if field == "allow_hosts" {
+                    "http"
+                } else {
+                    field
+                };
+                format!("servers.{}.grants.{field}", self.name)
+            }
+            None => format!("plugins.{}.{field}", self.name),
         }
     }
 

@@ -24,7 +24,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpVi
 
 use super::{
     Kind, PluginError,
-    bindings::{configure, routing_hook, search_provider, tool_filter},
+    bindings::{configure, routing_hook, search_provider, tool_filter, tool_provider, tool_ranker},
     config::{self, PluginConfig},
 };
 
@@ -58,6 +58,7 @@ impl HostState {
             },
             grants: Grants {
                 config: config.clone(),
+                denied: Vec::new(),
             },
             config,
             wasi: None,
@@ -88,20 +89,50 @@ impl HostState {
     pub(crate) fn plugin_name(&self) -> &str {
         &self.config.name
     }
+
+    /// The hosts of the HTTP requests this call was refused.
+    pub(crate) fn denied_hosts(&self) -> &[String] {
+        &self.grants.denied
+    }
 }
 
 /// A plugin's WASI context and the stderr it writes to. Deny by default: no preopened
 /// directories, no environment, no arguments, no sockets; stdout is discarded (it is magg's
-/// MCP channel) and stderr is kept to explain a failure.
-fn new_wasi() -> (WasiCtx, MemoryOutputPipe) {
+/// MCP channel) and stderr is kept to explain a failure. A WebAssembly server gets the
+/// directories (read-only unless granted write) and environment variables its entry grants.
+fn new_wasi(config: &PluginConfig) -> (WasiCtx, MemoryOutputPipe) {
+    use wasmtime_wasi::FsPerms;
     let stderr = MemoryOutputPipe::new(STDERR_KEEP);
-    (WasiCtx::builder().stderr(stderr.clone()).build(), stderr)
+    let mut builder = WasiCtx::builder();
+    builder.stderr(stderr.clone());
+    if let Some(server) = &config.server {
+        for (name, value) in &server.env {
+            builder.env(name, value);
+        }
+        for (dir, write) in &server.dirs {
+            let perms = if *write {
+                FsPerms::ReadWrite
+            } else {
+                FsPerms::ReadOnly
+            };
+            let guest = dir.to_string_lossy();
+            if let Err(e) = builder.preopened_dir(dir, guest.as_ref(), perms) {
+                tracing::warn!(server = %config.name, "cannot open granted directory {}: {e:#}", dir.display());
+            }
+        }
+    }
+    (builder.build(), stderr)
 }
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        let HostState { wasi, table, .. } = self;
-        let (ctx, _) = wasi.get_or_insert_with(new_wasi);
+        let HostState {
+            wasi,
+            table,
+            config,
+            ..
+        } = self;
+        let (ctx, _) = wasi.get_or_insert_with(|| new_wasi(config));
         WasiCtxView { ctx, table }
     }
 }
@@ -119,6 +150,8 @@ impl WasiHttpView for HostState {
 /// The HTTP grants of one plugin: requests go only to the hosts its config allows.
 struct Grants {
     config: Arc<PluginConfig>,
+    /// The hosts of the requests refused in this call.
+    denied: Vec<String>,
 }
 
 impl WasiHttpHooks for Grants {
@@ -140,12 +173,13 @@ impl WasiHttpHooks for Grants {
         let host = uri.host().unwrap_or_default().to_owned();
         if !self.config.allows_host(&host, uri.port_u16()) {
             // The path without its query, which may carry a key.
+            let key = self.config.key("allow_hosts");
             tracing::warn!(
                 plugin = %self.config.name,
-                "HTTP request to {host}{} denied: {host} is not in plugins.{}.allow_hosts",
+                "HTTP request to {host}{} denied: {host} is not in {key}",
                 uri.path(),
-                self.config.name
             );
+            self.denied.push(host);
             return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
         }
         Box::new(super::outgoing::send(request, options))
@@ -408,6 +442,8 @@ pub(crate) struct Kinds {
     pub(crate) hook: Option<routing_hook::GuestIndices>,
     pub(crate) configure: Option<configure::GuestIndices>,
     pub(crate) search: Option<search_provider::GuestIndices>,
+    pub(crate) provider: Option<tool_provider::GuestIndices>,
+    pub(crate) ranker: Option<tool_ranker::GuestIndices>,
 }
 
 impl Kinds {
@@ -422,34 +458,49 @@ impl Kinds {
         let has = |kind: Kind| names.iter().any(|n| kind.matches_export(n));
         let shape = |kind: Kind, e: wasmtime::Error| {
             format!(
-                "it exports {} but not in the shape of wit/plugin.wit (magg:plugin@0.1.0): {e:#}",
+                "it exports {} but not in the shape of wit/plugin.wit (magg:plugin@0.2.0, or \
+                 0.1.0 for the kinds it has): {e:#}",
                 kind.interface()
             )
         };
         let mut kinds = Kinds::default();
         if has(Kind::ToolFilter) {
-            kinds.filter =
-                Some(tool_filter::GuestIndices::new(pre).map_err(|e| shape(Kind::ToolFilter, e))?);
+            kinds.filter = Some(
+                tool_filter::GuestIndices::new(pre, &names)
+                    .map_err(|e| shape(Kind::ToolFilter, e))?,
+            );
         }
         if has(Kind::RoutingHook) {
             kinds.hook = Some(
-                routing_hook::GuestIndices::new(pre).map_err(|e| shape(Kind::RoutingHook, e))?,
+                routing_hook::GuestIndices::new(pre, &names)
+                    .map_err(|e| shape(Kind::RoutingHook, e))?,
             );
         }
         if has(Kind::Configure) {
-            kinds.configure =
-                Some(configure::GuestIndices::new(pre).map_err(|e| shape(Kind::Configure, e))?);
+            kinds.configure = Some(
+                configure::GuestIndices::new(pre, &names).map_err(|e| shape(Kind::Configure, e))?,
+            );
         }
         if has(Kind::SearchProvider) {
             kinds.search = Some(
-                search_provider::GuestIndices::new(pre)
+                search_provider::GuestIndices::new(pre, &names)
                     .map_err(|e| shape(Kind::SearchProvider, e))?,
             );
+        }
+        if has(Kind::ToolProvider) {
+            kinds.provider = Some(
+                tool_provider::GuestIndices::new(pre).map_err(|e| shape(Kind::ToolProvider, e))?,
+            );
+        }
+        if has(Kind::ToolRanker) {
+            kinds.ranker =
+                Some(tool_ranker::GuestIndices::new(pre).map_err(|e| shape(Kind::ToolRanker, e))?);
         }
         if kinds.list().is_empty() {
             return Err(format!(
                 "it exports no magg plugin interface (it exports: {}); a plugin exports one of \
-                 magg:plugin/tool-filter, routing-hook, configure or search-provider @0.1.0",
+                 magg:plugin/tool-filter, routing-hook, configure, search-provider, \
+                 tool-ranker or tool-provider @0.2.0",
                 if names.is_empty() {
                     "nothing".to_owned()
                 } else {
@@ -474,6 +525,12 @@ impl Kinds {
         }
         if self.search.is_some() {
             out.push(Kind::SearchProvider);
+        }
+        if self.provider.is_some() {
+            out.push(Kind::ToolProvider);
+        }
+        if self.ranker.is_some() {
+            out.push(Kind::ToolRanker);
         }
         out
     }
@@ -542,18 +599,18 @@ impl<'a> Call<'a> {
         let stderr = state.stderr();
         let detail = if state.timed_out {
             format!(
-                "ran past its time limit of {} ms (set plugins.{}.timeout_ms to change it)",
+                "ran past its time limit of {} ms (set {} to change it)",
                 self.config
                     .timeout(self.kind.default_timeout_ms())
                     .as_millis(),
-                self.config.name
+                self.config.key("timeout_ms")
             )
         } else if state.limits.hit {
             format!(
-                "ran out of memory: it asked for more than its limit of {} MiB (set \
-                 plugins.{}.memory_mb to change it)",
+                "ran out of memory: it asked for more than its limit of {} MiB (set {} to \
+                 change it)",
                 self.config.memory_bytes() >> 20,
-                self.config.name
+                self.config.key("memory_mb")
             )
         } else if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
             format!("trapped ({trap})")

@@ -135,8 +135,6 @@ pub(crate) struct PluginSet {
     has_hooks: bool,
     /// Whether any plugin is a tool filter.
     has_filters: bool,
-    /// The queue of routing hooks whose next instance is to be made (see `calls.rs`).
-    pub(crate) refills: OnceLock<mpsc::UnboundedSender<Arc<Plugin>>>,
 }
 
 impl PluginSet {
@@ -146,7 +144,6 @@ impl PluginSet {
             has_hooks: has(Kind::RoutingHook),
             has_filters: has(Kind::ToolFilter),
             plugins,
-            refills: OnceLock::new(),
         }
     }
 
@@ -291,6 +288,15 @@ impl Plugins {
                 rescan: Notify::new(),
             }),
         }
+    }
+
+    /// What mounts WebAssembly servers (tool providers): the same engine, linker and compile
+    /// cache as the plugins.
+    pub fn mounter(&self) -> Arc<dyn crate::backend::component::Mounter> {
+        let inner = self.inner.clone();
+        Arc::new(super::provider::ProviderMounter::new(Arc::new(move || {
+            inner.runtime()
+        })))
     }
 
     /// The plugins directory, if any.

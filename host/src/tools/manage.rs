@@ -35,6 +35,12 @@ struct AddServer {
     enable: Option<bool>,
     #[serde(default)]
     transport: Option<Value>,
+    /// A WebAssembly component to mount (a path, relative to the config file's directory).
+    #[serde(default)]
+    wasm: Option<String>,
+    /// What a WebAssembly server may use.
+    #[serde(default)]
+    grants: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -124,9 +130,28 @@ pub async fn add_server(hub: &Arc<Hub>, args: JsonObject) -> CallToolResult {
             );
         }
     }
-    if server.command.is_none() && server.uri.is_none() {
+    server.wasm = args.wasm.filter(|w| !w.is_empty());
+    match args.grants {
+        None | Some(Value::Null) => {}
+        Some(grants) => match serde_json::from_value::<crate::config::Grants>(grants) {
+            Ok(grants) => server.grants = Some(grants),
+            Err(e) => {
+                return failure(format!(
+                    "'grants' is not valid: {e}; write it as {{\"http\": [\"example.com\"],                      \"dirs\": [{{\"path\": \"/data\", \"write\": false}}], \"env\": [\"KEY\"],                      \"memory_mb\": 64, \"timeout_ms\": 30000}}"
+                ));
+            }
+        },
+    }
+    let config_dir = hub
+        .config()
+        .path
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    server.resolve_component(&config_dir);
+    if server.command.is_none() && server.uri.is_none() && server.component.is_none() {
         return failure(format!(
-            "Server '{}' needs a way to run: provide either command (e.g. \"npx -y @scope/server\") or uri (e.g. \"http://localhost:8000/mcp\")",
+            "Server '{}' needs a way to run: provide either command (e.g. \"npx -y @scope/server\") or uri (e.g. \"http://localhost:8000/mcp\"), or a WebAssembly component as wasm or as a file:// source ending in .wasm",
             args.name
         ));
     }
@@ -158,6 +183,7 @@ pub async fn add_server(hub: &Arc<Hub>, args: JsonObject) -> CallToolResult {
             "prefix": server.prefix,
             "command": server.command_line(),
             "uri": server.uri,
+            "wasm": server.component.as_ref().map(|c| c.display().to_string()),
             "cwd": server.cwd.as_ref().map(|c| c.display().to_string()),
             "notes": server.notes,
             "enabled": server.enabled,

@@ -10,7 +10,7 @@
 // Built with componentize-js against the `tool-filter-plugin` world of wit/plugin.wit; see
 // ../../build-py-js.sh.
 
-import { setting, log } from 'magg:plugin/host@0.1.0';
+import { setting, log } from 'magg:plugin/host@0.2.0';
 
 const DEFAULT_FORMAT = '[{server}] {description}';
 

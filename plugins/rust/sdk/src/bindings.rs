@@ -19,8 +19,8 @@ pub mod imports {
             package magg:plugin-sdk;
 
             world imports {
-                import magg:plugin/types@0.1.0;
-                import magg:plugin/host@0.1.0;
+                import magg:plugin/types@0.2.0;
+                import magg:plugin/host@0.2.0;
             }
         ",
         path: "../../../wit",
@@ -32,11 +32,11 @@ pub mod imports {
 /// World `tool-filter-plugin`: the `tool-filter` export.
 pub mod tool_filter {
     wit_bindgen::generate!({
-        world: "tool-filter-plugin",
+        world: "magg:plugin/tool-filter-plugin@0.2.0",
         path: "../../../wit",
         with: {
-            "magg:plugin/types@0.1.0": crate::bindings::imports::magg::plugin::types,
-            "magg:plugin/host@0.1.0": crate::bindings::imports::magg::plugin::host,
+            "magg:plugin/types@0.2.0": crate::bindings::imports::magg::plugin0_2_0::types,
+            "magg:plugin/host@0.2.0": crate::bindings::imports::magg::plugin0_2_0::host,
         },
         pub_export_macro: true,
         default_bindings_module: "$crate::bindings::tool_filter",
@@ -47,11 +47,11 @@ pub mod tool_filter {
 /// World `routing-hook-plugin`: the `routing-hook` export.
 pub mod routing_hook {
     wit_bindgen::generate!({
-        world: "routing-hook-plugin",
+        world: "magg:plugin/routing-hook-plugin@0.2.0",
         path: "../../../wit",
         with: {
-            "magg:plugin/types@0.1.0": crate::bindings::imports::magg::plugin::types,
-            "magg:plugin/host@0.1.0": crate::bindings::imports::magg::plugin::host,
+            "magg:plugin/types@0.2.0": crate::bindings::imports::magg::plugin0_2_0::types,
+            "magg:plugin/host@0.2.0": crate::bindings::imports::magg::plugin0_2_0::host,
         },
         pub_export_macro: true,
         default_bindings_module: "$crate::bindings::routing_hook",
@@ -62,11 +62,11 @@ pub mod routing_hook {
 /// World `configure-plugin`: the `configure` export.
 pub mod configure {
     wit_bindgen::generate!({
-        world: "configure-plugin",
+        world: "magg:plugin/configure-plugin@0.2.0",
         path: "../../../wit",
         with: {
-            "magg:plugin/types@0.1.0": crate::bindings::imports::magg::plugin::types,
-            "magg:plugin/host@0.1.0": crate::bindings::imports::magg::plugin::host,
+            "magg:plugin/types@0.2.0": crate::bindings::imports::magg::plugin0_2_0::types,
+            "magg:plugin/host@0.2.0": crate::bindings::imports::magg::plugin0_2_0::host,
         },
         pub_export_macro: true,
         default_bindings_module: "$crate::bindings::configure",
@@ -77,14 +77,32 @@ pub mod configure {
 /// World `search-provider-plugin`: the `search-provider` export, and `wasi:http`.
 pub mod search_provider {
     wit_bindgen::generate!({
-        world: "search-provider-plugin",
+        world: "magg:plugin/search-provider-plugin@0.2.0",
         path: "../../../wit",
         with: {
-            "magg:plugin/types@0.1.0": crate::bindings::imports::magg::plugin::types,
-            "magg:plugin/host@0.1.0": crate::bindings::imports::magg::plugin::host,
+            "magg:plugin/types@0.2.0": crate::bindings::imports::magg::plugin0_2_0::types,
+            "magg:plugin/host@0.2.0": crate::bindings::imports::magg::plugin0_2_0::host,
         },
         pub_export_macro: true,
         default_bindings_module: "$crate::bindings::search_provider",
+        generate_all,
+        disable_custom_section_link_helpers: true,
+    });
+}
+
+/// World `tool-provider-plugin`: the `tool-provider` export (a server whose tools run inside
+/// magg), and `wasi:http` (the SDK's [`crate::http`] calls it through [`search_provider`]'s
+/// bindings of the same imports).
+pub mod tool_provider {
+    wit_bindgen::generate!({
+        world: "magg:plugin/tool-provider-plugin@0.2.0",
+        path: "../../../wit",
+        with: {
+            "magg:plugin/types@0.2.0": crate::bindings::imports::magg::plugin0_2_0::types,
+            "magg:plugin/host@0.2.0": crate::bindings::imports::magg::plugin0_2_0::host,
+        },
+        pub_export_macro: true,
+        default_bindings_module: "$crate::bindings::tool_provider",
         generate_all,
         disable_custom_section_link_helpers: true,
     });

@@ -9,6 +9,7 @@
 //! | routing hook | [`RoutingHook`] | [`export_routing_hook!`] | `routing-hook-plugin` |
 //! | configure | [`Configure`] | [`export_configure!`] | `configure-plugin` |
 //! | search provider | [`SearchProvider`] | [`export_search_provider!`] | `search-provider-plugin` |
+//! | tool provider (a server) | [`ToolProvider`] | [`export_tool_provider!`] | `tool-provider-plugin` |
 //!
 //! ```no_run
 //! use magg_plugin_sdk::{CallResult, Decision, LogLevel, RoutingHook, ToolCall, host};
@@ -35,7 +36,7 @@
 //! ```
 //!
 //! The types ([`Tool`], [`ToolCall`], [`CallResult`], [`Decision`], ...) are the WIT package
-//! `magg:plugin@0.1.0`'s, generated once here; JSON (arguments, schemas, content) stays text, for
+//! `magg:plugin@0.2.0`'s, generated once here; JSON (arguments, schemas, content) stays text, for
 //! the plugin to parse with the JSON library it likes. [`host`] reads the plugin's settings
 //! and writes to magg's log; [`http`] makes the GET requests a search provider may make;
 //! [`facets`] writes the tags that let magg merge one server found by several providers;
@@ -52,16 +53,17 @@ pub mod facets;
 pub mod glob;
 pub mod http;
 
-pub use bindings::configure::exports::magg::plugin::configure::{SourceFacts, Suggestion};
-pub use bindings::imports::magg::plugin::types::{
+pub use bindings::configure::exports::magg::plugin0_2_0::configure::{SourceFacts, Suggestion};
+pub use bindings::imports::magg::plugin0_2_0::types::{
     CallResult, LogLevel, SearchResult, ServerConfig, Tool, ToolCall,
 };
-pub use bindings::routing_hook::exports::magg::plugin::routing_hook::Decision;
+pub use bindings::routing_hook::exports::magg::plugin0_2_0::routing_hook::Decision;
+pub use bindings::tool_provider::exports::magg::plugin0_2_0::tool_provider::ToolSpec;
 
 /// What magg offers every plugin: its settings and magg's log.
 pub mod host {
     pub use crate::LogLevel;
-    pub use crate::bindings::imports::magg::plugin::host::{Identity, caller, log, setting};
+    pub use crate::bindings::imports::magg::plugin0_2_0::host::{Identity, caller, log, setting};
 }
 
 /// A tool filter: hides, renames and re-describes tools whenever magg rebuilds its tool list
@@ -73,7 +75,7 @@ pub trait ToolFilter {
     fn filter(tools: Vec<Tool>) -> Vec<Tool>;
 }
 
-impl<T: ToolFilter> bindings::tool_filter::exports::magg::plugin::tool_filter::Guest for T {
+impl<T: ToolFilter> bindings::tool_filter::exports::magg::plugin0_2_0::tool_filter::Guest for T {
     #[inline]
     fn filter(tools: Vec<Tool>) -> Vec<Tool> {
         <T as ToolFilter>::filter(tools)
@@ -95,7 +97,7 @@ pub trait RoutingHook {
     }
 }
 
-impl<T: RoutingHook> bindings::routing_hook::exports::magg::plugin::routing_hook::Guest for T {
+impl<T: RoutingHook> bindings::routing_hook::exports::magg::plugin0_2_0::routing_hook::Guest for T {
     #[inline]
     fn before_call(call: ToolCall) -> Decision {
         <T as RoutingHook>::before_call(call)
@@ -114,7 +116,7 @@ pub trait Configure {
     fn suggest(facts: SourceFacts) -> Option<Suggestion>;
 }
 
-impl<T: Configure> bindings::configure::exports::magg::plugin::configure::Guest for T {
+impl<T: Configure> bindings::configure::exports::magg::plugin0_2_0::configure::Guest for T {
     #[inline]
     fn suggest(facts: SourceFacts) -> Option<Suggestion> {
         <T as Configure>::suggest(facts)
@@ -128,8 +130,8 @@ pub trait SearchProvider {
     fn search(query: String, limit: u32) -> Result<Vec<SearchResult>, String>;
 }
 
-impl<T: SearchProvider> bindings::search_provider::exports::magg::plugin::search_provider::Guest
-    for T
+impl<T: SearchProvider>
+    bindings::search_provider::exports::magg::plugin0_2_0::search_provider::Guest for T
 {
     #[inline]
     fn search(query: String, limit: u32) -> Result<Vec<SearchResult>, String> {
@@ -175,5 +177,101 @@ macro_rules! export_configure {
 macro_rules! export_search_provider {
     ($ty:ident) => {
         $crate::bindings::search_provider::export!($ty);
+    };
+}
+
+/// A tool provider: a server whose tools run inside magg, mounted by a server entry of magg's
+/// config whose source is the component's `.wasm` file. It may make HTTP requests ([`http`])
+/// to the hosts the entry grants, and read the directories and environment variables granted
+/// (with Rust's `std::fs` and `std::env`). Export it with [`export_tool_provider!`].
+pub trait ToolProvider {
+    /// The tools it offers; magg asks when it loads the component, not per call.
+    fn list_tools() -> Vec<ToolSpec>;
+
+    /// Runs the tool `name` with `arguments` (a JSON object, as text). A failure the model
+    /// should see (bad arguments, a refused request) is a result with `is_error` set; see
+    /// [`CallResult::text`] and [`CallResult::error`].
+    fn call_tool(name: String, arguments: String) -> CallResult;
+}
+
+impl<T: ToolProvider> bindings::tool_provider::exports::magg::plugin0_2_0::tool_provider::Guest
+    for T
+{
+    #[inline]
+    fn list_tools() -> Vec<ToolSpec> {
+        <T as ToolProvider>::list_tools()
+    }
+
+    #[inline]
+    fn call_tool(name: String, arguments: String) -> CallResult {
+        <T as ToolProvider>::call_tool(name, arguments)
+    }
+}
+
+impl CallResult {
+    /// A result of one text block.
+    pub fn text(text: &str) -> CallResult {
+        CallResult {
+            content: text_content(text),
+            structured_content: None,
+            is_error: false,
+        }
+    }
+
+    /// An error result of one text block, for the model to read.
+    pub fn error(text: &str) -> CallResult {
+        CallResult {
+            content: text_content(text),
+            structured_content: None,
+            is_error: true,
+        }
+    }
+}
+
+/// `[{"type":"text","text":…}]` as JSON text.
+fn text_content(text: &str) -> String {
+    format!(r#"[{{"type":"text","text":{}}}]"#, json_string(text))
+}
+
+/// `s` as a JSON string literal, quotes included.
+pub fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+impl ToolSpec {
+    /// A tool with a name, a description and an input JSON Schema (as JSON text).
+    pub fn new(name: &str, description: &str, input_schema: &str) -> ToolSpec {
+        ToolSpec {
+            name: name.to_owned(),
+            title: None,
+            description: Some(description.to_owned()),
+            input_schema: input_schema.to_owned(),
+            output_schema: None,
+            annotations: None,
+        }
+    }
+}
+
+/// Exports a [`ToolProvider`] type as this component's `tool-provider` (world
+/// `tool-provider-plugin`, which may import `wasi:http`):
+/// `magg_plugin_sdk::export_tool_provider!(MyTools);` once, at the top level of the crate.
+#[macro_export]
+macro_rules! export_tool_provider {
+    ($ty:ident) => {
+        $crate::bindings::tool_provider::export!($ty);
     };
 }
