@@ -42,6 +42,12 @@ use wasmtime::{
 
 pub use self::convert::ArgError;
 use self::{docs::PackageDocs, schema::Deriver};
+use super::{
+    Kind, PluginError,
+    config::PluginConfig,
+    instance::{Call, Prepared, Runtime},
+};
+use crate::mcp::{ToolText, error_result};
 
 /// The tools of a component's plain exported functions.
 #[derive(Clone, Default)]
@@ -370,6 +376,86 @@ impl PlainTool {
         let mut results = vec![Val::Bool(false); usize::from(self.result.is_some())];
         func.call_async(&mut *store, &params, &mut results).await?;
         Ok(self.result(&results))
+    }
+}
+
+/// As a server's component (see [`super::provider`]): the component is loaded with the
+/// plugins' runtime, and each call runs in a fresh instance with the server's grants and
+/// limits.
+impl PlainTools {
+    /// Checks that the component offers tools and starts (one instance), and returns its tools
+    /// as magg's catalog keeps them.
+    pub(crate) async fn validate(
+        &self,
+        runtime: &Runtime,
+        config: &Arc<PluginConfig>,
+        prepared: &Prepared,
+    ) -> Result<Vec<ToolText>, String> {
+        if self.tools.is_empty() {
+            let skipped = if self.skipped.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (skipped: {})",
+                    self.skipped
+                        .iter()
+                        .map(Skipped::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )
+            };
+            return Err(format!(
+                "it exports neither {} nor a function magg can offer as a tool{skipped}",
+                Kind::ToolProvider.interface()
+            ));
+        }
+        Call::new(runtime, &prepared.pre, config, Kind::ToolProvider)
+            .instantiate()
+            .await
+            .map_err(|e| format!("it does not start: {}", e.detail))?;
+        tracing::info!(
+            server = %config.name,
+            tools = self.tools.len(),
+            skipped = self.skipped.len(),
+            "component exports plain functions; each is a tool"
+        );
+        self.tools
+            .iter()
+            .map(|tool| {
+                let json = serde_json::to_string(&tool.mcp_tool())
+                    .map_err(|e| format!("tool `{}`: {e}", tool.name))?;
+                ToolText::from_json(&json)
+            })
+            .collect()
+    }
+
+    /// Runs the tool `name` with `arguments` (a JSON object as text) in a fresh instance:
+    /// the result and the hosts its HTTP requests were refused, or the fault that ended it.
+    pub(crate) async fn call_in(
+        &self,
+        call: &Call<'_>,
+        name: &str,
+        arguments: &str,
+    ) -> Result<(CallToolResult, Vec<String>), PluginError> {
+        let Some(tool) = self.get(name) else {
+            return Ok((error_result(format!("unknown tool `{name}`")), Vec::new()));
+        };
+        let arguments = match serde_json::from_str::<Value>(arguments) {
+            Ok(Value::Object(map)) => Some(map),
+            Ok(Value::Null) => None,
+            _ => {
+                return Ok((
+                    error_result("arguments: expected a JSON object"),
+                    Vec::new(),
+                ));
+            }
+        };
+        let (mut store, instance) = call.instantiate().await?;
+        let result = tool
+            .call(&mut store, &instance, arguments.as_ref())
+            .await
+            .map_err(|e| call.fault(&store, e))?;
+        Ok((result, store.data().denied_hosts().to_vec()))
     }
 }
 

@@ -27,10 +27,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     Kind, PluginError,
-    bindings::{tool_provider, types},
+    bindings::tool_provider,
     calls::mcp_result,
     config::{PluginConfig, ServerGrants},
     instance::{Call, Prepared, Runtime},
+    plain::PlainTools,
 };
 use crate::{
     backend::component::{Mount, Mounter},
@@ -104,6 +105,8 @@ fn grants_config(server: &ServerConfig) -> Result<PluginConfig, String> {
 /// One version of a mounted component.
 struct Version {
     prepared: Arc<Prepared>,
+    /// The tools of a component that exports plain functions instead of a tool provider.
+    plain: Option<PlainTools>,
     tools: Arc<Vec<ToolText>>,
     size: u64,
     modified: Option<SystemTime>,
@@ -229,7 +232,7 @@ impl Mount for Provider {
         Box::pin(async move {
             let call = Call::new(&runtime, &version.prepared.pre, &config, Kind::ToolProvider);
             let wall = call.wall_limit();
-            let run = call_once(&call, &version, &tool, &arguments);
+            let run = call_once(&call, &version, &config.name, &tool, &arguments);
             let outcome = match tokio::time::timeout(wall, run).await {
                 Ok(outcome) => outcome,
                 Err(_) => Err(PluginError {
@@ -244,17 +247,7 @@ impl Mount for Provider {
                 }),
             };
             match outcome {
-                Ok((result, denied)) => {
-                    let mut result = match mcp_result(result, None) {
-                        Ok(result) => result,
-                        Err(e) => {
-                            return error_result(format!(
-                                "Server `{}` (WebAssembly) returned something magg cannot use: \
-                                 {e}",
-                                config.name
-                            ));
-                        }
-                    };
+                Ok((mut result, denied)) => {
                     if !denied.is_empty() {
                         result.content.push(rmcp::model::ContentBlock::text(format!(
                             "magg refused this call's HTTP request to {}: the server is not \
@@ -284,6 +277,7 @@ impl Mount for Provider {
             "timeout_ms": self.config.timeout(Kind::ToolProvider.default_timeout_ms()).as_millis() as u64,
         });
         let mut out = json!({
+            "exports": if current.plain.is_some() { "plain functions" } else { "tool-provider" },
             "file": self.file.display().to_string(),
             "sha256": current.prepared.hash,
             "size": current.size,
@@ -291,6 +285,12 @@ impl Mount for Provider {
             "reloads": self.reloads.load(Ordering::Relaxed),
             "grants": grants,
         });
+        if let (Some(plain), Some(obj)) = (&current.plain, out.as_object_mut())
+            && !plain.skipped.is_empty()
+        {
+            let skipped: Vec<String> = plain.skipped.iter().map(|s| s.to_string()).collect();
+            obj.insert("skipped".into(), json!(skipped));
+        }
         if let Some(error) = self.last_error.lock().ok().and_then(|e| e.clone())
             && let Some(obj) = out.as_object_mut()
         {
@@ -305,9 +305,13 @@ impl Mount for Provider {
 async fn call_once(
     call: &Call<'_>,
     version: &Version,
+    server: &str,
     tool: &str,
     arguments: &str,
-) -> Result<(types::CallResult, Vec<String>), PluginError> {
+) -> Result<(CallToolResult, Vec<String>), PluginError> {
+    if let Some(plain) = &version.plain {
+        return plain.call_in(call, tool, arguments).await;
+    }
     let (mut store, instance) = call.instantiate().await?;
     let exports = version
         .prepared
@@ -322,6 +326,11 @@ async fn call_once(
         .call_call_tool(&mut store, tool, arguments)
         .await
         .map_err(|e| call.fault(&store, e))?;
+    let result = mcp_result(result, None).unwrap_or_else(|e| {
+        error_result(format!(
+            "Server `{server}` (WebAssembly) returned something magg cannot use: {e}"
+        ))
+    });
     Ok((result, store.data().denied_hosts().to_vec()))
 }
 
@@ -337,13 +346,29 @@ async fn load(
     let rt = runtime.clone();
     let path = file.to_owned();
     let name = config.name.clone();
-    let prepared = tokio::task::spawn_blocking(move || {
+    let (prepared, plain) = tokio::task::spawn_blocking(move || {
         let wasm =
             std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        rt.prepare(&name, &wasm)
+        let prepared = rt.prepare_any(&name, &wasm)?;
+        // No magg interface: its plain exported functions are its tools.
+        let plain = prepared
+            .kinds
+            .is_empty()
+            .then(|| PlainTools::read(prepared.pre.component(), &wasm, &name));
+        Ok::<_, String>((prepared, plain))
     })
     .await
     .map_err(|e| format!("loading it panicked: {e}"))??;
+    if let Some(plain) = plain {
+        let tools = plain.validate(runtime, config, &prepared).await?;
+        return Ok(Version {
+            prepared: Arc::new(prepared),
+            plain: Some(plain),
+            tools: Arc::new(tools),
+            size,
+            modified,
+        });
+    }
     if prepared.exports.provider.is_none() {
         return Err(format!(
             "it is not a tool provider: it exports {}, not {} (world tool-provider-plugin); \
@@ -360,6 +385,7 @@ async fn load(
     let tools = list_tools(runtime, config, &prepared).await?;
     Ok(Version {
         prepared: Arc::new(prepared),
+        plain: None,
         tools: Arc::new(tools),
         size,
         modified,
