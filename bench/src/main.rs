@@ -96,6 +96,12 @@
 //!     on with every call sampled and on with a ratio sampler (0.1), exporting over OTLP/HTTP
 //!     to a local sink: added p50 of each, and, with `--baseline`, tracing off against the
 //!     baseline magg (budget ≤ 5 µs: nothing measurable). See `tracing_cost.rs`.
+//! 19. **Tool providers**: tools/call of `echo` by the bare client straight to a
+//!     `magg-test-backend`, through magg to it, and to the same tool of a Rust WebAssembly
+//!     component mounted in magg as a server: p50 (budget for the WebAssembly call ≤ 30 µs),
+//!     added p50 and magg's CPU per call; magg's RSS per mounted component; and the time from
+//!     the component's file replaced to the new version answering (budget ≤ 150 ms). See
+//!     `providers.rs`.
 //!
 //! Run it from the workspace root with
 //!
@@ -126,6 +132,7 @@ mod mcp;
 mod metrics_cost;
 mod passthrough;
 mod plugins;
+mod providers;
 mod raw;
 mod report;
 mod search;
@@ -168,7 +175,7 @@ const PAGE_SIZE: usize = 1000;
 /// Number of backends for the memory measurement.
 const RSS_BACKENDS: usize = 10;
 /// The highest measurement number.
-const LAST: u16 = 18;
+const LAST: u16 = 19;
 /// Environment of every magg: its first tools/list waits up to 10 s for
 /// backends that are still starting.
 const MAGG_ENV: &[(&str, &str)] = &[("MAGG_LIST_WAIT", "10")];
@@ -1215,6 +1222,10 @@ async fn run(opts: Options, baseline: Option<PathBuf>) -> Result<()> {
     if wanted(18) {
         let result = tracing_cost::tracing_cost(&env, opts).await;
         record(&mut report, &mut failures, "18 (tracing)", result);
+    }
+    if wanted(19) {
+        let result = providers::providers(&env, opts).await;
+        record(&mut report, &mut failures, "19 (tool providers)", result);
     }
 
     for incident in server::incidents() {

@@ -1,6 +1,7 @@
 //! WebAssembly plugins: tool filters (run when the catalog is built), routing hooks (run
 //! around every tools/call, including calls made through the `proxy` tool), configure
-//! plugins (asked by `magg_smart_configure`) and search providers (`magg_search_servers`).
+//! plugins (asked by `magg_smart_configure`), search providers (`magg_search_servers`), tool
+//! rankers (loaded here; tool search uses them), and tool providers mounted as servers.
 //!
 //! # Design
 //! - The interfaces are `wit/plugin.wit` (package `magg:plugin@0.2.0`; components built
@@ -17,6 +18,9 @@
 //! - [`instance`] runs each call in a fresh store with a memory limit and a deadline. A routing
 //!   hook's before- and after-call run in one instance, so a hook may carry state from one to
 //!   the other within a call, and never across calls.
+//! - Tool providers are not plugins of the directory: a server entry mounts one
+//!   ([`provider`], the side [`crate::backend::component`] calls), on the same engine, linker
+//!   and compile cache, with the entry's grants in place of a plugin config.
 //! - Faults (trap, time limit, memory limit, output magg cannot use) are contained: by default
 //!   a routing hook fails closed (the call gets an error result naming the plugin) and a filter
 //!   fails open (its input list passes through); `on_error` changes that per plugin.
@@ -41,7 +45,7 @@ pub use self::{
     },
     calls::{AfterText, HookRun, SearchOutcome},
     config::{FailurePolicy, PluginConfig, PluginConfigs},
-    registry::{PluginStatus, Plugins, check_file},
+    registry::{Checked, PluginStatus, Plugins, check_file},
 };
 
 /// The kinds of plugin, one per WIT interface.

@@ -7,7 +7,7 @@ use std::{path::PathBuf, time::Duration};
 
 use serde_json::{Value, json};
 
-use crate::harness::{Magg, TempConfig, WAIT, eventually, magg_body, plugin, text};
+use crate::harness::{Magg, TempConfig, WAIT, eventually, magg_body, plugin, run_cli, text};
 use crate::replay::{Replay, Route};
 
 /// Copies the built component `name` into the config's directory (as `as_file`), the way a
@@ -344,4 +344,22 @@ async fn env_and_directory_grants_are_what_the_entry_says() {
     // Outside the granted directories there is nothing to read.
     let outside = call("tp_read", json!({"path": "/etc/hostname"})).await;
     assert_eq!(outside["isError"], json!(true), "{outside}");
+}
+
+#[tokio::test]
+async fn plugin_check_names_a_providers_world_tools_and_grants() {
+    let fetch = plugin("fetch");
+    let (code, out, err) = run_cli(&["plugin", "check", fetch.to_str().expect("path")]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("tool-provider"), "{out}");
+    assert!(out.contains("fetch: Fetches a URL"), "{out}");
+    assert!(out.contains("servers.<name>.grants.http"), "{out}");
+    // A plugin is told apart from a provider.
+    let hook = plugin("routing-rules");
+    let (code, out, err) = run_cli(&["plugin", "check", hook.to_str().expect("path")]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("routing-hook") && !out.contains("tools ("),
+        "{out}"
+    );
 }

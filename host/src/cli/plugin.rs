@@ -57,20 +57,77 @@ async fn check(files: &[PathBuf]) -> anyhow::Result<()> {
     let mut failed = 0;
     for file in files {
         match check_file(file, plugins::cache_dir()).await {
-            Ok((kinds, from_cache)) => say::success(&format!(
-                "{}: {} ({})",
-                file.display(),
-                kinds
-                    .iter()
-                    .map(|k| k.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                if from_cache {
-                    "compilation from cache"
-                } else {
-                    "compiled"
+            Ok(checked) => {
+                let provider =
+                    checked.plain || checked.kinds.contains(&plugins::Kind::ToolProvider);
+                say::success(&format!(
+                    "{}: {} ({})",
+                    file.display(),
+                    if checked.plain {
+                        "plain functions".to_owned()
+                    } else {
+                        checked
+                            .kinds
+                            .iter()
+                            .map(|k| k.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    },
+                    if checked.from_cache {
+                        "compilation from cache"
+                    } else {
+                        "compiled"
+                    }
+                ));
+                if checked.plain {
+                    println!(
+                        "  a world of its own (no magg interface): each exported function is a \
+                         tool when it is mounted as a server, e.g. \
+                         \"servers\": {{\"name\": {{\"wasm\": \"{}\"}}}}",
+                        file.display()
+                    );
+                } else if provider {
+                    println!(
+                        "  world tool-provider-plugin: mount it as a server, e.g. \
+                         \"servers\": {{\"name\": {{\"wasm\": \"{}\"}}}}",
+                        file.display()
+                    );
                 }
-            )),
+                if provider {
+                    println!("  tools ({}):", checked.tools.len());
+                    for (name, description) in &checked.tools {
+                        match description {
+                            Some(d) => println!("    {name}: {d}"),
+                            None => println!("    {name}"),
+                        }
+                    }
+                    if !checked.skipped.is_empty() {
+                        println!("  not offered as tools ({}):", checked.skipped.len());
+                        for skipped in &checked.skipped {
+                            println!("    {skipped}");
+                        }
+                    }
+                }
+                if provider {
+                    let grants: Vec<String> = checked
+                        .grants
+                        .iter()
+                        .map(|g| format!("servers.<name>.{g}"))
+                        .collect();
+                    println!(
+                        "  grants it can use (from its imports; each denied until given): {}",
+                        if grants.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            grants.join(", ")
+                        }
+                    );
+                } else if checked.grants.contains(&"grants.http") {
+                    println!(
+                        "  it can make HTTP requests: to the hosts of plugins.<name>.allow_hosts"
+                    );
+                }
+            }
             Err(e) => {
                 failed += 1;
                 eprintln!("✗ {}: {e}", file.display());

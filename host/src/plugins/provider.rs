@@ -13,7 +13,7 @@ use std::{
     path::{Path, PathBuf},
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::{Duration, Instant, SystemTime},
 };
@@ -24,13 +24,14 @@ use rmcp::model::CallToolResult;
 use serde_json::{Map, Value, json};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
+use wasmtime::Store;
 
 use super::{
     Kind, PluginError,
     bindings::tool_provider,
     calls::mcp_result,
     config::{PluginConfig, ServerGrants},
-    instance::{Call, Prepared, Runtime},
+    instance::{Call, HostState, Prepared, Runtime},
     plain::PlainTools,
 };
 use crate::{
@@ -110,6 +111,16 @@ struct Version {
     tools: Arc<Vec<ToolText>>,
     size: u64,
     modified: Option<SystemTime>,
+    /// An instance made ahead of the next call, which takes it (no call ever uses one twice).
+    spare: Mutex<Option<Spare>>,
+    /// Whether a spare is being made.
+    refilling: AtomicBool,
+}
+
+/// A fresh instance waiting for its call.
+struct Spare {
+    store: Store<HostState>,
+    guest: tool_provider::Guest,
 }
 
 /// A mounted component server.
@@ -232,7 +243,15 @@ impl Mount for Provider {
         Box::pin(async move {
             let call = Call::new(&runtime, &version.prepared.pre, &config, Kind::ToolProvider);
             let wall = call.wall_limit();
-            let run = call_once(&call, &version, &config.name, &tool, &arguments);
+            // A component of plain functions is instantiated by its call (no spares yet).
+            let spare = if version.plain.is_none() {
+                let spare = version.spare.lock().ok().and_then(|mut spare| spare.take());
+                refill(&version, &runtime, &config);
+                spare
+            } else {
+                None
+            };
+            let run = call_once(&call, &version, spare, &config.name, &tool, &arguments);
             let outcome = match tokio::time::timeout(wall, run).await {
                 Ok(outcome) => outcome,
                 Err(_) => Err(PluginError {
@@ -301,10 +320,12 @@ impl Mount for Provider {
     }
 }
 
-/// One call in a fresh instance: the result, and the hosts its HTTP requests were refused.
+/// One call in a fresh instance (the spare made for it, or a new one): the result, and the
+/// hosts its HTTP requests were refused.
 async fn call_once(
     call: &Call<'_>,
     version: &Version,
+    spare: Option<Spare>,
     server: &str,
     tool: &str,
     arguments: &str,
@@ -312,16 +333,13 @@ async fn call_once(
     if let Some(plain) = &version.plain {
         return plain.call_in(call, tool, arguments).await;
     }
-    let (mut store, instance) = call.instantiate().await?;
-    let exports = version
-        .prepared
-        .exports
-        .provider
-        .as_ref()
-        .ok_or_else(|| call.bad_output("it exports no tool-provider"))?;
-    let guest = exports
-        .load(&mut store, &instance)
-        .map_err(|e| call.fault(&store, e))?;
+    let Spare { mut store, guest } = match spare {
+        Some(mut spare) => {
+            Call::ready(&mut spare.store);
+            spare
+        }
+        None => new_instance(call, version).await?,
+    };
     let result = guest
         .call_call_tool(&mut store, tool, arguments)
         .await
@@ -332,6 +350,44 @@ async fn call_once(
         ))
     });
     Ok((result, store.data().denied_hosts().to_vec()))
+}
+
+/// A fresh instance of `version`.
+async fn new_instance(call: &Call<'_>, version: &Version) -> Result<Spare, PluginError> {
+    let (mut store, instance) = call.instantiate().await?;
+    let exports = version
+        .prepared
+        .exports
+        .provider
+        .as_ref()
+        .ok_or_else(|| call.bad_output("it exports no tool-provider"))?;
+    let guest = exports
+        .load(&mut store, &instance)
+        .map_err(|e| call.fault(&store, e))?;
+    Ok(Spare { store, guest })
+}
+
+/// Makes `version`'s next spare instance in a task of its own, unless one is on its way: it
+/// is made while the call that took the last one runs, or after it.
+fn refill(version: &Arc<Version>, runtime: &Arc<Runtime>, config: &Arc<PluginConfig>) {
+    if version.refilling.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let (version, runtime, config) = (version.clone(), runtime.clone(), config.clone());
+    tokio::spawn(async move {
+        tokio::task::yield_now().await;
+        let call = Call::new(&runtime, &version.prepared.pre, &config, Kind::ToolProvider);
+        match new_instance(&call, &version).await {
+            Ok(spare) => {
+                if let Ok(mut slot) = version.spare.lock() {
+                    *slot = Some(spare);
+                }
+            }
+            // The next call makes its own and meets the same fault there.
+            Err(e) => tracing::debug!("{e} (making a spare instance)"),
+        }
+        version.refilling.store(false, Ordering::Release);
+    });
 }
 
 /// Reads, compiles (or takes from the cache) and validates the component at `file`.
@@ -367,6 +423,8 @@ async fn load(
             tools: Arc::new(tools),
             size,
             modified,
+            spare: Mutex::new(None),
+            refilling: AtomicBool::new(false),
         });
     }
     if prepared.exports.provider.is_none() {
@@ -389,6 +447,8 @@ async fn load(
         tools: Arc::new(tools),
         size,
         modified,
+        spare: Mutex::new(None),
+        refilling: AtomicBool::new(false),
     })
 }
 

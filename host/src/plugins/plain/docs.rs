@@ -170,8 +170,12 @@ impl RawInterface {
                 .types
                 .into_values()
                 .map(|t| TypeDocs {
-                    docs: t.docs,
-                    items: t.items,
+                    docs: t.docs.as_deref().map(unwrap_lines),
+                    items: t
+                        .items
+                        .into_iter()
+                        .map(|(name, text)| (name, unwrap_lines(&text)))
+                        .collect(),
                 })
                 .collect(),
         }
@@ -198,9 +202,27 @@ impl RawFunc {
             Value::Object(o) => o.get("docs")?.as_str()?,
             _ => return None,
         };
-        let text = text.trim();
-        (!text.is_empty()).then(|| text.to_owned())
+        let text = unwrap_lines(text);
+        (!text.is_empty()).then_some(text)
     }
+}
+
+/// Doc text as one line per paragraph: WIT docs are wrapped at a width, and a tool's
+/// description reads better unwrapped. Blank lines still separate paragraphs.
+fn unwrap_lines(text: &str) -> String {
+    text.trim()
+        .split("\n\n")
+        .map(|paragraph| {
+            paragraph
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n\n")
 }
 
 #[cfg(test)]
@@ -217,7 +239,7 @@ mod tests {
     fn reads_world_and_interface_docs_in_both_formats() {
         let docs = PackageDocs::decode(&section(
             r#"{"worlds":{"w":{"func_exports":{"ping":{"docs":"Answers."}},"funcs":{"old":"Format 0."}}},
-                "interfaces":{"shapes":{"docs":"Shapes.","funcs":{"area":{"docs":" The area. "}},
+                "interfaces":{"shapes":{"docs":"Shapes.","funcs":{"area":{"docs":" The area\nof a shape.\n\nIn units. "}},
                 "types":{"point":{"docs":"A point.","items":{"x":"Across.","y":"Up."}}}}}}"#,
         ))
         .expect("decodes");
@@ -226,7 +248,10 @@ mod tests {
         let shapes = docs
             .interface("example:geometry/shapes@0.1.0")
             .expect("found by short name");
-        assert_eq!(shapes.func("area"), Some("The area."));
+        assert_eq!(
+            shapes.func("area"),
+            Some("The area of a shape.\n\nIn units.")
+        );
         let point = shapes
             .type_with_items(["x", "y", "z"].into_iter())
             .expect("one match");
