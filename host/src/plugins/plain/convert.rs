@@ -423,10 +423,8 @@ pub(crate) fn to_json(ty: &Type, val: &Val) -> Value {
         }
         (_, Val::Enum(name)) => Value::String(name.clone()),
         (_, Val::Flags(set)) => Value::Array(set.iter().cloned().map(Value::String).collect()),
-        (Type::Option(option), Val::Option(v)) => match v {
-            Some(v) => to_json(&option.ty(), v),
-            None => Value::Null,
-        },
+        (Type::Option(option), Val::Option(Some(v))) => to_json(&option.ty(), v),
+        (_, Val::Option(None)) => Value::Null,
         (Type::Result(result), Val::Result(r)) => {
             let (key, ty, payload) = match r {
                 Ok(p) => ("ok", result.ok(), p),
