@@ -166,11 +166,6 @@ impl PlainTools {
         self.tools.iter().find(|t| t.name == name)
     }
 
-    /// The tools as MCP lists them.
-    pub fn mcp_tools(&self) -> Vec<Tool> {
-        self.tools.iter().map(|t| t.mcp_tool()).collect()
-    }
-
     fn add(
         &mut self,
         iface: Option<&str>,
