@@ -20,7 +20,9 @@
 //!   the other within a call, and never across calls.
 //! - Tool providers are not plugins of the directory: a server entry mounts one
 //!   ([`provider`], the side [`crate::backend::component`] calls), on the same engine, linker
-//!   and compile cache, with the entry's grants in place of a plugin config.
+//!   and compile cache, with the entry's grants in place of a plugin config. A mounted
+//!   component that exports no magg interface but plain functions is served by [`plain`]:
+//!   each function a tool, with schemas derived from its WIT types.
 //! - Faults (trap, time limit, memory limit, output magg cannot use) are contained: by default
 //!   a routing hook fails closed (the call gets an error result naming the plugin) and a filter
 //!   fails open (its input list passes through); `on_error` changes that per plugin.
@@ -31,6 +33,7 @@ mod calls;
 pub mod config;
 mod instance;
 mod outgoing;
+mod plain;
 mod provider;
 mod registry;
 

@@ -30,6 +30,7 @@ mod live;
 mod metrics;
 mod oauth;
 mod own_tools;
+mod plain;
 mod plugins;
 mod protocol_errors;
 mod providers;

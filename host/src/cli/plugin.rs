@@ -58,33 +58,53 @@ async fn check(files: &[PathBuf]) -> anyhow::Result<()> {
     for file in files {
         match check_file(file, plugins::cache_dir()).await {
             Ok(checked) => {
-                let provider = checked.kinds.contains(&plugins::Kind::ToolProvider);
+                let provider =
+                    checked.plain || checked.kinds.contains(&plugins::Kind::ToolProvider);
                 say::success(&format!(
                     "{}: {} ({})",
                     file.display(),
-                    checked
-                        .kinds
-                        .iter()
-                        .map(|k| k.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", "),
+                    if checked.plain {
+                        "plain functions".to_owned()
+                    } else {
+                        checked
+                            .kinds
+                            .iter()
+                            .map(|k| k.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    },
                     if checked.from_cache {
                         "compilation from cache"
                     } else {
                         "compiled"
                     }
                 ));
-                if provider {
+                if checked.plain {
+                    println!(
+                        "  a world of its own (no magg interface): each exported function is a \
+                         tool when it is mounted as a server, e.g. \
+                         \"servers\": {{\"name\": {{\"wasm\": \"{}\"}}}}",
+                        file.display()
+                    );
+                } else if provider {
                     println!(
                         "  world tool-provider-plugin: mount it as a server, e.g. \
                          \"servers\": {{\"name\": {{\"wasm\": \"{}\"}}}}",
                         file.display()
                     );
+                }
+                if provider {
                     println!("  tools ({}):", checked.tools.len());
                     for (name, description) in &checked.tools {
                         match description {
                             Some(d) => println!("    {name}: {d}"),
                             None => println!("    {name}"),
+                        }
+                    }
+                    if !checked.skipped.is_empty() {
+                        println!("  not offered as tools ({}):", checked.skipped.len());
+                        for skipped in &checked.skipped {
+                            println!("    {skipped}");
                         }
                     }
                 }

@@ -265,6 +265,16 @@ impl Runtime {
     /// Compiles `wasm` (or loads it from the cache) and checks that it links and exports at
     /// least one plugin interface. Blocking: run it off the async executor.
     pub(crate) fn prepare(&self, name: &str, wasm: &[u8]) -> Result<Prepared, String> {
+        let prepared = self.prepare_any(name, wasm)?;
+        if prepared.kinds.is_empty() {
+            return Err(Kinds::none(&prepared.pre));
+        }
+        Ok(prepared)
+    }
+
+    /// As [`Runtime::prepare`], but a component that exports no plugin interface loads too
+    /// (with no kinds): a server's component may export plain functions instead.
+    pub(crate) fn prepare_any(&self, name: &str, wasm: &[u8]) -> Result<Prepared, String> {
         if wasm.get(..4) != Some(b"\0asm") {
             return Err("not a WebAssembly file (it does not start with \\0asm)".to_owned());
         }
@@ -496,19 +506,27 @@ impl Kinds {
             kinds.ranker =
                 Some(tool_ranker::GuestIndices::new(pre).map_err(|e| shape(Kind::ToolRanker, e))?);
         }
-        if kinds.list().is_empty() {
-            return Err(format!(
-                "it exports no magg plugin interface (it exports: {}); a plugin exports one of \
-                 magg:plugin/tool-filter, routing-hook, configure, search-provider, \
-                 tool-ranker or tool-provider @0.2.0",
-                if names.is_empty() {
-                    "nothing".to_owned()
-                } else {
-                    names.join(", ")
-                }
-            ));
-        }
         Ok(kinds)
+    }
+
+    /// Why a component that exports no plugin interface is no plugin.
+    fn none(pre: &InstancePre<HostState>) -> String {
+        let component = pre.component();
+        let ty = component.component_type();
+        let names: Vec<&str> = ty
+            .exports(component.engine())
+            .map(|(name, _)| name)
+            .collect();
+        format!(
+            "it exports no magg plugin interface (it exports: {}); a plugin exports one of \
+             magg:plugin/tool-filter, routing-hook, configure, search-provider, \
+             tool-ranker or tool-provider @0.2.0",
+            if names.is_empty() {
+                "nothing".to_owned()
+            } else {
+                names.join(", ")
+            }
+        )
     }
 
     /// The kinds present.

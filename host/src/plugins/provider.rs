@@ -28,10 +28,11 @@ use wasmtime::Store;
 
 use super::{
     Kind, PluginError,
-    bindings::{tool_provider, types},
+    bindings::tool_provider,
     calls::mcp_result,
     config::{PluginConfig, ServerGrants},
     instance::{Call, HostState, Prepared, Runtime},
+    plain::PlainTools,
 };
 use crate::{
     backend::component::{Mount, Mounter},
@@ -105,6 +106,8 @@ fn grants_config(server: &ServerConfig) -> Result<PluginConfig, String> {
 /// One version of a mounted component.
 struct Version {
     prepared: Arc<Prepared>,
+    /// The tools of a component that exports plain functions instead of a tool provider.
+    plain: Option<PlainTools>,
     tools: Arc<Vec<ToolText>>,
     size: u64,
     modified: Option<SystemTime>,
@@ -248,9 +251,15 @@ impl Mount for Provider {
         Box::pin(async move {
             let call = Call::new(&runtime, &version.prepared.pre, &config, Kind::ToolProvider);
             let wall = call.wall_limit();
-            let spare = version.spare.lock().ok().and_then(|mut spare| spare.take());
-            refill(&version, &runtime, &config);
-            let run = call_once(&call, &version, spare, &tool, &arguments);
+            // A component of plain functions is instantiated by its call (no spares yet).
+            let spare = if version.plain.is_none() {
+                let spare = version.spare.lock().ok().and_then(|mut spare| spare.take());
+                refill(&version, &runtime, &config);
+                spare
+            } else {
+                None
+            };
+            let run = call_once(&call, &version, spare, &config.name, &tool, &arguments);
             let outcome = match tokio::time::timeout(wall, run).await {
                 Ok(outcome) => outcome,
                 Err(_) => Err(PluginError {
@@ -265,17 +274,7 @@ impl Mount for Provider {
                 }),
             };
             match outcome {
-                Ok((result, denied)) => {
-                    let mut result = match mcp_result(result, None) {
-                        Ok(result) => result,
-                        Err(e) => {
-                            return error_result(format!(
-                                "Server `{}` (WebAssembly) returned something magg cannot use: \
-                                 {e}",
-                                config.name
-                            ));
-                        }
-                    };
+                Ok((mut result, denied)) => {
                     if !denied.is_empty() {
                         result.content.push(rmcp::model::ContentBlock::text(format!(
                             "magg refused this call's HTTP request to {}: the server is not \
@@ -305,6 +304,7 @@ impl Mount for Provider {
             "timeout_ms": self.config.timeout(Kind::ToolProvider.default_timeout_ms()).as_millis() as u64,
         });
         let mut out = json!({
+            "exports": if current.plain.is_some() { "plain functions" } else { "tool-provider" },
             "file": self.file.display().to_string(),
             "can_use": usable_grants(&current.prepared),
             "sha256": current.prepared.hash,
@@ -313,6 +313,12 @@ impl Mount for Provider {
             "reloads": self.reloads.load(Ordering::Relaxed),
             "grants": grants,
         });
+        if let (Some(plain), Some(obj)) = (&current.plain, out.as_object_mut())
+            && !plain.skipped.is_empty()
+        {
+            let skipped: Vec<String> = plain.skipped.iter().map(|s| s.to_string()).collect();
+            obj.insert("skipped".into(), json!(skipped));
+        }
         if let Some(error) = self.last_error.lock().ok().and_then(|e| e.clone())
             && let Some(obj) = out.as_object_mut()
         {
@@ -329,9 +335,13 @@ async fn call_once(
     call: &Call<'_>,
     version: &Version,
     spare: Option<Spare>,
+    server: &str,
     tool: &str,
     arguments: &str,
-) -> Result<(types::CallResult, Vec<String>), PluginError> {
+) -> Result<(CallToolResult, Vec<String>), PluginError> {
+    if let Some(plain) = &version.plain {
+        return plain.call_in(call, tool, arguments).await;
+    }
     let Spare { mut store, guest } = match spare {
         Some(mut spare) => {
             Call::ready(&mut spare.store);
@@ -343,6 +353,11 @@ async fn call_once(
         .call_call_tool(&mut store, tool, arguments)
         .await
         .map_err(|e| call.fault(&store, e))?;
+    let result = mcp_result(result, None).unwrap_or_else(|e| {
+        error_result(format!(
+            "Server `{server}` (WebAssembly) returned something magg cannot use: {e}"
+        ))
+    });
     Ok((result, store.data().denied_hosts().to_vec()))
 }
 
@@ -417,13 +432,31 @@ async fn load(
     let rt = runtime.clone();
     let path = file.to_owned();
     let name = config.name.clone();
-    let prepared = tokio::task::spawn_blocking(move || {
+    let (prepared, plain) = tokio::task::spawn_blocking(move || {
         let wasm =
             std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        rt.prepare(&name, &wasm)
+        let prepared = rt.prepare_any(&name, &wasm)?;
+        // No magg interface: its plain exported functions are its tools.
+        let plain = prepared
+            .kinds
+            .is_empty()
+            .then(|| PlainTools::read(prepared.pre.component(), &wasm, &name));
+        Ok::<_, String>((prepared, plain))
     })
     .await
     .map_err(|e| format!("loading it panicked: {e}"))??;
+    if let Some(plain) = plain {
+        let tools = plain.validate(runtime, config, &prepared).await?;
+        return Ok(Version {
+            prepared: Arc::new(prepared),
+            plain: Some(plain),
+            tools: Arc::new(tools),
+            size,
+            modified,
+            spare: Mutex::new(None),
+            refilling: AtomicBool::new(false),
+        });
+    }
     if prepared.exports.provider.is_none() {
         return Err(format!(
             "it is not a tool provider: it exports {}, not {} (world tool-provider-plugin); \
@@ -440,6 +473,7 @@ async fn load(
     let tools = list_tools(runtime, config, &prepared).await?;
     Ok(Version {
         prepared: Arc::new(prepared),
+        plain: None,
         tools: Arc::new(tools),
         size,
         modified,

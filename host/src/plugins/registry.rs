@@ -876,8 +876,14 @@ pub struct Checked {
     pub kinds: Vec<Kind>,
     /// Whether its compilation came from the cache.
     pub from_cache: bool,
-    /// For a tool provider, its tools: (name, description).
+    /// For a tool provider, its tools: (name, description); for a component of plain
+    /// functions, the tools they become.
     pub tools: Vec<(String, Option<String>)>,
+    /// Whether it exports no magg interface but plain functions, each a tool when it is
+    /// mounted as a server.
+    pub plain: bool,
+    /// For a component of plain functions, those not offered as tools, with the reason.
+    pub skipped: Vec<String>,
     /// The grants its imports let it use, as the config keys that give them
     /// (`grants.http`, `grants.dirs`, `grants.env`).
     pub grants: Vec<&'static str>,
@@ -892,17 +898,34 @@ pub async fn check_file(path: &Path, cache_dir: Option<PathBuf>) -> Result<Check
     let runtime = Arc::new(Runtime::new(cache_dir)?);
     let rt = runtime.clone();
     let name_owned = name.clone();
-    let prepared = tokio::task::spawn_blocking(move || rt.prepare(&name_owned, &wasm))
-        .await
-        .map_err(|e| format!("loading it panicked: {e}"))??;
+    let (prepared, plain) = tokio::task::spawn_blocking(move || {
+        let prepared = rt.prepare_any(&name_owned, &wasm)?;
+        let plain = prepared
+            .kinds
+            .is_empty()
+            .then(|| super::plain::PlainTools::read(prepared.pre.component(), &wasm, &name_owned));
+        Ok::<_, String>((prepared, plain))
+    })
+    .await
+    .map_err(|e| format!("loading it panicked: {e}"))??;
     let config = Arc::new(PluginConfig::default_for(&name));
+    if let Some(plain) = &plain {
+        // Checked as a server would mount it: tools offered, and one instance.
+        plain.validate(&runtime, &config, &prepared).await?;
+    }
     let kinds = prepared.kinds.clone();
     let kind = kinds.first().copied().unwrap_or(Kind::ToolFilter);
     Call::new(&runtime, &prepared.pre, &config, kind)
         .instantiate()
         .await
         .map_err(|e| format!("it does not start: {}", e.detail))?;
-    let tools = if kinds.contains(&Kind::ToolProvider) {
+    let tools = if let Some(plain) = &plain {
+        plain
+            .tools
+            .iter()
+            .map(|t| (t.name.clone(), Some(t.description.clone())))
+            .collect()
+    } else if kinds.contains(&Kind::ToolProvider) {
         super::provider::tool_specs(&runtime, &config, &prepared)
             .await
             .map_err(|e| format!("list-tools failed: {}", e.detail))?
@@ -917,6 +940,10 @@ pub async fn check_file(path: &Path, cache_dir: Option<PathBuf>) -> Result<Check
         kinds,
         from_cache: prepared.from_cache,
         tools,
+        plain: plain.is_some(),
+        skipped: plain
+            .map(|p| p.skipped.iter().map(|s| s.to_string()).collect())
+            .unwrap_or_default(),
         grants,
     })
 }
