@@ -347,7 +347,7 @@ async fn call_once(
             Call::ready(&mut spare.store);
             spare
         }
-        None => new_instance(call, version).await?,
+        None => new_instance(call, &version.prepared).await?,
     };
     let result = guest
         .call_call_tool(&mut store, tool, arguments)
@@ -361,11 +361,10 @@ async fn call_once(
     Ok((result, store.data().denied_hosts().to_vec()))
 }
 
-/// A fresh instance of `version`.
-async fn new_instance(call: &Call<'_>, version: &Version) -> Result<Spare, PluginError> {
+/// A fresh instance of the component `prepared`.
+async fn new_instance(call: &Call<'_>, prepared: &Prepared) -> Result<Spare, PluginError> {
     let (mut store, instance) = call.instantiate().await?;
-    let exports = version
-        .prepared
+    let exports = prepared
         .exports
         .provider
         .as_ref()
@@ -386,7 +385,7 @@ fn refill(version: &Arc<Version>, runtime: &Arc<Runtime>, config: &Arc<PluginCon
     tokio::spawn(async move {
         tokio::task::yield_now().await;
         let call = Call::new(&runtime, &version.prepared.pre, &config, Kind::ToolProvider);
-        match new_instance(&call, &version).await {
+        match new_instance(&call, &version.prepared).await {
             Ok(spare) => {
                 if let Ok(mut slot) = version.spare.lock() {
                     *slot = Some(spare);
@@ -505,15 +504,7 @@ pub(crate) async fn tool_specs(
     prepared: &Prepared,
 ) -> Result<Vec<tool_provider::ToolSpec>, PluginError> {
     let call = Call::new(runtime, &prepared.pre, config, Kind::ToolProvider);
-    let (mut store, instance) = call.instantiate().await?;
-    let exports = prepared
-        .exports
-        .provider
-        .as_ref()
-        .ok_or_else(|| call.bad_output("it exports no tool-provider"))?;
-    let guest = exports
-        .load(&mut store, &instance)
-        .map_err(|e| call.fault(&store, e))?;
+    let Spare { mut store, guest } = new_instance(&call, prepared).await?;
     guest
         .call_list_tools(&mut store)
         .await
