@@ -12,6 +12,9 @@
 //! ([`Calls`]); a running stdio backend also has a [`lane`] that the call route uses to send
 //! tools/calls as text.
 //!
+//! A server configured with `"isolation": "session"` also runs one instance per client
+//! session that uses it ([`isolation`]); the instances are backends too, kept by the shared one.
+//!
 //! A stdio backend runs in a process group of its own, and stopping it ends the whole group
 //! (SIGTERM, then SIGKILL after a short grace; [`process`]). HTTP and SSE backends are
 //! connections only: stopping one closes it, and there is no process to end.
@@ -19,6 +22,7 @@
 mod client;
 pub mod component;
 mod connect;
+pub mod isolation;
 pub mod lane;
 mod process;
 pub mod sse;
@@ -160,8 +164,11 @@ pub struct Backend {
     stop: CancellationToken,
     stderr_tail: Mutex<VecDeque<String>>,
     changed: tokio::sync::watch::Sender<u64>,
-    /// The client sessions, for what the backend sends them (progress, logs, requests).
+    /// The client sessions, for what the backend sends them (progress, logs, requests); for a
+    /// per-session instance, its own session only.
     pub(crate) sessions: Arc<Sessions>,
+    /// The per-session instances of a server with `"isolation": "session"`.
+    instances: isolation::Instances,
 }
 
 impl std::fmt::Debug for Backend {
@@ -181,14 +188,26 @@ impl Backend {
         changes: mpsc::UnboundedSender<Changed>,
         sessions: Arc<Sessions>,
     ) -> Arc<Backend> {
+        Backend::launch(config, settings, changes, sessions, CancellationToken::new())
+    }
+
+    /// [`Backend::start`], stopped when `stop` is cancelled.
+    fn launch(
+        config: ServerConfig,
+        settings: Arc<Settings>,
+        changes: mpsc::UnboundedSender<Changed>,
+        sessions: Arc<Sessions>,
+        stop: CancellationToken,
+    ) -> Arc<Backend> {
         let backend = Arc::new(Backend {
             sessions,
             name: config.name.clone(),
             config,
             state: ArcSwap::from_pointee(State::new(Status::Starting)),
-            stop: CancellationToken::new(),
+            stop,
             stderr_tail: Mutex::new(VecDeque::new()),
             changed: tokio::sync::watch::Sender::new(0),
+            instances: isolation::Instances::default(),
         });
         tokio::spawn(supervise(backend.clone(), settings, changes));
         backend
@@ -220,9 +239,11 @@ impl Backend {
         self.changed.subscribe()
     }
 
-    /// Stops the backend for good: closes the connection and ends its process (group).
+    /// Stops the backend for good: closes the connection and ends its process (group), and
+    /// those of its per-session instances.
     pub fn stop(&self) {
         self.stop.cancel();
+        self.instances.clear();
     }
 
     /// A future that completes once [`Backend::stop`] was called.

@@ -9,7 +9,8 @@
 //! * **Magg** (what Magg 1.x reads and writes):
 //!   `{"servers": {name: {...}}, "kits": {...}, <settings>...}`. Each server
 //!   has `source`, `prefix`, `notes`, `command`, `args`, `uri`, `env`, `cwd`,
-//!   `transport`, `enabled`, `kits`; unknown keys are kept and written back.
+//!   `transport`, `enabled`, `kits` (and magg's `wasm`, `grants`, `isolation`); unknown keys
+//!   are kept and written back.
 //! * **mcpServers** (Claude Desktop, multi-mcp...): a top-level `"mcpServers"`
 //!   object and no `"servers"`. Every string in a server entry may use
 //!   `${VAR}` / `${VAR:-default}`, filled from the environment. Prefixes are
@@ -23,7 +24,7 @@
 //! `backend_init_timeout`, `backend_call_timeout`, `stderr_show`, `auto_reload`,
 //! `reload_poll_interval`, `reload_use_watchdog`, `plugins_dir`, `list_wait`,
 //! `allow_unauthenticated_changes`, `metrics`, `shutdown_timeout`, `tool_search`,
-//! `tool_search_threshold`, `tool_search_pinned`, and for HTTP
+//! `tool_search_threshold`, `tool_search_pinned`, `session_backends_max`, and for HTTP
 //! `session_idle_timeout`, `max_sessions`, `http_read_timeout`, `allowed_hosts` and
 //! `allowed_origins`, each also settable with the environment variable
 //! `MAGG_<KEY IN CAPITALS>` (e.g. `MAGG_READ_ONLY`). **The environment overrides the file**
@@ -95,6 +96,41 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Default for [`Settings::tool_search_threshold`].
 pub const DEFAULT_TOOL_SEARCH_THRESHOLD: usize = 40;
+
+/// Default for [`Settings::session_backends_max`].
+pub const DEFAULT_SESSION_BACKENDS_MAX: usize = 64;
+
+/// Whether a server's one instance serves every client session, or each client session that
+/// uses it gets an instance of its own ([`ServerConfig::isolation`], key `isolation`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Isolation {
+    /// One instance for all client sessions (Magg's behaviour).
+    #[default]
+    Shared,
+    /// One instance per client session that calls the server, started on its first use and
+    /// ended with the session; the shared instance still runs for the catalog and for
+    /// stateless clients.
+    Session,
+}
+
+impl Isolation {
+    /// The value as the config file writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Isolation::Shared => "shared",
+            Isolation::Session => "session",
+        }
+    }
+
+    /// The value the config file names, if it is one.
+    pub fn parse(text: &str) -> Option<Isolation> {
+        match text {
+            "shared" => Some(Isolation::Shared),
+            "session" => Some(Isolation::Session),
+            _ => None,
+        }
+    }
+}
 
 /// Whether tools/list shows every tool, or magg's own tools, the tool search tools and the
 /// pinned tools only ([`Settings::tool_search`]).
@@ -227,6 +263,10 @@ pub struct Settings {
     /// `time_get_current_time`). Key `tool_search_pinned`, env `MAGG_TOOL_SEARCH_PINNED`
     /// (comma-separated), default none.
     pub tool_search_pinned: Vec<String>,
+    /// How many instances of servers with `"isolation": "session"` may run at once, across all
+    /// servers; a session's call that would start one more gets an error naming this setting.
+    /// 0 means no limit. Key `session_backends_max`, env `MAGG_SESSION_BACKENDS_MAX`, default 64.
+    pub session_backends_max: usize,
 }
 
 impl Default for Settings {
@@ -255,6 +295,7 @@ impl Default for Settings {
             tool_search: ToolSearch::Off,
             tool_search_threshold: DEFAULT_TOOL_SEARCH_THRESHOLD,
             tool_search_pinned: Vec::new(),
+            session_backends_max: DEFAULT_SESSION_BACKENDS_MAX,
         }
     }
 }
@@ -289,6 +330,7 @@ impl Settings {
         ("tool_search", "MAGG_TOOL_SEARCH"),
         ("tool_search_threshold", "MAGG_TOOL_SEARCH_THRESHOLD"),
         ("tool_search_pinned", "MAGG_TOOL_SEARCH_PINNED"),
+        ("session_backends_max", "MAGG_SESSION_BACKENDS_MAX"),
     ];
 
     /// The name of one of magg's own tools: `"{self_prefix}{prefix_sep}{name}"`,
@@ -373,6 +415,9 @@ pub struct ServerConfig {
     /// For a component, the config file's directory, which relative paths of its entry are
     /// read from (empty for other servers). Not written.
     pub base_dir: PathBuf,
+    /// Whether each client session gets an instance of its own (`isolation`, default
+    /// `"shared"`).
+    pub isolation: Isolation,
     /// Keys magg does not know, kept so that writing the file back loses nothing.
     pub extra: Map<String, Value>,
 }
@@ -397,6 +442,7 @@ impl ServerConfig {
             grants: None,
             component: None,
             base_dir: PathBuf::new(),
+            isolation: Isolation::Shared,
             extra: Map::new(),
         }
     }
@@ -482,6 +528,12 @@ impl ServerConfig {
             && let Ok(value) = serde_json::to_value(grants)
         {
             out.insert("grants".into(), value);
+        }
+        if self.isolation != Isolation::Shared {
+            out.insert(
+                "isolation".into(),
+                Value::String(self.isolation.as_str().into()),
+            );
         }
         for (key, value) in &self.extra {
             out.entry(key.clone()).or_insert_with(|| value.clone());

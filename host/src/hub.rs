@@ -15,6 +15,7 @@
 mod dispatch;
 mod drain;
 mod forward;
+mod isolation;
 mod own;
 mod reload_state;
 mod runtime;
@@ -306,7 +307,8 @@ impl Hub {
 
     /// Makes the running set of backends match `new`: servers that were removed or disabled are
     /// stopped, added or enabled ones started, and a server whose launch settings (source,
-    /// prefix, command, args, uri, env, cwd, transport) changed is restarted. Every other
+    /// prefix, command, args, uri, env, cwd, transport, isolation) changed is restarted, with its
+    /// per-session instances. Every other
     /// backend keeps its process and its calls in flight. Settings apply at the next start.
     pub async fn apply_config(&self, new: Config) -> ConfigDiff {
         let mut diff = ConfigDiff::default();
@@ -532,6 +534,7 @@ fn same_launch(a: &ServerConfig, b: &ServerConfig) -> bool {
         && a.env == b.env
         && a.cwd == b.cwd
         && a.transport == b.transport
+        && a.isolation == b.isolation
 }
 
 /// How often closed client sessions are looked for.

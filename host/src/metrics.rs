@@ -344,6 +344,8 @@ pub struct BackendSample {
     pub since: f64,
     /// The tools it lists.
     pub tools: i64,
+    /// Its per-session instances running now (`"isolation": "session"`).
+    pub session_instances: i64,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -439,6 +441,7 @@ pub fn render(sample: &Sample, openmetrics: bool) -> String {
     let since: Family<ServerLabels, Gauge<f64, std::sync::atomic::AtomicU64>> = Family::default();
     let tools: Family<ServerLabels, Gauge> = Family::default();
     let up: Family<ServerLabels, Gauge> = Family::default();
+    let instances: Family<ServerLabels, Gauge> = Family::default();
     for b in &sample.backends {
         let server = ServerLabels {
             server: b.server.clone(),
@@ -456,6 +459,9 @@ pub fn render(sample: &Sample, openmetrics: bool) -> String {
         restarts.get_or_create(&server).inc_by(b.restarts);
         since.get_or_create(&server).set(b.since);
         tools.get_or_create(&server).set(b.tools);
+        if b.session_instances > 0 {
+            instances.get_or_create(&server).set(b.session_instances);
+        }
     }
     registry.register(
         "backend_up",
@@ -478,6 +484,11 @@ pub fn render(sample: &Sample, openmetrics: bool) -> String {
         since,
     );
     registry.register("backend_tools", "Tools the server lists", tools);
+    registry.register(
+        "backend_session_instances",
+        "Per-session instances of the server running now (servers with \"isolation\": \"session\")",
+        instances,
+    );
 
     let sessions: Family<TransportLabels, Gauge> = Family::default();
     for transport in ["stdio", "http", "sse"] {

@@ -17,6 +17,11 @@
 //!   answer it. A client that lacks the capability gets the backend an error at once.
 //! - Backends are shared by all sessions, so backend-wide traffic fans out: logging to every
 //!   session whose level admits it, resource updates to the sessions subscribed to the URI.
+//! - A per-session instance of a server (`"isolation": "session"`, see
+//!   [`crate::backend::isolation`]) is given a [`Sessions`] of its own session only
+//!   ([`Sessions::of_one`]): its calls in flight are all that session's, and with none in flight
+//!   the fallback is that session too, so its requests and logs reach that session with
+//!   certainty.
 
 // Logging, sampling and roots are deprecated by SEP-2577 but still used by 2025-11-25 peers.
 #![allow(deprecated)]
@@ -414,6 +419,15 @@ impl Sessions {
             list.push(session.clone());
         }
         session
+    }
+
+    /// The sessions of a per-session backend instance: `session` alone, so that what the
+    /// instance sends (requests, logs) reaches that session and no other.
+    pub fn of_one(session: Arc<Session>) -> Sessions {
+        Sessions {
+            list: Mutex::new(vec![session]),
+            ..Sessions::default()
+        }
     }
 
     /// How many sessions are open on each transport.

@@ -225,7 +225,8 @@ fn own_tool_definitions(settings: &Settings) -> Vec<(Tool, OwnTool)> {
                  use magg_list_servers for each server's config and magg_analyze_servers for \
                  problems and what to do about them.\n\n\
                  Returns {\"errors\": null, \"output\": {\"servers\": {...}, \"tools\": {\"total\": n}, \
-                 \"prefixes\": {...}, \"backends\": {name: {status, reason?, tools, pid?, starts}}, ...}}.",
+                 \"prefixes\": {...}, \"backends\": {name: {status, reason?, tools, pid?, starts, isolation?, \
+                 session_instances?}}, \"session_backends\": {\"running\": n, \"max\": n}, ...}}.",
                 json!({"type": "object", "properties": {}, "additionalProperties": false}),
                 ToolAnnotations::with_title("magg status")
                     .read_only(true)
@@ -249,7 +250,8 @@ fn own_tool_definitions(settings: &Settings) -> Vec<(Tool, OwnTool)> {
                  e.g. \"npx -y @modelcontextprotocol/server-everything\" or \"uvx mcp-server-time\"); \
                  or uri for an HTTP server (e.g. \"http://localhost:9000/mcp\"); env (object of \
                  variables, or a JSON string); cwd; notes; enable (default true); transport \
-                 (object, e.g. {\"headers\": {\"Authorization\": \"Bearer …\"}}).\n\n\
+                 (object, e.g. {\"headers\": {\"Authorization\": \"Bearer …\"}}); isolation \
+                 (\"session\" to run one instance per client session).\n\n\
                  Returns {\"errors\": null, \"output\": {\"action\": \"server_added\", \"server\": {..., \
                  \"mounted\": true}}}. If the server cannot start, nothing is saved and the result is \
                  an error with the reason (isError true). Refused in read-only mode.",
@@ -268,7 +270,8 @@ fn own_tool_definitions(settings: &Settings) -> Vec<(Tool, OwnTool)> {
                         "enable": {"type": ["boolean", "null"], "description": "Whether to start the server now (default: true)"},
                         "transport": {"anyOf": [{"type": "object"}, {"type": "string"}, {"type": "null"}], "description": "Transport-specific configuration (object or JSON string), e.g. {\"headers\": {...}}"},
                         "wasm": {"type": ["string", "null"], "description": "A WebAssembly tool provider (.wasm component) to mount instead of a command or uri; a file:// source ending in .wasm does the same"},
-                        "grants": {"type": ["object", "null"], "description": "What a WebAssembly server may use (deny by default): {\"http\": [hosts], \"dirs\": [{\"path\", \"write\"}], \"env\": [names], \"memory_mb\", \"timeout_ms\"}"}
+                        "grants": {"type": ["object", "null"], "description": "What a WebAssembly server may use (deny by default): {\"http\": [hosts], \"dirs\": [{\"path\", \"write\"}], \"env\": [names], \"memory_mb\", \"timeout_ms\"}"},
+                        "isolation": {"type": ["string", "null"], "enum": ["shared", "session", null], "description": "\"shared\" (default): one instance serves every client; \"session\": each client session that calls the server gets its own instance, ended with the session (for servers that keep per-user state or ask the client questions)"}
                     },
                     "required": ["name", "source"]
                 }),
@@ -665,6 +668,11 @@ fn list_servers(hub: &Hub) -> Value {
                 if let Some(notes) = &server.notes {
                     obj.insert("notes".into(), json!(notes));
                 }
+                if server.isolation != crate::config::Isolation::Shared {
+                    obj.insert("isolation".into(), json!(server.isolation.as_str()));
+                    let instances = backend.map_or(0, |b| b.session_instances());
+                    obj.insert("session_instances".into(), json!(instances));
+                }
                 if let Some(Status::Failed { reason }) = state.as_ref().map(|s| &s.status) {
                     obj.insert("reason".into(), json!(reason));
                 }
@@ -702,6 +710,13 @@ fn status(hub: &Hub) -> Value {
             }
             if let Some(pid) = state.pid {
                 obj.insert("pid".into(), json!(pid));
+            }
+            if backend.config.isolation != crate::config::Isolation::Shared {
+                obj.insert("isolation".into(), json!(backend.config.isolation.as_str()));
+                obj.insert(
+                    "session_instances".into(),
+                    json!(backend.session_instances()),
+                );
             }
             if let Some(component) = &state.component {
                 obj.insert("component".into(), component.status());
@@ -750,6 +765,10 @@ fn status(hub: &Hub) -> Value {
             "loaded": hub.plugins.status(),
         },
         "sessions": hub.sessions().count(),
+        "session_backends": {
+            "running": crate::backend::isolation::alive(),
+            "max": hub.settings.session_backends_max,
+        },
         "version": env!("CARGO_PKG_VERSION"),
     })
 }

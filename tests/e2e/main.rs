@@ -24,6 +24,7 @@ mod failures;
 mod guest_providers;
 mod health;
 mod http;
+mod isolation;
 mod kits;
 mod limits;
 mod live;

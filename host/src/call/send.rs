@@ -68,7 +68,11 @@ async fn send(
     ct: CancellationToken,
     trace: Option<Outgoing>,
 ) -> Reply {
-    let backend = &route.backend;
+    // A session-isolated server's call goes to the calling session's own instance.
+    let backend = &match hub.instance_for(&route.backend).await {
+        Ok(backend) => backend,
+        Err(message) => return Reply::complete(error_result(message)),
+    };
     if backend.state().status == Status::Starting {
         // Restarting since the catalog was read: its tools come back when it is up.
         let limit = hub

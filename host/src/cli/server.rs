@@ -247,9 +247,13 @@ fn list(config: &Config, as_json: bool, secrets: Secrets) -> anyhow::Result<()> 
             .command_line()
             .or_else(|| server.uri.clone())
             .unwrap_or_default();
+        let isolation = match server.isolation {
+            crate::config::Isolation::Shared => "",
+            crate::config::Isolation::Session => " isolation=session",
+        };
         writeln!(
             out,
-            "  {} [{}] prefix={} {}",
+            "  {} [{}] prefix={}{isolation} {}",
             server.name,
             if server.enabled {
                 "enabled"

@@ -275,7 +275,7 @@ impl Kind {
             | "session_idle_timeout"
             | "http_read_timeout"
             | "shutdown_timeout" => Kind::Seconds,
-            "max_sessions" | "tool_search_threshold" => Kind::Count,
+            "max_sessions" | "tool_search_threshold" | "session_backends_max" => Kind::Count,
             "allowed_hosts" | "allowed_origins" | "tool_search_pinned" => Kind::List,
             _ => Kind::Bool,
         }
@@ -444,6 +444,18 @@ fn assign(
         }
         ("tool_search_pinned", SettingValue::List(globs)) => settings.tool_search_pinned = globs,
         ("tool_search_pinned", _) => settings.tool_search_pinned = Vec::new(),
+        ("session_backends_max", SettingValue::Num(n)) => {
+            if !(n.is_finite() && n >= 0.0 && n.fract() == 0.0) {
+                return Err((
+                    format!("{n} is not a usable number of session instances"),
+                    "use a whole number such as 64, or 0 for no limit".to_owned(),
+                ));
+            }
+            settings.session_backends_max = n as usize;
+        }
+        ("session_backends_max", _) => {
+            settings.session_backends_max = defaults.session_backends_max;
+        }
         (key, _) => {
             return Err((format!("{key:?} is not a setting"), "remove it".to_owned()));
         }
@@ -734,6 +746,28 @@ impl Ctx<'_> {
         })
     }
 
+    /// A server's `isolation`: `"shared"`, `"session"`, or `null` for the default.
+    fn isolation(
+        &self,
+        server: &ServerConfig,
+        value: &Value,
+        field: &FieldPath,
+    ) -> Result<super::Isolation> {
+        let Some(text) = self.string(value, field)? else {
+            return Ok(super::Isolation::default());
+        };
+        super::Isolation::parse(&text).ok_or_else(|| {
+            self.invalid(
+                field,
+                format!(
+                    "server {:?} has \"isolation\": {text:?}, which is not an isolation mode",
+                    server.name
+                ),
+                r#"use "shared" (one instance for every client, the default) or "session" (one instance per client session)"#,
+            )
+        })
+    }
+
     /// A server in Magg format.
     fn magg_server(&self, name: &str, value: &Value, field: &FieldPath) -> Result<ServerConfig> {
         let object = self.server_object(value, field)?;
@@ -779,6 +813,7 @@ impl Ctx<'_> {
             "enabled" => server.enabled = self.bool(value, field)?.unwrap_or(true),
             "kits" => server.kits = self.string_list(value, field)?,
             "wasm" => server.wasm = self.string(value, field)?,
+            "isolation" => server.isolation = self.isolation(server, value, field)?,
             "grants" => {
                 server.grants = match value {
                     Value::Null => None,
@@ -992,6 +1027,16 @@ impl Ctx<'_> {
             server.source = source.clone();
         }
         server.resolve_component(&base_dir);
+        if server.component.is_some() && server.isolation != super::Isolation::Shared {
+            return Err(self.invalid(
+                &field.key("isolation"),
+                format!(
+                    "server {:?} is a WebAssembly component, which runs every call in a fresh instance already, so \"isolation\": \"session\" does not apply",
+                    server.name
+                ),
+                "remove \"isolation\"",
+            ));
+        }
         if server.component.is_none() {
             if server.grants.is_some() {
                 return Err(self.invalid(

@@ -1,8 +1,11 @@
 //! Requests for a backend other than tools/call (which has its own route, [`crate::call`]):
 //! `resources/read`, `prompts/get` and `completion/complete`, each looked up in the catalog
-//! snapshot and forwarded to the backend that serves it, waiting for one that is starting.
+//! snapshot and forwarded to the backend that serves it (the calling session's own instance of a
+//! session-isolated server), waiting for one that is starting.
 //! With tracing on, the request to the backend is a span, whose trace context the backend gets
 //! in the request's `_meta`.
+
+use std::sync::Arc;
 
 use rmcp::{
     ErrorData as McpError, ServiceError,
@@ -48,7 +51,7 @@ impl Hub {
             ));
         };
         self.wait_if_starting(&route.backend).await;
-        let peer = running_peer(&route.backend).map_err(|m| McpError::internal_error(m, None))?;
+        let peer = self.instance_peer(&route.backend).await?;
         params.uri = route.name;
         let backend = &route.backend.name;
         let span = telemetry::backend_span("resources/read", backend, None);
@@ -97,7 +100,7 @@ impl Hub {
             ));
         };
         self.wait_if_starting(&route.backend).await;
-        let peer = running_peer(&route.backend).map_err(|m| McpError::internal_error(m, None))?;
+        let peer = self.instance_peer(&route.backend).await?;
         let span = telemetry::backend_span("prompts/get", &route.backend.name, Some(&route.name));
         span.record("gen_ai.prompt.name", route.name.as_str());
         if let Some(trace) = telemetry::inject(&span) {
@@ -151,7 +154,7 @@ impl Hub {
         let Some(route) = route else {
             return Ok(CompleteResult::default());
         };
-        let Ok(peer) = running_peer(&route.backend) else {
+        let Ok(peer) = self.instance_peer(&route.backend).await else {
             return Ok(CompleteResult::default());
         };
         let backend = &route.backend.name;
@@ -163,6 +166,19 @@ impl Hub {
 }
 
 impl Hub {
+    /// The live connection of the instance of `backend` the current request's session uses
+    /// (its own, for a session-isolated server).
+    async fn instance_peer(
+        &self,
+        backend: &Arc<Backend>,
+    ) -> Result<rmcp::service::Peer<rmcp::RoleClient>, McpError> {
+        let instance = self
+            .instance_for(backend)
+            .await
+            .map_err(|m| McpError::internal_error(m, None))?;
+        running_peer(&instance).map_err(|m| McpError::internal_error(m, None))
+    }
+
     /// Waits, within the list grace period, for a backend that is still starting.
     async fn wait_if_starting(&self, backend: &Backend) {
         if backend.state().status == Status::Starting {

@@ -109,14 +109,17 @@ impl Hub {
         Ok(Some((route, peer)))
     }
 
-    /// Cleans up after sessions that closed: the subscriptions only they held are ended at
-    /// the backends, and backends get the log level of the sessions that remain.
+    /// Cleans up after sessions that closed: their per-session server instances are ended,
+    /// the subscriptions only they held are ended at the backends, and backends get the log
+    /// level of the sessions that remain.
     pub async fn sweep_sessions(&self) {
         let closed = self.sessions.take_closed();
         if closed.is_empty() {
             return;
         }
         tracing::debug!(sessions = closed.len(), "client sessions closed");
+        let ended: Vec<u64> = closed.iter().filter_map(|s| s.id()).collect();
+        self.end_session_instances(&ended);
         for uri in closed.iter().flat_map(|s| s.subscriptions()) {
             if self.sessions.anyone_subscribed(&uri) {
                 continue;

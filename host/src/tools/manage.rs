@@ -41,6 +41,9 @@ struct AddServer {
     /// What a WebAssembly server may use.
     #[serde(default)]
     grants: Option<Value>,
+    /// `"shared"` (the default) or `"session"`: one instance per client session.
+    #[serde(default)]
+    isolation: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -142,6 +145,19 @@ pub async fn add_server(hub: &Arc<Hub>, args: JsonObject) -> CallToolResult {
             }
         },
     }
+    match args.isolation.as_deref().filter(|i| !i.is_empty()) {
+        None => {}
+        Some(text) => match crate::config::Isolation::parse(text) {
+            Some(isolation) => server.isolation = isolation,
+            None => {
+                return failure(format!(
+                    "'isolation' {text:?} is not an isolation mode: use \"shared\" (one \
+                     instance for every client, the default) or \"session\" (one instance per \
+                     client session)"
+                ));
+            }
+        },
+    }
     let config_dir = hub
         .config()
         .path
@@ -187,6 +203,7 @@ pub async fn add_server(hub: &Arc<Hub>, args: JsonObject) -> CallToolResult {
             "cwd": server.cwd.as_ref().map(|c| c.display().to_string()),
             "notes": server.notes,
             "enabled": server.enabled,
+            "isolation": server.isolation.as_str(),
             "mounted": mounted,
         },
         // A config file in mcpServers format is not rewritten: the server runs, unsaved.

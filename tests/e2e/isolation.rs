@@ -1,0 +1,186 @@
+//! A server with `"isolation": "session"` runs one instance per client session: each session's
+//! calls reach a process of its own, what that process asks of a client reaches that session
+//! and no other (even while another session's call is in flight on the same server), the
+//! instance ends with its session and with the server, and `session_backends_max` caps how many
+//! run at once.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::harness::{
+    ClientSpec, Magg, TempConfig, all_text, eventually, magg_body, run_cli, test_backend, text,
+};
+
+/// How long a process may take to go once its session or server is gone.
+const GONE: Duration = Duration::from_secs(15);
+
+/// A config with the test backend `tb`, isolated per session.
+fn isolated() -> TempConfig {
+    let mut tb = test_backend("tb", "tb", &[]);
+    tb["isolation"] = json!("session");
+    TempConfig::new(&json!({"servers": {"tb": tb}}))
+}
+
+fn alive(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+        && std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|stat| !stat.contains(") Z "))
+            .unwrap_or(false)
+}
+
+fn pid_of(result: &Value) -> u32 {
+    text(result).parse().expect("a process id")
+}
+
+/// magg_status's entry of server `tb`.
+async fn tb_status(client: &crate::harness::Client) -> Value {
+    let result = client.call("magg_status", json!({})).await.expect("status");
+    magg_body(&result)["output"]["backends"]["tb"].clone()
+}
+
+#[tokio::test]
+async fn concurrent_elicitations_of_two_sessions_each_reach_their_own_client() {
+    let config = isolated();
+    let magg = Magg::http(&config.path, false).await;
+    let alice = magg.http_client_as(ClientSpec::full("alice")).await;
+    let bob = magg.http_client_as(ClientSpec::full("bob")).await;
+    for round in 0..5 {
+        // Each call waits until both are in flight on the server before it asks.
+        let gather = tempfile::tempdir().expect("a directory");
+        let args = json!({
+            "mode": "form",
+            "gather_dir": gather.path(),
+            "gather": 2,
+        });
+        let (a, b) = tokio::join!(
+            alice.call("tb_elicit", args.clone()),
+            bob.call("tb_elicit", args.clone()),
+        );
+        let (a, b) = (a.expect("alice's call"), b.expect("bob's call"));
+        assert_eq!(
+            text(&a),
+            r#"elicited: accept {"name":"alice"}"#,
+            "round {round}: {a}"
+        );
+        assert_eq!(
+            text(&b),
+            r#"elicited: accept {"name":"bob"}"#,
+            "round {round}: {b}"
+        );
+    }
+
+    let a_pid = pid_of(&alice.call("tb_pid", json!({})).await.expect("pid"));
+    let b_pid = pid_of(&bob.call("tb_pid", json!({})).await.expect("pid"));
+    let status = tb_status(&alice).await;
+    let shared_pid = status["pid"].as_u64().expect("the shared instance's pid") as u32;
+    assert_ne!(a_pid, b_pid, "each session has a process of its own");
+    assert_ne!(a_pid, shared_pid, "the shared instance is not a session's");
+    assert_ne!(b_pid, shared_pid, "the shared instance is not a session's");
+    assert_eq!(status["isolation"], "session", "{status}");
+    assert_eq!(status["session_instances"], 2, "{status}");
+    // A session keeps its instance from call to call.
+    let again = pid_of(&alice.call("tb_pid", json!({})).await.expect("pid"));
+    assert_eq!(again, a_pid);
+
+    // The session ends (HTTP DELETE): its instance goes, the other stays.
+    bob.close().await;
+    eventually("bob's instance ends with his session", GONE, || async {
+        (!alive(b_pid)).then_some(())
+    })
+    .await;
+    assert!(alive(a_pid), "alice's instance outlives bob's session");
+    let status = tb_status(&alice).await;
+    assert_eq!(status["session_instances"], 1, "{status}");
+
+    // The server is removed from the config: its instances go with it.
+    config.write(&json!({"servers": {}}));
+    eventually("alice's instance ends with its server", GONE, || async {
+        (!alive(a_pid)).then_some(())
+    })
+    .await;
+    eventually("the shared instance ends with its server", GONE, || async {
+        (!alive(shared_pid)).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn over_session_backends_max_a_call_gets_a_clear_error_and_magg_keeps_serving() {
+    let config = isolated();
+    let magg = Magg::http_with(
+        &config.path,
+        &["--http", "--host", "127.0.0.1", "--port", "0"],
+        &[("MAGG_SESSION_BACKENDS_MAX", "1")],
+    )
+    .await;
+    let first = magg.http_client_as(ClientSpec::full("first")).await;
+    let second = magg.http_client_as(ClientSpec::full("second")).await;
+    let first_pid = pid_of(&first.call("tb_pid", json!({})).await.expect("pid"));
+
+    let refused = second.call("tb_pid", json!({})).await.expect("a result");
+    assert_eq!(refused["isError"], true, "{refused}");
+    let message = all_text(&refused);
+    assert!(
+        message.contains("session_backends_max") && message.contains("1"),
+        "the error names the cap and the setting: {message}"
+    );
+
+    // magg keeps serving both sessions.
+    let again = pid_of(&first.call("tb_pid", json!({})).await.expect("pid"));
+    assert_eq!(again, first_pid);
+    let echoed = second
+        .call("tb_echo", json!({"text": "still here"}))
+        .await
+        .expect("a result");
+    assert_eq!(echoed["isError"], true, "still over the cap: {echoed}");
+    let status = second.call("magg_status", json!({})).await.expect("status");
+    let body = magg_body(&status);
+    assert_eq!(body["output"]["session_backends"]["running"], 1, "{body}");
+    assert_eq!(body["output"]["session_backends"]["max"], 1, "{body}");
+
+    // Once the first session ends, its slot is free for the second.
+    first.close().await;
+    let freed = eventually("the second session gets an instance", GONE, || async {
+        let result = second.call("tb_pid", json!({})).await.ok()?;
+        (result["isError"] != true).then_some(result)
+    })
+    .await;
+    assert_ne!(pid_of(&freed), first_pid);
+    assert!(!alive(first_pid), "the first session's instance ended");
+}
+
+#[tokio::test]
+async fn isolation_shows_in_server_list_and_is_written_back_unchanged() {
+    let config = isolated();
+    let path = config.path.to_string_lossy().into_owned();
+    let (code, stdout, stderr) = run_cli(&["server", "list", "--config", &path]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("isolation=session"), "{stdout}");
+    // An edit of another server writes `isolation` back as it was.
+    let (code, _, stderr) = run_cli(&[
+        "server",
+        "add",
+        "other",
+        "https://example.com/other",
+        "--config",
+        &path,
+        "--command",
+        "true",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(config.read()["servers"]["tb"]["isolation"], "session");
+}
+
+#[tokio::test]
+async fn an_unknown_isolation_value_is_refused_naming_the_server_value_and_choices() {
+    let mut tb = test_backend("tb", "tb", &[]);
+    tb["isolation"] = json!("per-user");
+    let config = TempConfig::new(&json!({"servers": {"tb": tb}}));
+    let path = config.path.to_string_lossy().into_owned();
+    let (code, _, stderr) = run_cli(&["server", "list", "--config", &path]);
+    assert_ne!(code, 0, "a bad value is refused");
+    for needed in ["\"tb\"", "per-user", "\"shared\"", "\"session\"", "isolation"] {
+        assert!(stderr.contains(needed), "{needed} missing from: {stderr}");
+    }
+}
