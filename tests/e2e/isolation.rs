@@ -184,3 +184,79 @@ async fn an_unknown_isolation_value_is_refused_naming_the_server_value_and_choic
         assert!(stderr.contains(needed), "{needed} missing from: {stderr}");
     }
 }
+
+#[tokio::test]
+async fn prompts_of_a_session_use_its_instance_and_stateless_calls_use_the_shared_one() {
+    let config = isolated();
+    let magg = Magg::http(&config.path, false).await;
+    let url = magg.url.clone().expect("url");
+    let client = magg.http_client_as(ClientSpec::full("carol")).await;
+    let status = eventually("tb's shared instance runs", GONE, || async {
+        let status = tb_status(&client).await;
+        status["pid"].is_u64().then_some(status)
+    })
+    .await;
+    let shared_pid = status["pid"].as_u64().expect("the shared instance's pid");
+    assert_eq!(status["session_instances"], 0, "no session used tb yet: {status}");
+
+    // prompts/get is the session's first request to tb: it starts the session's instance.
+    let mut get = rmcp::model::GetPromptRequestParams::new("tb_greet");
+    get.arguments = json!({"name": "Ann"}).as_object().cloned();
+    let prompt = serde_json::to_value(client.service.get_prompt(get).await.expect("prompts/get"))
+        .expect("json");
+    assert_eq!(prompt["messages"][0]["content"]["text"], "Hello, Ann!");
+    let status = tb_status(&client).await;
+    assert_eq!(status["session_instances"], 1, "{status}");
+
+    // A stateless client (2026-07-28, no session) is served by the shared instance.
+    let reply = crate::http::stateless_call(&url, "tb_pid", json!({}), json!({})).await;
+    let response = crate::http::response_of(&reply);
+    assert_eq!(
+        text(&response["result"]),
+        shared_pid.to_string(),
+        "{response}"
+    );
+    let status = tb_status(&client).await;
+    assert_eq!(status["session_instances"], 1, "{status}");
+}
+
+#[tokio::test]
+async fn magg_add_server_takes_isolation_and_refuses_an_unknown_value() {
+    let config = TempConfig::new(&json!({"servers": {}}));
+    let mut magg = Magg::stdio_as(&config.path, ClientSpec::full("dave")).await;
+    let client = magg.client();
+    let tb = test_backend("tb", "tb", &[]);
+    let command = format!(
+        "{} --name tb",
+        tb["command"].as_str().expect("the test backend's path")
+    );
+    let refused = client
+        .call(
+            "magg_add_server",
+            json!({"name": "bad", "source": "s", "prefix": "bad", "command": command,
+                   "isolation": "per-user"}),
+        )
+        .await
+        .expect("a result");
+    let body = all_text(&refused);
+    assert!(
+        body.contains("per-user") && body.contains("shared") && body.contains("session"),
+        "{body}"
+    );
+    assert!(config.read()["servers"].get("bad").is_none(), "nothing saved");
+
+    let added = client
+        .call(
+            "magg_add_server",
+            json!({"name": "tb", "source": "s", "prefix": "tb", "command": command,
+                   "isolation": "session"}),
+        )
+        .await
+        .expect("a result");
+    assert_ne!(added["isError"], true, "{added}");
+    assert_eq!(config.read()["servers"]["tb"]["isolation"], "session");
+    let pid = pid_of(&client.call_eventually("tb_pid", json!({})).await);
+    let status = tb_status(client).await;
+    assert_ne!(status["pid"], json!(pid), "the stdio session has its own instance");
+    assert_eq!(status["session_instances"], 1, "{status}");
+}

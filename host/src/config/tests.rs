@@ -1552,3 +1552,50 @@ fn component_servers_take_wasm_or_a_wasm_source_and_grants() {
         "{err}"
     );
 }
+
+#[test]
+fn isolation_is_read_in_both_formats_and_written_back_unchanged() {
+    let config = parse(
+        r#"{"servers": {"a": {"source": "s", "command": "x", "isolation": "session"},
+                        "b": {"source": "s", "command": "y", "isolation": "shared"},
+                        "c": {"source": "s", "command": "z"}}}"#,
+    )
+    .unwrap();
+    assert_eq!(config.servers["a"].isolation, Isolation::Session);
+    assert_eq!(config.servers["b"].isolation, Isolation::Shared);
+    assert_eq!(config.servers["c"].isolation, Isolation::Shared);
+    let written = config.to_json();
+    assert_eq!(written["servers"]["a"]["isolation"], "session");
+    assert!(written["servers"]["c"].get("isolation").is_none());
+    let config =
+        parse(r#"{"mcpServers": {"a": {"command": "x", "isolation": "session"}}}"#).unwrap();
+    assert_eq!(config.servers["a"].isolation, Isolation::Session);
+}
+
+#[test]
+fn an_unknown_isolation_names_the_server_the_value_and_the_choices() {
+    let err = parse_err(r#"{"servers": {"tb": {"source": "s", "command": "x", "isolation": "user"}}}"#);
+    assert_eq!(err.field(), Some("servers.tb.isolation"));
+    let text = err.to_string();
+    for needed in ["\"tb\"", "\"user\"", "\"shared\"", "\"session\""] {
+        assert!(text.contains(needed), "{needed} missing: {text}");
+    }
+    let err = parse_err(r#"{"servers": {"tb": {"source": "s", "command": "x", "isolation": 1}}}"#);
+    assert_eq!(err.field(), Some("servers.tb.isolation"));
+}
+
+#[test]
+fn session_backends_max_from_the_file_and_the_environment() {
+    assert_eq!(parse("{}").unwrap().settings.session_backends_max, 64);
+    let s = parse(r#"{"session_backends_max": 3}"#).unwrap().settings;
+    assert_eq!(s.session_backends_max, 3);
+    let s = parse_env(
+        r#"{"session_backends_max": 3}"#,
+        &[("MAGG_SESSION_BACKENDS_MAX", "0")],
+    )
+    .unwrap()
+    .settings;
+    assert_eq!(s.session_backends_max, 0);
+    let err = parse_err(r#"{"session_backends_max": -1}"#);
+    assert_eq!(err.field(), Some("session_backends_max"));
+}
