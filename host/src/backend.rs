@@ -188,7 +188,13 @@ impl Backend {
         changes: mpsc::UnboundedSender<Changed>,
         sessions: Arc<Sessions>,
     ) -> Arc<Backend> {
-        Backend::launch(config, settings, changes, sessions, CancellationToken::new())
+        Backend::launch(
+            config,
+            settings,
+            changes,
+            sessions,
+            CancellationToken::new(),
+        )
     }
 
     /// [`Backend::start`], stopped when `stop` is cancelled.

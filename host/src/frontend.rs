@@ -37,6 +37,9 @@
 //! - A tools/call goes to the call route ([`crate::call`]); the stdio frontend hands it over as
 //!   text, before rmcp sees it. What backends send clients outside a response (progress, logs,
 //!   requests, list changes) reaches them through the relay's sessions ([`crate::relay`]).
+//! - A server with `"isolation": "session"` gives each session that uses it an instance of its
+//!   own ([`crate::backend::isolation`]), whose requests and logs reach that session only: no
+//!   guess among the calls in flight. Stateless clients use its shared instance.
 
 pub mod http;
 pub mod mrtr;

@@ -180,7 +180,13 @@ async fn an_unknown_isolation_value_is_refused_naming_the_server_value_and_choic
     let path = config.path.to_string_lossy().into_owned();
     let (code, _, stderr) = run_cli(&["server", "list", "--config", &path]);
     assert_ne!(code, 0, "a bad value is refused");
-    for needed in ["\"tb\"", "per-user", "\"shared\"", "\"session\"", "isolation"] {
+    for needed in [
+        "\"tb\"",
+        "per-user",
+        "\"shared\"",
+        "\"session\"",
+        "isolation",
+    ] {
         assert!(stderr.contains(needed), "{needed} missing from: {stderr}");
     }
 }
@@ -197,7 +203,10 @@ async fn prompts_of_a_session_use_its_instance_and_stateless_calls_use_the_share
     })
     .await;
     let shared_pid = status["pid"].as_u64().expect("the shared instance's pid");
-    assert_eq!(status["session_instances"], 0, "no session used tb yet: {status}");
+    assert_eq!(
+        status["session_instances"], 0,
+        "no session used tb yet: {status}"
+    );
 
     // prompts/get is the session's first request to tb: it starts the session's instance.
     let mut get = rmcp::model::GetPromptRequestParams::new("tb_greet");
@@ -243,7 +252,10 @@ async fn magg_add_server_takes_isolation_and_refuses_an_unknown_value() {
         body.contains("per-user") && body.contains("shared") && body.contains("session"),
         "{body}"
     );
-    assert!(config.read()["servers"].get("bad").is_none(), "nothing saved");
+    assert!(
+        config.read()["servers"].get("bad").is_none(),
+        "nothing saved"
+    );
 
     let added = client
         .call(
@@ -257,6 +269,10 @@ async fn magg_add_server_takes_isolation_and_refuses_an_unknown_value() {
     assert_eq!(config.read()["servers"]["tb"]["isolation"], "session");
     let pid = pid_of(&client.call_eventually("tb_pid", json!({})).await);
     let status = tb_status(client).await;
-    assert_ne!(status["pid"], json!(pid), "the stdio session has its own instance");
+    assert_ne!(
+        status["pid"],
+        json!(pid),
+        "the stdio session has its own instance"
+    );
     assert_eq!(status["session_instances"], 1, "{status}");
 }

@@ -146,8 +146,8 @@ impl Backend {
                 Status::Failed { reason } => {
                     return Err(format!(
                         "Server `{}` could not start this session's instance: {reason}. magg \
-                         retries it on the session's next call; fix its config if the reason \
-                         says so.",
+                         keeps restarting it, and the session's next call uses it once it runs; \
+                         fix the server's config if the reason says so.",
                         self.name
                     ));
                 }
@@ -167,6 +167,20 @@ impl Backend {
         }
     }
 
+    /// The instance of the session numbered `session`, if it has one.
+    pub fn instance_of(&self, session: u64) -> Option<Arc<Backend>> {
+        self.by_session_map()
+            .ok()
+            .and_then(|map| map.get(&session).map(|c| c.0.clone()))
+    }
+
+    /// Every per-session instance of this server.
+    pub fn instances(&self) -> Vec<Arc<Backend>> {
+        self.by_session_map()
+            .map(|map| map.values().map(|c| c.0.clone()).collect())
+            .unwrap_or_default()
+    }
+
     /// Ends the instance of the session numbered `session`, if it has one.
     pub fn end_session(&self, session: u64) {
         let ended = self
@@ -178,9 +192,7 @@ impl Backend {
         }
     }
 
-    fn by_session_map(
-        &self,
-    ) -> Result<std::sync::MutexGuard<'_, HashMap<u64, Counted>>, ()> {
+    fn by_session_map(&self) -> Result<std::sync::MutexGuard<'_, HashMap<u64, Counted>>, ()> {
         self.instances.by_session.lock().map_err(|_| ())
     }
 }

@@ -1574,7 +1574,8 @@ fn isolation_is_read_in_both_formats_and_written_back_unchanged() {
 
 #[test]
 fn an_unknown_isolation_names_the_server_the_value_and_the_choices() {
-    let err = parse_err(r#"{"servers": {"tb": {"source": "s", "command": "x", "isolation": "user"}}}"#);
+    let err =
+        parse_err(r#"{"servers": {"tb": {"source": "s", "command": "x", "isolation": "user"}}}"#);
     assert_eq!(err.field(), Some("servers.tb.isolation"));
     let text = err.to_string();
     for needed in ["\"tb\"", "\"user\"", "\"shared\"", "\"session\""] {

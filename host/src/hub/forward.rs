@@ -23,25 +23,24 @@ use crate::{
 
 impl Hub {
     /// Sets a session's log level and sends every backend that logs the most verbose level
-    /// any session asked for.
+    /// any session asked for; the session's own instances of session-isolated servers get
+    /// the session's level.
     pub async fn set_level(&self, session: &Session, level: LoggingLevel) {
-        let level = self.sessions.set_level(session, level);
-        self.send_level(level).await;
+        let most = self.sessions.set_level(session, level);
+        self.send_level(most).await;
+        if let Some(id) = session.id() {
+            let own = self
+                .backends()
+                .iter()
+                .filter_map(|backend| backend.instance_of(id))
+                .collect();
+            send_level_to(own, level).await;
+        }
     }
 
     /// Sends every running backend that logs `level`.
     async fn send_level(&self, level: LoggingLevel) {
-        let sends = self.backends().into_iter().filter_map(|backend| {
-            let state = backend.state();
-            let peer = state.peer.clone()?;
-            let logs = state.capabilities.as_ref()?.logging.is_some();
-            (state.status == Status::Running && logs).then_some(async move {
-                if let Err(e) = peer.set_level(SetLevelRequestParams::new(level)).await {
-                    tracing::warn!(server = %backend.name, "could not set its log level: {e}");
-                }
-            })
-        });
-        futures::future::join_all(sends).await;
+        send_level_to(self.backends(), level).await;
     }
 
     /// Subscribes a session to the exposed resource `uri`; the backend is subscribed when the
@@ -142,9 +141,14 @@ impl Hub {
         }
     }
 
-    /// Tells every running backend that a client's roots changed.
+    /// Tells every running backend that a client's roots changed (per-session instances
+    /// too: each then asks its own session).
     pub fn roots_list_changed(&self) {
-        for backend in self.backends() {
+        let all = self
+            .backends()
+            .into_iter()
+            .flat_map(|backend| std::iter::once(backend.clone()).chain(backend.instances()));
+        for backend in all {
             let state = backend.state();
             let (Some(peer), Status::Running) = (state.peer.clone(), &state.status) else {
                 continue;
@@ -183,4 +187,19 @@ fn subscribable(backend: &Backend) -> Result<rmcp::service::Peer<rmcp::RoleClien
             None,
         )),
     }
+}
+
+/// Sends each of `backends` that is running and logs `level`.
+async fn send_level_to(backends: Vec<std::sync::Arc<Backend>>, level: LoggingLevel) {
+    let sends = backends.into_iter().filter_map(|backend| {
+        let state = backend.state();
+        let peer = state.peer.clone()?;
+        let logs = state.capabilities.as_ref()?.logging.is_some();
+        (state.status == Status::Running && logs).then_some(async move {
+            if let Err(e) = peer.set_level(SetLevelRequestParams::new(level)).await {
+                tracing::warn!(server = %backend.name, "could not set its log level: {e}");
+            }
+        })
+    });
+    futures::future::join_all(sends).await;
 }

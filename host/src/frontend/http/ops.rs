@@ -92,8 +92,7 @@ fn sample(hub: &Hub) -> Sample {
                 restarts: u64::from(state.starts.saturating_sub(1)),
                 since: unix(state.since.elapsed()),
                 tools: i64::try_from(state.tools.len()).unwrap_or(i64::MAX),
-                session_instances: i64::try_from(backend.session_instances())
-                    .unwrap_or(i64::MAX),
+                session_instances: i64::try_from(backend.session_instances()).unwrap_or(i64::MAX),
             }
         })
         .collect();
