@@ -70,42 +70,42 @@ pub async fn isolation(env: &Env, opts: Options) -> Result<Section> {
     );
     s.figure(
         "shared_first_call_p50_ms",
-        "first call of a new session, shared server, p50",
+        "new session's first call, shared, p50",
         shared.p50 / 1000.0,
         "ms",
         None,
     );
     s.figure(
         "isolated_first_call_p50_ms",
-        "first call of a new session, isolated server (instance start), p50",
+        "the same, isolated (starts its instance), p50",
         isolated.p50 / 1000.0,
         "ms",
         None,
     );
     s.figure(
         "isolated_first_call_p90_ms",
-        "first call of a new session, isolated server, p90",
+        "the same, isolated, p90",
         isolated.p90 / 1000.0,
         "ms",
         None,
     );
     s.figure(
         "isolated_second_call_p50_ms",
-        "second call of that session (its instance running), p50",
+        "that session's second call, isolated, p50",
         warm.p50 / 1000.0,
         "ms",
         None,
     );
     s.figure(
         "instance_rss_mib",
-        "VmRSS of one per-session instance process (mean)",
+        "VmRSS of a per-session instance (mean)",
         crate::mib(m.instance_rss_kb),
         "MiB",
         None,
     );
     s.figure(
         "magg_rss_per_instance_kib",
-        "magg's own RSS growth per session with an instance (the session included)",
+        "magg's RSS per session with an instance",
         m.magg_per_instance_kb,
         "KiB",
         None,
