@@ -82,6 +82,14 @@ pub async fn call_tool(
     trust: Trust,
     caller: Option<Arc<Caller>>,
 ) -> Result<CallToolResponse, McpError> {
+    // What the client can answer goes to the backend, which may ask only that (a backend of
+    // protocol 2026-07-28 reads it from the request's `_meta`).
+    if let Some(caps) = context.meta.client_capabilities() {
+        params
+            .meta
+            .get_or_insert_default()
+            .set_client_capabilities(caps);
+    }
     let (state, slot) = match params.request_state.take() {
         // A backend's own state (a backend of protocol 2026-07-28 answered `input_required`
         // itself): the retry goes to it as the client sent it.

@@ -48,7 +48,7 @@ impl Hub {
                      Call resources/list or resources/templates/list to see what is available.",
                     params.uri
                 ),
-                None,
+                Some(serde_json::json!({ "uri": params.uri })),
             ));
         };
         self.wait_if_starting(&route.backend).await;
