@@ -306,11 +306,15 @@ impl ServerHandler for MaggServer {
         let ct = context.ct.clone();
         let span = self.span(&context, "prompts/get", Some(&request.name));
         span.record("gen_ai.prompt.name", request.name.as_str());
-        let response = telemetry::observe(
-            span,
-            self.traced(&context, self.hub.get_prompt(request, ct)),
-        )
-        .await;
+        let response = if self.session.get().is_none() {
+            // A stateless client: what its backend asks comes back as `input_required`.
+            let caller = self.caller(&context);
+            let work = mrtr::get_prompt(&self.hub, request, context, self.trust, caller);
+            telemetry::observe(span, work).await
+        } else {
+            let work = self.traced(&context, self.hub.get_prompt(request, ct));
+            telemetry::observe(span, work).await
+        };
         response.map(Passed::typed)
     }
 
@@ -354,11 +358,15 @@ impl ServerHandler for MaggServer {
         let ct = context.ct.clone();
         let span = self.span(&context, "resources/read", None);
         span.record("mcp.resource.uri", request.uri.as_str());
-        let response = telemetry::observe(
-            span,
-            self.traced(&context, self.hub.read_resource(request, ct)),
-        )
-        .await;
+        let response = if self.session.get().is_none() {
+            // A stateless client: what its backend asks comes back as `input_required`.
+            let caller = self.caller(&context);
+            let work = mrtr::read_resource(&self.hub, request, context, self.trust, caller);
+            telemetry::observe(span, work).await
+        } else {
+            let work = self.traced(&context, self.hub.read_resource(request, ct));
+            telemetry::observe(span, work).await
+        };
         response.map(Passed::typed)
     }
 

@@ -4,6 +4,9 @@
 //! session-isolated server), waiting for one that is starting.
 //! With tracing on, the request to the backend is a span, whose trace context the backend gets
 //! in the request's `_meta`.
+//! A backend of protocol 2026-07-28 may answer `resources/read` or `prompts/get` with
+//! `input_required`: a client of the session era is asked what the backend needs, and the
+//! request goes again with its answers ([`inputs`]); a stateless client gets the result itself.
 
 use std::sync::Arc;
 
@@ -21,6 +24,7 @@ use super::Hub;
 use crate::{
     backend::{Backend, Status},
     catalog::{Route, split_prefixed_uri},
+    relay::{current_origin, inputs},
     telemetry::{self, Outcome},
 };
 
@@ -47,22 +51,34 @@ impl Hub {
                      Call resources/list or resources/templates/list to see what is available.",
                     params.uri
                 ),
-                None,
+                Some(serde_json::json!({ "uri": params.uri })),
             ));
         };
         self.wait_if_starting(&route.backend).await;
-        let peer = self.instance_peer(&route.backend).await?;
+        let (instance, peer) = self.instance_peer(&route.backend).await?;
         params.uri = route.name;
         let backend = &route.backend.name;
         let span = telemetry::backend_span("resources/read", backend, None);
         if let Some(trace) = telemetry::inject(&span) {
             trace.set_in(params.meta.get_or_insert_default());
         }
+        let answering = current_origin().filter(inputs::answers_for);
+        // Recorded, so that what the backend asks meanwhile finds the client.
+        let _record = recorded(&instance);
         let result = async {
-            tokio::select! {
-                r = peer.read_resource_once(params) => r.map_err(|e| backend_error(backend, e)),
-                _ = ct.cancelled() => Err(cancelled()),
+            for _ in 0..=inputs::MAX_ROUNDS {
+                let result = tokio::select! {
+                    r = peer.read_resource_once(params.clone()) => r.map_err(|e| backend_error(backend, e)),
+                    _ = ct.cancelled() => Err(cancelled()),
+                };
+                let (Some(origin), Ok(ReadResourceResponse::InputRequired(asked))) = (&answering, &result) else {
+                    return result;
+                };
+                let requests = asked.input_requests.clone().unwrap_or_default();
+                params.input_responses = Some(inputs::answer(origin, backend, requests, &ct).await?);
+                params.request_state = asked.request_state.clone();
             }
+            Err(inputs::too_many_rounds(backend))
         }
         .instrument(span.clone())
         .await;
@@ -100,7 +116,7 @@ impl Hub {
             ));
         };
         self.wait_if_starting(&route.backend).await;
-        let peer = self.instance_peer(&route.backend).await?;
+        let (instance, peer) = self.instance_peer(&route.backend).await?;
         let span = telemetry::backend_span("prompts/get", &route.backend.name, Some(&route.name));
         span.record("gen_ai.prompt.name", route.name.as_str());
         if let Some(trace) = telemetry::inject(&span) {
@@ -108,11 +124,23 @@ impl Hub {
         }
         params.name = route.name;
         let backend = &route.backend.name;
+        let answering = current_origin().filter(inputs::answers_for);
+        // Recorded, so that what the backend asks meanwhile finds the client.
+        let _record = recorded(&instance);
         let result = async {
-            tokio::select! {
-                r = peer.get_prompt_once(params) => r.map_err(|e| backend_error(backend, e)),
-                _ = ct.cancelled() => Err(cancelled()),
+            for _ in 0..=inputs::MAX_ROUNDS {
+                let result = tokio::select! {
+                    r = peer.get_prompt_once(params.clone()) => r.map_err(|e| backend_error(backend, e)),
+                    _ = ct.cancelled() => Err(cancelled()),
+                };
+                let (Some(origin), Ok(GetPromptResponse::InputRequired(asked))) = (&answering, &result) else {
+                    return result;
+                };
+                let requests = asked.input_requests.clone().unwrap_or_default();
+                params.input_responses = Some(inputs::answer(origin, backend, requests, &ct).await?);
+                params.request_state = asked.request_state.clone();
             }
+            Err(inputs::too_many_rounds(backend))
         }
         .instrument(span.clone())
         .await;
@@ -154,7 +182,7 @@ impl Hub {
         let Some(route) = route else {
             return Ok(CompleteResult::default());
         };
-        let Ok(peer) = self.instance_peer(&route.backend).await else {
+        let Ok((_, peer)) = self.instance_peer(&route.backend).await else {
             return Ok(CompleteResult::default());
         };
         let backend = &route.backend.name;
@@ -165,18 +193,27 @@ impl Hub {
     }
 }
 
+/// The request of the current client recorded as in flight on `backend` while the guard
+/// lives: a request the backend sends meanwhile (over a pipe, which does not say what it is
+/// for) goes to that client.
+fn recorded(backend: &Backend) -> Option<crate::relay::CallGuard> {
+    let calls = backend.state().calls.clone()?;
+    Some(calls.begin(current_origin()?))
+}
+
 impl Hub {
-    /// The live connection of the instance of `backend` the current request's session uses
-    /// (its own, for a session-isolated server).
+    /// The instance of `backend` the current request's session uses (its own, for a
+    /// session-isolated server), with its live connection.
     async fn instance_peer(
         &self,
         backend: &Arc<Backend>,
-    ) -> Result<rmcp::service::Peer<rmcp::RoleClient>, McpError> {
+    ) -> Result<(Arc<Backend>, rmcp::service::Peer<rmcp::RoleClient>), McpError> {
         let instance = self
             .instance_for(backend)
             .await
             .map_err(|m| McpError::internal_error(m, None))?;
-        running_peer(&instance).map_err(|m| McpError::internal_error(m, None))
+        let peer = running_peer(&instance).map_err(|m| McpError::internal_error(m, None))?;
+        Ok((instance, peer))
     }
 
     /// Waits, within the list grace period, for a backend that is still starting.
