@@ -146,7 +146,11 @@ impl MaggServer {
                 session.touch();
                 session.clone()
             }
-            None => Session::detached(context.peer.clone(), self.trust),
+            None => {
+                let session = Session::detached(context.peer.clone(), self.trust);
+                session.set_request_log_level(context.meta.log_level());
+                session
+            }
         };
         session.set_caller(self.caller(context));
         Origin::new(

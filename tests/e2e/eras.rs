@@ -267,3 +267,60 @@ async fn a_stateless_client_answers_a_session_backends_question_during_prompts_g
     );
     assert_eq!(done["result"]["resultType"], json!("complete"), "{done}");
 }
+
+#[tokio::test]
+async fn a_stateless_retry_gets_the_progress_of_its_own_round_and_logs_only_when_asked() {
+    let config = TempConfig::new(&json!({"servers": {"tb": test_backend("tb", "tb", &[])}}));
+    let magg = Magg::http(&config.path, false).await;
+    let url = magg.url.clone().expect("url");
+    magg.http_client().await.tool_names().await;
+
+    // Round 1 asks; the progress the backend sends after the answer belongs to round 2.
+    let args = json!({"mode": "form", "then_progress": true});
+    let first = stateless_call(&url, "tb_elicit", args.clone(), json!({})).await;
+    let asked = response_of(&first);
+    let state = asked["result"]["requestState"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{asked}"));
+    let key = asked["result"]["inputRequests"]
+        .as_object()
+        .and_then(|r| r.keys().next().cloned())
+        .expect("a key");
+    let retry = json!({
+        "requestState": state,
+        "inputResponses": {key: {"action": "accept", "content": {"name": "Ada"}}},
+    });
+    let second = stateless_call(&url, "tb_elicit", args, retry).await.text();
+    let progress = second
+        .find(r#""progressToken":"stateless-1","progress":1.0"#)
+        .unwrap_or_else(|| panic!("the second round's stream has no progress:\n{second}"));
+    let result = second.find(r#""result""#).expect("a result");
+    assert!(progress < result, "progress, then the result:\n{second}");
+    assert!(second.contains("elicited: accept"), "{second}");
+
+    // A backend's log message reaches the call's stream when the request asked for logs...
+    let log = json!({"level": "warning", "text": "careful"});
+    let meta = |level: Option<&str>| {
+        let mut meta = json!({
+            "progressToken": "stateless-1",
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientInfo": {"name": "stateless", "version": "1"},
+            "io.modelcontextprotocol/clientCapabilities": {},
+        });
+        if let Some(level) = level {
+            meta["io.modelcontextprotocol/logLevel"] = json!(level);
+        }
+        json!({"_meta": meta})
+    };
+    let logged = stateless_call(&url, "tb_log", log.clone(), meta(Some("info")))
+        .await
+        .text();
+    assert!(
+        logged.contains("notifications/message") && logged.contains("careful"),
+        "{logged}"
+    );
+    // ...and not when it did not.
+    let quiet = stateless_call(&url, "tb_log", log, meta(None)).await.text();
+    assert!(!quiet.contains("notifications/message"), "{quiet}");
+    assert!(quiet.contains("logged"), "{quiet}");
+}
