@@ -324,3 +324,17 @@ async fn a_stateless_retry_gets_the_progress_of_its_own_round_and_logs_only_when
     assert!(!quiet.contains("notifications/message"), "{quiet}");
     assert!(quiet.contains("logged"), "{quiet}");
 }
+
+#[test]
+fn a_python_sdk_backend_of_2026_07_28_answers_a_session_client_through_magg() {
+    // The official Python SDK 2.x as the stateless backend, its 1.x as the session-era client.
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python/modern_server.py");
+    let config = TempConfig::new(&json!({"servers": {"py": {
+        "source": "tests/python/modern_server.py",
+        "prefix": "py",
+        "command": "python3",
+        "args": [script],
+    }}}));
+    let (ok, output) = session_client("python-backend", &config);
+    assert!(ok, "{output}");
+}
