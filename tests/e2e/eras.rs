@@ -197,6 +197,24 @@ async fn a_stateless_backends_list_change_reaches_session_clients_through_its_li
         },
     )
     .await;
+    // By now magg's stream is open (its acknowledgement comes before any list is read again),
+    // so this change can reach magg only on it.
+    client
+        .call("m_grow", json!({"name": "later"}))
+        .await
+        .expect("grow");
+    crate::harness::eventually(
+        "m_later appearing in the list",
+        crate::harness::WAIT,
+        || async {
+            client
+                .tool_names()
+                .await
+                .contains(&"m_later".to_owned())
+                .then_some(())
+        },
+    )
+    .await;
 }
 
 /// One stateless (protocol 2026-07-28) request `method` over raw HTTP, `params` with the
