@@ -1,4 +1,4 @@
-//! Measurement 21: a stateless (protocol 2026-07-28) tools/call with one `input_required` round,
+//! Measurement 22: a stateless (protocol 2026-07-28) tools/call with one `input_required` round,
 //! through `magg serve --http` and straight to the backend. The backend is magg-test-backend
 //! with `--modern`, whose `elicit` answers `input_required` (an elicitation) and, called again
 //! with the answer, completes: straight over its own streamable HTTP server, and through magg
@@ -71,9 +71,9 @@ async fn time(addr: SocketAddr, tool: &str, rounds: usize) -> Result<Vec<Duratio
     Ok(samples)
 }
 
-/// Measurement 21.
+/// Measurement 22.
 pub async fn eras(env: &Env, opts: Options) -> Result<Section> {
-    eprintln!("magg-bench: 21 stateless input_required round (magg vs the backend's own HTTP)");
+    eprintln!("magg-bench: 22 stateless input_required round (magg vs the backend's own HTTP)");
     let rounds = (opts.calls / 10).max(20);
 
     let port = free_port()?;
@@ -123,7 +123,7 @@ pub async fn eras(env: &Env, opts: Options) -> Result<Section> {
     let mut s = Section::new(
         "stateless_round",
         format!(
-            "21. Stateless tools/call with one input_required round (two requests), {rounds} \
+            "22. Stateless tools/call with one input_required round (two requests), {rounds} \
              rounds on one HTTP/1.1 connection after {WARMUP} warm-up"
         ),
     );

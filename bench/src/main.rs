@@ -106,7 +106,7 @@
 //!     requests over the public tools corpus, tools/list bytes with the corpus mounted and
 //!     search off vs on, and search latency over 5000 tools, index alone and through magg
 //!     (budget ≤ 1 ms p50). See `tool_search.rs`.
-//! 21. **Stateless input_required round**: a stateless (2026-07-28) tools/call answered
+//! 22. **Stateless input_required round**: a stateless (2026-07-28) tools/call answered
 //!     `input_required`, and its retry with the answer, on one kept-alive HTTP/1.1
 //!     connection: straight to `magg-test-backend --modern` over its own HTTP, and through
 //!     magg with it on stdio; p50 per round and the ratio. See `eras.rs`.
@@ -185,7 +185,7 @@ const PAGE_SIZE: usize = 1000;
 /// Number of backends for the memory measurement.
 const RSS_BACKENDS: usize = 10;
 /// The highest measurement number.
-const LAST: u16 = 21;
+const LAST: u16 = 22;
 /// Environment of every magg: its first tools/list waits up to 10 s for
 /// backends that are still starting.
 const MAGG_ENV: &[(&str, &str)] = &[("MAGG_LIST_WAIT", "10")];
@@ -1241,12 +1241,12 @@ async fn run(opts: Options, baseline: Option<PathBuf>) -> Result<()> {
         let result = tool_search::tool_search(&env, opts).await;
         record(&mut report, &mut failures, "20 (tool search)", result);
     }
-    if wanted(21) {
+    if wanted(22) {
         let result = eras::eras(&env, opts).await;
         record(
             &mut report,
             &mut failures,
-            "21 (stateless input_required round)",
+            "22 (stateless input_required round)",
             result,
         );
     }
