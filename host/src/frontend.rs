@@ -38,7 +38,9 @@
 //!   text, before rmcp sees it. What backends send clients outside a response (progress, logs,
 //!   requests, list changes) reaches them through the relay's sessions ([`crate::relay`]).
 
+pub mod cache;
 pub mod http;
+mod listen;
 pub mod mrtr;
 pub mod stdio;
 
@@ -47,19 +49,20 @@ use std::sync::{Arc, OnceLock};
 use rmcp::{
     ErrorData as McpError, RoleServer, ServerHandler,
     model::{
-        CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult,
-        GetPromptRequestParams, GetPromptResponse, Implementation, InitializeRequestParams,
-        InitializeResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
-        ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
-        ResultType, ServerCapabilities, ServerConfig, SubscribeRequestParams,
-        UnsubscribeRequestParams,
+        CacheScope, CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult,
+        DiscoverResult, GetPromptRequestParams, GetPromptResponse, Implementation,
+        InitializeRequestParams, InitializeResult, ListPromptsResult, ListResourceTemplatesResult,
+        ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams,
+        ReadResourceResponse, ResultType, ServerCapabilities, ServerConfig, SubscribeRequestParams,
+        SubscriptionFilter, UnsubscribeRequestParams,
     },
-    service::{NotificationContext, RequestContext},
+    service::{NotificationContext, RequestContext, SubscriptionContext},
 };
 
 use crate::{
     auth::Caller,
     call,
+    frontend::cache::hint_list,
     hub::Hub,
     relay::{ORIGIN, Origin, Session, Transport, Trust},
     telemetry,
@@ -239,6 +242,21 @@ impl ServerHandler for MaggServer {
         result
     }
 
+    /// What `initialize` would say (versions, capabilities, serverInfo, instructions), for a
+    /// stateless client; the same for every caller while magg runs.
+    async fn discover(
+        &self,
+        context: RequestContext<RoleServer>,
+    ) -> Result<DiscoverResult, McpError> {
+        let _span = self.span(&context, "server/discover", None);
+        Ok(DiscoverResult::from_server_info(
+            self.supported_protocol_versions().into_owned(),
+            self.get_info(),
+        )
+        .with_ttl_ms(cache::DISCOVER_TTL)
+        .with_cache_scope(CacheScope::Public))
+    }
+
     async fn list_tools(
         &self,
         request: Option<PaginatedRequestParams>,
@@ -255,6 +273,12 @@ impl ServerHandler for MaggServer {
         let (items, next) = listed.page_typed(cursor(&request))?;
         let mut result = ListToolsResult::with_all_items(items);
         result.next_cursor = next;
+        hint_list!(
+            result,
+            &context,
+            &self.hub,
+            self.caller(&context).as_deref()
+        );
         Ok(result)
     }
 
@@ -292,6 +316,12 @@ impl ServerHandler for MaggServer {
         let (items, next) = page(&snapshot.prompts, cursor(&request))?;
         let mut result = ListPromptsResult::with_all_items(items);
         result.next_cursor = next;
+        hint_list!(
+            result,
+            &context,
+            &self.hub,
+            self.caller(&context).as_deref()
+        );
         Ok(result)
     }
 
@@ -324,6 +354,12 @@ impl ServerHandler for MaggServer {
         let (items, next) = page(&snapshot.resources, cursor(&request))?;
         let mut result = ListResourcesResult::with_all_items(items);
         result.next_cursor = next;
+        hint_list!(
+            result,
+            &context,
+            &self.hub,
+            self.caller(&context).as_deref()
+        );
         Ok(result)
     }
 
@@ -340,6 +376,12 @@ impl ServerHandler for MaggServer {
         let (items, next) = page(&snapshot.templates, cursor(&request))?;
         let mut result = ListResourceTemplatesResult::with_all_items(items);
         result.next_cursor = next;
+        hint_list!(
+            result,
+            &context,
+            &self.hub,
+            self.caller(&context).as_deref()
+        );
         Ok(result)
     }
 
@@ -356,7 +398,8 @@ impl ServerHandler for MaggServer {
             self.traced(&context, self.hub.read_resource(request, ct)),
         )
         .await;
-        response.map(Passed::typed)
+        let caller = self.caller(&context);
+        response.map(|r| cache::hint_read(r.typed(), &context, caller.as_deref()))
     }
 
     async fn complete(
@@ -398,6 +441,19 @@ impl ServerHandler for MaggServer {
     ) -> Result<(), McpError> {
         let session = self.session()?;
         self.hub.unsubscribe(session, &request.uri).await
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        Some(listen::accepted(&self.hub, requested))
+    }
+
+    async fn listen(&self, subscription: SubscriptionContext) -> Result<(), McpError> {
+        let caller = self.caller(subscription.request_context());
+        let _span = self.span(subscription.request_context(), "subscriptions/listen", None);
+        listen::run(&self.hub, subscription, self.trust, caller).await
     }
 
     async fn on_roots_list_changed(&self, _context: NotificationContext<RoleServer>) {
