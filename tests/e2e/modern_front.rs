@@ -9,7 +9,7 @@ use std::{path::Path, time::Duration};
 use serde_json::{Value, json};
 
 use crate::{
-    harness::{Client, Magg, TempConfig, bin, eventually, run_cli_env, test_backend},
+    harness::{Client, Magg, RawStdio, TempConfig, bin, eventually, run_cli_env, test_backend},
     raw_http::{BOTH, Conn, Reply},
 };
 
@@ -486,4 +486,70 @@ async fn a_backends_protocol_error_codes_reach_clients_of_both_eras_unchanged() 
         }
     }
     session.close().await;
+}
+
+#[tokio::test]
+async fn a_stateless_stdio_client_listens_until_it_cancels() {
+    let config = TempConfig::new(&json!({
+        "stderr_show": true,
+        "servers": {"tb": test_backend("tb", "tb", &[])},
+    }));
+    let mut stdio = RawStdio::start(&config.path, &[]).await;
+    let listed = stdio
+        .request(json!(1), "tools/list", json!({"_meta": meta()}))
+        .await;
+    assert!(listed["result"]["tools"].is_array(), "{listed}");
+
+    let listen = json!({"jsonrpc": "2.0", "id": "L", "method": "subscriptions/listen", "params": {
+        "notifications": {"resourceSubscriptions": ["test://tb/info"]},
+        "_meta": meta(),
+    }});
+    stdio.send(listen.to_string().as_bytes()).await;
+    let ack = stdio.recv().await;
+    assert_eq!(
+        ack["method"],
+        json!("notifications/subscriptions/acknowledged"),
+        "{ack}"
+    );
+    assert_eq!(
+        ack["params"]["notifications"]["resourceSubscriptions"],
+        json!(["test://tb/info"])
+    );
+    stdio
+        .magg
+        .wait_for_log("magg-test-backend tb: subscribed test://info")
+        .await;
+
+    let touch = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+        "name": "tb_touch", "arguments": {"uri": "test://info"}, "_meta": meta(),
+    }});
+    stdio.send(touch.to_string().as_bytes()).await;
+    let mut updated = None;
+    for _ in 0..3 {
+        let message = stdio.recv().await;
+        if message["method"] == json!("notifications/resources/updated") {
+            updated = Some(message);
+            break;
+        }
+    }
+    let updated = updated.expect("notifications/resources/updated");
+    assert_eq!(
+        updated["params"]["uri"],
+        json!("test://tb/info"),
+        "{updated}"
+    );
+    assert_eq!(
+        updated["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        json!("L"),
+        "{updated}"
+    );
+
+    // Cancelling the listen ends magg's subscription at the backend.
+    stdio
+        .send(br#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"L"}}"#)
+        .await;
+    stdio
+        .magg
+        .wait_for_log("magg-test-backend tb: unsubscribed test://info")
+        .await;
 }
