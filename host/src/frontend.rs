@@ -31,6 +31,10 @@
 //!   backend's request during their call comes back as `input_required`, and the retry's
 //!   answer goes to the backend ([`mrtr`]). Results passed on from backends get the
 //!   `resultType` that protocol requires.
+//! - The rest of 2026-07-28: `server/discover` says what `initialize` would;
+//!   `subscriptions/listen` makes the request a listener in the relay's fan-out
+//!   ([`listen`]); list and read results carry caching hints for those clients only
+//!   ([`cache`]).
 //! - With tracing on, each request is a span ([`crate::telemetry`]) whose parent is the trace
 //!   context in the request's `_meta`, else in the HTTP request's `traceparent` header; a
 //!   tools/call's span is the call route's, which is handed that parent.
