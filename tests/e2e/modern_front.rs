@@ -177,25 +177,14 @@ async fn a_listener_hears_of_a_change_another_client_makes_and_nothing_it_did_no
     result(&url, "tools/list", json!({})).await;
 
     // A raw listen: the acknowledgment names what magg accepted.
-    let mut listen = Conn::open(&url).await;
-    let mut params = json!({"notifications": {
-        "promptsListChanged": true,
-        "resourceSubscriptions": ["test://tb/info", "test://nowhere/x"],
-    }});
-    params["_meta"] = meta();
-    let body =
-        json!({"jsonrpc": "2.0", "id": "L", "method": "subscriptions/listen", "params": params});
-    let headers = [
-        ("Content-Type", "application/json"),
-        ("Accept", BOTH),
-        ("MCP-Protocol-Version", "2026-07-28"),
-        ("Mcp-Method", "subscriptions/listen"),
-    ];
-    listen
-        .write("POST", "/mcp", &headers, &body.to_string())
-        .await;
-    let (status, _) = listen.read_head().await;
-    assert_eq!(status, 200);
+    let mut listen = open_listen(
+        &url,
+        json!({
+            "promptsListChanged": true,
+            "resourceSubscriptions": ["test://tb/info", "test://nowhere/x"],
+        }),
+    )
+    .await;
     let mut seen = String::new();
     next(
         &mut listen,
@@ -227,6 +216,27 @@ async fn a_listener_hears_of_a_change_another_client_makes_and_nothing_it_did_no
     // The tools changed too, but this listener did not ask for tools.
     assert!(!seen.contains("notifications/tools/list_changed"), "{seen}");
     client.close().await;
+}
+
+/// Opens `subscriptions/listen` (id `"L"`) for `notifications` on a connection of its own and
+/// reads the response's head.
+async fn open_listen(url: &str, notifications: Value) -> Conn {
+    let mut listen = Conn::open(url).await;
+    let params = json!({"notifications": notifications, "_meta": meta()});
+    let body =
+        json!({"jsonrpc": "2.0", "id": "L", "method": "subscriptions/listen", "params": params});
+    let headers = [
+        ("Content-Type", "application/json"),
+        ("Accept", BOTH),
+        ("MCP-Protocol-Version", "2026-07-28"),
+        ("Mcp-Method", "subscriptions/listen"),
+    ];
+    listen
+        .write("POST", "/mcp", &headers, &body.to_string())
+        .await;
+    let (status, _) = listen.read_head().await;
+    assert_eq!(status, 200);
+    listen
 }
 
 /// Reads the listen stream on `listen` into `seen` until it holds `what`.
@@ -358,7 +368,12 @@ async fn a_callers_checked_token_makes_its_lists_private() {
         !names.is_empty() && names.iter().all(|n| n.starts_with("tc_")),
         "{names:?}"
     );
-    assert_eq!(listed["cacheScope"], json!("private"), "{listed}");
+    assert_eq!(
+        listed["cacheScope"],
+        json!("private"),
+        "{:?}",
+        hints(listed)
+    );
     let reply = send(&url, "resources/list", json!({}), Some(&bearer)).await;
     assert_eq!(
         response(&reply)["result"]["cacheScope"],
@@ -552,4 +567,26 @@ async fn a_stateless_stdio_client_listens_until_it_cancels() {
         .magg
         .wait_for_log("magg-test-backend tb: unsubscribed test://info")
         .await;
+}
+
+#[tokio::test]
+async fn a_listen_ends_with_its_result_when_magg_stops() {
+    let config = TempConfig::new(&json!({"servers": {"tb": test_backend("tb", "tb", &[])}}));
+    let magg = Magg::http(&config.path, false).await;
+    let url = magg.url.clone().expect("url");
+    let mut listen = open_listen(&url, json!({"toolsListChanged": true})).await;
+    let mut seen = String::new();
+    next(
+        &mut listen,
+        "notifications/subscriptions/acknowledged",
+        &mut seen,
+    )
+    .await;
+
+    let pid = magg.child.id().expect("magg is running") as libc::pid_t;
+    // SAFETY: kill only sends a signal to the magg process this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0, "signal magg");
+    // The listen's final result: the graceful end a client tells from a dropped stream.
+    next(&mut listen, r#""id":"L","result""#, &mut seen).await;
+    assert!(seen.contains(r#""resultType":"complete""#), "{seen}");
 }
