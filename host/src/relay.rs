@@ -164,11 +164,6 @@ impl Session {
         session
     }
 
-    /// Whether this is a listener ([`Session::listener`]).
-    pub fn is_listener(&self) -> bool {
-        self.sink.is_some()
-    }
-
     /// Where this session's change notifications go.
     fn notifier(&self) -> Notifier {
         match &self.sink {
