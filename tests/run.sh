@@ -25,6 +25,10 @@ npm ci --prefix tests/node --no-audit --no-fund
 npm ci --prefix tests/conformance --no-audit --no-fund
 npm ci --prefix plugins/js --no-audit --no-fund
 python3 -m pip install -q -r tests/python/requirements.txt -r plugins/python/requirements.txt
+# The MCP Python SDK 1.x (protocol 2025-11-25), a client of the session era, beside the 2.x above.
+[ -x target/mcp1-py/bin/python ] || {
+  python3 -m venv target/mcp1-py && target/mcp1-py/bin/pip install -q mcp==1.30.0
+}
 # Magg 1.3 itself (it needs Python >= 3.12) for the token compatibility test, where such a
 # Python is installed; without it PyJWT (above) stands in for Magg.
 for python in python3.13 python3.12 "$(pyenv root 2>/dev/null)"/versions/3.1[23]*/bin/python3; do

@@ -329,6 +329,47 @@ pub fn prefix_from_name(name: &str) -> String {
     }
 }
 
+/// Which protocol era magg speaks to a server (a server's `"protocol"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// Ask `server/discover` first and use 2026-07-28 when the server speaks it; otherwise
+    /// open a session with `initialize` (the default).
+    Auto,
+    /// Only 2026-07-28 (stateless, per-request metadata); a server that does not speak it fails
+    /// to start.
+    Stateless,
+    /// Always open a session with `initialize` (protocol 2025-11-25 and before), even with a
+    /// server that also speaks 2026-07-28: for servers whose tools ask the client things in the
+    /// middle of a call.
+    Session,
+}
+
+impl Protocol {
+    /// The values a config file may give, as written there.
+    pub const VALUES: &'static str = r#""auto", "2026-07-28" or "2025-11-25""#;
+
+    /// The setting for the text `value` of a config file.
+    pub fn parse(value: &str) -> Option<Protocol> {
+        match value {
+            "auto" => Some(Protocol::Auto),
+            "2026-07-28" | "stateless" => Some(Protocol::Stateless),
+            "2025-11-25" | "2025-06-18" | "2025-03-26" | "2024-11-05" | "session" => {
+                Some(Protocol::Session)
+            }
+            _ => None,
+        }
+    }
+
+    /// The value as a config file writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Auto => "auto",
+            Protocol::Stateless => "2026-07-28",
+            Protocol::Session => "2025-11-25",
+        }
+    }
+}
+
 /// One backend MCP server, as in Magg's `ServerConfig`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
@@ -367,6 +408,9 @@ pub struct ServerConfig {
     pub wasm: Option<String>,
     /// What a component server may use (`grants`); deny by default.
     pub grants: Option<Grants>,
+    /// Which protocol era magg speaks to the server (`protocol`); `None` is
+    /// [`Protocol::Auto`].
+    pub protocol: Option<Protocol>,
     /// The component file this server mounts, absolute: from `wasm`, or from a `source` that
     /// names a local `.wasm` file when there is neither `command` nor `uri`. Not written.
     pub component: Option<PathBuf>,
@@ -395,6 +439,7 @@ impl ServerConfig {
             kits: Vec::new(),
             wasm: None,
             grants: None,
+            protocol: None,
             component: None,
             base_dir: PathBuf::new(),
             extra: Map::new(),
@@ -482,6 +527,12 @@ impl ServerConfig {
             && let Ok(value) = serde_json::to_value(grants)
         {
             out.insert("grants".into(), value);
+        }
+        if let Some(protocol) = &self.protocol {
+            out.insert(
+                "protocol".into(),
+                Value::String(protocol.as_str().to_owned()),
+            );
         }
         for (key, value) in &self.extra {
             out.entry(key.clone()).or_insert_with(|| value.clone());

@@ -25,6 +25,8 @@
 // Logging, sampling and roots are deprecated by SEP-2577 but still used by 2025-11-25 peers.
 #![allow(deprecated)]
 
+pub mod inputs;
+
 use std::{
     sync::{
         Arc, Mutex,
@@ -950,7 +952,7 @@ pub async fn ask_client(
     calls: &Calls,
     server: &str,
     ask: Ask,
-    mut request: ServerRequest,
+    request: ServerRequest,
     context: RequestContext<RoleClient>,
 ) -> Result<ClientResult, McpError> {
     let stream = context
@@ -989,6 +991,31 @@ pub async fn ask_client(
     if let Some(inputs) = inputs {
         return ask_stateless(&inputs, server, ask, request, context).await;
     }
+    ask_session(
+        &session,
+        request_id,
+        server,
+        ask,
+        request,
+        context.meta.clone(),
+        &context.ct,
+    )
+    .await
+}
+
+/// Sends `session`'s client the request `ask` of `server` (on the stream of the client's
+/// request `request_id`, when there is one) and waits for its answer, or for `ct`: then the
+/// client is told the request is cancelled. A client that opened no session, or did not
+/// declare the capability, gets the backend an error at once.
+pub async fn ask_session(
+    session: &Arc<Session>,
+    request_id: Option<RequestId>,
+    server: &str,
+    ask: Ask,
+    mut request: ServerRequest,
+    meta: rmcp::model::RequestMetaObject,
+    ct: &tokio_util::sync::CancellationToken,
+) -> Result<ClientResult, McpError> {
     if session.detached {
         return Err(McpError::new(
             ErrorCode::METHOD_NOT_FOUND,
@@ -1024,7 +1051,6 @@ pub async fn ask_client(
         request.extensions_mut().insert(OriginatingRequestId(id));
     }
     let peer = session.peer.clone();
-    let meta = context.meta.clone();
     // Sent from a task of its own: inside this handler rmcp would tag the request with the
     // backend's request id instead of the client's.
     let handle = tokio::spawn(async move {
@@ -1037,7 +1063,7 @@ pub async fn ask_client(
     let client_id = handle.id.clone();
     tokio::select! {
         answer = handle.await_response() => answer.map_err(|e| client_error(ask, server, e)),
-        () = context.ct.cancelled() => {
+        () = ct.cancelled() => {
             // The backend gave up on its request: tell the client.
             let params = CancelledNotificationParam::new(
                 Some(client_id),

@@ -20,6 +20,7 @@ mod config_watch;
 mod conformance;
 mod deploy;
 mod discover;
+mod eras;
 mod failures;
 mod guest_providers;
 mod health;

@@ -8,17 +8,19 @@
 
 use std::sync::Arc;
 
+use indexmap::IndexMap;
 use rmcp::{
     ClientHandler, ErrorData as McpError, RoleClient,
     model::{
         ClientCapabilities, ClientConfig, ClientResult, CreateMessageRequestParams,
         CreateMessageResult, ElicitRequestParams, ElicitResult, ElicitationCapability,
         FormElicitationCapability, Implementation, ListRootsResult, LoggingLevel,
-        LoggingMessageNotificationParam, ProgressNotificationParam, Request, RequestNoParam,
-        ResourceUpdatedNotificationParam, ServerRequest, UrlElicitationCapability,
+        LoggingMessageNotificationParam, ProgressNotificationParam, ProtocolVersion, Request,
+        RequestNoParam, ResourceUpdatedNotificationParam, ServerRequest, UrlElicitationCapability,
     },
     service::{NotificationContext, RequestContext},
 };
+use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
 use crate::relay::{self, Ask, Calls, Sessions};
@@ -35,6 +37,7 @@ pub enum ListKind {
 }
 
 /// The client handler of one backend connection.
+#[derive(Clone)]
 pub(super) struct BackendClient {
     pub(super) server: String,
     pub(super) lists: mpsc::UnboundedSender<ListKind>,
@@ -84,12 +87,35 @@ fn capabilities() -> ClientCapabilities {
         .build()
 }
 
+/// The `_meta` members of protocol 2026-07-28 that every request magg sends a stateless server
+/// carries: the protocol `version`, magg's client info and the capabilities it relays.
+pub(crate) fn envelope(version: &ProtocolVersion) -> IndexMap<String, Box<RawValue>> {
+    let mut members = IndexMap::new();
+    let mut put = |key: &str, value: serde_json::Result<Box<RawValue>>| {
+        if let Ok(value) = value {
+            members.insert(format!("io.modelcontextprotocol/{key}"), value);
+        }
+    };
+    put("protocolVersion", serde_json::value::to_raw_value(version));
+    put(
+        "clientInfo",
+        serde_json::value::to_raw_value(&Implementation::new("magg", env!("CARGO_PKG_VERSION"))),
+    );
+    put(
+        "clientCapabilities",
+        serde_json::value::to_raw_value(&capabilities()),
+    );
+    members
+}
+
 impl ClientHandler for BackendClient {
     fn get_info(&self) -> ClientConfig {
+        // `initialize` names the newest version that has it; 2026-07-28 goes by discover.
         ClientConfig::new(
             capabilities(),
             Implementation::new("magg", env!("CARGO_PKG_VERSION")),
         )
+        .with_protocol_version(ProtocolVersion::LATEST_WITH_INITIALIZE)
     }
 
     async fn create_message(

@@ -4,8 +4,9 @@
 use std::{collections::HashMap, process::Stdio, sync::Arc, time::Duration};
 
 use rmcp::{
-    RoleClient, ServiceExt,
-    service::{Peer, RunningService},
+    RoleClient,
+    model::ProtocolVersion,
+    service::{ClientInitializeError, ClientLifecycleMode, ClientServiceExt, Peer, RunningService},
     transport::{
         StreamableHttpClientTransport, streamable_http_client::StreamableHttpClientTransportConfig,
     },
@@ -20,7 +21,7 @@ use super::{
     Backend, Changed, ListKind, State, Status, client::BackendClient, lane::Lane, process::Process,
 };
 use crate::{
-    config::{ServerConfig, Settings},
+    config::{Protocol, ServerConfig, Settings},
     relay::Calls,
 };
 
@@ -144,6 +145,7 @@ pub(super) async fn run(
     let peer = service.peer().clone();
     let info = peer.peer_info();
     let pid = child.as_ref().and_then(Process::id);
+
     tracing::info!(
         server = %backend.name,
         pid,
@@ -217,12 +219,79 @@ pub(super) async fn run(
     }
 }
 
-/// Spawns or connects the backend and runs the MCP handshake.
+/// What [`open`] gives: the connection, the process and the lane of a stdio backend.
+type Opened = (Service, Option<Process>, Option<Arc<Lane>>);
+
+/// Spawns or connects the backend and runs the MCP handshake: by the server's `protocol`
+/// setting, `server/discover` first, then `initialize` when the server answers that it speaks
+/// no protocol version magg offers there (it lists only older ones).
 async fn open(
     backend: &Arc<Backend>,
     settings: &Settings,
     handler: BackendClient,
-) -> Result<(Service, Option<Process>, Option<Arc<Lane>>), String> {
+) -> Result<Opened, String> {
+    let mode = lifecycle(&backend.config);
+    let auto = matches!(mode, ClientLifecycleMode::Auto { .. });
+    match open_with(backend, settings, handler.clone(), mode).await {
+        Err(Failed::NoSharedVersion(reason)) if auto => {
+            tracing::info!(
+                server = %backend.name,
+                "{reason}; opening a session with initialize instead"
+            );
+            open_with(backend, settings, handler, ClientLifecycleMode::Initialize)
+                .await
+                .map_err(Failed::into_reason)
+        }
+        result => result.map_err(Failed::into_reason),
+    }
+}
+
+/// Why [`open_with`] failed.
+enum Failed {
+    /// The server answered `server/discover` without a protocol version magg offers.
+    NoSharedVersion(String),
+    /// Anything else, said for the log and `magg_status`.
+    Other(String),
+}
+
+impl Failed {
+    fn into_reason(self) -> String {
+        match self {
+            Failed::NoSharedVersion(reason) | Failed::Other(reason) => reason,
+        }
+    }
+
+    /// The failed handshake `error`, said with `what` before it.
+    fn handshake(error: &ClientInitializeError, what: String) -> Failed {
+        let reason = format!("{what}: {error}");
+        match error {
+            ClientInitializeError::NoCompatibleProtocolVersion { .. } => {
+                Failed::NoSharedVersion(reason)
+            }
+            _ => Failed::Other(reason),
+        }
+    }
+}
+
+impl From<String> for Failed {
+    fn from(reason: String) -> Failed {
+        Failed::Other(reason)
+    }
+}
+
+impl From<&str> for Failed {
+    fn from(reason: &str) -> Failed {
+        Failed::Other(reason.to_owned())
+    }
+}
+
+/// [`open`] with the lifecycle `mode`.
+async fn open_with(
+    backend: &Arc<Backend>,
+    settings: &Settings,
+    handler: BackendClient,
+    mode: ClientLifecycleMode,
+) -> Result<Opened, Failed> {
     let config = &backend.config;
     if let Some((command, args)) = config.argv() {
         let command = command.as_str();
@@ -244,8 +313,15 @@ async fn open(
             ));
         }
         let (lane, transport) = super::lane::wire(stdout, stdin);
-        match handler.serve(transport).await {
-            Ok(service) => Ok((service, Some(process), Some(lane))),
+        match handler.serve_with_lifecycle(transport, mode).await {
+            Ok(service) => {
+                if let Some(info) = service.peer().peer_info()
+                    && is_stateless(service.peer())
+                {
+                    lane.set_envelope(super::client::envelope(&info.protocol_version));
+                }
+                Ok((service, Some(process), Some(lane)))
+            }
             Err(e) => {
                 let status =
                     match tokio::time::timeout(Duration::from_millis(200), child.wait()).await {
@@ -253,7 +329,10 @@ async fn open(
                         _ => String::new(),
                     };
                 process.end().await;
-                Err(format!("MCP initialize failed: {e}{status}"))
+                Err(Failed::handshake(
+                    &e,
+                    format!("MCP initialize failed{status}"),
+                ))
             }
         }
     } else if let Some(uri) = config.uri.as_deref()
@@ -261,10 +340,13 @@ async fn open(
     {
         let read_timeout = super::sse::read_timeout(config)?;
         let transport = super::sse::connect(uri, headers(config)?, read_timeout).await?;
+        // Legacy SSE predates protocol 2026-07-28: always a session.
         let service = handler
-            .serve(transport)
+            .serve_with_lifecycle(transport, ClientLifecycleMode::Initialize)
             .await
-            .map_err(|e| format!("MCP initialize with {uri} (SSE) failed: {e}"))?;
+            .map_err(|e| {
+                Failed::handshake(&e, format!("MCP initialize with {uri} (SSE) failed"))
+            })?;
         Ok((service, None, None))
     } else if let Some(uri) = config.uri.as_deref() {
         crate::tls::install();
@@ -273,13 +355,36 @@ async fn open(
         let transport =
             StreamableHttpClientTransport::<reqwest::Client>::from_config(transport_config);
         let service = handler
-            .serve(transport)
+            .serve_with_lifecycle(transport, mode)
             .await
-            .map_err(|e| format!("MCP initialize with {uri} failed: {e}"))?;
+            .map_err(|e| Failed::handshake(&e, format!("MCP initialize with {uri} failed")))?;
         Ok((service, None, None))
     } else {
-        Err("needs a way to run: set `command` or `uri` in its config".to_owned())
+        Err("needs a way to run: set `command` or `uri` in its config".into())
     }
+}
+
+/// How magg opens the server of `config`: by its `protocol` setting, `server/discover` first
+/// (2026-07-28 when the server speaks it, else a session), or only one of the two.
+fn lifecycle(config: &ServerConfig) -> ClientLifecycleMode {
+    let modern = || vec![ProtocolVersion::V_2026_07_28];
+    match config.protocol.unwrap_or(Protocol::Auto) {
+        Protocol::Auto => ClientLifecycleMode::Auto {
+            preferred_versions: modern(),
+            legacy_version: None,
+        },
+        Protocol::Stateless => ClientLifecycleMode::Discover {
+            preferred_versions: modern(),
+        },
+        Protocol::Session => ClientLifecycleMode::Initialize,
+    }
+}
+
+/// Whether the server behind `peer` was opened on protocol 2026-07-28 or later (no session:
+/// every request carries its own metadata).
+pub(crate) fn is_stateless(peer: &Peer<RoleClient>) -> bool {
+    peer.peer_info()
+        .is_some_and(|info| !info.protocol_version.has_initialize())
 }
 
 /// Starts a stdio backend in its own process group, with a minimal inherited environment.

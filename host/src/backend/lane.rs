@@ -12,11 +12,12 @@
 use std::{
     collections::HashMap,
     sync::{
-        Arc, Mutex,
+        Arc, Mutex, OnceLock,
         atomic::{AtomicU64, Ordering},
     },
 };
 
+use indexmap::IndexMap;
 use rmcp::{
     RoleClient,
     service::{RxJsonRpcMessage, TxJsonRpcMessage},
@@ -49,6 +50,9 @@ pub struct Lane {
     out: mpsc::UnboundedSender<Vec<u8>>,
     pending: Mutex<HashMap<u64, Pending>>,
     next: AtomicU64,
+    /// For a backend that speaks protocol 2026-07-28, the `_meta` members every request
+    /// carries (protocol version, magg's client info and capabilities).
+    envelope: OnceLock<IndexMap<String, Box<RawValue>>>,
 }
 
 /// The backend's connection closed before it answered.
@@ -61,7 +65,15 @@ impl Lane {
             out,
             pending: Mutex::new(HashMap::new()),
             next: AtomicU64::new(0),
+            envelope: OnceLock::new(),
         }
+    }
+
+    /// Makes every later request carry `members` in its `_meta`: the per-request metadata of
+    /// protocol 2026-07-28. A `clientCapabilities` the request already has (its client's own,
+    /// passed on) is kept.
+    pub fn set_envelope(&self, members: IndexMap<String, Box<RawValue>>) {
+        let _ = self.envelope.set(members);
     }
 
     /// Reserves the lane id of the next request, so that its params can carry it (as the
@@ -97,6 +109,14 @@ impl Lane {
         if let Ok(mut pending) = self.pending.lock() {
             pending.insert(id, Pending { answer, progress });
         }
+        let enveloped;
+        let params = match self.envelope.get() {
+            Some(members) => {
+                enveloped = with_envelope(params, members);
+                enveloped.as_str()
+            }
+            None => params,
+        };
         let line = format!(
             r#"{{"jsonrpc":"2.0","id":"{ID_PREFIX}{id}","method":"{method}","params":{params}}}"#
         );
@@ -291,6 +311,28 @@ impl RmcpLines {
             let _ = self.out.send(line.into_bytes());
         }
     }
+}
+
+/// `params` (a JSON object's text) with `members` in its `_meta`; a `clientCapabilities` already
+/// there stays.
+fn with_envelope(params: &str, members: &IndexMap<String, Box<RawValue>>) -> String {
+    let Ok(mut object) = serde_json::from_str::<IndexMap<String, Box<RawValue>>>(params) else {
+        return params.to_owned();
+    };
+    let mut meta = object
+        .get("_meta")
+        .and_then(|m| serde_json::from_str::<IndexMap<String, Box<RawValue>>>(m.get()).ok())
+        .unwrap_or_default();
+    for (key, value) in members {
+        if key.ends_with("/clientCapabilities") && meta.contains_key(key) {
+            continue;
+        }
+        meta.insert(key.clone(), value.clone());
+    }
+    if let Ok(meta) = serde_json::value::to_raw_value(&meta) {
+        object.insert("_meta".to_owned(), meta);
+    }
+    serde_json::to_string(&object).unwrap_or_else(|_| params.to_owned())
 }
 
 /// Splits a child's stdout/stdin between the lane and rmcp.

@@ -6,7 +6,7 @@
 use indexmap::IndexMap;
 use rmcp::{
     ErrorData as McpError,
-    model::{CallToolResponse, CallToolResult, ServerResult},
+    model::{CallToolResponse, CallToolResult, InputRequiredResult, ServerResult},
 };
 use serde_json::value::RawValue;
 
@@ -29,6 +29,20 @@ impl Reply {
     /// A complete tool result.
     pub fn complete(result: CallToolResult) -> Reply {
         Reply::Typed(CallToolResponse::Complete(result))
+    }
+
+    /// What the backend asked, when it answered `input_required` (protocol 2026-07-28).
+    pub fn input_required(&self) -> Option<InputRequiredResult> {
+        match self {
+            Reply::Typed(CallToolResponse::InputRequired(asked)) => Some(asked.clone()),
+            Reply::Text(text) if text.get().contains("\"input_required\"") => {
+                match parse_result(text) {
+                    Ok(CallToolResponse::InputRequired(asked)) => Some(asked),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
     }
 
     /// How the call ended, for its span, the call log and the metrics. A backend's result text

@@ -5,7 +5,7 @@
 use indexmap::IndexMap;
 use rmcp::{
     ErrorData as McpError,
-    model::{CallToolRequestParams, JsonObject, ProgressToken},
+    model::{CallToolRequestParams, InputResponses, JsonObject, ProgressToken},
 };
 use serde_json::value::RawValue;
 
@@ -113,6 +113,30 @@ impl CallRequest {
             name: name.to_owned(),
             arguments: arguments.and_then(|a| serde_json::value::to_raw_value(a).ok()),
             rest: self.rest.clone(),
+            progress_token: self.progress_token.clone(),
+            trace_parent: None,
+        }
+    }
+
+    /// The same call again, carrying the client's answers `responses` to what the backend
+    /// asked and the backend's `state` (protocol 2026-07-28's retry of an `input_required`).
+    pub fn with_input(&self, responses: &InputResponses, state: Option<&str>) -> CallRequest {
+        let mut rest: Vec<(String, Box<RawValue>)> = self
+            .rest
+            .iter()
+            .filter(|(key, _)| key != "inputResponses" && key != "requestState")
+            .cloned()
+            .collect();
+        if let Ok(value) = serde_json::value::to_raw_value(responses) {
+            rest.push(("inputResponses".to_owned(), value));
+        }
+        if let Some(value) = state.and_then(|s| serde_json::value::to_raw_value(s).ok()) {
+            rest.push(("requestState".to_owned(), value));
+        }
+        CallRequest {
+            name: self.name.clone(),
+            arguments: self.arguments.clone(),
+            rest,
             progress_token: self.progress_token.clone(),
             trace_parent: None,
         }

@@ -33,7 +33,7 @@ use crate::{
     catalog::Route,
     hub::{Hub, running_peer},
     mcp::error_result,
-    relay::{Calls, Origin, current_origin},
+    relay::{Calls, Origin, current_origin, inputs},
     telemetry::{self, Outgoing},
 };
 
@@ -60,8 +60,42 @@ pub(super) async fn to_backend(
     reply
 }
 
-/// [`to_backend`], with `trace` (the backend span's context) in the request's `_meta`.
+/// [`to_backend`], with `trace` (the backend span's context) in the request's `_meta`. A
+/// backend of protocol 2026-07-28 that answers `input_required` is answered here for a client
+/// of the session era: magg asks the client, and calls again with its answers, until the call
+/// completes; a stateless client gets the `input_required` result itself.
 async fn send(
+    hub: &Hub,
+    route: &Route,
+    request: &CallRequest,
+    ct: CancellationToken,
+    trace: Option<Outgoing>,
+) -> Reply {
+    let mut reply = send_once(hub, route, request, ct.clone(), trace.clone()).await;
+    let Some(origin) = current_origin().filter(inputs::answers_for) else {
+        return reply;
+    };
+    for _ in 0..inputs::MAX_ROUNDS {
+        let Some(asked) = reply.input_required() else {
+            return reply;
+        };
+        let server = &route.backend.name;
+        let requests = asked.input_requests.unwrap_or_default();
+        let responses = match inputs::answer(&origin, server, requests, &ct).await {
+            Ok(responses) => responses,
+            Err(error) => return Reply::Error(error),
+        };
+        let again = request.with_input(&responses, asked.request_state.as_deref());
+        reply = send_once(hub, route, &again, ct.clone(), trace.clone()).await;
+    }
+    match reply.input_required() {
+        Some(_) => Reply::Error(inputs::too_many_rounds(&route.backend.name)),
+        None => reply,
+    }
+}
+
+/// One request of [`send`] to the backend.
+async fn send_once(
     hub: &Hub,
     route: &Route,
     request: &CallRequest,
@@ -225,11 +259,20 @@ impl Trip<'_> {
             .clone()
             .zip(self.origin.clone())
             .map(|(calls, origin)| calls.begin(origin));
-        let request = ClientRequest::CallToolRequest(Request::new(params));
-        let handle = match peer
-            .send_request_with_option(request, PeerRequestOptions::no_options())
-            .await
+        // rmcp puts magg's own capabilities in the request of a 2026-07-28 backend; a stateless
+        // client's own (which say what the backend may ask it) go in their place.
+        let mut options = PeerRequestOptions::no_options();
+        if let Some(caps) = params
+            .meta
+            .as_ref()
+            .and_then(|meta| meta.client_capabilities())
         {
+            let mut meta = rmcp::model::RequestMetaObject::default();
+            meta.set_client_capabilities(caps);
+            options = options.with_meta(meta);
+        }
+        let request = ClientRequest::CallToolRequest(Request::new(params));
+        let handle = match peer.send_request_with_option(request, options).await {
             Ok(handle) => handle,
             Err(error) => return self.failed(error),
         };

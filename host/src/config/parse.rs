@@ -779,6 +779,21 @@ impl Ctx<'_> {
             "enabled" => server.enabled = self.bool(value, field)?.unwrap_or(true),
             "kits" => server.kits = self.string_list(value, field)?,
             "wasm" => server.wasm = self.string(value, field)?,
+            "protocol" => {
+                server.protocol = match self.string(value, field)? {
+                    None => None,
+                    Some(text) => Some(super::Protocol::parse(&text).ok_or_else(|| {
+                        self.invalid(
+                            field,
+                            format!("{text:?} is not a protocol magg can speak to a server"),
+                            format!(
+                                "write {} (or leave it out: \"auto\" asks the server)",
+                                super::Protocol::VALUES
+                            ),
+                        )
+                    })?),
+                };
+            }
             "grants" => {
                 server.grants = match value {
                     Value::Null => None,

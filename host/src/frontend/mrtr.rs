@@ -8,6 +8,10 @@
 //! call, with `inputResponses` and the `requestState`) answers the backend's request, and the
 //! call goes on, to its result or to the next `input_required`. A suspended call that is not
 //! resumed within [`SUSPEND_LIMIT`] is cancelled at its backend.
+//!
+//! A backend of protocol 2026-07-28 answers `input_required` itself: that result reaches the
+//! client as the backend sent it, and the retry, with the backend's own `requestState` (or
+//! none), goes to the backend as a new call carrying the client's `inputResponses`.
 
 use std::{
     collections::HashMap,
@@ -34,6 +38,9 @@ use crate::{
     hub::Hub,
     relay::{Ask, InputAsk, ORIGIN, Origin, Session, Trust},
 };
+
+/// How the `requestState` of a call magg suspended begins; any other is a backend's.
+const STATE_PREFIX: &str = "magg-call-";
 
 /// How long a suspended call waits for the client's retry.
 pub const SUSPEND_LIMIT: Duration = Duration::from_secs(300);
@@ -75,7 +82,21 @@ pub async fn call_tool(
     trust: Trust,
     caller: Option<Arc<Caller>>,
 ) -> Result<CallToolResponse, McpError> {
+    // What the client can answer goes to the backend, which may ask only that (a backend of
+    // protocol 2026-07-28 reads it from the request's `_meta`).
+    if let Some(caps) = context.meta.client_capabilities() {
+        params
+            .meta
+            .get_or_insert_default()
+            .set_client_capabilities(caps);
+    }
     let (state, slot) = match params.request_state.take() {
+        // A backend's own state (a backend of protocol 2026-07-28 answered `input_required`
+        // itself): the retry goes to it as the client sent it.
+        Some(state) if !state.starts_with(STATE_PREFIX) => {
+            params.request_state = Some(state);
+            start(hub, params, &context, trust, caller)
+        }
         Some(state) => {
             let slot = self::slot(&state).ok_or_else(|| {
                 McpError::invalid_params(
@@ -139,7 +160,7 @@ fn start(
         let _ = result_tx.send(outcome);
     });
     let state = format!(
-        "magg-call-{}-{}",
+        "{STATE_PREFIX}{}-{}",
         NEXT.fetch_add(1, Ordering::Relaxed),
         unguessable()
     );

@@ -3,6 +3,9 @@
 //! snapshot and forwarded to the backend that serves it, waiting for one that is starting.
 //! With tracing on, the request to the backend is a span, whose trace context the backend gets
 //! in the request's `_meta`.
+//! A backend of protocol 2026-07-28 may answer `resources/read` or `prompts/get` with
+//! `input_required`: a client of the session era is asked what the backend needs, and the
+//! request goes again with its answers ([`inputs`]); a stateless client gets the result itself.
 
 use rmcp::{
     ErrorData as McpError, ServiceError,
@@ -18,6 +21,7 @@ use super::Hub;
 use crate::{
     backend::{Backend, Status},
     catalog::{Route, split_prefixed_uri},
+    relay::{current_origin, inputs},
     telemetry::{self, Outcome},
 };
 
@@ -44,7 +48,7 @@ impl Hub {
                      Call resources/list or resources/templates/list to see what is available.",
                     params.uri
                 ),
-                None,
+                Some(serde_json::json!({ "uri": params.uri })),
             ));
         };
         self.wait_if_starting(&route.backend).await;
@@ -55,11 +59,21 @@ impl Hub {
         if let Some(trace) = telemetry::inject(&span) {
             trace.set_in(params.meta.get_or_insert_default());
         }
+        let answering = current_origin().filter(inputs::answers_for);
         let result = async {
-            tokio::select! {
-                r = peer.read_resource_once(params) => r.map_err(|e| backend_error(backend, e)),
-                _ = ct.cancelled() => Err(cancelled()),
+            for _ in 0..=inputs::MAX_ROUNDS {
+                let result = tokio::select! {
+                    r = peer.read_resource_once(params.clone()) => r.map_err(|e| backend_error(backend, e)),
+                    _ = ct.cancelled() => Err(cancelled()),
+                };
+                let (Some(origin), Ok(ReadResourceResponse::InputRequired(asked))) = (&answering, &result) else {
+                    return result;
+                };
+                let requests = asked.input_requests.clone().unwrap_or_default();
+                params.input_responses = Some(inputs::answer(origin, backend, requests, &ct).await?);
+                params.request_state = asked.request_state.clone();
             }
+            Err(inputs::too_many_rounds(backend))
         }
         .instrument(span.clone())
         .await;
@@ -105,11 +119,21 @@ impl Hub {
         }
         params.name = route.name;
         let backend = &route.backend.name;
+        let answering = current_origin().filter(inputs::answers_for);
         let result = async {
-            tokio::select! {
-                r = peer.get_prompt_once(params) => r.map_err(|e| backend_error(backend, e)),
-                _ = ct.cancelled() => Err(cancelled()),
+            for _ in 0..=inputs::MAX_ROUNDS {
+                let result = tokio::select! {
+                    r = peer.get_prompt_once(params.clone()) => r.map_err(|e| backend_error(backend, e)),
+                    _ = ct.cancelled() => Err(cancelled()),
+                };
+                let (Some(origin), Ok(GetPromptResponse::InputRequired(asked))) = (&answering, &result) else {
+                    return result;
+                };
+                let requests = asked.input_requests.clone().unwrap_or_default();
+                params.input_responses = Some(inputs::answer(origin, backend, requests, &ct).await?);
+                params.request_state = asked.request_state.clone();
             }
+            Err(inputs::too_many_rounds(backend))
         }
         .instrument(span.clone())
         .await;

@@ -1,0 +1,152 @@
+//! Both protocol eras, both ways: backends of protocol 2026-07-28 (stateless; they answer
+//! `input_required` when they need the client) behind clients of the session era, and behind
+//! stateless clients; magg asking `server/discover` first, and the per-server `protocol`
+//! setting that forces an era.
+
+use std::path::PathBuf;
+
+use serde_json::{Value, json};
+
+use crate::{
+    harness::{ClientSpec, Magg, TempConfig, bin, magg_body, target_dir, test_backend, text},
+    http::{response_of, stateless_call},
+};
+
+/// The Python of the MCP Python SDK 1.x (protocol 2025-11-25), which tests/run.sh installs.
+fn session_python() -> PathBuf {
+    let python = target_dir().join("mcp1-py/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run tests/run.sh, which installs the MCP Python SDK 1.x there",
+        python.display()
+    );
+    python
+}
+
+/// Runs tests/python/session_client.py `mode` against `magg serve` on `config`.
+fn session_client(mode: &str, config: &TempConfig) -> (bool, String) {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python/session_client.py");
+    let out = std::process::Command::new(session_python())
+        .arg(script)
+        .args([mode, &bin("magg").to_string_lossy(), &config.path.to_string_lossy()])
+        .output()
+        .expect("run the session-era Python client");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success() && all.contains("session client: ok"), all)
+}
+
+/// A test backend that speaks protocol 2026-07-28 too, under the prefix `m`.
+fn modern_backend() -> Value {
+    test_backend("m", "m", &["--modern"])
+}
+
+#[test]
+fn a_session_client_answers_what_a_stateless_backend_asks_and_sees_one_result() {
+    let config = TempConfig::new(&json!({"servers": {"m": modern_backend()}}));
+    let (ok, output) = session_client("asks", &config);
+    assert!(ok, "{output}");
+}
+
+#[test]
+fn a_session_client_without_elicitation_gets_a_clear_error() {
+    let config = TempConfig::new(&json!({"servers": {"m": modern_backend()}}));
+    let (ok, output) = session_client("no-elicitation", &config);
+    assert!(ok, "{output}");
+}
+
+/// The `result` of a stateless reply, which must not be an error.
+fn result_of(reply: &crate::raw_http::Reply) -> Value {
+    let response = response_of(reply);
+    assert!(response.get("error").is_none(), "{response}");
+    response["result"].clone()
+}
+
+#[tokio::test]
+async fn a_stateless_client_gets_the_backends_own_input_required_and_state_through_magg() {
+    let config = TempConfig::new(&json!({"servers": {"m": modern_backend()}}));
+    let magg = Magg::http(&config.path, false).await;
+    let url = magg.url.clone().expect("url");
+    magg.http_client().await.tool_names().await;
+
+    // Round 1: what the backend asks, under its own key and with its own state.
+    let first = result_of(&stateless_call(&url, "m_ask_twice", json!({}), json!({})).await);
+    assert_eq!(first["resultType"], json!("input_required"), "{first}");
+    assert_eq!(first["requestState"], json!("round-1"), "{first}");
+    assert_eq!(
+        first["inputRequests"]["name"]["method"],
+        json!("elicitation/create"),
+        "{first}"
+    );
+    let accept = |field: &str, value: &str| json!({"action": "accept", "content": {field: value}});
+
+    // Round 2: the answer and the state go back to the backend, which asks again.
+    let retry = json!({"requestState": "round-1", "inputResponses": {"name": accept("name", "Ada")}});
+    let second = result_of(&stateless_call(&url, "m_ask_twice", json!({}), retry).await);
+    assert_eq!(second["resultType"], json!("input_required"), "{second}");
+    assert_eq!(second["requestState"], json!("name=Ada"), "{second}");
+    assert!(second["inputRequests"]["color"].is_object(), "{second}");
+
+    // Round 3: complete.
+    let retry =
+        json!({"requestState": "name=Ada", "inputResponses": {"color": accept("color", "teal")}});
+    let done = result_of(&stateless_call(&url, "m_ask_twice", json!({}), retry).await);
+    assert_eq!(done["resultType"], json!("complete"), "{done}");
+    assert_eq!(done["content"][0]["text"], json!("name=Ada color=teal"), "{done}");
+}
+
+#[tokio::test]
+async fn magg_asks_server_discover_first_and_the_protocol_setting_forces_an_era() {
+    let mut forced = modern_backend();
+    forced["prefix"] = json!("f");
+    forced["protocol"] = json!("2025-11-25");
+    let config = TempConfig::new(&json!({"servers": {
+        "m": modern_backend(),
+        "f": forced,
+        "old": test_backend("old", "old", &[]),
+    }}));
+    let magg = Magg::http(&config.path, false).await;
+    let client = magg.http_client_as(ClientSpec::full("answers")).await;
+    client.tool_names().await;
+    let status = magg_body(&client.call("magg_status", json!({})).await.expect("status"))["output"].clone();
+    let protocol = |server: &str| status["backends"][server]["protocol"].clone();
+    assert_eq!(protocol("m"), json!("2026-07-28"), "{status}");
+    assert_eq!(protocol("f"), json!("2025-11-25"), "{status}");
+    assert_eq!(protocol("old"), json!("2025-11-25"), "{status}");
+    assert_eq!(status["backends"]["old"]["status"], json!("running"), "{status}");
+
+    // Either way the calling client is asked, and the call completes.
+    for tool in ["m_elicit", "f_elicit", "old_elicit"] {
+        let result = client
+            .call(tool, json!({"mode": "form"}))
+            .await
+            .unwrap_or_else(|e| panic!("{tool}: {e}"));
+        assert!(
+            text(&result).starts_with("elicited: accept"),
+            "{tool}: {result}"
+        );
+    }
+    // The setting is written back as it was given.
+    assert_eq!(config.read()["servers"]["f"]["protocol"], json!("2025-11-25"));
+}
+
+#[test]
+fn an_unknown_protocol_setting_is_a_clear_config_error() {
+    let mut bad = modern_backend();
+    bad["protocol"] = json!("2019-01-01");
+    let config = TempConfig::new(&json!({"servers": {"m": bad}}));
+    let out = std::process::Command::new(bin("magg"))
+        .args(["server", "list", "--config"])
+        .arg(&config.path)
+        .output()
+        .expect("run magg");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("\"2019-01-01\" is not a protocol") && stderr.contains("\"auto\""),
+        "{stderr}"
+    );
+}
