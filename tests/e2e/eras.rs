@@ -150,3 +150,27 @@ fn an_unknown_protocol_setting_is_a_clear_config_error() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn a_stateless_backends_list_change_reaches_session_clients_through_its_listen_stream() {
+    // A backend of protocol 2026-07-28 tells only `subscriptions/listen` streams that its tools
+    // changed; magg listens, and tells its own clients as it does for any backend.
+    let config = TempConfig::new(&json!({"servers": {"m": modern_backend()}}));
+    let mut magg = Magg::stdio(&config.path).await;
+    let client = magg.client();
+    client.tool_names().await;
+    let grown = client
+        .call("m_grow", json!({"name": "fresh"}))
+        .await
+        .expect("grow");
+    assert_eq!(text(&grown), "added fresh");
+    client.notified("tools/list_changed").await;
+    crate::harness::eventually("m_fresh appearing in the list", crate::harness::WAIT, || async {
+        client
+            .tool_names()
+            .await
+            .contains(&"m_fresh".to_owned())
+            .then_some(())
+    })
+    .await;
+}

@@ -45,6 +45,73 @@ pub(super) enum Outcome {
 
 type Service = RunningService<RoleClient, BackendClient>;
 
+/// For a backend of protocol 2026-07-28, which tells only listeners that its lists changed:
+/// opens a `subscriptions/listen` stream for the lists it says change, and turns what arrives
+/// on it into the same events as a session's list_changed notifications. It ends with the
+/// connection.
+fn listen(
+    backend: &Backend,
+    peer: &Peer<RoleClient>,
+    capabilities: Option<&rmcp::model::ServerCapabilities>,
+    lists: mpsc::UnboundedSender<ListKind>,
+) {
+    let Some(capabilities) = capabilities else {
+        return;
+    };
+    let changes = |flag: Option<bool>| flag.unwrap_or(false);
+    let mut filter = rmcp::model::SubscriptionFilter::builder();
+    let mut any = false;
+    if capabilities.tools.as_ref().is_some_and(|t| changes(t.list_changed)) {
+        filter = filter.tools_list_changed();
+        any = true;
+    }
+    if capabilities.prompts.as_ref().is_some_and(|p| changes(p.list_changed)) {
+        filter = filter.prompts_list_changed();
+        any = true;
+    }
+    if capabilities.resources.as_ref().is_some_and(|r| changes(r.list_changed)) {
+        filter = filter.resources_list_changed();
+        any = true;
+    }
+    if !any {
+        return;
+    }
+    let filter = filter.build();
+    let peer = peer.clone();
+    let name = backend.name.clone();
+    tokio::spawn(async move {
+        let mut subscription = match peer.listen(filter).await {
+            Ok(subscription) => subscription,
+            Err(e) => {
+                tracing::warn!(
+                    server = %name,
+                    "could not listen for its list changes (subscriptions/listen): {e}; \
+                     its lists are read again only when it restarts"
+                );
+                return;
+            }
+        };
+        loop {
+            let kind = match subscription.next().await {
+                Ok(Some(rmcp::model::ServerNotification::ToolListChangedNotification(_))) => {
+                    ListKind::Tools
+                }
+                Ok(Some(rmcp::model::ServerNotification::PromptListChangedNotification(_))) => {
+                    ListKind::Prompts
+                }
+                Ok(Some(rmcp::model::ServerNotification::ResourceListChangedNotification(_))) => {
+                    ListKind::Resources
+                }
+                Ok(Some(_)) => continue,
+                Ok(None) | Err(_) => return,
+            };
+            if lists.send(kind).is_err() {
+                return;
+            }
+        }
+    });
+}
+
 /// Tells a backend that has just started what the clients already asked of all backends: the
 /// log level, and the resource subscriptions it has.
 #[allow(deprecated)] // logging and resources/subscribe are what 2025-11-25 servers speak
@@ -103,7 +170,7 @@ pub(super) async fn run(
     let calls = Arc::new(Calls::default());
     let handler = BackendClient {
         server: backend.name.clone(),
-        lists: lists_tx,
+        lists: lists_tx.clone(),
         sessions: backend.sessions.clone(),
         calls: calls.clone(),
     };
@@ -166,7 +233,11 @@ pub(super) async fn run(
         lists.apply(s);
     });
 
-    catch_up(backend, &peer, info.as_ref().map(|i| &i.capabilities));
+    if is_stateless(&peer) {
+        listen(backend, &peer, info.as_ref().map(|i| &i.capabilities), lists_tx);
+    } else {
+        catch_up(backend, &peer, info.as_ref().map(|i| &i.capabilities));
+    }
 
     let service_ct = service.cancellation_token();
     let mut closed = tokio::spawn(service.waiting());
