@@ -422,8 +422,14 @@ impl ServerHandler for MaggServer {
     async fn set_level(
         &self,
         request: rmcp::model::SetLevelRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
+        if self.session.get().is_none()
+            && cache::modern(&context)
+            && let Some(removed) = removed_in_2026("logging/setLevel")
+        {
+            return Err(removed);
+        }
         let session = self.session()?;
         self.hub.set_level(session, request.level).await;
         Ok(())
@@ -475,8 +481,13 @@ impl ServerHandler for MaggServer {
     async fn on_custom_request(
         &self,
         request: rmcp::model::CustomRequest,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<rmcp::model::CustomResult, McpError> {
+        if cache::modern(&context)
+            && let Some(removed) = removed_in_2026(&request.method)
+        {
+            return Err(removed);
+        }
         match params_fault(&request.method, request.params.as_ref()) {
             Some(message) => Err(McpError::invalid_params(message, None)),
             None => Err(McpError::new(
@@ -542,6 +553,32 @@ fn cursor(request: &Option<PaginatedRequestParams>) -> Option<&str> {
 fn page<T: Clone>(items: &[T], cursor: Option<&str>) -> Result<(Vec<T>, Option<String>), McpError> {
     let (range, next) = crate::catalog::page_range(items.len(), cursor)?;
     Ok((items[range].to_vec(), next))
+}
+
+/// The method-not-found error for `method` when protocol 2026-07-28 removed it, saying what
+/// replaces it; `None` for a method that revision still has.
+pub(crate) fn removed_in_2026(method: &str) -> Option<McpError> {
+    let instead = match method {
+        "initialize" => {
+            "there is no initialize: send the protocol version, client info and capabilities in \
+             each request's _meta (server/discover tells what magg supports)"
+        }
+        "ping" => "there is no ping: any request (server/discover, say) shows magg is there",
+        "logging/setLevel" => {
+            "there is no logging/setLevel: send the level in the request's _meta \
+             (io.modelcontextprotocol/logLevel)"
+        }
+        "resources/subscribe" | "resources/unsubscribe" => {
+            "there are no resource subscriptions of a session: open subscriptions/listen with \
+             the URIs in notifications.resourceSubscriptions, and end it to unsubscribe"
+        }
+        _ => return None,
+    };
+    Some(McpError::new(
+        rmcp::model::ErrorCode::METHOD_NOT_FOUND,
+        format!("Method not found: {method} (protocol 2026-07-28 removed it; {instead})"),
+        None,
+    ))
 }
 
 /// What is wrong with the params of a request for `method`, when it is a method magg serves:

@@ -719,10 +719,7 @@ fn status(hub: &Hub) -> Value {
             }
             // The protocol version in use: 2026-07-28 is stateless, older ones a session.
             if let Some(info) = state.peer.as_ref().and_then(|p| p.peer_info()) {
-                obj.insert(
-                    "protocol".into(),
-                    json!(info.protocol_version.as_str()),
-                );
+                obj.insert("protocol".into(), json!(info.protocol_version.as_str()));
             }
         }
         details.insert(backend.name.clone(), entry);

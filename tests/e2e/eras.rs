@@ -28,7 +28,11 @@ fn session_client(mode: &str, config: &TempConfig) -> (bool, String) {
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python/session_client.py");
     let out = std::process::Command::new(session_python())
         .arg(script)
-        .args([mode, &bin("magg").to_string_lossy(), &config.path.to_string_lossy()])
+        .args([
+            mode,
+            &bin("magg").to_string_lossy(),
+            &config.path.to_string_lossy(),
+        ])
         .output()
         .expect("run the session-era Python client");
     let all = format!(
@@ -36,7 +40,10 @@ fn session_client(mode: &str, config: &TempConfig) -> (bool, String) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    (out.status.success() && all.contains("session client: ok"), all)
+    (
+        out.status.success() && all.contains("session client: ok"),
+        all,
+    )
 }
 
 /// A test backend that speaks protocol 2026-07-28 too, under the prefix `m`.
@@ -84,7 +91,8 @@ async fn a_stateless_client_gets_the_backends_own_input_required_and_state_throu
     let accept = |field: &str, value: &str| json!({"action": "accept", "content": {field: value}});
 
     // Round 2: the answer and the state go back to the backend, which asks again.
-    let retry = json!({"requestState": "round-1", "inputResponses": {"name": accept("name", "Ada")}});
+    let retry =
+        json!({"requestState": "round-1", "inputResponses": {"name": accept("name", "Ada")}});
     let second = result_of(&stateless_call(&url, "m_ask_twice", json!({}), retry).await);
     assert_eq!(second["resultType"], json!("input_required"), "{second}");
     assert_eq!(second["requestState"], json!("name=Ada"), "{second}");
@@ -95,7 +103,11 @@ async fn a_stateless_client_gets_the_backends_own_input_required_and_state_throu
         json!({"requestState": "name=Ada", "inputResponses": {"color": accept("color", "teal")}});
     let done = result_of(&stateless_call(&url, "m_ask_twice", json!({}), retry).await);
     assert_eq!(done["resultType"], json!("complete"), "{done}");
-    assert_eq!(done["content"][0]["text"], json!("name=Ada color=teal"), "{done}");
+    assert_eq!(
+        done["content"][0]["text"],
+        json!("name=Ada color=teal"),
+        "{done}"
+    );
 }
 
 #[tokio::test]
@@ -111,12 +123,17 @@ async fn magg_asks_server_discover_first_and_the_protocol_setting_forces_an_era(
     let magg = Magg::http(&config.path, false).await;
     let client = magg.http_client_as(ClientSpec::full("answers")).await;
     client.tool_names().await;
-    let status = magg_body(&client.call("magg_status", json!({})).await.expect("status"))["output"].clone();
+    let status =
+        magg_body(&client.call("magg_status", json!({})).await.expect("status"))["output"].clone();
     let protocol = |server: &str| status["backends"][server]["protocol"].clone();
     assert_eq!(protocol("m"), json!("2026-07-28"), "{status}");
     assert_eq!(protocol("f"), json!("2025-11-25"), "{status}");
     assert_eq!(protocol("old"), json!("2025-11-25"), "{status}");
-    assert_eq!(status["backends"]["old"]["status"], json!("running"), "{status}");
+    assert_eq!(
+        status["backends"]["old"]["status"],
+        json!("running"),
+        "{status}"
+    );
 
     // Either way the calling client is asked, and the call completes.
     for tool in ["m_elicit", "f_elicit", "old_elicit"] {
@@ -130,7 +147,10 @@ async fn magg_asks_server_discover_first_and_the_protocol_setting_forces_an_era(
         );
     }
     // The setting is written back as it was given.
-    assert_eq!(config.read()["servers"]["f"]["protocol"], json!("2025-11-25"));
+    assert_eq!(
+        config.read()["servers"]["f"]["protocol"],
+        json!("2025-11-25")
+    );
 }
 
 #[test]
@@ -165,12 +185,16 @@ async fn a_stateless_backends_list_change_reaches_session_clients_through_its_li
         .expect("grow");
     assert_eq!(text(&grown), "added fresh");
     client.notified("tools/list_changed").await;
-    crate::harness::eventually("m_fresh appearing in the list", crate::harness::WAIT, || async {
-        client
-            .tool_names()
-            .await
-            .contains(&"m_fresh".to_owned())
-            .then_some(())
-    })
+    crate::harness::eventually(
+        "m_fresh appearing in the list",
+        crate::harness::WAIT,
+        || async {
+            client
+                .tool_names()
+                .await
+                .contains(&"m_fresh".to_owned())
+                .then_some(())
+        },
+    )
     .await;
 }

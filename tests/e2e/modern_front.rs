@@ -26,7 +26,7 @@ fn meta() -> Value {
 fn name_of(method: &str, params: &Value) -> Option<String> {
     let key = match method {
         "tools/call" | "prompts/get" => "name",
-        "resources/read" => "uri",
+        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => "uri",
         _ => return None,
     };
     params[key].as_str().map(str::to_owned)
@@ -589,4 +589,41 @@ async fn a_listen_ends_with_its_result_when_magg_stops() {
     // The listen's final result: the graceful end a client tells from a dropped stream.
     next(&mut listen, r#""id":"L","result""#, &mut seen).await;
     assert!(seen.contains(r#""resultType":"complete""#), "{seen}");
+}
+
+#[tokio::test]
+async fn methods_2026_07_28_removed_are_not_found_with_what_replaces_them() {
+    let config = TempConfig::new(&json!({"servers": {"tb": test_backend("tb", "tb", &[])}}));
+    let magg = Magg::http(&config.path, false).await;
+    let url = magg.url.clone().expect("url");
+    for (method, params, instead) in [
+        ("initialize", json!({}), "server/discover"),
+        ("ping", json!({}), "any request"),
+        (
+            "logging/setLevel",
+            json!({"level": "info"}),
+            "io.modelcontextprotocol/logLevel",
+        ),
+        (
+            "logging/setLevel",
+            json!({}),
+            "io.modelcontextprotocol/logLevel",
+        ),
+        (
+            "resources/subscribe",
+            json!({"uri": "test://tb/info"}),
+            "subscriptions/listen",
+        ),
+        ("resources/unsubscribe", json!({}), "subscriptions/listen"),
+    ] {
+        let reply = send(&url, method, params, None).await;
+        assert_eq!(reply.status, 404, "{method}: {reply}");
+        let error = &response(&reply)["error"];
+        assert_eq!(error["code"], json!(-32601), "{method}: {reply}");
+        let message = error["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("protocol 2026-07-28 removed it") && message.contains(instead),
+            "{method}: {message}"
+        );
+    }
 }

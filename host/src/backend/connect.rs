@@ -61,15 +61,27 @@ fn listen(
     let changes = |flag: Option<bool>| flag.unwrap_or(false);
     let mut filter = rmcp::model::SubscriptionFilter::builder();
     let mut any = false;
-    if capabilities.tools.as_ref().is_some_and(|t| changes(t.list_changed)) {
+    if capabilities
+        .tools
+        .as_ref()
+        .is_some_and(|t| changes(t.list_changed))
+    {
         filter = filter.tools_list_changed();
         any = true;
     }
-    if capabilities.prompts.as_ref().is_some_and(|p| changes(p.list_changed)) {
+    if capabilities
+        .prompts
+        .as_ref()
+        .is_some_and(|p| changes(p.list_changed))
+    {
         filter = filter.prompts_list_changed();
         any = true;
     }
-    if capabilities.resources.as_ref().is_some_and(|r| changes(r.list_changed)) {
+    if capabilities
+        .resources
+        .as_ref()
+        .is_some_and(|r| changes(r.list_changed))
+    {
         filter = filter.resources_list_changed();
         any = true;
     }
@@ -234,7 +246,12 @@ pub(super) async fn run(
     });
 
     if is_stateless(&peer) {
-        listen(backend, &peer, info.as_ref().map(|i| &i.capabilities), lists_tx);
+        listen(
+            backend,
+            &peer,
+            info.as_ref().map(|i| &i.capabilities),
+            lists_tx,
+        );
     } else {
         catch_up(backend, &peer, info.as_ref().map(|i| &i.capabilities));
     }

@@ -7,7 +7,11 @@
 //! - `-32020` header mismatch: which headers protocol 2026-07-28 asks for and what they must
 //!   repeat from the body.
 //!
-//! Only `400 Bad Request` answers with a JSON body are read, so no other response is touched.
+//! - `-32601` for a method protocol 2026-07-28 removed (`ping`, `resources/subscribe` with
+//!   valid params), which rmcp answers with the bare method name: what replaces it.
+//!
+//! Only `400 Bad Request` and `404 Not Found` answers with a JSON body are read, so no other
+//! response is touched.
 
 use axum::{
     body::Body,
@@ -29,7 +33,8 @@ pub async fn advise(response: Response) -> Response {
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
-    if response.status() != StatusCode::BAD_REQUEST || !is_json {
+    let status = response.status();
+    if !(status == StatusCode::BAD_REQUEST || status == StatusCode::NOT_FOUND) || !is_json {
         return response;
     }
     let (mut parts, body) = response.into_parts();
@@ -81,12 +86,16 @@ fn advice(code: i64, said: &str, data: Option<&Value>) -> Option<String> {
             supported.join(", ")
         ));
     }
+    if code == i64::from(ErrorCode::METHOD_NOT_FOUND.0) {
+        // rmcp names the removed method alone; magg's own answers say more already.
+        return crate::frontend::removed_in_2026(said).map(|e| e.message.into_owned());
+    }
     if code == i64::from(ErrorCode::HEADER_MISMATCH.0) {
         return Some(format!(
             "{said}. With protocol 2026-07-28 every request carries Mcp-Method (its method, as \
              in the body) and, for tools/call and prompts/get, Mcp-Name with params.name, for \
-             resources/read params.uri; the MCP-Protocol-Version header must match \
-             params._meta[\"io.modelcontextprotocol/protocolVersion\"]"
+             resources/read and resources/subscribe params.uri; the MCP-Protocol-Version header \
+             must match params._meta[\"io.modelcontextprotocol/protocolVersion\"]"
         ));
     }
     None
