@@ -198,3 +198,129 @@ async fn a_stateless_backends_list_change_reaches_session_clients_through_its_li
     )
     .await;
 }
+
+/// One stateless (protocol 2026-07-28) request `method` over raw HTTP, `params` with the
+/// request metadata added; the response message.
+async fn stateless_request(url: &str, method: &str, mut params: Value) -> Value {
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "stateless", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": {"elicitation": {}},
+    });
+    let name = params["name"]
+        .as_str()
+        .or(params["uri"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    let body = json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params}).to_string();
+    let headers = [
+        ("Content-Type", "application/json"),
+        ("Accept", "application/json, text/event-stream"),
+        ("MCP-Protocol-Version", "2026-07-28"),
+        ("Mcp-Method", method),
+        ("Mcp-Name", name.as_str()),
+    ];
+    let reply = crate::raw_http::Conn::open(url)
+        .await
+        .send("POST", "/mcp", &headers, &body)
+        .await;
+    response_of(&reply)
+}
+
+#[tokio::test]
+async fn a_stateless_client_answers_a_session_backends_question_during_prompts_get() {
+    // The backend asks the client (elicitation/create) in the middle of prompts/get, as servers
+    // of the session era do; a stateless client gets it as input_required and retries.
+    let mut session_only = modern_backend();
+    session_only["prefix"] = json!("s");
+    session_only["protocol"] = json!("2025-11-25");
+    let config = TempConfig::new(&json!({"servers": {"s": session_only}}));
+    let magg = Magg::http(&config.path, false).await;
+    let url = magg.url.clone().expect("url");
+    magg.http_client().await.tool_names().await;
+
+    let first = stateless_request(&url, "prompts/get", json!({"name": "s_ask_prompt"})).await;
+    let result = &first["result"];
+    assert_eq!(result["resultType"], json!("input_required"), "{first}");
+    let (key, request) = result["inputRequests"]
+        .as_object()
+        .and_then(|r| r.iter().next())
+        .unwrap_or_else(|| panic!("one input request: {first}"));
+    assert_eq!(request["method"], json!("elicitation/create"), "{first}");
+    assert_eq!(
+        request["params"]["message"],
+        json!("What topic?"),
+        "{first}"
+    );
+    let state = result["requestState"].as_str().expect("requestState");
+
+    let retry = json!({
+        "name": "s_ask_prompt",
+        "requestState": state,
+        "inputResponses": {key.clone(): {"action": "accept", "content": {"topic": "owls"}}},
+    });
+    let done = stateless_request(&url, "prompts/get", retry).await;
+    assert_eq!(
+        done["result"]["messages"][0]["content"]["text"],
+        json!("Tell me about owls."),
+        "{done}"
+    );
+    assert_eq!(done["result"]["resultType"], json!("complete"), "{done}");
+}
+
+#[tokio::test]
+async fn a_stateless_retry_gets_the_progress_of_its_own_round_and_logs_only_when_asked() {
+    let config = TempConfig::new(&json!({"servers": {"tb": test_backend("tb", "tb", &[])}}));
+    let magg = Magg::http(&config.path, false).await;
+    let url = magg.url.clone().expect("url");
+    magg.http_client().await.tool_names().await;
+
+    // Round 1 asks; the progress the backend sends after the answer belongs to round 2.
+    let args = json!({"mode": "form", "then_progress": true});
+    let first = stateless_call(&url, "tb_elicit", args.clone(), json!({})).await;
+    let asked = response_of(&first);
+    let state = asked["result"]["requestState"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{asked}"));
+    let key = asked["result"]["inputRequests"]
+        .as_object()
+        .and_then(|r| r.keys().next().cloned())
+        .expect("a key");
+    let retry = json!({
+        "requestState": state,
+        "inputResponses": {key: {"action": "accept", "content": {"name": "Ada"}}},
+    });
+    let second = stateless_call(&url, "tb_elicit", args, retry).await.text();
+    let progress = second
+        .find(r#""progressToken":"stateless-1","progress":1.0"#)
+        .unwrap_or_else(|| panic!("the second round's stream has no progress:\n{second}"));
+    let result = second.find(r#""result""#).expect("a result");
+    assert!(progress < result, "progress, then the result:\n{second}");
+    assert!(second.contains("elicited: accept"), "{second}");
+
+    // A backend's log message reaches the call's stream when the request asked for logs...
+    let log = json!({"level": "warning", "text": "careful"});
+    let meta = |level: Option<&str>| {
+        let mut meta = json!({
+            "progressToken": "stateless-1",
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientInfo": {"name": "stateless", "version": "1"},
+            "io.modelcontextprotocol/clientCapabilities": {},
+        });
+        if let Some(level) = level {
+            meta["io.modelcontextprotocol/logLevel"] = json!(level);
+        }
+        json!({"_meta": meta})
+    };
+    let logged = stateless_call(&url, "tb_log", log.clone(), meta(Some("info")))
+        .await
+        .text();
+    assert!(
+        logged.contains("notifications/message") && logged.contains("careful"),
+        "{logged}"
+    );
+    // ...and not when it did not.
+    let quiet = stateless_call(&url, "tb_log", log, meta(None)).await.text();
+    assert!(!quiet.contains("notifications/message"), "{quiet}");
+    assert!(quiet.contains("logged"), "{quiet}");
+}
