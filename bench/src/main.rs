@@ -106,6 +106,10 @@
 //!     requests over the public tools corpus, tools/list bytes with the corpus mounted and
 //!     search off vs on, and search latency over 5000 tools, index alone and through magg
 //!     (budget ≤ 1 ms p50). See `tool_search.rs`.
+//! 21. **Stateless input_required round**: a stateless (2026-07-28) tools/call answered
+//!     `input_required`, and its retry with the answer, on one kept-alive HTTP/1.1
+//!     connection: straight to `magg-test-backend --modern` over its own HTTP, and through
+//!     magg with it on stdio; p50 per round and the ratio. See `eras.rs`.
 //!
 //! Run it from the workspace root with
 //!
@@ -130,6 +134,7 @@
 mod auth;
 mod bundled;
 mod compare;
+mod eras;
 mod keepalive;
 mod live;
 mod mcp;
@@ -180,7 +185,7 @@ const PAGE_SIZE: usize = 1000;
 /// Number of backends for the memory measurement.
 const RSS_BACKENDS: usize = 10;
 /// The highest measurement number.
-const LAST: u16 = 20;
+const LAST: u16 = 21;
 /// Environment of every magg: its first tools/list waits up to 10 s for
 /// backends that are still starting.
 const MAGG_ENV: &[(&str, &str)] = &[("MAGG_LIST_WAIT", "10")];
@@ -1235,6 +1240,15 @@ async fn run(opts: Options, baseline: Option<PathBuf>) -> Result<()> {
     if wanted(20) {
         let result = tool_search::tool_search(&env, opts).await;
         record(&mut report, &mut failures, "20 (tool search)", result);
+    }
+    if wanted(21) {
+        let result = eras::eras(&env, opts).await;
+        record(
+            &mut report,
+            &mut failures,
+            "21 (stateless input_required round)",
+            result,
+        );
     }
 
     for incident in server::incidents() {

@@ -153,7 +153,11 @@ impl MaggServer {
                 session.touch();
                 session.clone()
             }
-            None => Session::detached(context.peer.clone(), self.trust),
+            None => {
+                let session = Session::detached(context.peer.clone(), self.trust);
+                session.set_request_log_level(context.meta.log_level());
+                session
+            }
         };
         session.set_caller(self.caller(context));
         Origin::new(
@@ -337,11 +341,15 @@ impl ServerHandler for MaggServer {
         let ct = context.ct.clone();
         let span = self.span(&context, "prompts/get", Some(&request.name));
         span.record("gen_ai.prompt.name", request.name.as_str());
-        let response = telemetry::observe(
-            span,
-            self.traced(&context, self.hub.get_prompt(request, ct)),
-        )
-        .await;
+        let response = if self.session.get().is_none() {
+            // A stateless client: what its backend asks comes back as `input_required`.
+            let caller = self.caller(&context);
+            let work = mrtr::get_prompt(&self.hub, request, context, self.trust, caller);
+            telemetry::observe(span, work).await
+        } else {
+            let work = self.traced(&context, self.hub.get_prompt(request, ct));
+            telemetry::observe(span, work).await
+        };
         response.map(Passed::typed)
     }
 
@@ -397,13 +405,17 @@ impl ServerHandler for MaggServer {
         let ct = context.ct.clone();
         let span = self.span(&context, "resources/read", None);
         span.record("mcp.resource.uri", request.uri.as_str());
-        let response = telemetry::observe(
-            span,
-            self.traced(&context, self.hub.read_resource(request, ct)),
-        )
-        .await;
-        let caller = self.caller(&context);
-        response.map(|r| cache::hint_read(r.typed(), &context, caller.as_deref()))
+        // The caching hints a 2026-07-28 client gets depend on who asks.
+        let (modern, caller) = (cache::modern(&context), self.caller(&context));
+        let response = if self.session.get().is_none() {
+            // A stateless client: what its backend asks comes back as `input_required`.
+            let work = mrtr::read_resource(&self.hub, request, context, self.trust, caller.clone());
+            telemetry::observe(span, work).await
+        } else {
+            let work = self.traced(&context, self.hub.read_resource(request, ct));
+            telemetry::observe(span, work).await
+        };
+        response.map(|r| cache::hint_read(r.typed(), modern, caller.as_deref()))
     }
 
     async fn complete(

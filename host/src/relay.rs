@@ -88,6 +88,9 @@ pub struct Session {
     /// For a listener (a stateless client's `subscriptions/listen`): the stream its
     /// notifications go to, instead of the peer.
     sink: Option<SubscriptionSink>,
+    /// For a stateless client's suspended request: the peer of its latest round (the retry),
+    /// whose response stream what the request sends now (progress, logs) belongs on.
+    round: Mutex<Option<Peer<RoleServer>>>,
 }
 
 /// How a client session is connected.
@@ -148,6 +151,7 @@ impl Session {
             caller: arc_swap::ArcSwapOption::empty(),
             added_tools: Mutex::new(Vec::new()),
             sink,
+            round: Mutex::new(None),
         })
     }
 
@@ -171,6 +175,46 @@ impl Session {
         match &self.sink {
             Some(sink) => Notifier::Sink(sink.clone()),
             None => Notifier::Peer(self.peer.clone()),
+        }
+    }
+
+    /// Sends what this stateless client's request sends from now on to `peer`: the stream of
+    /// the retry that resumed it.
+    pub fn follow(&self, peer: Peer<RoleServer>) {
+        if let Ok(mut round) = self.round.lock() {
+            *round = Some(peer);
+        }
+    }
+
+    /// The peer whose stream this session's notifications go on: the latest round's, for a
+    /// stateless client's suspended request; else the session's own.
+    pub fn stream_peer(&self) -> Peer<RoleServer> {
+        self.round
+            .lock()
+            .ok()
+            .and_then(|round| round.clone())
+            .unwrap_or_else(|| self.peer.clone())
+    }
+
+    /// Whether this is a stateless client's request that asked for log messages.
+    pub fn wants_request_logs(&self) -> bool {
+        self.detached && self.log_level.lock().ok().and_then(|l| *l).is_some()
+    }
+
+    /// Whether this stateless client's request asked for log messages of `level`.
+    fn admits_request_log(&self, level: LoggingLevel) -> bool {
+        self.log_level
+            .lock()
+            .ok()
+            .and_then(|l| *l)
+            .is_some_and(|min| rank(level) >= rank(min))
+    }
+
+    /// A stateless client's request asks for log messages from `level` up (its `_meta`'s
+    /// `logLevel`); without it, it gets none.
+    pub fn set_request_log_level(&self, level: Option<LoggingLevel>) {
+        if let Ok(mut current) = self.log_level.lock() {
+            *current = level;
         }
     }
 
@@ -406,7 +450,7 @@ impl Origin {
                 }
             }
             None => {
-                let _ = self.session.peer.notify_progress(params).await;
+                let _ = self.session.stream_peer().notify_progress(params).await;
             }
         }
     }
@@ -939,10 +983,74 @@ impl Calls {
     /// The newest call in flight. Never another session's for lack of the capability: a
     /// request goes to the caller or fails, so one client's prompt never reaches another
     /// client's model.
+    /// The origin of the newest call in flight that is not a lane call (whose backend's log
+    /// messages come by the lane).
+    fn newest_off_lane(&self) -> Option<Origin> {
+        let map = self.map.lock().ok()?;
+        let (_, entry) = map.iter().next_back()?;
+        let lane =
+            matches!(&entry.backend_id, Some(RequestId::String(id)) if id.starts_with("magg:"));
+        (!lane).then(|| entry.origin.clone())
+    }
+
     fn newest(&self) -> Option<Origin> {
         let map = self.map.lock().ok()?;
         map.values().next_back().map(|e| e.origin.clone())
     }
+}
+
+/// Sends a backend's log message to the stateless client whose request it came during (the
+/// request it was sent on, for a backend reached by URL; the newest in flight, for a pipe
+/// without a lane), on that request's response stream, when the request asked for log messages
+/// of its level (`logLevel` in its `_meta`). A lane call gets its log messages from the lane,
+/// in order with its result ([`log_line_to_stateless`]); sessions get backends' log messages
+/// from [`Sessions::log`].
+pub async fn log_to_stateless(
+    calls: &Calls,
+    server: &str,
+    params: &LoggingMessageNotificationParam,
+    extensions: &rmcp::model::Extensions,
+) {
+    let origin = match extensions.get::<rmcp::service::InboundStreamOrigin>() {
+        Some(rmcp::service::InboundStreamOrigin::OutboundRequest(id)) => {
+            calls.by_backend_id(id).await
+        }
+        _ => calls.newest_off_lane(),
+    };
+    if let Some(origin) = origin {
+        send_stateless_log(&origin, server, params.clone()).await;
+    }
+}
+
+/// [`log_to_stateless`] for a log message `line` (JSON text) a lane call's backend sent.
+pub async fn log_line_to_stateless(origin: &Origin, server: &str, line: &[u8]) {
+    #[derive(serde::Deserialize)]
+    struct Note {
+        params: LoggingMessageNotificationParam,
+    }
+    if let Ok(Note { params }) = serde_json::from_slice::<Note>(line) {
+        send_stateless_log(origin, server, params).await;
+    }
+}
+
+async fn send_stateless_log(
+    origin: &Origin,
+    server: &str,
+    mut params: LoggingMessageNotificationParam,
+) {
+    if !origin.session.detached || !origin.session.admits_request_log(params.level) {
+        return;
+    }
+    params.logger = Some(match params.logger.take() {
+        Some(logger) if !logger.is_empty() => format!("{server}/{logger}"),
+        _ => server.to_owned(),
+    });
+    #[allow(deprecated)] // logging: what 2025-11-25 servers send
+    let _ = origin
+        .session
+        .stream_peer()
+        .notify_logging_message(params)
+        .await;
 }
 
 /// Relays a backend's request of a client: finds the session it belongs to, checks that the

@@ -101,16 +101,16 @@ macro_rules! hint_list {
 }
 pub(crate) use hint_list;
 
-/// A `resources/read` answer as `context`'s client should get it: the backend's hints for a
-/// 2026-07-28 client (a `public` one narrowed to `private` for a checked token; missing ones
-/// are filled in as `private`, 0 by rmcp), none for an older client.
+/// A `resources/read` answer as its client should get it: the backend's hints for a
+/// 2026-07-28 client (`modern`; a `public` one narrowed to `private` for a checked token;
+/// missing ones are filled in as `private`, 0 by rmcp), none for an older client.
 pub fn hint_read(
     mut response: ReadResourceResponse,
-    context: &RequestContext<RoleServer>,
+    modern: bool,
     caller: Option<&Caller>,
 ) -> ReadResourceResponse {
     if let ReadResourceResponse::Complete(result) = &mut response {
-        if !modern(context) {
+        if !modern {
             result.ttl_ms = None;
             result.cache_scope = None;
         } else if caller.is_some() && result.cache_scope == Some(CacheScope::Public) {

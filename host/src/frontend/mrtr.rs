@@ -15,6 +15,8 @@
 
 use std::{
     collections::HashMap,
+    future::Future,
+    pin::Pin,
     sync::{
         Arc, LazyLock, Mutex,
         atomic::{AtomicU64, Ordering},
@@ -25,8 +27,9 @@ use std::{
 use rmcp::{
     ErrorData as McpError, RoleServer,
     model::{
-        CallToolRequestParams, CallToolResponse, ClientResult, InputRequest, InputRequests,
-        InputRequiredResult, ServerRequest,
+        CallToolRequestParams, CallToolResponse, ClientResult, GetPromptRequestParams,
+        GetPromptResponse, InputRequest, InputRequests, InputRequiredResult, InputResponses,
+        ReadResourceRequestParams, ReadResourceResponse, ServerRequest,
     },
     service::RequestContext,
 };
@@ -47,15 +50,34 @@ pub const SUSPEND_LIMIT: Duration = Duration::from_secs(300);
 
 type Answer = oneshot::Sender<Result<ClientResult, McpError>>;
 
+/// How a stateless request that may ask the client ended: a tools/call, prompts/get or
+/// resources/read result (complete, or a backend's own `input_required`).
+enum Done {
+    Tool(CallToolResponse),
+    Prompt(GetPromptResponse),
+    Resource(ReadResourceResponse),
+}
+
+/// What [`wait`] comes back with: the request's end, or what its backend asks.
+enum Waited {
+    Done(Done),
+    Asked(InputRequiredResult),
+}
+
+/// The work of a stateless request, run in a task of its own inside the request's origin.
+type Work = Pin<Box<dyn Future<Output = Result<Done, McpError>> + Send>>;
+
 /// A stateless client's call waiting for its retry.
 struct Suspended {
-    result: oneshot::Receiver<Result<CallToolResponse, McpError>>,
+    result: oneshot::Receiver<Result<Done, McpError>>,
     inputs: mpsc::UnboundedReceiver<InputAsk>,
     /// The backend requests handed to the client, by their key in `inputRequests`.
     pending: HashMap<String, (Ask, Answer)>,
     next_key: u64,
     cancel: CancellationToken,
     touched: Instant,
+    /// The request's one-request session, which follows the client's rounds.
+    session: Arc<Session>,
 }
 
 type Slot = Arc<tokio::sync::Mutex<Suspended>>;
@@ -90,27 +112,118 @@ pub async fn call_tool(
             .get_or_insert_default()
             .set_client_capabilities(caps);
     }
-    let (state, slot) = match params.request_state.take() {
+    let state = params.request_state.take();
+    let responses = params.input_responses.take();
+    let work = |state: Option<String>, responses| -> Work {
+        params.request_state = state;
+        params.input_responses = responses;
+        let hub = hub.clone();
+        let parent = super::trace_parent(&context);
+        Box::pin(async move {
+            let ct = CancellationToken::new();
+            let reply = crate::call::call_tool_params_from(&hub, &params, parent, ct).await;
+            reply.map(Done::Tool)
+        })
+    };
+    match run(state, responses, work, &context, trust, caller).await? {
+        Waited::Done(Done::Tool(response)) => Ok(response),
+        Waited::Asked(asked) => Ok(CallToolResponse::InputRequired(asked)),
+        Waited::Done(_) => Err(mixed()),
+    }
+}
+
+/// Runs a stateless client's prompts/get whose backend may ask it something.
+pub async fn get_prompt(
+    hub: &Arc<Hub>,
+    mut params: GetPromptRequestParams,
+    context: RequestContext<RoleServer>,
+    trust: Trust,
+    caller: Option<Arc<Caller>>,
+) -> Result<GetPromptResponse, McpError> {
+    let state = params.request_state.take();
+    let responses = params.input_responses.take();
+    let work = |state: Option<String>, responses| -> Work {
+        params.request_state = state;
+        params.input_responses = responses;
+        let hub = hub.clone();
+        Box::pin(async move {
+            let ct = CancellationToken::new();
+            hub.get_prompt(params, ct).await.map(Done::Prompt)
+        })
+    };
+    match run(state, responses, work, &context, trust, caller).await? {
+        Waited::Done(Done::Prompt(response)) => Ok(response),
+        Waited::Asked(asked) => Ok(GetPromptResponse::InputRequired(asked)),
+        Waited::Done(_) => Err(mixed()),
+    }
+}
+
+/// Runs a stateless client's resources/read whose backend may ask it something.
+pub async fn read_resource(
+    hub: &Arc<Hub>,
+    mut params: ReadResourceRequestParams,
+    context: RequestContext<RoleServer>,
+    trust: Trust,
+    caller: Option<Arc<Caller>>,
+) -> Result<ReadResourceResponse, McpError> {
+    let state = params.request_state.take();
+    let responses = params.input_responses.take();
+    let work = |state: Option<String>, responses| -> Work {
+        params.request_state = state;
+        params.input_responses = responses;
+        let hub = hub.clone();
+        Box::pin(async move {
+            let ct = CancellationToken::new();
+            hub.read_resource(params, ct).await.map(Done::Resource)
+        })
+    };
+    match run(state, responses, work, &context, trust, caller).await? {
+        Waited::Done(Done::Resource(response)) => Ok(response),
+        Waited::Asked(asked) => Ok(ReadResourceResponse::InputRequired(asked)),
+        Waited::Done(_) => Err(mixed()),
+    }
+}
+
+/// A retry whose `requestState` names a suspended request of another method.
+fn mixed() -> McpError {
+    McpError::invalid_params(
+        "the requestState names a request of another method; send the retry with the method \
+         and params of the request that was answered with input_required",
+        None,
+    )
+}
+
+/// A new stateless request (its `work`, given the state and answers to send its backend), or
+/// the retry of a suspended one.
+async fn run(
+    state: Option<String>,
+    responses: Option<InputResponses>,
+    work: impl FnOnce(Option<String>, Option<InputResponses>) -> Work,
+    context: &RequestContext<RoleServer>,
+    trust: Trust,
+    caller: Option<Arc<Caller>>,
+) -> Result<Waited, McpError> {
+    let (state, slot) = match state {
         // A backend's own state (a backend of protocol 2026-07-28 answered `input_required`
         // itself): the retry goes to it as the client sent it.
         Some(state) if !state.starts_with(STATE_PREFIX) => {
-            params.request_state = Some(state);
-            start(hub, params, &context, trust, caller)
+            start(work(Some(state), responses), context, trust, caller)
         }
         Some(state) => {
             let slot = self::slot(&state).ok_or_else(|| {
                 McpError::invalid_params(
                     format!(
-                        "requestState {state:?} names no call magg is holding (it finished, \
-                         expired after {} s, or magg restarted); call the tool again without it",
+                        "requestState {state:?} names no request magg is holding (it finished, \
+                         expired after {} s, or magg restarted); send the request again without it",
                         SUSPEND_LIMIT.as_secs()
                     ),
                     None,
                 )
             })?;
-            let responses = params.input_responses.take().unwrap_or_default();
             let mut suspended = slot.lock().await;
-            for (key, value) in responses {
+            // What the request sends from now on belongs on this round's stream.
+            suspended.session.follow(context.peer.clone());
+            for (key, value) in responses.unwrap_or_default() {
                 match suspended.pending.remove(&key) {
                     Some((ask, answer)) => {
                         let _ = answer.send(parse_answer(ask, value));
@@ -121,15 +234,17 @@ pub async fn call_tool(
             drop(suspended);
             (state, slot)
         }
-        None => start(hub, params, &context, trust, caller),
+        // No state: a new request; answers without one are the backend's (its own, stateless
+        // `input_required` that carried no state).
+        None => start(work(None, responses), context, trust, caller),
     };
     wait(&state, &slot, &context.ct).await
 }
 
-/// Starts a stateless call in a task of its own, suspended until it ends or asks something.
+/// Starts a stateless request's `work` in a task of its own, suspended until it ends or asks
+/// something.
 fn start(
-    hub: &Arc<Hub>,
-    params: CallToolRequestParams,
+    work: Work,
     context: &RequestContext<RoleServer>,
     trust: Trust,
     caller: Option<Arc<Caller>>,
@@ -139,24 +254,21 @@ fn start(
     let cancel = CancellationToken::new();
     let session = Session::detached(context.peer.clone(), trust);
     session.set_caller(caller);
+    session.set_request_log_level(context.meta.log_level());
     let origin = Origin {
         inputs: Some(inputs_tx),
         ..Origin::new(
-            session,
+            session.clone(),
             Some(context.id.clone()),
             context.meta.get_progress_token(),
         )
     };
-    let hub = hub.clone();
     let ct = cancel.clone();
-    let parent = super::trace_parent(context);
     tokio::spawn(async move {
-        let outcome = ORIGIN
-            .scope(
-                origin,
-                crate::call::call_tool_params_from(&hub, &params, parent, ct),
-            )
-            .await;
+        let outcome = tokio::select! {
+            outcome = ORIGIN.scope(origin, work) => outcome,
+            () = ct.cancelled() => Err(McpError::internal_error("cancelled", None)),
+        };
         let _ = result_tx.send(outcome);
     });
     let state = format!(
@@ -171,6 +283,7 @@ fn start(
         next_key: 0,
         cancel: cancel.clone(),
         touched: Instant::now(),
+        session,
     }));
     if let Ok(mut map) = SUSPENDED.lock() {
         map.insert(state.clone(), slot.clone());
@@ -200,11 +313,7 @@ async fn expire(state: String, slot: Slot) {
 }
 
 /// Waits for the call's result, or for what its backend asks: then answers `input_required`.
-async fn wait(
-    state: &str,
-    slot: &Slot,
-    client_ct: &CancellationToken,
-) -> Result<CallToolResponse, McpError> {
+async fn wait(state: &str, slot: &Slot, client_ct: &CancellationToken) -> Result<Waited, McpError> {
     let mut suspended = slot.lock().await;
     suspended.touched = Instant::now();
     let Suspended {
@@ -223,7 +332,9 @@ async fn wait(
         }
         outcome = result => {
             forget(state);
-            outcome.unwrap_or_else(|_| Err(McpError::internal_error("the call's task ended without a result", None)))
+            outcome
+                .unwrap_or_else(|_| Err(McpError::internal_error("the call's task ended without a result", None)))
+                .map(Waited::Done)
         }
         Some(first) = inputs.recv() => {
             let mut requests = InputRequests::new();
@@ -247,7 +358,7 @@ async fn wait(
             while let Ok(more) = inputs.try_recv() {
                 add(more);
             }
-            Ok(CallToolResponse::InputRequired(InputRequiredResult::new(
+            Ok(Waited::Asked(InputRequiredResult::new(
                 Some(requests),
                 Some(state.to_owned()),
             )))

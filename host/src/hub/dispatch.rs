@@ -60,6 +60,8 @@ impl Hub {
             trace.set_in(params.meta.get_or_insert_default());
         }
         let answering = current_origin().filter(inputs::answers_for);
+        // Recorded, so that what the backend asks meanwhile finds the client.
+        let _record = recorded(&route.backend);
         let result = async {
             for _ in 0..=inputs::MAX_ROUNDS {
                 let result = tokio::select! {
@@ -120,6 +122,8 @@ impl Hub {
         params.name = route.name;
         let backend = &route.backend.name;
         let answering = current_origin().filter(inputs::answers_for);
+        // Recorded, so that what the backend asks meanwhile finds the client.
+        let _record = recorded(&route.backend);
         let result = async {
             for _ in 0..=inputs::MAX_ROUNDS {
                 let result = tokio::select! {
@@ -184,6 +188,14 @@ impl Hub {
             _ = ct.cancelled() => Err(cancelled()),
         }
     }
+}
+
+/// The request of the current client recorded as in flight on `backend` while the guard
+/// lives: a request the backend sends meanwhile (over a pipe, which does not say what it is
+/// for) goes to that client.
+fn recorded(backend: &Backend) -> Option<crate::relay::CallGuard> {
+    let calls = backend.state().calls.clone()?;
+    Some(calls.begin(current_origin()?))
 }
 
 impl Hub {
