@@ -176,6 +176,9 @@ pub(crate) struct Client {
     line: String,
     /// The `Authorization` header sent with every request.
     pub(crate) authorization: Option<String>,
+    /// A stateless client (protocol 2026-07-28): no session; each request names its method
+    /// and target in `Mcp-Method` / `Mcp-Name`.
+    stateless: bool,
 }
 
 impl Client {
@@ -202,6 +205,7 @@ impl Client {
             next_id: 0,
             line: String::new(),
             authorization,
+            stateless: false,
         };
         let init = client
             .request(
@@ -225,6 +229,24 @@ impl Client {
             ack.status
         );
         Ok(client)
+    }
+
+    /// Connects to `addr` as a stateless client of protocol 2026-07-28: no handshake.
+    pub(crate) async fn stateless(addr: SocketAddr) -> Result<Client> {
+        let stream = TcpStream::connect(addr)
+            .await
+            .with_context(|| format!("cannot connect to {addr}"))?;
+        stream.set_nodelay(true)?;
+        Ok(Client {
+            host: addr.to_string(),
+            stream: BufReader::new(stream),
+            session: None,
+            version: Some("2026-07-28".to_owned()),
+            next_id: 0,
+            line: String::new(),
+            authorization: None,
+            stateless: true,
+        })
     }
 
     /// Sends a request and returns its answer.
@@ -262,6 +284,15 @@ impl Client {
         }
         if let Some(authorization) = &self.authorization {
             head.push_str(&format!("Authorization: {authorization}\r\n"));
+        }
+        if self.stateless
+            && let Some(method) = message["method"].as_str()
+        {
+            head.push_str(&format!("Mcp-Method: {method}\r\n"));
+            let params = &message["params"];
+            if let Some(name) = params["name"].as_str().or(params["uri"].as_str()) {
+                head.push_str(&format!("Mcp-Name: {name}\r\n"));
+            }
         }
         head.push_str("\r\n");
         head.push_str(&body);

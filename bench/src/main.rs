@@ -110,6 +110,10 @@
 //!     to one with `"isolation": "session"` (which starts the session's own instance), the
 //!     second call of that session, the VmRSS of each per-session instance process and magg's
 //!     own RSS growth per such session; no budgets. See `isolation.rs`.
+//! 22. **Stateless input_required round**: a stateless (2026-07-28) tools/call answered
+//!     `input_required`, and its retry with the answer, on one kept-alive HTTP/1.1
+//!     connection: straight to `magg-test-backend --modern` over its own HTTP, and through
+//!     magg with it on stdio; p50 per round and the ratio. See `eras.rs`.
 //!
 //! Run it from the workspace root with
 //!
@@ -134,6 +138,7 @@
 mod auth;
 mod bundled;
 mod compare;
+mod eras;
 mod isolation;
 mod keepalive;
 mod live;
@@ -185,7 +190,7 @@ const PAGE_SIZE: usize = 1000;
 /// Number of backends for the memory measurement.
 const RSS_BACKENDS: usize = 10;
 /// The highest measurement number.
-const LAST: u16 = 21;
+const LAST: u16 = 22;
 /// Environment of every magg: its first tools/list waits up to 10 s for
 /// backends that are still starting.
 const MAGG_ENV: &[(&str, &str)] = &[("MAGG_LIST_WAIT", "10")];
@@ -1247,6 +1252,15 @@ async fn run(opts: Options, baseline: Option<PathBuf>) -> Result<()> {
             &mut report,
             &mut failures,
             "21 (per-session backends)",
+            result,
+        );
+    }
+    if wanted(22) {
+        let result = eras::eras(&env, opts).await;
+        record(
+            &mut report,
+            &mut failures,
+            "22 (stateless input_required round)",
             result,
         );
     }

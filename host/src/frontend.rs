@@ -31,6 +31,10 @@
 //!   backend's request during their call comes back as `input_required`, and the retry's
 //!   answer goes to the backend ([`mrtr`]). Results passed on from backends get the
 //!   `resultType` that protocol requires.
+//! - The rest of 2026-07-28: `server/discover` says what `initialize` would;
+//!   `subscriptions/listen` makes the request a listener in the relay's fan-out
+//!   ([`listen`]); list and read results carry caching hints for those clients only
+//!   ([`cache`]).
 //! - With tracing on, each request is a span ([`crate::telemetry`]) whose parent is the trace
 //!   context in the request's `_meta`, else in the HTTP request's `traceparent` header; a
 //!   tools/call's span is the call route's, which is handed that parent.
@@ -41,7 +45,9 @@
 //!   own ([`crate::backend::isolation`]), whose requests and logs reach that session only: no
 //!   guess among the calls in flight. Stateless clients use its shared instance.
 
+pub mod cache;
 pub mod http;
+mod listen;
 pub mod mrtr;
 pub mod stdio;
 
@@ -50,19 +56,20 @@ use std::sync::{Arc, OnceLock};
 use rmcp::{
     ErrorData as McpError, RoleServer, ServerHandler,
     model::{
-        CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult,
-        GetPromptRequestParams, GetPromptResponse, Implementation, InitializeRequestParams,
-        InitializeResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
-        ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
-        ResultType, ServerCapabilities, ServerConfig, SubscribeRequestParams,
-        UnsubscribeRequestParams,
+        CacheScope, CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult,
+        DiscoverResult, GetPromptRequestParams, GetPromptResponse, Implementation,
+        InitializeRequestParams, InitializeResult, ListPromptsResult, ListResourceTemplatesResult,
+        ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams,
+        ReadResourceResponse, ResultType, ServerCapabilities, ServerConfig, SubscribeRequestParams,
+        SubscriptionFilter, UnsubscribeRequestParams,
     },
-    service::{NotificationContext, RequestContext},
+    service::{NotificationContext, RequestContext, SubscriptionContext},
 };
 
 use crate::{
     auth::Caller,
     call,
+    frontend::cache::hint_list,
     hub::Hub,
     relay::{ORIGIN, Origin, Session, Transport, Trust},
     telemetry,
@@ -149,7 +156,11 @@ impl MaggServer {
                 session.touch();
                 session.clone()
             }
-            None => Session::detached(context.peer.clone(), self.trust),
+            None => {
+                let session = Session::detached(context.peer.clone(), self.trust);
+                session.set_request_log_level(context.meta.log_level());
+                session
+            }
         };
         session.set_caller(self.caller(context));
         Origin::new(
@@ -242,6 +253,21 @@ impl ServerHandler for MaggServer {
         result
     }
 
+    /// What `initialize` would say (versions, capabilities, serverInfo, instructions), for a
+    /// stateless client; the same for every caller while magg runs.
+    async fn discover(
+        &self,
+        context: RequestContext<RoleServer>,
+    ) -> Result<DiscoverResult, McpError> {
+        let _span = self.span(&context, "server/discover", None);
+        Ok(DiscoverResult::from_server_info(
+            self.supported_protocol_versions().into_owned(),
+            self.get_info(),
+        )
+        .with_ttl_ms(cache::DISCOVER_TTL)
+        .with_cache_scope(CacheScope::Public))
+    }
+
     async fn list_tools(
         &self,
         request: Option<PaginatedRequestParams>,
@@ -258,6 +284,12 @@ impl ServerHandler for MaggServer {
         let (items, next) = listed.page_typed(cursor(&request))?;
         let mut result = ListToolsResult::with_all_items(items);
         result.next_cursor = next;
+        hint_list!(
+            result,
+            &context,
+            &self.hub,
+            self.caller(&context).as_deref()
+        );
         Ok(result)
     }
 
@@ -295,6 +327,12 @@ impl ServerHandler for MaggServer {
         let (items, next) = page(&snapshot.prompts, cursor(&request))?;
         let mut result = ListPromptsResult::with_all_items(items);
         result.next_cursor = next;
+        hint_list!(
+            result,
+            &context,
+            &self.hub,
+            self.caller(&context).as_deref()
+        );
         Ok(result)
     }
 
@@ -331,6 +369,12 @@ impl ServerHandler for MaggServer {
         let (items, next) = page(&snapshot.resources, cursor(&request))?;
         let mut result = ListResourcesResult::with_all_items(items);
         result.next_cursor = next;
+        hint_list!(
+            result,
+            &context,
+            &self.hub,
+            self.caller(&context).as_deref()
+        );
         Ok(result)
     }
 
@@ -347,6 +391,12 @@ impl ServerHandler for MaggServer {
         let (items, next) = page(&snapshot.templates, cursor(&request))?;
         let mut result = ListResourceTemplatesResult::with_all_items(items);
         result.next_cursor = next;
+        hint_list!(
+            result,
+            &context,
+            &self.hub,
+            self.caller(&context).as_deref()
+        );
         Ok(result)
     }
 
@@ -358,16 +408,17 @@ impl ServerHandler for MaggServer {
         let ct = context.ct.clone();
         let span = self.span(&context, "resources/read", None);
         span.record("mcp.resource.uri", request.uri.as_str());
+        // The caching hints a 2026-07-28 client gets depend on who asks.
+        let (modern, caller) = (cache::modern(&context), self.caller(&context));
         let response = if self.session.get().is_none() {
             // A stateless client: what its backend asks comes back as `input_required`.
-            let caller = self.caller(&context);
-            let work = mrtr::read_resource(&self.hub, request, context, self.trust, caller);
+            let work = mrtr::read_resource(&self.hub, request, context, self.trust, caller.clone());
             telemetry::observe(span, work).await
         } else {
             let work = self.traced(&context, self.hub.read_resource(request, ct));
             telemetry::observe(span, work).await
         };
-        response.map(Passed::typed)
+        response.map(|r| cache::hint_read(r.typed(), modern, caller.as_deref()))
     }
 
     async fn complete(
@@ -386,8 +437,14 @@ impl ServerHandler for MaggServer {
     async fn set_level(
         &self,
         request: rmcp::model::SetLevelRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
+        if self.session.get().is_none()
+            && cache::modern(&context)
+            && let Some(removed) = removed_in_2026("logging/setLevel")
+        {
+            return Err(removed);
+        }
         let session = self.session()?;
         self.hub.set_level(session, request.level).await;
         Ok(())
@@ -411,6 +468,19 @@ impl ServerHandler for MaggServer {
         self.hub.unsubscribe(session, &request.uri).await
     }
 
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        Some(listen::accepted(&self.hub, requested))
+    }
+
+    async fn listen(&self, subscription: SubscriptionContext) -> Result<(), McpError> {
+        let caller = self.caller(subscription.request_context());
+        let _span = self.span(subscription.request_context(), "subscriptions/listen", None);
+        listen::run(&self.hub, subscription, self.trust, caller).await
+    }
+
     async fn on_roots_list_changed(&self, _context: NotificationContext<RoleServer>) {
         if let Some(session) = self.session.get() {
             // A backend's roots/list that follows comes to this session.
@@ -426,8 +496,13 @@ impl ServerHandler for MaggServer {
     async fn on_custom_request(
         &self,
         request: rmcp::model::CustomRequest,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<rmcp::model::CustomResult, McpError> {
+        if cache::modern(&context)
+            && let Some(removed) = removed_in_2026(&request.method)
+        {
+            return Err(removed);
+        }
         match params_fault(&request.method, request.params.as_ref()) {
             Some(message) => Err(McpError::invalid_params(message, None)),
             None => Err(McpError::new(
@@ -493,6 +568,32 @@ fn cursor(request: &Option<PaginatedRequestParams>) -> Option<&str> {
 fn page<T: Clone>(items: &[T], cursor: Option<&str>) -> Result<(Vec<T>, Option<String>), McpError> {
     let (range, next) = crate::catalog::page_range(items.len(), cursor)?;
     Ok((items[range].to_vec(), next))
+}
+
+/// The method-not-found error for `method` when protocol 2026-07-28 removed it, saying what
+/// replaces it; `None` for a method that revision still has.
+pub(crate) fn removed_in_2026(method: &str) -> Option<McpError> {
+    let instead = match method {
+        "initialize" => {
+            "there is no initialize: send the protocol version, client info and capabilities in \
+             each request's _meta (server/discover tells what magg supports)"
+        }
+        "ping" => "there is no ping: any request (server/discover, say) shows magg is there",
+        "logging/setLevel" => {
+            "there is no logging/setLevel: send the level in the request's _meta \
+             (io.modelcontextprotocol/logLevel)"
+        }
+        "resources/subscribe" | "resources/unsubscribe" => {
+            "there are no resource subscriptions of a session: open subscriptions/listen with \
+             the URIs in notifications.resourceSubscriptions, and end it to unsubscribe"
+        }
+        _ => return None,
+    };
+    Some(McpError::new(
+        rmcp::model::ErrorCode::METHOD_NOT_FOUND,
+        format!("Method not found: {method} (protocol 2026-07-28 removed it; {instead})"),
+        None,
+    ))
 }
 
 /// What is wrong with the params of a request for `method`, when it is a method magg serves:

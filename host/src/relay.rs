@@ -22,6 +22,10 @@
 //!   ([`Sessions::of_one`]): its calls in flight are all that session's, and with none in flight
 //!   the fallback is that session too, so its requests and logs reach that session with
 //!   certainty.
+//! - A stateless client (protocol 2026-07-28) learns of changes through `subscriptions/listen`:
+//!   each open listen request is a listener ([`Session::listener`]) beside the sessions, told
+//!   of list changes and of updates to the URIs it asked for on its own response stream (every
+//!   notification tagged with its subscription id). Listeners take no requests and no logs.
 
 // Logging, sampling and roots are deprecated by SEP-2577 but still used by 2025-11-25 peers.
 #![allow(deprecated)]
@@ -44,7 +48,10 @@ use rmcp::{
         LoggingLevel, LoggingMessageNotificationParam, ProgressNotificationParam, ProgressToken,
         RequestId, ResourceUpdatedNotificationParam, ServerRequest,
     },
-    service::{OriginatingRequestId, Peer, PeerRequestOptions, RequestContext, ServiceError},
+    service::{
+        OriginatingRequestId, Peer, PeerRequestOptions, RequestContext, ServiceError,
+        SubscriptionSink,
+    },
 };
 use tokio::sync::{Notify, mpsc, oneshot};
 
@@ -83,6 +90,12 @@ pub struct Session {
     caller: arc_swap::ArcSwapOption<Caller>,
     /// Tools the client added to its own tools/list with tool search, by exposed name.
     added_tools: Mutex<Vec<Arc<str>>>,
+    /// For a listener (a stateless client's `subscriptions/listen`): the stream its
+    /// notifications go to, instead of the peer.
+    sink: Option<SubscriptionSink>,
+    /// For a stateless client's suspended request: the peer of its latest round (the retry),
+    /// whose response stream what the request sends now (progress, logs) belongs on.
+    round: Mutex<Option<Peer<RoleServer>>>,
 }
 
 /// How a client session is connected.
@@ -129,6 +142,7 @@ impl Session {
         detached: bool,
         trust: Trust,
         transport: Transport,
+        sink: Option<SubscriptionSink>,
     ) -> Arc<Session> {
         Arc::new(Session {
             id,
@@ -141,7 +155,72 @@ impl Session {
             transport,
             caller: arc_swap::ArcSwapOption::empty(),
             added_tools: Mutex::new(Vec::new()),
+            sink,
+            round: Mutex::new(None),
         })
+    }
+
+    /// A listener: a stateless client's open `subscriptions/listen` request, told of changes
+    /// on that request's stream through `sink` (which drops what the client did not ask
+    /// for). Like a stateless request's session it takes no server-to-client requests; add it
+    /// to the fan-out with [`Sessions::add_listener`].
+    pub fn listener(
+        peer: Peer<RoleServer>,
+        sink: SubscriptionSink,
+        trust: Trust,
+        caller: Option<Arc<Caller>>,
+    ) -> Arc<Session> {
+        let session = Session::new(u64::MAX, peer, true, trust, Transport::Http, Some(sink));
+        session.caller.store(caller);
+        session
+    }
+
+    /// Where this session's change notifications go.
+    fn notifier(&self) -> Notifier {
+        match &self.sink {
+            Some(sink) => Notifier::Sink(sink.clone()),
+            None => Notifier::Peer(self.peer.clone()),
+        }
+    }
+
+    /// Sends what this stateless client's request sends from now on to `peer`: the stream of
+    /// the retry that resumed it.
+    pub fn follow(&self, peer: Peer<RoleServer>) {
+        if let Ok(mut round) = self.round.lock() {
+            *round = Some(peer);
+        }
+    }
+
+    /// The peer whose stream this session's notifications go on: the latest round's, for a
+    /// stateless client's suspended request; else the session's own.
+    pub fn stream_peer(&self) -> Peer<RoleServer> {
+        self.round
+            .lock()
+            .ok()
+            .and_then(|round| round.clone())
+            .unwrap_or_else(|| self.peer.clone())
+    }
+
+    /// Whether this is a stateless client's request that asked for log messages.
+    pub fn wants_request_logs(&self) -> bool {
+        self.detached && self.log_level.lock().ok().and_then(|l| *l).is_some()
+    }
+
+    /// Whether this stateless client's request asked for log messages of `level`.
+    fn admits_request_log(&self, level: LoggingLevel) -> bool {
+        self.log_level
+            .lock()
+            .ok()
+            .and_then(|l| *l)
+            .is_some_and(|min| rank(level) >= rank(min))
+    }
+
+    /// A stateless client's request asks for log messages from `level` up (its `_meta`'s
+    /// `logLevel`); without it, it gets none.
+    pub fn set_request_log_level(&self, level: Option<LoggingLevel>) {
+        if let Ok(mut current) = self.log_level.lock() {
+            *current = level;
+        }
     }
 
     /// Notes the caller of the request being served (its token's identity and view).
@@ -172,7 +251,7 @@ impl Session {
     /// request, and a request the client cannot take gets the backend an error. It is in no
     /// fan-out list.
     pub fn detached(peer: Peer<RoleServer>, trust: Trust) -> Arc<Session> {
-        Session::new(u64::MAX, peer, true, trust, Transport::Http)
+        Session::new(u64::MAX, peer, true, trust, Transport::Http, None)
     }
 
     /// The session's number in this magg (in the order sessions initialized), as logs and
@@ -376,7 +455,7 @@ impl Origin {
                 }
             }
             None => {
-                let _ = self.session.peer.notify_progress(params).await;
+                let _ = self.session.stream_peer().notify_progress(params).await;
             }
         }
     }
@@ -403,10 +482,56 @@ pub fn current_origin() -> Option<Origin> {
     ORIGIN.try_with(Clone::clone).ok()
 }
 
-/// Every connected client session, and the resource subscriptions they hold.
+/// Where a session's change notifications go: its peer, or a listener's stream.
+enum Notifier {
+    Peer(Peer<RoleServer>),
+    Sink(SubscriptionSink),
+}
+
+impl Notifier {
+    /// Sends `notifications/tools/list_changed`; whether it went out.
+    async fn tools_changed(&self) -> bool {
+        match self {
+            Notifier::Peer(peer) => peer.notify_tool_list_changed().await.is_ok(),
+            Notifier::Sink(sink) => sink.notify_tool_list_changed().await.is_ok(),
+        }
+    }
+
+    /// Sends `notifications/prompts/list_changed`; whether it went out.
+    async fn prompts_changed(&self) -> bool {
+        match self {
+            Notifier::Peer(peer) => peer.notify_prompt_list_changed().await.is_ok(),
+            Notifier::Sink(sink) => sink.notify_prompt_list_changed().await.is_ok(),
+        }
+    }
+
+    /// Sends `notifications/resources/list_changed`; whether it went out.
+    async fn resources_changed(&self) -> bool {
+        match self {
+            Notifier::Peer(peer) => peer.notify_resource_list_changed().await.is_ok(),
+            Notifier::Sink(sink) => sink.notify_resource_list_changed().await.is_ok(),
+        }
+    }
+
+    /// Sends `notifications/resources/updated` for `uri`.
+    async fn resource_updated(&self, uri: String) {
+        let _ = match self {
+            Notifier::Peer(peer) => peer
+                .notify_resource_updated(ResourceUpdatedNotificationParam::new(uri))
+                .await
+                .is_ok(),
+            Notifier::Sink(sink) => sink.notify_resource_updated(uri).await.is_ok(),
+        };
+    }
+}
+
+/// Every connected client session and open listener, and the resource subscriptions they
+/// hold.
 #[derive(Default)]
 pub struct Sessions {
     list: Mutex<Vec<Arc<Session>>>,
+    /// The open `subscriptions/listen` requests of stateless clients.
+    listeners: Mutex<Vec<Arc<Session>>>,
     next: AtomicU64,
     /// Subscribed resources: (server, the backend's URI) → the exposed URI.
     resources: Mutex<IndexMap<(String, String), String>>,
@@ -416,7 +541,7 @@ impl Sessions {
     /// Adds a session that has just initialized.
     pub fn add(&self, peer: Peer<RoleServer>, trust: Trust, transport: Transport) -> Arc<Session> {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        let session = Session::new(id, peer, false, trust, transport);
+        let session = Session::new(id, peer, false, trust, transport, None);
         if let Ok(mut list) = self.list.lock() {
             list.push(session.clone());
         }
@@ -472,25 +597,54 @@ impl Sessions {
     /// Sends the list_changed notifications to every session, each for the changes
     /// `changes_for` finds in what that session sees.
     pub fn notify(&self, mut changes_for: impl FnMut(&Session) -> ListChanges) {
-        for session in self.live() {
+        for session in self.told() {
             let changes = changes_for(&session);
             if !changes.any() {
                 continue;
             }
-            let peer = session.peer.clone();
+            let notifier = session.notifier();
             tokio::spawn(async move {
                 use crate::metrics::{List, count_list_changed};
-                if changes.tools && peer.notify_tool_list_changed().await.is_ok() {
+                if changes.tools && notifier.tools_changed().await {
                     count_list_changed(List::tools);
                 }
-                if changes.prompts && peer.notify_prompt_list_changed().await.is_ok() {
+                if changes.prompts && notifier.prompts_changed().await {
                     count_list_changed(List::prompts);
                 }
-                if changes.resources && peer.notify_resource_list_changed().await.is_ok() {
+                if changes.resources && notifier.resources_changed().await {
                     count_list_changed(List::resources);
                 }
             });
         }
+    }
+
+    /// Adds a listener ([`Session::listener`]) to the fan-out of list changes and resource
+    /// updates, until [`Sessions::remove_listener`].
+    pub fn add_listener(&self, listener: Arc<Session>) {
+        if let Ok(mut listeners) = self.listeners.lock() {
+            listeners.push(listener);
+        }
+    }
+
+    /// Removes a listener whose `subscriptions/listen` request ended.
+    pub fn remove_listener(&self, listener: &Arc<Session>) {
+        if let Ok(mut listeners) = self.listeners.lock() {
+            listeners.retain(|l| !Arc::ptr_eq(l, listener));
+        }
+    }
+
+    /// How many `subscriptions/listen` requests are open.
+    pub fn listener_count(&self) -> usize {
+        self.listeners.lock().map(|l| l.len()).unwrap_or_default()
+    }
+
+    /// Everyone told of changes: the live sessions and the open listeners.
+    fn told(&self) -> Vec<Arc<Session>> {
+        let mut told = self.live();
+        if let Ok(listeners) = self.listeners.lock() {
+            told.extend(listeners.iter().cloned());
+        }
+        told
     }
 
     /// Sets `session`'s log level; returns the most verbose level any live session set.
@@ -552,9 +706,9 @@ impl Sessions {
         }
     }
 
-    /// Whether any live session is subscribed to the exposed `uri`.
+    /// Whether any live session or open listener is subscribed to the exposed `uri`.
     pub fn anyone_subscribed(&self, uri: &str) -> bool {
-        self.live().iter().any(|s| s.is_subscribed(uri))
+        self.told().iter().any(|s| s.is_subscribed(uri))
     }
 
     /// Notes which backend resource the exposed `uri` is, while someone is subscribed to it.
@@ -601,17 +755,15 @@ impl Sessions {
         }
     }
 
-    /// Tells the sessions subscribed to the exposed `uri` that it changed.
+    /// Tells the sessions and listeners subscribed to the exposed `uri` that it changed.
     pub fn resource_updated(&self, uri: &str) {
-        for session in self.live() {
+        for session in self.told() {
             if !session.is_subscribed(uri) {
                 continue;
             }
-            let peer = session.peer.clone();
-            let params = ResourceUpdatedNotificationParam::new(uri);
-            tokio::spawn(async move {
-                let _ = peer.notify_resource_updated(params).await;
-            });
+            let notifier = session.notifier();
+            let uri = uri.to_owned();
+            tokio::spawn(async move { notifier.resource_updated(uri).await });
         }
     }
 
@@ -845,10 +997,74 @@ impl Calls {
     /// The newest call in flight. Never another session's for lack of the capability: a
     /// request goes to the caller or fails, so one client's prompt never reaches another
     /// client's model.
+    /// The origin of the newest call in flight that is not a lane call (whose backend's log
+    /// messages come by the lane).
+    fn newest_off_lane(&self) -> Option<Origin> {
+        let map = self.map.lock().ok()?;
+        let (_, entry) = map.iter().next_back()?;
+        let lane =
+            matches!(&entry.backend_id, Some(RequestId::String(id)) if id.starts_with("magg:"));
+        (!lane).then(|| entry.origin.clone())
+    }
+
     fn newest(&self) -> Option<Origin> {
         let map = self.map.lock().ok()?;
         map.values().next_back().map(|e| e.origin.clone())
     }
+}
+
+/// Sends a backend's log message to the stateless client whose request it came during (the
+/// request it was sent on, for a backend reached by URL; the newest in flight, for a pipe
+/// without a lane), on that request's response stream, when the request asked for log messages
+/// of its level (`logLevel` in its `_meta`). A lane call gets its log messages from the lane,
+/// in order with its result ([`log_line_to_stateless`]); sessions get backends' log messages
+/// from [`Sessions::log`].
+pub async fn log_to_stateless(
+    calls: &Calls,
+    server: &str,
+    params: &LoggingMessageNotificationParam,
+    extensions: &rmcp::model::Extensions,
+) {
+    let origin = match extensions.get::<rmcp::service::InboundStreamOrigin>() {
+        Some(rmcp::service::InboundStreamOrigin::OutboundRequest(id)) => {
+            calls.by_backend_id(id).await
+        }
+        _ => calls.newest_off_lane(),
+    };
+    if let Some(origin) = origin {
+        send_stateless_log(&origin, server, params.clone()).await;
+    }
+}
+
+/// [`log_to_stateless`] for a log message `line` (JSON text) a lane call's backend sent.
+pub async fn log_line_to_stateless(origin: &Origin, server: &str, line: &[u8]) {
+    #[derive(serde::Deserialize)]
+    struct Note {
+        params: LoggingMessageNotificationParam,
+    }
+    if let Ok(Note { params }) = serde_json::from_slice::<Note>(line) {
+        send_stateless_log(origin, server, params).await;
+    }
+}
+
+async fn send_stateless_log(
+    origin: &Origin,
+    server: &str,
+    mut params: LoggingMessageNotificationParam,
+) {
+    if !origin.session.detached || !origin.session.admits_request_log(params.level) {
+        return;
+    }
+    params.logger = Some(match params.logger.take() {
+        Some(logger) if !logger.is_empty() => format!("{server}/{logger}"),
+        _ => server.to_owned(),
+    });
+    #[allow(deprecated)] // logging: what 2025-11-25 servers send
+    let _ = origin
+        .session
+        .stream_peer()
+        .notify_logging_message(params)
+        .await;
 }
 
 /// Relays a backend's request of a client: finds the session it belongs to, checks that the

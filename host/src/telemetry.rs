@@ -26,6 +26,8 @@
 //!   (`mcp.method.name`, `mcp.session.id`, `jsonrpc.request.id`, `gen_ai.tool.name`,
 //!   `gen_ai.prompt.name`, `mcp.resource.uri`, `error.type`), plus `magg.server`, `magg.tool`
 //!   and `magg.outcome`. Never arguments, results or secrets.
+//! - Beside the spans, an access log of `/mcp` ([`Access`], target [`ACCESS`]) names each POST
+//!   by its `Mcp-Method` and `Mcp-Name` headers, the same a load balancer routes on.
 
 use std::{
     sync::{
@@ -547,6 +549,55 @@ impl Outcome {
             span.record("error.type", error.as_str());
             span.record("otel.status_code", "error");
         }
+    }
+}
+
+/// The `tracing` target of the HTTP access log of `/mcp`: one line per POST at `debug`
+/// (`RUST_LOG=magg::access=debug`), off otherwise.
+pub const ACCESS: &str = "magg::access";
+
+/// One POST to `/mcp` on its way through, for the access log: what its `Mcp-Method` and
+/// `Mcp-Name` headers route it as (clients of protocol 2026-07-28 send them, and rmcp refuses
+/// a request whose headers contradict its body with `-32020`), its session, if any, and when
+/// it arrived.
+pub struct Access {
+    method: String,
+    name: Option<String>,
+    session: Option<String>,
+    arrived: std::time::Instant,
+}
+
+impl Access {
+    /// The access record of a request with `headers`; `None` while the access log is off.
+    pub fn start(headers: &http::HeaderMap) -> Option<Access> {
+        if !tracing::enabled!(target: ACCESS, tracing::Level::DEBUG) {
+            return None;
+        }
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        };
+        Some(Access {
+            method: header("mcp-method").unwrap_or_else(|| "-".to_owned()),
+            name: header("mcp-name"),
+            session: header("mcp-session-id"),
+            arrived: std::time::Instant::now(),
+        })
+    }
+
+    /// Logs the request with the status it was answered with, once the response's headers
+    /// are out (an event stream goes on after that).
+    pub fn answered(self, status: u16) {
+        tracing::debug!(
+            target: ACCESS,
+            mcp_method = %self.method,
+            mcp_name = self.name.as_deref(),
+            session = self.session.as_deref(),
+            status,
+            ms = %format_args!("{:.3}", self.arrived.elapsed().as_secs_f64() * 1000.0),
+            "POST /mcp"
+        );
     }
 }
 

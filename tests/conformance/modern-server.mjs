@@ -11,7 +11,13 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer } from 'node:http';
 
 import { toNodeHandler } from '@modelcontextprotocol/node';
-import { createMcpHandler, inputRequired, McpServer, ProtocolError } from '@modelcontextprotocol/server';
+import {
+  createMcpHandler,
+  inputRequired,
+  McpServer,
+  MissingRequiredClientCapabilityError,
+  ProtocolError,
+} from '@modelcontextprotocol/server';
 import { z } from 'zod';
 
 const KEY = randomBytes(32);
@@ -54,6 +60,9 @@ function elicit(message, field) {
 }
 
 const invalid = (message) => new ProtocolError(-32602, message);
+
+/** Tools and prompts the list-mutation hooks added, so every request's instance serves them. */
+const added = { tools: 0, prompts: 0 };
 
 function build() {
   const server = new McpServer(
@@ -200,6 +209,45 @@ function build() {
     return inputRequired({ inputRequests: requests });
   });
 
+  // Diagnostic tools of the stateless scenario (server-stateless). test_missing_capability is
+  // refused before it runs when the client lacks sampling (see `refuseUndeclared`).
+  tool('test_missing_capability', 'Needs sampling, which the client must declare.', async () =>
+    text('the client declared sampling'),
+  );
+  tool('test_streaming_elicitation', 'Reports progress, then asks for a name.', async (_a, ctx) => {
+    if (ctx.mcpReq.inputResponses?.name) return text('thanks');
+    const token = ctx.mcpReq._meta?.progressToken;
+    if (token !== undefined) {
+      await ctx.mcpReq.notify({
+        method: 'notifications/progress',
+        params: { progressToken: token, progress: 1, total: 2 },
+      });
+    }
+    return inputRequired({ inputRequests: { name: elicit('What is your name?', 'name') } });
+  });
+  tool('test_logging_tool', 'Logs a message at info level.', async (_a, ctx) => {
+    await ctx.mcpReq.log('info', 'a log message from test_logging_tool');
+    return text('logged');
+  });
+  tool('test_trigger_tool_change', 'Adds a tool.', async () => {
+    added.tools += 1;
+    handler.notify.toolsChanged();
+    return text(`tools added: ${added.tools}`);
+  });
+  tool('test_trigger_prompt_change', 'Adds a prompt.', async () => {
+    added.prompts += 1;
+    handler.notify.promptsChanged();
+    return text(`prompts added: ${added.prompts}`);
+  });
+  for (let i = 1; i <= added.tools; i++) {
+    tool(`added_tool_${i}`, 'A tool test_trigger_tool_change added.', async () => text(`added ${i}`));
+  }
+  for (let i = 1; i <= added.prompts; i++) {
+    server.registerPrompt(`added_prompt_${i}`, { description: 'An added prompt.' }, async () => ({
+      messages: [{ role: 'user', content: { type: 'text', text: `added ${i}` } }],
+    }));
+  }
+
   server.registerPrompt(
     'test_input_required_result_prompt',
     { description: 'A prompt that asks for its context first.' },
@@ -218,6 +266,32 @@ function build() {
   return server;
 }
 
+/**
+ * Answers a tools/call of test_missing_capability from a client that did not declare sampling
+ * with MissingRequiredClientCapabilityError (-32021, HTTP 400), before any tool runs; true when
+ * it did.
+ */
+function refuseUndeclared(message, res) {
+  if (message?.method !== 'tools/call' || message.params?.name !== 'test_missing_capability') {
+    return false;
+  }
+  const caps = message.params?._meta?.['io.modelcontextprotocol/clientCapabilities'] ?? {};
+  if (caps.sampling) return false;
+  const error = new MissingRequiredClientCapabilityError(
+    { requiredCapabilities: { sampling: {} } },
+    'test_missing_capability needs the sampling capability',
+  );
+  res.writeHead(400, { 'content-type': 'application/json' });
+  res.end(
+    JSON.stringify({
+      jsonrpc: '2.0',
+      id: message.id ?? null,
+      error: { code: error.code, message: error.message, data: error.data },
+    }),
+  );
+  return true;
+}
+
 const handler = createMcpHandler(build);
 const node = toNodeHandler(handler);
 const http = createServer((req, res) => {
@@ -225,7 +299,21 @@ const http = createServer((req, res) => {
     res.writeHead(404).end();
     return;
   }
-  node(req, res);
+  if (req.method !== 'POST') {
+    node(req, res);
+    return;
+  }
+  const chunks = [];
+  req.on('data', (chunk) => chunks.push(chunk));
+  req.on('end', () => {
+    let body;
+    try {
+      body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    } catch {
+      body = undefined;
+    }
+    if (!refuseUndeclared(body, res)) node(req, res, body);
+  });
 });
 http.listen(0, '127.0.0.1', () => {
   console.log(`listening ${http.address().port}`);

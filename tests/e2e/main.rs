@@ -30,6 +30,7 @@ mod kits;
 mod limits;
 mod live;
 mod metrics;
+mod modern_front;
 mod oauth;
 mod own_tools;
 mod plain;

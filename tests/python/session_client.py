@@ -5,12 +5,15 @@ elicitation, sampling and roots requests, and give it one ordinary result.
 
 Usage: session_client.py asks MAGG_BINARY CONFIG      (the client answers everything)
        session_client.py no-elicitation MAGG CONFIG  (the client declares no elicitation)
+       session_client.py python-backend MAGG CONFIG  (the backend is modern_server.py, the
+                                                      Python SDK 2.x, under the prefix `py`)
 
 Run it with the 1.x SDK's Python (tests/run.sh installs it in target/mcp1-py).
 Exits non-zero, with the reason on stderr, if anything a user would check is wrong.
 """
 
 import asyncio
+import json
 import sys
 
 from mcp import ClientSession, StdioServerParameters, types
@@ -70,6 +73,19 @@ async def asks(session):
     check(texts(result) == ["plain"], f"echo: {result}")
 
 
+async def python_backend(session):
+    # tools/list waits for backends that are still starting.
+    names = [tool.name for tool in (await session.list_tools()).tools]
+    check("py_greet" in names, f"tools: {names}")
+    status = await session.call_tool("magg_status", {})
+    body = json.loads(texts(status)[0])
+    protocol = body["output"]["backends"]["py"].get("protocol")
+    check(protocol == "2026-07-28", f"magg opened the Python backend on {protocol}")
+    result = await session.call_tool("py_greet", {})
+    check(texts(result) == ["Hello, Ada!"], f"greet: {result}")
+    check(ASKED[-1:] == ["What is your name?"], f"the client was asked {ASKED}")
+
+
 async def no_elicitation(session):
     result = None
     try:
@@ -88,7 +104,7 @@ async def main():
     mode, magg, config = sys.argv[1:4]
     params = StdioServerParameters(command=magg, args=["serve", "--config", config])
     callbacks = {}
-    if mode == "asks":
+    if mode in ("asks", "python-backend"):
         callbacks = dict(
             elicitation_callback=elicitation,
             sampling_callback=sampling,
@@ -100,6 +116,8 @@ async def main():
             check(init.protocolVersion == "2025-11-25", f"protocol: {init.protocolVersion}")
             if mode == "asks":
                 await asks(session)
+            elif mode == "python-backend":
+                await python_backend(session)
             else:
                 await no_elicitation(session)
     print("session client: ok")

@@ -195,8 +195,9 @@ impl ClientHandler for BackendClient {
     async fn on_logging_message(
         &self,
         params: LoggingMessageNotificationParam,
-        _context: NotificationContext<RoleClient>,
+        context: NotificationContext<RoleClient>,
     ) {
+        relay::log_to_stateless(&self.calls, &self.server, &params, &context.extensions).await;
         let logger = params.logger.as_deref().unwrap_or("");
         let data = match &params.data {
             serde_json::Value::String(s) => s.clone(),

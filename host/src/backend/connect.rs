@@ -89,11 +89,26 @@ fn listen(
         return;
     }
     let filter = filter.build();
+    let kinds: Vec<ListKind> = [
+        (filter.tools_list_changed, ListKind::Tools),
+        (filter.prompts_list_changed, ListKind::Prompts),
+        (filter.resources_list_changed, ListKind::Resources),
+    ]
+    .into_iter()
+    .filter_map(|(on, kind)| (on == Some(true)).then_some(kind))
+    .collect();
     let peer = peer.clone();
     let name = backend.name.clone();
     tokio::spawn(async move {
         let mut subscription = match peer.listen(filter).await {
-            Ok(subscription) => subscription,
+            Ok(subscription) => {
+                // A change between the first listing and the stream's acknowledgement was told
+                // to nobody: read those lists again.
+                for kind in &kinds {
+                    let _ = lists.send(*kind);
+                }
+                subscription
+            }
             Err(e) => {
                 tracing::warn!(
                     server = %name,

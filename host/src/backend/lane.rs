@@ -42,6 +42,10 @@ struct Pending {
     answer: oneshot::Sender<Vec<u8>>,
     /// Where the request's progress notifications go (as the backend sent them).
     progress: Option<mpsc::UnboundedSender<Vec<u8>>>,
+    /// Whether the backend's log messages go to `progress` too, while this is the newest
+    /// request in flight (they still reach rmcp): a stateless client's request that asked
+    /// for them gets them in order, before its result.
+    logs: bool,
 }
 
 /// The lane of one backend connection.
@@ -92,8 +96,9 @@ impl Lane {
         id: u64,
         params: &str,
         progress: Option<mpsc::UnboundedSender<Vec<u8>>>,
+        logs: bool,
     ) -> Result<oneshot::Receiver<Vec<u8>>, Closed> {
-        self.send_request(id, "tools/call", params, progress)
+        self.send_request(id, "tools/call", params, progress, logs)
     }
 
     /// Sends the request `method` with `params` (JSON text) under the reserved lane id `id`;
@@ -104,10 +109,18 @@ impl Lane {
         method: &str,
         params: &str,
         progress: Option<mpsc::UnboundedSender<Vec<u8>>>,
+        logs: bool,
     ) -> Result<oneshot::Receiver<Vec<u8>>, Closed> {
         let (answer, rx) = oneshot::channel();
         if let Ok(mut pending) = self.pending.lock() {
-            pending.insert(id, Pending { answer, progress });
+            pending.insert(
+                id,
+                Pending {
+                    answer,
+                    progress,
+                    logs,
+                },
+            );
         }
         let enveloped;
         let params = match self.envelope.get() {
@@ -165,6 +178,22 @@ impl Lane {
         }
     }
 
+    /// Copies a log message `line` to the newest request in flight, when that one asked for
+    /// log messages.
+    fn copy_log(&self, line: &[u8]) {
+        const NEEDLE: &[u8] = b"notifications/message";
+        if !line.windows(NEEDLE.len()).any(|w| w == NEEDLE) {
+            return;
+        }
+        let sink = self.pending.lock().ok().and_then(|p| {
+            let (_, newest) = p.iter().max_by_key(|(id, _)| **id)?;
+            newest.logs.then(|| newest.progress.clone()).flatten()
+        });
+        if let Some(sink) = sink {
+            let _ = sink.send(line.to_vec());
+        }
+    }
+
     fn deliver(&self, id: u64, line: Vec<u8>) {
         let waiter = self.pending.lock().ok().and_then(|mut p| p.remove(&id));
         if let Some(waiter) = waiter {
@@ -206,7 +235,7 @@ pub async fn list_tools(lane: &Lane, server: &str) -> Result<Vec<ToolText>, Stri
         };
         let id = lane.reserve();
         let line = lane
-            .send_request(id, "tools/list", &params, None)
+            .send_request(id, "tools/list", &params, None, false)
             .map_err(|Closed| "the connection closed".to_owned())?
             .await
             .map_err(|_| "the connection closed before it listed its tools".to_owned())?;
@@ -371,8 +400,11 @@ async fn read_child<R: AsyncRead + Unpin>(
         if let Some(id) = lane_response_id(&line) {
             lane.deliver(id, std::mem::take(&mut line));
         } else if lane.forward_progress(&line) {
-        } else if to_rmcp.send(std::mem::take(&mut line)).is_err() {
-            break;
+        } else {
+            lane.copy_log(&line);
+            if to_rmcp.send(std::mem::take(&mut line)).is_err() {
+                break;
+            }
         }
     }
     lane.close();
@@ -542,7 +574,7 @@ mod tests {
         let lane = Lane::new(out);
         let id = lane.reserve();
         let (sink, mut seen) = mpsc::unbounded_channel();
-        let _answer = lane.send_tool_call(id, "{}", Some(sink));
+        let _answer = lane.send_tool_call(id, "{}", Some(sink), false);
         // magg's own rmcp client numbers its tokens too: a numeric token is not the lane's.
         assert!(!lane.forward_progress(
             br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":0,"progress":1}}"#
@@ -565,7 +597,7 @@ mod tests {
         let (out, mut lines) = mpsc::unbounded_channel();
         let lane = Lane::new(out);
         let id = lane.reserve();
-        let answer = lane.send_tool_call(id, r#"{"name":"t"}"#, None);
+        let answer = lane.send_tool_call(id, r#"{"name":"t"}"#, None, false);
         let sent = lines.try_recv().unwrap_or_default();
         assert_eq!(
             String::from_utf8_lossy(&sent),

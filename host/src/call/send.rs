@@ -182,14 +182,18 @@ impl Trip<'_> {
             record.attach(RequestId::String(format!("magg:{id}").into()), None);
             record
         });
-        let (progress_tx, mut progress_rx) = match progress_to {
-            Some(_) => {
-                let (tx, rx) = mpsc::unbounded_channel();
-                (Some(tx), Some(rx))
-            }
-            None => (None, None),
+        // A stateless client that asked for log messages gets the backend's on its stream.
+        let logs = self
+            .origin
+            .as_ref()
+            .is_some_and(|origin| origin.session.wants_request_logs());
+        let (progress_tx, mut progress_rx) = if progress_to.is_some() || logs {
+            let (tx, rx) = mpsc::unbounded_channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
         };
-        let Ok(mut answer) = lane.send_tool_call(id, &params, progress_tx) else {
+        let Ok(mut answer) = lane.send_tool_call(id, &params, progress_tx, logs) else {
             return self.closed();
         };
         let mut pending = LaneCall {
@@ -204,9 +208,7 @@ impl Trip<'_> {
                 biased;
                 line = &mut answer => break line,
                 Some(note) = next(&mut progress_rx) => {
-                    if let Some((origin, token)) = &progress_to {
-                        Box::pin(forward_progress(origin, token, &note)).await;
-                    }
+                    Box::pin(self.forward_note(progress_to.as_ref(), &note)).await;
                 }
                 () = self.ct.cancelled() => {
                     pending.cancel(CANCELLED_BY_CLIENT);
@@ -220,14 +222,31 @@ impl Trip<'_> {
         };
         pending.armed = false;
         // What the backend sent before its answer reaches the client before it.
-        if let (Some(rx), Some((origin, token))) = (&mut progress_rx, &progress_to) {
+        if let Some(rx) = &mut progress_rx {
             while let Ok(note) = rx.try_recv() {
-                Box::pin(forward_progress(origin, token, &note)).await;
+                Box::pin(self.forward_note(progress_to.as_ref(), &note)).await;
             }
         }
         match line {
             Ok(line) => self.answer(&line),
             Err(_) => self.closed(),
+        }
+    }
+
+    /// Passes on what the backend sent for the lane call: its progress (to `progress_to`,
+    /// under the client's token), or a log message (to a stateless client that asked).
+    async fn forward_note(
+        &self,
+        progress_to: Option<&(Origin, rmcp::model::ProgressToken)>,
+        note: &[u8],
+    ) {
+        const LOG: &[u8] = b"notifications/message";
+        if note.windows(LOG.len()).any(|w| w == LOG) {
+            if let Some(origin) = &self.origin {
+                crate::relay::log_line_to_stateless(origin, &self.backend.name, note).await;
+            }
+        } else if let Some((origin, token)) = progress_to {
+            forward_progress(origin, token, note).await;
         }
     }
 

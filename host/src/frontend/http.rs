@@ -4,6 +4,8 @@
 //! middleware [`edge`]) handles what rmcp leaves to the HTTP server or gets wrong:
 //! - only `/mcp` (and `/mcp/`) is served; any other path is `404 Not Found`;
 //! - `Accept` wildcards admit the media types they cover ([`accept`]);
+//! - an unsupported protocol version (`-32022`) or `Mcp-*` headers that contradict the body
+//!   (`-32020`) are answered with rmcp's code and a message that says what to send ([`advice`]);
 //! - a body that is no single JSON-RPC message gets `400 Bad Request` with a JSON-RPC error,
 //!   where rmcp says `415 Unsupported Media Type` ([`body`]);
 //! - a request whose first message back is its answer gets that answer as one
@@ -14,6 +16,8 @@
 //! - with authentication on, a request without a valid bearer token gets `401 Unauthorized`
 //!   before anything else looks at it ([`bearer`]). Without it, HTTP sessions are
 //!   [`Trust::Unauthenticated`]: the call route refuses them the tools that change things;
+//! - with `RUST_LOG=magg::access=debug`, each POST is logged with its `Mcp-Method` and
+//!   `Mcp-Name` headers and its status ([`crate::telemetry::Access`]);
 //! - a POST counts as work in flight until its response has been sent, and while magg drains
 //!   before it stops, a new request (or a new event stream) gets `503 Service Unavailable` with
 //!   `Retry-After` ([`drain`]); answers and notifications still pass, for the calls in flight.
@@ -30,6 +34,7 @@
 //! client may take to send a request, and `TCP_NODELAY` on every connection.
 
 mod accept;
+mod advice;
 mod api;
 mod bearer;
 mod body;
@@ -275,6 +280,7 @@ async fn edge(
                 None => hub.work(),
             };
             let declared_json = body::declares_json(&parts.headers);
+            let access = crate::telemetry::Access::start(&parts.headers);
             // A request that opens a session needs a free place, reserved here so that a
             // full magg answers with a clear 503 before any work.
             let place = match sessions::initialize_id(&bytes) {
@@ -301,7 +307,12 @@ async fn edge(
             {
                 return rejection;
             }
-            drain::counted(reply::prefer_json(response, KEEP_ALIVE).await, work)
+            let response = advice::advise(reply::prefer_json(response, KEEP_ALIVE).await).await;
+            let response = drain::counted(response, work);
+            if let Some(access) = access {
+                access.answered(response.status().as_u16());
+            }
+            response
         }
         Method::GET if hub.is_draining() => drain::refusal(b""),
         // The Python and TypeScript SDKs treat anything but 200 / 204 as a failed termination

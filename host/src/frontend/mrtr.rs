@@ -76,6 +76,8 @@ struct Suspended {
     next_key: u64,
     cancel: CancellationToken,
     touched: Instant,
+    /// The request's one-request session, which follows the client's rounds.
+    session: Arc<Session>,
 }
 
 type Slot = Arc<tokio::sync::Mutex<Suspended>>;
@@ -219,6 +221,8 @@ async fn run(
                 )
             })?;
             let mut suspended = slot.lock().await;
+            // What the request sends from now on belongs on this round's stream.
+            suspended.session.follow(context.peer.clone());
             for (key, value) in responses.unwrap_or_default() {
                 match suspended.pending.remove(&key) {
                     Some((ask, answer)) => {
@@ -250,10 +254,11 @@ fn start(
     let cancel = CancellationToken::new();
     let session = Session::detached(context.peer.clone(), trust);
     session.set_caller(caller);
+    session.set_request_log_level(context.meta.log_level());
     let origin = Origin {
         inputs: Some(inputs_tx),
         ..Origin::new(
-            session,
+            session.clone(),
             Some(context.id.clone()),
             context.meta.get_progress_token(),
         )
@@ -278,6 +283,7 @@ fn start(
         next_key: 0,
         cancel: cancel.clone(),
         touched: Instant::now(),
+        session,
     }));
     if let Ok(mut map) = SUSPENDED.lock() {
         map.insert(state.clone(), slot.clone());

@@ -11,8 +11,10 @@
 //!   nested deeper than [`MAX_DEPTH`] levels, two messages on one line) gets a -32700 parse
 //!   error, a batch or a message over [`pipes::MAX_MESSAGE_BYTES`] a -32600 invalid request, and
 //!   malformed tools/call params -32602.
-//! - Before `initialize`, requests go to rmcp (which answers `initialize` and `ping`, and an
-//!   error for the rest), and notifications and stray responses are dropped.
+//! - Before `initialize`, requests go to rmcp (which answers `initialize`, `ping` and the
+//!   stateless requests of protocol 2026-07-28), and so does `notifications/cancelled` (how a
+//!   stateless client ends a request, `subscriptions/listen` among them); other notifications
+//!   and stray responses are dropped.
 //! - Every request gets exactly one response (none when the client cancelled it, as MCP asks).
 //! - Both paths write whole lines to stdout through one writer, so messages never interleave
 //!   mid-line; a call's progress goes through that writer too, before its result.
@@ -173,7 +175,9 @@ async fn read_client<R: AsyncRead + Unpin>(
                 client.list_tools(id, message.params);
                 false
             }
-            (Some(method), None) if initialized && method == "notifications/cancelled" => {
+            // Before `initialize` too: a stateless client (2026-07-28) cancels its requests,
+            // an open `subscriptions/listen` among them, with this notification.
+            (Some(method), None) if method == "notifications/cancelled" => {
                 !client.cancel(message.params)
             }
             (Some(method), Some(_)) => {
