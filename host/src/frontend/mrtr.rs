@@ -285,11 +285,19 @@ fn start(
         touched: Instant::now(),
         session,
     }));
-    if let Ok(mut map) = SUSPENDED.lock() {
-        map.insert(state.clone(), slot.clone());
-    }
-    tokio::spawn(expire(state.clone(), slot.clone()));
     (state, slot)
+}
+
+/// Holds `slot` under `state` for the client's retry (the first time its request asks
+/// something), until it ends or [`SUSPEND_LIMIT`] passes without a retry. A request that asks
+/// nothing is never held.
+fn hold(state: &str, slot: &Slot) {
+    let new = SUSPENDED
+        .lock()
+        .is_ok_and(|mut map| map.insert(state.to_owned(), slot.clone()).is_none());
+    if new {
+        tokio::spawn(expire(state.to_owned(), slot.clone()));
+    }
 }
 
 /// Cancels a suspended call nobody resumed in time.
@@ -358,6 +366,7 @@ async fn wait(state: &str, slot: &Slot, client_ct: &CancellationToken) -> Result
             while let Ok(more) = inputs.try_recv() {
                 add(more);
             }
+            hold(state, slot);
             Ok(Waited::Asked(InputRequiredResult::new(
                 Some(requests),
                 Some(state.to_owned()),
