@@ -169,6 +169,9 @@ pub struct Backend {
     pub(crate) sessions: Arc<Sessions>,
     /// The per-session instances of a server with `"isolation": "session"`.
     instances: isolation::Instances,
+    /// Told when the set of its resources clients are subscribed to changed, for a backend of
+    /// protocol 2026-07-28, which follows them on its `subscriptions/listen` stream.
+    resources_to_follow: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Backend {
@@ -214,9 +217,25 @@ impl Backend {
             stderr_tail: Mutex::new(VecDeque::new()),
             changed: tokio::sync::watch::Sender::new(0),
             instances: isolation::Instances::default(),
+            resources_to_follow: tokio::sync::Notify::new(),
         });
         tokio::spawn(supervise(backend.clone(), settings, changes));
         backend
+    }
+
+    /// Follows the resources clients are subscribed to on this backend anew, when it speaks
+    /// protocol 2026-07-28 (it has no `resources/subscribe`): true if it does, and the request
+    /// is made; false for a backend of the session era, which is subscribed to URI by URI.
+    pub fn follow_resources(&self) -> bool {
+        let stateless = self
+            .state()
+            .peer
+            .as_ref()
+            .is_some_and(connect::is_stateless);
+        if stateless {
+            self.resources_to_follow.notify_one();
+        }
+        stateless
     }
 
     /// The backend's current state.

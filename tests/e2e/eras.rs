@@ -389,3 +389,45 @@ async fn the_typescript_sdk_v2_as_a_stateless_client_gets_one_result_through_mag
         magg.log.lock().expect("log").join("\n")
     );
 }
+
+#[tokio::test]
+async fn resource_updates_of_a_stateless_backend_follow_the_clients_subscriptions() {
+    // A backend of protocol 2026-07-28 has no resources/subscribe: magg follows the URIs its
+    // clients subscribed to on its listen stream, opened again as the set changes.
+    let config = TempConfig::new(&json!({"stderr_show": true, "servers": {"m": modern_backend()}}));
+    let mut magg = Magg::stdio_as(&config.path, ClientSpec::full("c1")).await;
+    let mut client = magg.take_client();
+    client.tool_names().await;
+
+    client
+        .subscribe("test://m/info")
+        .await
+        .expect("subscribe to a resource of the stateless backend");
+    magg.wait_for_log("magg-test-backend m: listening for resources: test://info")
+        .await;
+    client
+        .call("m_touch", json!({"uri": "test://info"}))
+        .await
+        .expect("touch");
+    client.next_event(|e| e == "updated test://m/info").await;
+
+    client
+        .unsubscribe("test://m/info")
+        .await
+        .expect("unsubscribe");
+    let before = magg.log_count("magg-test-backend m: listening for resources: none");
+    magg.wait_for_log_count(
+        "magg-test-backend m: listening for resources: none",
+        before + 1,
+    )
+    .await;
+    client
+        .call("m_touch", json!({"uri": "test://info"}))
+        .await
+        .expect("touch");
+    client
+        .expect_no_event(std::time::Duration::from_millis(500), |e| {
+            e.starts_with("updated ")
+        })
+        .await;
+}

@@ -45,12 +45,13 @@ pub(super) enum Outcome {
 
 type Service = RunningService<RoleClient, BackendClient>;
 
-/// For a backend of protocol 2026-07-28, which tells only listeners that its lists changed:
-/// opens a `subscriptions/listen` stream for the lists it says change, and turns what arrives
-/// on it into the same events as a session's list_changed notifications. It ends with the
-/// connection.
+/// For a backend of protocol 2026-07-28, which tells only listeners what changed: keeps a
+/// `subscriptions/listen` stream open for the lists it says change and for the resources
+/// magg's clients are subscribed to on it, and turns what arrives into the same events as a
+/// session's notifications. The stream is opened again with the new set of resources whenever
+/// that set changes ([`Backend::follow_resources`]). It ends with the connection.
 fn listen(
-    backend: &Backend,
+    backend: &Arc<Backend>,
     peer: &Peer<RoleClient>,
     capabilities: Option<&rmcp::model::ServerCapabilities>,
     lists: mpsc::UnboundedSender<ListKind>,
@@ -59,84 +60,124 @@ fn listen(
         return;
     };
     let changes = |flag: Option<bool>| flag.unwrap_or(false);
-    let mut filter = rmcp::model::SubscriptionFilter::builder();
-    let mut any = false;
+    let mut kinds = Vec::new();
     if capabilities
         .tools
         .as_ref()
         .is_some_and(|t| changes(t.list_changed))
     {
-        filter = filter.tools_list_changed();
-        any = true;
+        kinds.push(ListKind::Tools);
     }
     if capabilities
         .prompts
         .as_ref()
         .is_some_and(|p| changes(p.list_changed))
     {
-        filter = filter.prompts_list_changed();
-        any = true;
+        kinds.push(ListKind::Prompts);
     }
     if capabilities
         .resources
         .as_ref()
         .is_some_and(|r| changes(r.list_changed))
     {
-        filter = filter.resources_list_changed();
-        any = true;
+        kinds.push(ListKind::Resources);
     }
-    if !any {
+    let subscribes = capabilities
+        .resources
+        .as_ref()
+        .is_some_and(|r| changes(r.subscribe));
+    if kinds.is_empty() && !subscribes {
         return;
     }
-    let filter = filter.build();
-    let kinds: Vec<ListKind> = [
-        (filter.tools_list_changed, ListKind::Tools),
-        (filter.prompts_list_changed, ListKind::Prompts),
-        (filter.resources_list_changed, ListKind::Resources),
-    ]
-    .into_iter()
-    .filter_map(|(on, kind)| (on == Some(true)).then_some(kind))
-    .collect();
     let peer = peer.clone();
-    let name = backend.name.clone();
+    let backend = backend.clone();
     tokio::spawn(async move {
-        let mut subscription = match peer.listen(filter).await {
-            Ok(subscription) => {
+        let name = backend.name.clone();
+        let mut first = true;
+        loop {
+            let uris = if subscribes {
+                backend.sessions.subscribed_on(&name)
+            } else {
+                Vec::new()
+            };
+            if kinds.is_empty() && uris.is_empty() {
+                // Nothing to hear until a client subscribes to one of its resources.
+                tokio::select! {
+                    () = backend.resources_to_follow.notified() => continue,
+                    () = closed(&peer) => return,
+                }
+            }
+            let mut filter = rmcp::model::SubscriptionFilter::builder();
+            for kind in &kinds {
+                filter = match kind {
+                    ListKind::Tools => filter.tools_list_changed(),
+                    ListKind::Prompts => filter.prompts_list_changed(),
+                    ListKind::Resources => filter.resources_list_changed(),
+                };
+            }
+            if !uris.is_empty() {
+                filter = filter.resource_subscriptions(uris);
+            }
+            let mut subscription = match peer.listen(filter.build()).await {
+                Ok(subscription) => subscription,
+                Err(e) => {
+                    tracing::warn!(
+                        server = %name,
+                        "could not listen for its changes (subscriptions/listen): {e}; \
+                         its lists are read again only when it restarts"
+                    );
+                    return;
+                }
+            };
+            if first {
                 // A change between the first listing and the stream's acknowledgement was told
                 // to nobody: read those lists again.
                 for kind in &kinds {
                     let _ = lists.send(*kind);
                 }
-                subscription
+                first = false;
             }
-            Err(e) => {
-                tracing::warn!(
-                    server = %name,
-                    "could not listen for its list changes (subscriptions/listen): {e}; \
-                     its lists are read again only when it restarts"
-                );
-                return;
-            }
-        };
-        loop {
-            let kind = match subscription.next().await {
-                Ok(Some(rmcp::model::ServerNotification::ToolListChangedNotification(_))) => {
-                    ListKind::Tools
+            loop {
+                let note = tokio::select! {
+                    note = subscription.next() => note,
+                    // Followed resources changed: a new stream with the new set (this one
+                    // ends when it is dropped).
+                    () = backend.resources_to_follow.notified() => break,
+                };
+                let kind = match note {
+                    Ok(Some(rmcp::model::ServerNotification::ToolListChangedNotification(_))) => {
+                        ListKind::Tools
+                    }
+                    Ok(Some(rmcp::model::ServerNotification::PromptListChangedNotification(_))) => {
+                        ListKind::Prompts
+                    }
+                    Ok(Some(rmcp::model::ServerNotification::ResourceListChangedNotification(
+                        _,
+                    ))) => ListKind::Resources,
+                    Ok(Some(rmcp::model::ServerNotification::ResourceUpdatedNotification(
+                        update,
+                    ))) => {
+                        backend
+                            .sessions
+                            .backend_resource_updated(&name, &update.params.uri);
+                        continue;
+                    }
+                    Ok(Some(_)) => continue,
+                    Ok(None) | Err(_) => return,
+                };
+                if lists.send(kind).is_err() {
+                    return;
                 }
-                Ok(Some(rmcp::model::ServerNotification::PromptListChangedNotification(_))) => {
-                    ListKind::Prompts
-                }
-                Ok(Some(rmcp::model::ServerNotification::ResourceListChangedNotification(_))) => {
-                    ListKind::Resources
-                }
-                Ok(Some(_)) => continue,
-                Ok(None) | Err(_) => return,
-            };
-            if lists.send(kind).is_err() {
-                return;
             }
         }
     });
+}
+
+/// Returns once the connection of `peer` has closed (checked every second).
+async fn closed(peer: &Peer<RoleClient>) {
+    while !peer.is_transport_closed() {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 /// Tells a backend that has just started what the clients already asked of all backends: the

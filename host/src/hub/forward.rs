@@ -55,6 +55,9 @@ impl Hub {
         }
         self.sessions
             .map_resource(&route.backend.name, &route.name, uri);
+        if route.backend.follow_resources() {
+            return Ok(()); // protocol 2026-07-28: on the backend's listen stream
+        }
         if let Err(e) = peer
             .subscribe(SubscribeRequestParams::new(route.name.clone()))
             .await
@@ -77,6 +80,9 @@ impl Hub {
         };
         self.sessions
             .unmap_resource(&route.backend.name, &route.name);
+        if route.backend.follow_resources() {
+            return Ok(());
+        }
         peer.unsubscribe(UnsubscribeRequestParams::new(route.name.clone()))
             .await
             .map_err(|e| backend_error(&route.backend.name, e))
@@ -126,6 +132,9 @@ impl Hub {
             if let Ok(Some((route, peer))) = self.subscription_route(&uri).await {
                 self.sessions
                     .unmap_resource(&route.backend.name, &route.name);
+                if route.backend.follow_resources() {
+                    continue;
+                }
                 if let Err(e) = peer
                     .unsubscribe(UnsubscribeRequestParams::new(route.name.clone()))
                     .await
