@@ -112,6 +112,9 @@ pub struct State {
     pub server_info: Option<Implementation>,
     /// The capabilities the backend announced.
     pub capabilities: Option<ServerCapabilities>,
+    /// Whether the live connection speaks protocol 2026-07-28 (stateless: every request
+    /// carries its own metadata, and the backend asks the client by `input_required`).
+    pub stateless: bool,
     /// The backend's tools, under their own names, as the JSON they are listed as.
     pub tools: Arc<Vec<ToolText>>,
     /// The backend's prompts, under their own names.
@@ -137,6 +140,7 @@ impl State {
             pid: None,
             server_info: None,
             capabilities: None,
+            stateless: false,
             tools: Arc::default(),
             prompts: Arc::default(),
             resources: Arc::default(),
@@ -227,11 +231,7 @@ impl Backend {
     /// protocol 2026-07-28 (it has no `resources/subscribe`): true if it does, and the request
     /// is made; false for a backend of the session era, which is subscribed to URI by URI.
     pub fn follow_resources(&self) -> bool {
-        let stateless = self
-            .state()
-            .peer
-            .as_ref()
-            .is_some_and(connect::is_stateless);
+        let stateless = self.state().stateless;
         if stateless {
             self.resources_to_follow.notify_one();
         }

@@ -298,6 +298,7 @@ pub(super) async fn run(
         s.pid = pid;
         s.server_info = info.as_ref().and_then(|i| i.server_info.clone());
         s.capabilities = info.as_ref().map(|i| i.capabilities.clone());
+        s.stateless = is_stateless(&peer);
         lists.apply(s);
     });
 

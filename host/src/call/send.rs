@@ -71,6 +71,10 @@ async fn send(
     ct: CancellationToken,
     trace: Option<Outgoing>,
 ) -> Reply {
+    // Only a backend of 2026-07-28 answers `input_required`; any other call is one request.
+    if !route.backend.state().stateless {
+        return send_once(hub, route, request, ct, trace).await;
+    }
     let mut reply = send_once(hub, route, request, ct.clone(), trace.clone()).await;
     let Some(origin) = current_origin().filter(inputs::answers_for) else {
         return reply;

@@ -28,7 +28,7 @@ use rmcp::{
     ErrorData as McpError, RoleServer,
     model::{
         CallToolRequestParams, CallToolResponse, ClientResult, GetPromptRequestParams,
-        GetPromptResponse, InputRequest, InputRequests, InputRequiredResult, InputResponses,
+        GetPromptResponse, InputRequest, InputRequests, InputRequiredResult,
         ReadResourceRequestParams, ReadResourceResponse, ServerRequest,
     },
     service::RequestContext,
@@ -39,7 +39,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     auth::Caller,
     hub::Hub,
-    relay::{Ask, InputAsk, ORIGIN, Origin, Session, Trust},
+    relay::{Ask, InputAsk, ORIGIN, Origin, Session, Trust, inputs::Retried},
 };
 
 /// How the `requestState` of a call magg suspended begins; any other is a backend's.
@@ -112,20 +112,16 @@ pub async fn call_tool(
             .get_or_insert_default()
             .set_client_capabilities(caps);
     }
-    let state = params.request_state.take();
-    let responses = params.input_responses.take();
-    let work = |state: Option<String>, responses| -> Work {
-        params.request_state = state;
-        params.input_responses = responses;
-        let hub = hub.clone();
-        let parent = super::trace_parent(&context);
+    let parent = super::trace_parent(&context);
+    let hub = hub.clone();
+    let work = move |params: CallToolRequestParams| -> Work {
         Box::pin(async move {
             let ct = CancellationToken::new();
             let reply = crate::call::call_tool_params_from(&hub, &params, parent, ct).await;
             reply.map(Done::Tool)
         })
     };
-    match run(state, responses, work, &context, trust, caller).await? {
+    match run(params, work, &context, trust, caller).await? {
         Waited::Done(Done::Tool(response)) => Ok(response),
         Waited::Asked(asked) => Ok(CallToolResponse::InputRequired(asked)),
         Waited::Done(_) => Err(mixed()),
@@ -135,23 +131,19 @@ pub async fn call_tool(
 /// Runs a stateless client's prompts/get whose backend may ask it something.
 pub async fn get_prompt(
     hub: &Arc<Hub>,
-    mut params: GetPromptRequestParams,
+    params: GetPromptRequestParams,
     context: RequestContext<RoleServer>,
     trust: Trust,
     caller: Option<Arc<Caller>>,
 ) -> Result<GetPromptResponse, McpError> {
-    let state = params.request_state.take();
-    let responses = params.input_responses.take();
-    let work = |state: Option<String>, responses| -> Work {
-        params.request_state = state;
-        params.input_responses = responses;
-        let hub = hub.clone();
+    let hub = hub.clone();
+    let work = move |params| -> Work {
         Box::pin(async move {
             let ct = CancellationToken::new();
             hub.get_prompt(params, ct).await.map(Done::Prompt)
         })
     };
-    match run(state, responses, work, &context, trust, caller).await? {
+    match run(params, work, &context, trust, caller).await? {
         Waited::Done(Done::Prompt(response)) => Ok(response),
         Waited::Asked(asked) => Ok(GetPromptResponse::InputRequired(asked)),
         Waited::Done(_) => Err(mixed()),
@@ -161,23 +153,19 @@ pub async fn get_prompt(
 /// Runs a stateless client's resources/read whose backend may ask it something.
 pub async fn read_resource(
     hub: &Arc<Hub>,
-    mut params: ReadResourceRequestParams,
+    params: ReadResourceRequestParams,
     context: RequestContext<RoleServer>,
     trust: Trust,
     caller: Option<Arc<Caller>>,
 ) -> Result<ReadResourceResponse, McpError> {
-    let state = params.request_state.take();
-    let responses = params.input_responses.take();
-    let work = |state: Option<String>, responses| -> Work {
-        params.request_state = state;
-        params.input_responses = responses;
-        let hub = hub.clone();
+    let hub = hub.clone();
+    let work = move |params| -> Work {
         Box::pin(async move {
             let ct = CancellationToken::new();
             hub.read_resource(params, ct).await.map(Done::Resource)
         })
     };
-    match run(state, responses, work, &context, trust, caller).await? {
+    match run(params, work, &context, trust, caller).await? {
         Waited::Done(Done::Resource(response)) => Ok(response),
         Waited::Asked(asked) => Ok(ReadResourceResponse::InputRequired(asked)),
         Waited::Done(_) => Err(mixed()),
@@ -193,21 +181,23 @@ fn mixed() -> McpError {
     )
 }
 
-/// A new stateless request (its `work`, given the state and answers to send its backend), or
-/// the retry of a suspended one.
-async fn run(
-    state: Option<String>,
-    responses: Option<InputResponses>,
-    work: impl FnOnce(Option<String>, Option<InputResponses>) -> Work,
+/// A new stateless request (its `work`, given the params to send its backend), or the retry
+/// of a suspended one (the params' `requestState` is magg's: their `inputResponses` answer
+/// what the suspended request asked).
+async fn run<P: Retried>(
+    mut params: P,
+    work: impl FnOnce(P) -> Work,
     context: &RequestContext<RoleServer>,
     trust: Trust,
     caller: Option<Arc<Caller>>,
 ) -> Result<Waited, McpError> {
+    let (state, responses) = params.take_retry();
     let (state, slot) = match state {
         // A backend's own state (a backend of protocol 2026-07-28 answered `input_required`
         // itself): the retry goes to it as the client sent it.
         Some(state) if !state.starts_with(STATE_PREFIX) => {
-            start(work(Some(state), responses), context, trust, caller)
+            params.set_retry(Some(state), responses);
+            start(work(params), context, trust, caller)
         }
         Some(state) => {
             let slot = self::slot(&state).ok_or_else(|| {
@@ -236,7 +226,10 @@ async fn run(
         }
         // No state: a new request; answers without one are the backend's (its own, stateless
         // `input_required` that carried no state).
-        None => start(work(None, responses), context, trust, caller),
+        None => {
+            params.set_retry(None, responses);
+            start(work(params), context, trust, caller)
+        }
     };
     wait(&state, &slot, &context.ct).await
 }

@@ -62,26 +62,18 @@ impl Hub {
         if let Some(trace) = telemetry::inject(&span) {
             trace.set_in(params.meta.get_or_insert_default());
         }
-        let answering = current_origin().filter(inputs::answers_for);
+        let origin = current_origin().filter(inputs::answers_for);
         // Recorded, so that what the backend asks meanwhile finds the client.
         let _record = recorded(&instance);
-        let result = async {
-            for _ in 0..=inputs::MAX_ROUNDS {
-                let result = tokio::select! {
-                    r = peer.read_resource_once(params.clone()) => r.map_err(|e| backend_error(backend, e)),
-                    _ = ct.cancelled() => Err(cancelled()),
-                };
-                let (Some(origin), Ok(ReadResourceResponse::InputRequired(asked))) = (&answering, &result) else {
-                    return result;
-                };
-                let requests = asked.input_requests.clone().unwrap_or_default();
-                params.input_responses = Some(inputs::answer(origin, backend, requests, &ct).await?);
-                params.request_state = asked.request_state.clone();
+        let send = |params| async {
+            tokio::select! {
+                r = peer.read_resource_once(params) => r.map_err(|e| backend_error(backend, e)),
+                _ = ct.cancelled() => Err(cancelled()),
             }
-            Err(inputs::too_many_rounds(backend))
-        }
-        .instrument(span.clone())
-        .await;
+        };
+        let result = inputs::rounds(origin.as_ref(), backend, params, &ct, send)
+            .instrument(span.clone())
+            .await;
         Outcome::of(&result).record(&span);
         result
     }
@@ -124,26 +116,18 @@ impl Hub {
         }
         params.name = route.name;
         let backend = &route.backend.name;
-        let answering = current_origin().filter(inputs::answers_for);
+        let origin = current_origin().filter(inputs::answers_for);
         // Recorded, so that what the backend asks meanwhile finds the client.
         let _record = recorded(&instance);
-        let result = async {
-            for _ in 0..=inputs::MAX_ROUNDS {
-                let result = tokio::select! {
-                    r = peer.get_prompt_once(params.clone()) => r.map_err(|e| backend_error(backend, e)),
-                    _ = ct.cancelled() => Err(cancelled()),
-                };
-                let (Some(origin), Ok(GetPromptResponse::InputRequired(asked))) = (&answering, &result) else {
-                    return result;
-                };
-                let requests = asked.input_requests.clone().unwrap_or_default();
-                params.input_responses = Some(inputs::answer(origin, backend, requests, &ct).await?);
-                params.request_state = asked.request_state.clone();
+        let send = |params| async {
+            tokio::select! {
+                r = peer.get_prompt_once(params) => r.map_err(|e| backend_error(backend, e)),
+                _ = ct.cancelled() => Err(cancelled()),
             }
-            Err(inputs::too_many_rounds(backend))
-        }
-        .instrument(span.clone())
-        .await;
+        };
+        let result = inputs::rounds(origin.as_ref(), backend, params, &ct, send)
+            .instrument(span.clone())
+            .await;
         Outcome::of(&result).record(&span);
         result
     }
