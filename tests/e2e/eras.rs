@@ -119,6 +119,8 @@ async fn magg_asks_server_discover_first_and_the_protocol_setting_forces_an_era(
         "m": modern_backend(),
         "f": forced,
         "old": test_backend("old", "old", &[]),
+        // Knows server/discover but speaks only older versions: refuses 2026-07-28 (-32022).
+        "older": test_backend("older", "older", &["--discover-old"]),
     }}));
     let magg = Magg::http(&config.path, false).await;
     let client = magg.http_client_as(ClientSpec::full("answers")).await;
@@ -134,9 +136,15 @@ async fn magg_asks_server_discover_first_and_the_protocol_setting_forces_an_era(
         json!("running"),
         "{status}"
     );
+    assert_eq!(protocol("older"), json!("2025-11-25"), "{status}");
+    assert_eq!(
+        status["backends"]["older"]["status"],
+        json!("running"),
+        "{status}"
+    );
 
     // Either way the calling client is asked, and the call completes.
-    for tool in ["m_elicit", "f_elicit", "old_elicit"] {
+    for tool in ["m_elicit", "f_elicit", "old_elicit", "older_elicit"] {
         let result = client
             .call(tool, json!({"mode": "form"}))
             .await
