@@ -21,7 +21,7 @@ mod search;
 mod tools;
 mod uri;
 
-use std::{collections::HashMap, sync::Arc};
+use std::{collections::HashMap, sync::Arc, time::Instant};
 
 use rmcp::model::{Prompt, Resource, ResourceTemplate, Tool};
 
@@ -102,6 +102,9 @@ pub struct OwnItems {
 pub struct Snapshot {
     /// Counts up with every rebuild.
     pub generation: u64,
+    /// When the backends' states were read for this snapshot (`None` before the first build):
+    /// a backend whose state changed later is not yet reflected in it.
+    pub read_at: Option<Instant>,
     /// Every exposed tool, magg's own first, then backends in config order.
     pub tools: ToolList,
     /// Every exposed prompt.
@@ -149,6 +152,7 @@ impl Snapshot {
         own: &OwnItems,
         backends: &[Arc<Backend>],
     ) -> Snapshot {
+        let read_at = Some(Instant::now());
         let (prompts, prompt_routes) = merge_prompts(settings, own, backends);
         let (resources, resource_routes) = merge_resources(own, backends);
         let (templates, bare_templates) = merge_templates(own, backends);
@@ -162,6 +166,7 @@ impl Snapshot {
         }
         Snapshot {
             generation,
+            read_at,
             tools: merge_tools(settings, own, backends),
             prompts,
             resources,
@@ -229,6 +234,7 @@ impl Snapshot {
             .collect();
         Snapshot {
             generation: self.generation,
+            read_at: self.read_at,
             tools,
             prompts,
             resources,

@@ -270,13 +270,22 @@ impl Hub {
                 .settings
                 .backend_init_timeout
                 .unwrap_or(Duration::from_secs(24 * 3600));
+            // A backend still starting, or one whose new state the snapshot does not reflect
+            // yet (its rebuild is under way), may bring the tool.
+            let read_at = snapshot.read_at;
             let deadline = self
                 .backends()
                 .iter()
                 .filter(|b| b.may_serve_tool(name, &self.settings.prefix_sep))
                 .filter_map(|b| {
                     let state = b.state();
-                    (state.status == Status::Starting).then(|| state.since + limit)
+                    if state.status == Status::Starting {
+                        Some(state.since + limit)
+                    } else if read_at.is_none_or(|read| read < state.since) {
+                        Some(state.since.max(Instant::now()) + CATALOG_CATCH_UP)
+                    } else {
+                        None
+                    }
                 })
                 .max();
             let Some(deadline) = deadline else {
@@ -413,23 +422,45 @@ impl Hub {
     }
 
     /// Waits until the backend of `name` has finished starting (or `limit` passed); its status.
+    /// Once it has, the catalog reflects that status too, so the server's tools are listed and
+    /// callable by the time this returns.
     pub async fn wait_started(&self, name: &str, limit: Duration) -> Option<Status> {
         let deadline = Instant::now() + limit;
         let backend = self.backend(name)?;
         let mut changed = backend.watch();
         loop {
-            let state = backend.state();
             let left = deadline.saturating_duration_since(Instant::now());
-            if state.status != Status::Starting || left.is_zero() {
-                return Some(state.status.clone());
+            if backend.state().status != Status::Starting || left.is_zero() {
+                break;
             }
             if !matches!(
                 tokio::time::timeout(left, changed.changed()).await,
                 Ok(Ok(()))
             ) {
-                return Some(backend.state().status.clone());
+                break;
             }
         }
+        let (status, since) = {
+            let state = backend.state();
+            (state.status.clone(), state.since)
+        };
+        self.wait_catalog_since(since, CATALOG_CATCH_UP).await;
+        Some(status)
+    }
+
+    /// Waits (up to `limit`) until the catalog was built from backend states read at or after
+    /// `since`.
+    async fn wait_catalog_since(&self, since: Instant, limit: Duration) {
+        let mut rebuilt = self.rebuilt.subscribe();
+        let caught_up = |hub: &Self| hub.snapshot().read_at.is_some_and(|read| read >= since);
+        let _ = tokio::time::timeout(limit, async {
+            while !caught_up(self) {
+                if rebuilt.changed().await.is_err() {
+                    break;
+                }
+            }
+        })
+        .await;
     }
 
     /// Stops and starts the backend of `name` again with its current config.
@@ -536,6 +567,10 @@ fn same_launch(a: &ServerConfig, b: &ServerConfig) -> bool {
         && a.transport == b.transport
         && a.isolation == b.isolation
 }
+
+/// How long a caller waits for the catalog to reflect a backend state it has seen: a rebuild
+/// follows every state change at once, so this bounds only a stalled tool filter.
+const CATALOG_CATCH_UP: Duration = Duration::from_secs(10);
 
 /// How often closed client sessions are looked for.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);

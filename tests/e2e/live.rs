@@ -495,3 +495,60 @@ async fn add_server_takes_args_after_the_command_as_a_config_file_holds_them() {
         json!(["--name", "from-args"])
     );
 }
+
+#[tokio::test]
+async fn a_servers_tools_are_listed_and_callable_as_soon_as_it_is_added() {
+    // A tool filter makes every rebuild of the catalog take a while, so a call made right after
+    // magg_add_server returns would find the catalog without the new server if the add did not
+    // wait for it.
+    let config = TempConfig::new(&json!({"servers": {},
+        "plugins": {"tool-filter": {"settings": {"describe": {"s0_echo": "Echo."}}}}}));
+    config.install_plugin("tool-filter", "tool-filter");
+    let mut magg = Magg::stdio(&config.path).await;
+    let client = magg.client();
+    client.tool_names().await;
+    for i in 0..6 {
+        let name = format!("s{i}");
+        let tb = test_backend(&name, &name, &[]);
+        let added = client
+            .call(
+                "magg_add_server",
+                json!({"name": name, "source": "test", "prefix": name,
+                       "command": format!("{} --name {name}", tb["command"].as_str().expect("path"))}),
+            )
+            .await
+            .expect("add");
+        assert_eq!(
+            magg_body(&added)["output"]["server"]["mounted"],
+            json!(true),
+            "{added}"
+        );
+        let echoed = client
+            .call(&format!("{name}_echo"), json!({"text": name}))
+            .await
+            .unwrap_or_else(|e| panic!("{name}_echo right after the add: {e}"));
+        assert_eq!(text(&echoed), name);
+        let names = client.tool_names().await;
+        assert!(names.contains(&format!("{name}_add")), "{names:?}");
+
+        let disabled = client
+            .call("magg_disable_server", json!({"name": name}))
+            .await
+            .expect("disable");
+        assert_eq!(disabled["isError"], json!(false), "{disabled}");
+        let enabled = client
+            .call("magg_enable_server", json!({"name": name}))
+            .await
+            .expect("enable");
+        assert_eq!(
+            magg_body(&enabled)["output"]["mounted"],
+            json!(true),
+            "{enabled}"
+        );
+        let echoed = client
+            .call(&format!("{name}_echo"), json!({"text": "back"}))
+            .await
+            .unwrap_or_else(|e| panic!("{name}_echo right after enabling: {e}"));
+        assert_eq!(text(&echoed), "back");
+    }
+}

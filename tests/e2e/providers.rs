@@ -379,3 +379,40 @@ async fn plugin_check_names_a_providers_world_tools_and_grants() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn a_mounted_providers_tools_are_callable_as_soon_as_the_add_returns() {
+    let config = config_with(json!({}));
+    let wasm = install_component(&config, "test-provider", "tools.wasm");
+    config.write(&json!({
+        "servers": {},
+        "plugins": {"tool-filter": {"settings": {"rename": {"p0_echo": "p0_say"}}}},
+    }));
+    config.install_plugin("tool-filter", "tool-filter");
+    let mut magg = Magg::stdio(&config.path).await;
+    let client = magg.client();
+    client.tool_names().await;
+    for i in 0..8 {
+        let name = format!("p{i}");
+        let added = magg_body(
+            &client
+                .call(
+                    "magg_add_server",
+                    json!({"name": name, "source": file_url(&wasm), "prefix": name}),
+                )
+                .await
+                .expect("add"),
+        );
+        assert_eq!(added["output"]["server"]["mounted"], json!(true), "{added}");
+        let tool = if i == 0 {
+            "p0_say".to_owned()
+        } else {
+            format!("{name}_echo")
+        };
+        let echoed = client
+            .call(&tool, json!({"text": name}))
+            .await
+            .unwrap_or_else(|e| panic!("{tool} right after the add: {e}"));
+        assert_eq!(text(&echoed), name);
+    }
+}
