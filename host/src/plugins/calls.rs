@@ -187,10 +187,21 @@ impl HookRun {
 
     /// [`HookRun::before`] for a call whose arguments are given as JSON text (`wit`); `call`
     /// may leave its arguments out, and they stay out unless a hook rewrites them.
-    pub(crate) async fn before_wit(
+    pub(crate) async fn before_wit(&mut self, call: ToolCall, wit: types::ToolCall) -> Decision {
+        let mut used = Vec::new();
+        let decision = self.before_each(call, wit, &mut used).await;
+        // The spares of every hook that ran are queued at once: one wake of the chores thread
+        // per call, however many hooks there are.
+        refill(used);
+        decision
+    }
+
+    /// The before-call of each hook in turn; the hooks that took an instance go to `used`.
+    async fn before_each(
         &mut self,
         mut call: ToolCall,
         mut wit: types::ToolCall,
+        used: &mut Vec<Arc<Plugin>>,
     ) -> Decision {
         let hooks: Vec<Arc<Plugin>> = self.set.of(Kind::RoutingHook).cloned().collect();
         for plugin in hooks {
@@ -205,7 +216,7 @@ impl HookRun {
                 }
                 Err(e) => Err(e),
             };
-            self.set.refill(&plugin);
+            used.push(plugin.clone());
             hook_outcome(&span, &outcome);
             match outcome {
                 Ok((BeforeOutcome::Proceed(changed), store, guest)) => {
@@ -264,13 +275,15 @@ impl HookRun {
     ) -> AfterText {
         let wit = self.wit.unwrap_or_else(|| wit_call(call));
         let mut replaced = false;
+        // Dropped together on the chores thread once the after-calls are over.
+        let mut done = Retired(Vec::with_capacity(self.active.len()));
         for (plugin, mut store, guest) in self.active {
             let span = crate::telemetry::hook_span("after-call", &plugin.name, &call.tool);
             let outcome = plugin
                 .run_after(&mut store, &guest, &wit, &result)
                 .instrument(span.clone())
                 .await;
-            retire(store);
+            done.0.push(store);
             hook_outcome(&span, &outcome);
             match outcome {
                 Ok(Some(next)) => {
@@ -299,18 +312,27 @@ impl HookRun {
     }
 }
 
-impl PluginSet {
-    /// Queues the making of `plugin`'s next spare instance, unless one is on its way.
-    ///
-    /// Spares are made one at a time on a thread of their own ([`chores`]), so the thread
-    /// that serves calls only hands the plugin over: a call's answer never waits behind the
-    /// making of an instance, and an idle core does that work between calls.
-    fn refill(&self, plugin: &Arc<Plugin>) {
-        if plugin.refilling.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let queued = chores().is_some_and(|queue| queue.send(Chore::Spare(plugin.clone())).is_ok());
-        if !queued {
+/// Queues the making of the next spare instance of each of `plugins` (unless one is on its
+/// way), in one message.
+///
+/// Spares are made one at a time on a thread of their own ([`chores`]), so the thread that
+/// serves calls only hands the plugins over: a call's answer never waits behind the making of
+/// an instance, and an idle core does that work between calls.
+fn refill(mut plugins: Vec<Arc<Plugin>>) {
+    plugins.retain(|plugin| !plugin.refilling.swap(true, Ordering::AcqRel));
+    if plugins.is_empty() {
+        return;
+    }
+    let unsent = match chores() {
+        Some(queue) => match queue.send(Chore::Spare(plugins)) {
+            Ok(()) => return,
+            Err(mpsc::error::SendError(chore)) => chore,
+        },
+        None => Chore::Spare(plugins),
+    };
+    // No chores thread: each call makes its own instances.
+    if let Chore::Spare(plugins) = unsent {
+        for plugin in plugins {
             plugin.refilling.store(false, Ordering::Release);
         }
     }
@@ -318,16 +340,24 @@ impl PluginSet {
 
 /// Work on plugin instances that no call waits for.
 enum Chore {
-    /// Make this routing hook's next spare instance.
-    Spare(Arc<Plugin>),
-    /// Drop an instance whose call is over (giving its memory back takes system calls).
-    Retire(Store<HostState>),
+    /// Make these routing hooks' next spare instances.
+    Spare(Vec<Arc<Plugin>>),
+    /// Drop instances whose call is over (giving their memory back takes system calls).
+    Retire(Vec<Store<HostState>>),
 }
 
-/// Drops `store` on the chores thread, or here when there is none.
-fn retire(store: Store<HostState>) {
-    if let Some(queue) = chores() {
-        let _ = queue.send(Chore::Retire(store));
+/// Instances whose call is over: dropped on the chores thread, in one message, when this is
+/// dropped (or here when there is no such thread).
+struct Retired(Vec<Store<HostState>>);
+
+impl Drop for Retired {
+    fn drop(&mut self) {
+        let stores = std::mem::take(&mut self.0);
+        if !stores.is_empty()
+            && let Some(queue) = chores()
+        {
+            let _ = queue.send(Chore::Retire(stores));
+        }
     }
 }
 
@@ -349,8 +379,12 @@ fn chores() -> Option<&'static mpsc::UnboundedSender<Chore>> {
                     runtime.block_on(async move {
                         while let Some(chore) = rx.recv().await {
                             match chore {
-                                Chore::Spare(plugin) => plugin.make_spare().await,
-                                Chore::Retire(store) => drop(store),
+                                Chore::Spare(plugins) => {
+                                    for plugin in plugins {
+                                        plugin.make_spare().await;
+                                    }
+                                }
+                                Chore::Retire(stores) => drop(stores),
                             }
                         }
                     });
