@@ -276,3 +276,54 @@ async fn magg_add_server_takes_isolation_and_refuses_an_unknown_value() {
     );
     assert_eq!(status["session_instances"], 1, "{status}");
 }
+
+#[tokio::test]
+async fn an_instance_that_cannot_start_holds_no_place_under_the_cap() {
+    let config = isolated();
+    let refuse = config.dir.path().join("refuse");
+    let mut tb = test_backend(
+        "tb",
+        "tb",
+        &["--exit-if-exists", refuse.to_str().expect("utf-8")],
+    );
+    tb["isolation"] = json!("session");
+    config.write(&json!({"servers": {"tb": tb}}));
+    let magg = Magg::http_with(
+        &config.path,
+        &["--http", "--host", "127.0.0.1", "--port", "0"],
+        &[("MAGG_SESSION_BACKENDS_MAX", "1")],
+    )
+    .await;
+    let first = magg.http_client_as(ClientSpec::full("first")).await;
+    // The shared instance runs; from now on, every new instance exits at start.
+    std::fs::write(&refuse, "").expect("marker");
+    let failed = first.call("tb_pid", json!({})).await.expect("a result");
+    assert_eq!(failed["isError"], true, "{failed}");
+    let message = all_text(&failed);
+    assert!(
+        message.contains("could not start this session's instance")
+            && message.contains("tries again"),
+        "{message}"
+    );
+    // The failed instance holds no place: another session meets the same failure, not the cap.
+    let second = magg.http_client_as(ClientSpec::full("second")).await;
+    let also = second.call("tb_pid", json!({})).await.expect("a result");
+    let message = all_text(&also);
+    assert!(
+        message.contains("could not start this session's instance")
+            && !message.contains("session_backends_max"),
+        "{message}"
+    );
+    let status = tb_status(&second).await;
+    assert_eq!(status["session_instances"], 0, "{status}");
+
+    // Once the server can start again, the first session's next call gets its instance.
+    std::fs::remove_file(&refuse).expect("remove marker");
+    let pid = pid_of(&first.call("tb_pid", json!({})).await.expect("pid"));
+    assert!(alive(pid));
+    let refused = second.call("tb_pid", json!({})).await.expect("a result");
+    assert!(
+        all_text(&refused).contains("session_backends_max"),
+        "the running instance holds the one place: {refused}"
+    );
+}

@@ -17,7 +17,9 @@
 //!   [`Backend::end_session`]), and with the shared backend (removed, disabled, reconfigured,
 //!   restarted, magg stopping): its stop token is a child of the shared backend's.
 //! - At most `session_backends_max` instances run at once across all servers ([`alive`]
-//!   counts them); a session that would start one more gets an error naming the setting.
+//!   counts them); a session that would start one more gets an error naming the setting. An
+//!   instance that fails to start is not kept, so it holds no place under that cap; the
+//!   session's next request starts another.
 
 use std::{
     collections::HashMap,
@@ -144,10 +146,13 @@ impl Backend {
                 Status::Starting => {}
                 Status::Running => return Ok(instance),
                 Status::Failed { reason } => {
+                    // Not kept: a server that cannot start holds no slot under the cap, and
+                    // the session's next request starts a fresh instance.
+                    self.forget(id, &instance);
                     return Err(format!(
-                        "Server `{}` could not start this session's instance: {reason}. magg \
-                         keeps restarting it, and the session's next call uses it once it runs; \
-                         fix the server's config if the reason says so.",
+                        "Server `{}` could not start this session's instance: {reason}. The \
+                         session's next request tries again; fix the server's config if the \
+                         reason says so.",
                         self.name
                     ));
                 }
@@ -189,6 +194,20 @@ impl Backend {
             .and_then(|mut map| map.remove(&session));
         if ended.is_some() {
             tracing::debug!(server = %self.name, session, "ended a per-session instance");
+        }
+    }
+
+    /// Stops and forgets `instance`, if it is still the instance of the session numbered
+    /// `session`.
+    fn forget(&self, session: u64, instance: &Arc<Backend>) {
+        let ended = self.by_session_map().ok().and_then(|mut map| {
+            map.get(&session)
+                .is_some_and(|kept| Arc::ptr_eq(&kept.0, instance))
+                .then(|| map.remove(&session))
+                .flatten()
+        });
+        if ended.is_some() {
+            tracing::debug!(server = %self.name, session, "forgot a per-session instance that failed to start");
         }
     }
 
