@@ -154,6 +154,9 @@ impl MaggServer {
         let session = match self.session.get() {
             Some(session) => {
                 session.touch();
+                if self.transport == Transport::Http && !session.has_http_key() {
+                    note_http_session(session, context);
+                }
                 session.clone()
             }
             None => {
@@ -557,6 +560,20 @@ impl Passed for CompleteResult {
     fn typed(mut self) -> Self {
         self.result_type.get_or_insert(ResultType::COMPLETE);
         self
+    }
+}
+
+/// Notes which streamable HTTP session `session` is, from the `Mcp-Session-Id` of a request
+/// of it: what belongs to the session beyond its record (its per-session backend instances)
+/// is kept by that id, which stays the same when the session sleeps and wakes.
+fn note_http_session(session: &Session, context: &RequestContext<RoleServer>) {
+    if let Some(id) = context
+        .extensions
+        .get::<::http::request::Parts>()
+        .and_then(|parts| parts.headers.get("mcp-session-id"))
+        .and_then(|id| id.to_str().ok())
+    {
+        session.set_http_key(http::sessions::key(id));
     }
 }
 

@@ -34,7 +34,7 @@ pub mod inputs;
 
 use std::{
     sync::{
-        Arc, Mutex,
+        Arc, Mutex, OnceLock,
         atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant},
@@ -96,6 +96,21 @@ pub struct Session {
     /// For a stateless client's suspended request: the peer of its latest round (the retry),
     /// whose response stream what the request sends now (progress, logs) belongs on.
     round: Mutex<Option<Peer<RoleServer>>>,
+    /// For a streamable HTTP session: its `Mcp-Session-Id` as a key, from the first request
+    /// after `initialize` that carried it. It stays the same while the session sleeps and
+    /// wakes (when a new [`Session`] stands for it), unlike the session's number.
+    http_key: OnceLock<u128>,
+}
+
+/// Which client session something belongs to, for what must outlive the [`Session`] record
+/// (per-session backend instances): a streamable HTTP session by its `Mcp-Session-Id`, which
+/// survives the session's sleep, and any other by its number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SessionKey {
+    /// A session by its number ([`Session::id`]).
+    Number(u64),
+    /// A streamable HTTP session by its `Mcp-Session-Id`, hashed.
+    Http(u128),
 }
 
 /// How a client session is connected.
@@ -157,6 +172,30 @@ impl Session {
             added_tools: Mutex::new(Vec::new()),
             sink,
             round: Mutex::new(None),
+            http_key: OnceLock::new(),
+        })
+    }
+
+    /// Notes the streamable HTTP session this session is (its `Mcp-Session-Id`, hashed), once.
+    pub fn set_http_key(&self, key: u128) {
+        let _ = self.http_key.set(key);
+    }
+
+    /// Whether the HTTP session this session stands for is known: such a session may sleep,
+    /// and what belongs to it ends when the HTTP session ends, not with this record.
+    pub fn has_http_key(&self) -> bool {
+        self.http_key.get().is_some()
+    }
+
+    /// The key of what belongs to this session beyond its record; `None` for a stateless
+    /// client's one-request session.
+    pub fn key(&self) -> Option<SessionKey> {
+        if self.detached {
+            return None;
+        }
+        Some(match self.http_key.get() {
+            Some(&key) => SessionKey::Http(key),
+            None => SessionKey::Number(self.id),
         })
     }
 
@@ -554,6 +593,17 @@ impl Sessions {
         Sessions {
             list: Mutex::new(vec![session]),
             ..Sessions::default()
+        }
+    }
+
+    /// For the sessions of a per-session instance ([`Sessions::of_one`]): `session` stands
+    /// for the same client session from now on (a streamable HTTP session that woke from
+    /// sleep gets a new record).
+    pub fn replace_the_one(&self, session: Arc<Session>) {
+        if let Ok(mut list) = self.list.lock()
+            && !list.iter().any(|s| Arc::ptr_eq(s, &session))
+        {
+            *list = vec![session];
         }
     }
 

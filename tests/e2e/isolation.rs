@@ -8,8 +8,12 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::harness::{
-    ClientSpec, Magg, TempConfig, all_text, eventually, magg_body, run_cli, test_backend, text,
+use crate::{
+    harness::{
+        ClientSpec, Magg, TempConfig, WAIT, all_text, eventually, magg_body, run_cli, test_backend,
+        text,
+    },
+    raw_http::Conn,
 };
 
 /// How long a process may take to go once its session or server is gone.
@@ -326,4 +330,125 @@ async fn an_instance_that_cannot_start_holds_no_place_under_the_cap() {
         all_text(&refused).contains("session_backends_max"),
         "the running instance holds the one place: {refused}"
     );
+}
+
+/// A raw streamable HTTP session whose client declares `roots`; its id.
+async fn open_session_with_roots(url: &str) -> String {
+    let initialize = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {"roots": {}},
+        "clientInfo": {"name": "raw-roots", "version": "1"},
+    }});
+    Conn::open(url).await.open_session_as(&initialize).await
+}
+
+/// Answers the `roots/list` request `asked` of the raw session `session` with the one root
+/// `file:///woken`.
+async fn answer_roots(url: &str, session: &str, asked: &Value) {
+    assert_eq!(asked["method"], "roots/list", "{asked}");
+    let answer = json!({"jsonrpc": "2.0", "id": asked["id"],
+                        "result": {"roots": [{"uri": "file:///woken"}]}});
+    let reply = Conn::open(url).await.post(Some(session), &answer).await;
+    assert_eq!(reply.status, 202, "{reply}");
+}
+
+/// Calls `tb_roots` in the raw session `session` as request `id`, answers the `roots/list`
+/// that comes on the call's response stream, and returns the call's text.
+async fn roots_answered(url: &str, session: &str, id: u64) -> String {
+    let call = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                      "params": {"name": "tb_roots", "arguments": {}}});
+    let mut conn = Conn::open(url).await;
+    let headers = [
+        ("Content-Type", "application/json"),
+        ("Accept", "application/json, text/event-stream"),
+        ("Mcp-Session-Id", session),
+    ];
+    conn.write("POST", "/mcp", &headers, &call.to_string())
+        .await;
+    let (status, head) = conn.read_head().await;
+    assert_eq!(status, 200, "{head:?}");
+    let mut buffer = String::new();
+    answer_roots(url, session, &conn.next_message(&mut buffer).await).await;
+    let result = conn.next_message(&mut buffer).await;
+    assert_eq!(result["id"], id, "{result}");
+    text(&result["result"]).to_owned()
+}
+
+/// Opens the session's GET stream, has the instance ask for roots outside any call
+/// (`tb_roots_later`), answers on the stream, and waits for the instance to log that it got
+/// them.
+async fn roots_answered_later(magg: &Magg, url: &str, session: &str) {
+    let mut stream = Conn::open(url).await;
+    let headers = [("Accept", "text/event-stream"), ("Mcp-Session-Id", session)];
+    stream.write("GET", "/mcp", &headers, "").await;
+    let (status, head) = stream.read_head().await;
+    assert_eq!(status, 200, "{head:?}");
+    let call = json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+                      "params": {"name": "tb_roots_later", "arguments": {"ms": 200}}});
+    let reply = Conn::open(url).await.post(Some(session), &call).await;
+    assert!(reply.text().contains("scheduled"), "{reply}");
+    let asked = stream.next_message(&mut String::new()).await;
+    answer_roots(url, session, &asked).await;
+    eventually(
+        "the instance to get the woken session's roots",
+        WAIT,
+        || async { magg.logged("later roots: file:///woken").then_some(()) },
+    )
+    .await;
+}
+
+/// A tools/call of `tb_pid` on the raw HTTP session `session`; the pid it answers.
+async fn raw_pid(url: &str, session: &str, id: u64) -> u32 {
+    let call = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                      "params": {"name": "tb_pid", "arguments": {}}});
+    let reply = Conn::open(url).await.post(Some(session), &call).await;
+    assert_eq!(reply.status, 200, "{reply}");
+    let answer = reply
+        .messages()
+        .into_iter()
+        .find(|m| m["id"] == id)
+        .unwrap_or_else(|| panic!("no answer: {reply}"));
+    pid_of(&answer["result"])
+}
+
+#[tokio::test]
+async fn a_sessions_instance_outlives_the_sessions_sleep_and_ends_when_it_expires() {
+    // Idle sessions sleep after half of session_idle_timeout (3 s) and end after 6 s.
+    let config = isolated();
+    let magg = Magg::http_with(
+        &config.path,
+        &["--http", "--host", "127.0.0.1", "--port", "0"],
+        &[
+            ("MAGG_SESSION_IDLE_TIMEOUT", "6"),
+            ("RUST_LOG", "magg=debug,info"),
+        ],
+    )
+    .await;
+    let url = magg.url.clone().expect("url");
+    let session = open_session_with_roots(&url).await;
+    let before = raw_pid(&url, &session, 2).await;
+    eventually("the idle session to fall asleep", WAIT, || async {
+        magg.logged("idle HTTP session asleep").then_some(())
+    })
+    .await;
+    assert!(alive(before), "a sleeping session keeps its instance");
+    let after = raw_pid(&url, &session, 3).await;
+    assert_eq!(after, before, "the woken session reaches the same instance");
+    // What the instance asks during a call, and on its own, now reaches the woken session.
+    assert_eq!(roots_answered(&url, &session, 4).await, "file:///woken");
+    roots_answered_later(&magg, &url, &session).await;
+
+    // Left idle past session_idle_timeout, the session ends, and its instance with it.
+    eventually("the expired session's instance to end", GONE, || async {
+        (!alive(before)).then_some(())
+    })
+    .await;
+    let reply = Conn::open(&url)
+        .await
+        .post(
+            Some(&session),
+            &json!({"jsonrpc": "2.0", "id": 4, "method": "tools/list"}),
+        )
+        .await;
+    assert_eq!(reply.status, 404, "the session ended:\n{reply}");
 }

@@ -218,6 +218,26 @@ impl Conn {
         chunk
     }
 
+    /// The next JSON-RPC message of an event stream being read (its head already read), with
+    /// `buffer` holding what was read of it beyond the messages returned so far.
+    pub async fn next_message(&mut self, buffer: &mut String) -> Value {
+        loop {
+            while let Some(at) = buffer.find("\n\n") {
+                let event: String = buffer.drain(..at + 2).collect();
+                if let Some(message) = event
+                    .lines()
+                    .find_map(|l| l.strip_prefix("data:"))
+                    .and_then(|data| serde_json::from_str::<Value>(data.trim()).ok())
+                {
+                    return message;
+                }
+            }
+            let chunk = self.chunk().await;
+            assert!(!chunk.is_empty(), "the event stream ended");
+            buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+
     /// POSTs `body` to `path` as `content_type`, accepting `accept`.
     pub async fn post_as(
         &mut self,
@@ -242,7 +262,12 @@ impl Conn {
 
     /// `initialize` and `notifications/initialized`; returns the session id.
     pub async fn open_session(&mut self) -> String {
-        let reply = self.post(None, &initialize()).await;
+        self.open_session_as(&initialize()).await
+    }
+
+    /// [`Conn::open_session`] with the `initialize` request given.
+    pub async fn open_session_as(&mut self, initialize: &Value) -> String {
+        let reply = self.post(None, initialize).await;
         assert_eq!(reply.status, 200, "{reply}");
         let session = reply
             .header("mcp-session-id")

@@ -317,3 +317,43 @@ async fn magg_uses_another_magg_over_sse_relaying_requests_and_list_changes() {
         .expect("up_tbtwo_echo");
     assert_eq!(text(&echoed), "added upstream");
 }
+
+#[tokio::test]
+async fn a_per_session_instance_ends_when_its_sse_client_disconnects() {
+    let mut tb = test_backend("tb", "tb", &[]);
+    tb["isolation"] = json!("session");
+    let config = TempConfig::new(&json!({"servers": {"tb": tb}}));
+    let magg = Magg::http(&config.path, false).await;
+    let url = magg.url.clone().expect("url");
+    let (mut stream, endpoint) = EventStream::open(&url).await;
+    assert_eq!(
+        post(&url, &endpoint, &initialize().to_string())
+            .await
+            .status,
+        202
+    );
+    stream.response(0).await;
+    let initialized = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+    assert_eq!(post(&url, &endpoint, initialized).await.status, 202);
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "tb_pid", "arguments": {}}});
+    assert_eq!(post(&url, &endpoint, &call.to_string()).await.status, 202);
+    let pid: u32 = text(&stream.response(1).await["result"])
+        .parse()
+        .expect("a process id");
+    let alive = move || {
+        std::path::Path::new(&format!("/proc/{pid}/stat")).exists()
+            && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .unwrap_or_default()
+                .contains(") Z ")
+    };
+    assert!(alive(), "the session's own instance runs");
+
+    drop(stream);
+    eventually(
+        "the disconnected session's instance to end",
+        WAIT,
+        || async { (!alive()).then_some(()) },
+    )
+    .await;
+}

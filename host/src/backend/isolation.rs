@@ -13,9 +13,12 @@
 //!   (elicitation, sampling, roots) and its logs go to that session and no other, whichever of
 //!   the session's calls is in flight, or none.
 //! - Its changes are announced to nobody: the catalog does not follow per-session instances.
-//! - It ends when its session ends (the hub's sweep of closed sessions calls
-//!   [`Backend::end_session`]), and with the shared backend (removed, disabled, reconfigured,
-//!   restarted, magg stopping): its stop token is a child of the shared backend's.
+//! - It ends when its session ends, and with the shared backend (removed, disabled, reconfigured,
+//!   restarted, magg stopping): its stop token is a child of the shared backend's. A session
+//!   ends when the hub's sweep finds it closed, but a streamable HTTP session only when the
+//!   HTTP front ends it (DELETE, or idle past `session_idle_timeout`): such a session may fall
+//!   asleep and wake as a new [`Session`] record, so its instance is kept by its
+//!   `Mcp-Session-Id` ([`SessionKey::Http`]) and outlives the sleep.
 //! - At most `session_backends_max` instances run at once across all servers ([`alive`]
 //!   counts them); a session that would start one more gets an error naming the setting. An
 //!   instance that fails to start is not kept, so it holds no place under that cap; the
@@ -35,7 +38,7 @@ use tokio::sync::mpsc;
 use super::{Backend, Status};
 use crate::{
     config::Settings,
-    relay::{Session, Sessions},
+    relay::{Session, SessionKey, Sessions},
 };
 
 /// Per-session instances running now, across all servers.
@@ -46,10 +49,10 @@ pub fn alive() -> usize {
     ALIVE.load(Ordering::Relaxed)
 }
 
-/// The per-session instances of one server, by session number.
+/// The per-session instances of one server, by session.
 #[derive(Default)]
 pub struct Instances {
-    by_session: Mutex<HashMap<u64, Counted>>,
+    by_session: Mutex<HashMap<SessionKey, Counted>>,
 }
 
 /// One instance, counted in [`ALIVE`] while it is kept; dropping it stops the instance.
@@ -91,7 +94,7 @@ impl Backend {
         session: &Arc<Session>,
         settings: &Arc<Settings>,
     ) -> Result<Arc<Backend>, String> {
-        let Some(id) = session.id() else {
+        let Some(id) = session.key() else {
             return Ok(self.clone());
         };
         let instance = {
@@ -102,7 +105,12 @@ impl Backend {
                 ));
             };
             match map.get(&id) {
-                Some(counted) => counted.0.clone(),
+                Some(counted) => {
+                    // The same session under a new record (an HTTP session that slept): what
+                    // the instance sends goes to the live one.
+                    counted.0.sessions.replace_the_one(session.clone());
+                    counted.0.clone()
+                }
                 None => {
                     if self.stop.is_cancelled() {
                         return Err(format!("Server `{}` is stopped.", self.name));
@@ -130,7 +138,7 @@ impl Backend {
                         Arc::new(Sessions::of_one(session.clone())),
                         self.stop.child_token(),
                     );
-                    tracing::debug!(server = %self.name, session = id, "started a per-session instance");
+                    tracing::debug!(server = %self.name, session = ?id, "started a per-session instance");
                     map.insert(id, Counted(instance.clone()));
                     instance
                 }
@@ -172,11 +180,11 @@ impl Backend {
         }
     }
 
-    /// The instance of the session numbered `session`, if it has one.
-    pub fn instance_of(&self, session: u64) -> Option<Arc<Backend>> {
+    /// The instance of `session`, if it has one.
+    pub fn instance_of(&self, session: &SessionKey) -> Option<Arc<Backend>> {
         self.by_session_map()
             .ok()
-            .and_then(|map| map.get(&session).map(|c| c.0.clone()))
+            .and_then(|map| map.get(session).map(|c| c.0.clone()))
     }
 
     /// Every per-session instance of this server.
@@ -186,20 +194,19 @@ impl Backend {
             .unwrap_or_default()
     }
 
-    /// Ends the instance of the session numbered `session`, if it has one.
-    pub fn end_session(&self, session: u64) {
+    /// Ends the instance of `session`, if it has one.
+    pub fn end_session(&self, session: &SessionKey) {
         let ended = self
             .by_session_map()
             .ok()
-            .and_then(|mut map| map.remove(&session));
+            .and_then(|mut map| map.remove(session));
         if ended.is_some() {
-            tracing::debug!(server = %self.name, session, "ended a per-session instance");
+            tracing::debug!(server = %self.name, ?session, "ended a per-session instance");
         }
     }
 
-    /// Stops and forgets `instance`, if it is still the instance of the session numbered
-    /// `session`.
-    fn forget(&self, session: u64, instance: &Arc<Backend>) {
+    /// Stops and forgets `instance`, if it is still the instance of `session`.
+    fn forget(&self, session: SessionKey, instance: &Arc<Backend>) {
         let ended = self.by_session_map().ok().and_then(|mut map| {
             map.get(&session)
                 .is_some_and(|kept| Arc::ptr_eq(&kept.0, instance))
@@ -207,11 +214,13 @@ impl Backend {
                 .flatten()
         });
         if ended.is_some() {
-            tracing::debug!(server = %self.name, session, "forgot a per-session instance that failed to start");
+            tracing::debug!(server = %self.name, ?session, "forgot a per-session instance that failed to start");
         }
     }
 
-    fn by_session_map(&self) -> Result<std::sync::MutexGuard<'_, HashMap<u64, Counted>>, ()> {
+    fn by_session_map(
+        &self,
+    ) -> Result<std::sync::MutexGuard<'_, HashMap<SessionKey, Counted>>, ()> {
         self.instances.by_session.lock().map_err(|_| ())
     }
 }

@@ -44,7 +44,7 @@ mod guard;
 mod listen;
 mod ops;
 mod reply;
-mod sessions;
+pub(crate) mod sessions;
 mod sse;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
@@ -131,9 +131,15 @@ pub async fn bind(
         ))
         .merge(api::router(hub.clone(), trust))
         .merge(ops::metrics(hub.clone()));
+    let ended_for = Arc::downgrade(&hub);
     let sessions = Arc::new(sessions::CappedSessions::new(
         places.clone(),
         settings.session_idle_timeout,
+        Box::new(move |key| {
+            if let Some(hub) = ended_for.upgrade() {
+                hub.http_session_ended(key);
+            }
+        }),
     ));
     sessions.start_sweeping(stop.clone());
     config.session_store = Some(sessions.store());

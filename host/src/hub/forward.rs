@@ -28,11 +28,11 @@ impl Hub {
     pub async fn set_level(&self, session: &Session, level: LoggingLevel) {
         let most = self.sessions.set_level(session, level);
         self.send_level(most).await;
-        if let Some(id) = session.id() {
+        if let Some(key) = session.key() {
             let own = self
                 .backends()
                 .iter()
-                .filter_map(|backend| backend.instance_of(id))
+                .filter_map(|backend| backend.instance_of(&key))
                 .collect();
             send_level_to(own, level).await;
         }
@@ -123,7 +123,13 @@ impl Hub {
             return;
         }
         tracing::debug!(sessions = closed.len(), "client sessions closed");
-        let ended: Vec<u64> = closed.iter().filter_map(|s| s.id()).collect();
+        // A streamable HTTP session's record closes when it falls asleep too; its instances
+        // end when the HTTP front says the session has ended (`Hub::http_session_ended`).
+        let ended: Vec<_> = closed
+            .iter()
+            .filter(|s| !s.has_http_key())
+            .filter_map(|s| s.key())
+            .collect();
         self.end_session_instances(&ended);
         for uri in closed.iter().flat_map(|s| s.subscriptions()) {
             if self.sessions.anyone_subscribed(&uri) {

@@ -5,7 +5,11 @@
 use std::sync::Arc;
 
 use super::Hub;
-use crate::{backend::Backend, config::Isolation, relay::current_origin};
+use crate::{
+    backend::Backend,
+    config::Isolation,
+    relay::{SessionKey, current_origin},
+};
 
 impl Hub {
     /// The instance of `backend` that the current request's session uses: `backend` itself
@@ -25,14 +29,20 @@ impl Hub {
         backend.for_session(&origin.session, &self.settings).await
     }
 
-    /// Ends the per-session instances of the sessions numbered `ended`, on every server.
-    pub(super) fn end_session_instances(&self, ended: &[u64]) {
+    /// Ends the per-session instances of the sessions `ended`, on every server.
+    pub(super) fn end_session_instances(&self, ended: &[SessionKey]) {
         for backend in self.backends() {
             if backend.config.isolation == Isolation::Session {
-                for &session in ended {
+                for session in ended {
                     backend.end_session(session);
                 }
             }
         }
+    }
+
+    /// The streamable HTTP session whose `Mcp-Session-Id` hashes to `key` has ended (deleted
+    /// by its client, or idle for too long): its per-session instances end.
+    pub fn http_session_ended(&self, key: u128) {
+        self.end_session_instances(&[SessionKey::Http(key)]);
     }
 }

@@ -187,7 +187,8 @@ struct Held {
 /// A session id as a table key: 128 bits of its hash, held inline.
 type Key = u128;
 
-fn key(id: &str) -> Key {
+/// The key of the session `id` (what [`crate::relay::SessionKey::Http`] holds).
+pub(crate) fn key(id: &str) -> Key {
     use std::hash::{BuildHasher as _, Hasher as _};
     // Two fixed-key hashes: the same id always gives the same key, in any table.
     let half = |seed: u64| {
@@ -297,12 +298,19 @@ pub struct CappedSessions {
     hibernate_after: Option<Duration>,
     /// How long an idle session lasts (`None`: for ever).
     idle: Option<Duration>,
+    /// Told the key of each session that ends for good (not of one that falls asleep).
+    ended: Box<dyn Fn(Key) + Send + Sync>,
 }
 
 impl CappedSessions {
     /// Sessions under `places`, each asleep after [`HIBERNATE_AFTER`] (or `idle / 2`) without
-    /// a request and ended after `idle` (`None`: never).
-    pub fn new(places: Places, idle: Option<Duration>) -> CappedSessions {
+    /// a request and ended after `idle` (`None`: never); `ended` is told the key of each
+    /// session that ends.
+    pub fn new(
+        places: Places,
+        idle: Option<Duration>,
+        ended: Box<dyn Fn(Key) + Send + Sync>,
+    ) -> CappedSessions {
         let mut inner = LocalSessionManager::default();
         // A backstop: a worker with nothing to do for this long ends, even with a stream
         // open that nobody reads any more.
@@ -318,6 +326,7 @@ impl CappedSessions {
             sleeping: Arc::default(),
             hibernate_after,
             idle,
+            ended,
         }
     }
 
@@ -377,6 +386,7 @@ impl CappedSessions {
         }
         let ended = !to_end.is_empty();
         for (key, id) in to_end {
+            (self.ended)(key);
             self.sleeping.arena().remove(key);
             if let Some(id) = id {
                 let _ = self.inner.close_session(&id).await;
@@ -507,6 +517,7 @@ impl SessionManager for CappedSessions {
             }
         };
         if ended {
+            (self.ended)(key(id));
             self.sleeping.forget(id);
             tracing::debug!(session = %id, "HTTP session ended");
             self.places.release_memory_soon();
