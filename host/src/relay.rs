@@ -339,16 +339,7 @@ impl Session {
 
     /// Whether the client said it can answer `ask`.
     fn supports(&self, ask: Ask) -> bool {
-        let caps = self.capabilities();
-        match ask {
-            Ask::Sampling => caps.sampling.is_some(),
-            Ask::Roots => caps.roots.is_some(),
-            Ask::ElicitForm => caps
-                .elicitation
-                .as_ref()
-                .is_some_and(|e| e.form.is_some() || e.url.is_none()),
-            Ask::ElicitUrl => caps.elicitation.as_ref().is_some_and(|e| e.url.is_some()),
-        }
+        ask.declared_in(&self.capabilities())
     }
 
     fn is_closed(&self) -> bool {
@@ -427,7 +418,32 @@ pub enum Ask {
 }
 
 impl Ask {
-    fn capability(self) -> &'static str {
+    /// Whether a client with `caps` can answer this.
+    pub fn declared_in(self, caps: &ClientCapabilities) -> bool {
+        match self {
+            Ask::Sampling => caps.sampling.is_some(),
+            Ask::Roots => caps.roots.is_some(),
+            Ask::ElicitForm => caps
+                .elicitation
+                .as_ref()
+                .is_some_and(|e| e.form.is_some() || e.url.is_none()),
+            Ask::ElicitUrl => caps.elicitation.as_ref().is_some_and(|e| e.url.is_some()),
+        }
+    }
+
+    /// The capability a client declares to be asked this, as protocol 2026-07-28's
+    /// `requiredCapabilities` names it (a member of `ClientCapabilities`).
+    pub fn required(self) -> (&'static str, serde_json::Value) {
+        match self {
+            Ask::Sampling => ("sampling", serde_json::json!({})),
+            Ask::Roots => ("roots", serde_json::json!({})),
+            Ask::ElicitForm => ("elicitation", serde_json::json!({"form": {}})),
+            Ask::ElicitUrl => ("elicitation", serde_json::json!({"url": {}})),
+        }
+    }
+
+    /// The capability's name, for messages.
+    pub fn capability(self) -> &'static str {
         match self {
             Ask::Sampling => "sampling",
             Ask::ElicitForm => "elicitation (form mode)",
@@ -436,7 +452,8 @@ impl Ask {
         }
     }
 
-    fn method(self) -> &'static str {
+    /// The method of the request.
+    pub fn method(self) -> &'static str {
         match self {
             Ask::Sampling => "sampling/createMessage",
             Ask::ElicitForm | Ask::ElicitUrl => "elicitation/create",
@@ -503,6 +520,8 @@ impl Origin {
 /// A backend's request of a stateless client, on its way into an `input_required` result;
 /// the client's answer (from its retry's `inputResponses`) goes back on `answer`.
 pub struct InputAsk {
+    /// The server that asks.
+    pub server: String,
     /// What is asked.
     pub ask: Ask,
     /// The request, as the backend made it.
@@ -1271,6 +1290,7 @@ async fn ask_stateless(
     };
     inputs
         .send(InputAsk {
+            server: server.to_owned(),
             ask,
             request,
             answer,

@@ -439,3 +439,68 @@ async fn resource_updates_of_a_stateless_backend_follow_the_clients_subscription
         })
         .await;
 }
+
+#[tokio::test]
+async fn a_stateless_client_that_did_not_declare_what_a_backend_asks_gets_32021() {
+    let config = TempConfig::new(&json!({"servers": {"tb": test_backend("tb", "tb", &[])}}));
+    let magg = Magg::http(&config.path, false).await;
+    let url = magg.url.clone().expect("url");
+    magg.http_client().await.tool_names().await;
+    let caps = |caps: Value| {
+        json!({"_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientInfo": {"name": "stateless", "version": "1"},
+            "io.modelcontextprotocol/clientCapabilities": caps,
+        }})
+    };
+
+    // Declared sampling only: the backend's elicitation is more than that.
+    let reply = stateless_call(
+        &url,
+        "tb_elicit",
+        json!({"mode": "form"}),
+        caps(json!({"sampling": {}})),
+    )
+    .await;
+    let refused = response_of(&reply);
+    assert_eq!(refused["error"]["code"], json!(-32021), "{refused}");
+    assert_eq!(
+        refused["error"]["data"]["requiredCapabilities"],
+        json!({"elicitation": {"form": {}}}),
+        "{refused}"
+    );
+    let message = refused["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("`tb`") && message.contains("clientCapabilities"),
+        "the error names the server and what to declare: {message}"
+    );
+    // Declared but for URL mode only: form mode is still missing.
+    let reply = stateless_call(
+        &url,
+        "tb_elicit",
+        json!({"mode": "form"}),
+        caps(json!({"elicitation": {"url": {}}})),
+    )
+    .await;
+    let refused = response_of(&reply);
+    assert_eq!(refused["error"]["code"], json!(-32021), "{refused}");
+
+    // Declared: the same call asks through input_required.
+    let reply = stateless_call(
+        &url,
+        "tb_elicit",
+        json!({"mode": "form"}),
+        caps(json!({"elicitation": {"form": {}}})),
+    )
+    .await;
+    let asked = response_of(&reply);
+    assert_eq!(
+        asked["result"]["resultType"],
+        json!("input_required"),
+        "{asked}"
+    );
+
+    // A call that asks nothing needs no capability, and magg keeps serving.
+    let reply = stateless_call(&url, "tb_echo", json!({"text": "hi"}), caps(json!({}))).await;
+    assert_eq!(text(&response_of(&reply)["result"]), "hi");
+}

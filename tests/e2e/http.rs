@@ -143,7 +143,8 @@ pub(crate) async fn stateless_call(
             "progressToken": "stateless-1",
             "io.modelcontextprotocol/protocolVersion": "2026-07-28",
             "io.modelcontextprotocol/clientInfo": {"name": "stateless", "version": "1"},
-            "io.modelcontextprotocol/clientCapabilities": {"sampling": {}},
+            "io.modelcontextprotocol/clientCapabilities":
+                {"sampling": {}, "elicitation": {}, "roots": {}},
         },
     });
     if let (Some(params), Some(extra)) = (params.as_object_mut(), extra.as_object()) {

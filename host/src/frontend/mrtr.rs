@@ -27,9 +27,9 @@ use std::{
 use rmcp::{
     ErrorData as McpError, RoleServer,
     model::{
-        CallToolRequestParams, CallToolResponse, ClientResult, GetPromptRequestParams,
-        GetPromptResponse, InputRequest, InputRequests, InputRequiredResult,
-        ReadResourceRequestParams, ReadResourceResponse, ServerRequest,
+        CallToolRequestParams, CallToolResponse, ClientCapabilities, ClientResult, ErrorCode,
+        GetPromptRequestParams, GetPromptResponse, InputRequest, InputRequests,
+        InputRequiredResult, ReadResourceRequestParams, ReadResourceResponse, ServerRequest,
     },
     service::RequestContext,
 };
@@ -231,7 +231,7 @@ async fn run<P: Retried>(
             start(work(params), context, trust, caller)
         }
     };
-    wait(&state, &slot, &context.ct).await
+    wait(&state, &slot, context).await
 }
 
 /// Starts a stateless request's `work` in a task of its own, suspended until it ends or asks
@@ -313,8 +313,16 @@ async fn expire(state: String, slot: Slot) {
     }
 }
 
-/// Waits for the call's result, or for what its backend asks: then answers `input_required`.
-async fn wait(state: &str, slot: &Slot, client_ct: &CancellationToken) -> Result<Waited, McpError> {
+/// Waits for the call's result, or for what its backend asks: then answers `input_required`,
+/// or, when the client's request declared capabilities that do not cover what is asked,
+/// `-32021` naming the capabilities it lacks (and the call ends).
+async fn wait(
+    state: &str,
+    slot: &Slot,
+    context: &RequestContext<RoleServer>,
+) -> Result<Waited, McpError> {
+    let client_ct = &context.ct;
+    let declared = context.meta.client_capabilities();
     let mut suspended = slot.lock().await;
     suspended.touched = Instant::now();
     let Suspended {
@@ -338,6 +346,17 @@ async fn wait(state: &str, slot: &Slot, client_ct: &CancellationToken) -> Result
                 .map(Waited::Done)
         }
         Some(first) = inputs.recv() => {
+            let mut asked = vec![first];
+            while let Ok(more) = inputs.try_recv() {
+                asked.push(more);
+            }
+            if let Some(declared) = &declared
+                && let Some(missing) = missing_capabilities(declared, &asked)
+            {
+                cancel.cancel();
+                forget(state);
+                return Err(missing);
+            }
             let mut requests = InputRequests::new();
             let mut add = |asked: InputAsk| {
                 let key = next_key.to_string();
@@ -355,9 +374,8 @@ async fn wait(state: &str, slot: &Slot, client_ct: &CancellationToken) -> Result
                     }
                 }
             };
-            add(first);
-            while let Ok(more) = inputs.try_recv() {
-                add(more);
+            for one in asked {
+                add(one);
             }
             hold(state, slot);
             Ok(Waited::Asked(InputRequiredResult::new(
@@ -367,6 +385,45 @@ async fn wait(state: &str, slot: &Slot, client_ct: &CancellationToken) -> Result
         }
     }
 }
+
+/// Protocol 2026-07-28's `-32021` (missing required client capability) when what the backend
+/// asks is more than the client declared in its request: the error names what is missing in
+/// `data.requiredCapabilities`, so that the client can declare it and send the request again.
+fn missing_capabilities(declared: &ClientCapabilities, asked: &[InputAsk]) -> Option<McpError> {
+    let missing: Vec<&InputAsk> = asked
+        .iter()
+        .filter(|a| !a.ask.declared_in(declared))
+        .collect();
+    let first = missing.first()?;
+    let mut required = serde_json::Map::new();
+    for one in &missing {
+        let (name, value) = one.ask.required();
+        match (required.get_mut(name), value) {
+            (Some(serde_json::Value::Object(have)), serde_json::Value::Object(more)) => {
+                have.extend(more);
+            }
+            (_, value) => {
+                required.insert(name.to_owned(), value);
+            }
+        }
+    }
+    let names: Vec<&str> = missing.iter().map(|a| a.ask.capability()).collect();
+    Some(McpError::new(
+        ErrorCode(MISSING_CAPABILITY),
+        format!(
+            "server `{}` asks the client for {} ({}), a capability this request did not declare; \
+             declare it in the request's _meta io.modelcontextprotocol/clientCapabilities and send \
+             the request again",
+            first.server,
+            names.join(" and "),
+            first.ask.method()
+        ),
+        Some(serde_json::json!({"requiredCapabilities": required})),
+    ))
+}
+
+/// Protocol 2026-07-28's error code for a missing required client capability.
+const MISSING_CAPABILITY: i32 = -32021;
 
 /// 128 random bits, hex: a `requestState` is all a client needs to resume (and answer for)
 /// a call, so another client must not be able to guess one.
