@@ -323,7 +323,9 @@ impl Session {
             .unwrap_or_else(|_| Instant::now())
     }
 
-    fn capabilities(&self) -> ClientCapabilities {
+    /// What the client declared it can answer (in `initialize`); none for a stateless
+    /// client's one-request session, whose requests carry their own.
+    pub fn capabilities(&self) -> ClientCapabilities {
         self.peer
             .peer_info()
             .map(|info| info.capabilities.clone())

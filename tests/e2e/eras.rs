@@ -8,7 +8,10 @@ use std::path::PathBuf;
 use serde_json::{Value, json};
 
 use crate::{
-    harness::{ClientSpec, Magg, TempConfig, bin, magg_body, target_dir, test_backend, text},
+    harness::{
+        ClientSpec, Magg, TempConfig, bin, magg_body, remote_test_backend_with, target_dir,
+        test_backend, text,
+    },
     http::{response_of, stateless_call},
 };
 
@@ -503,4 +506,37 @@ async fn a_stateless_client_that_did_not_declare_what_a_backend_asks_gets_32021(
     // A call that asks nothing needs no capability, and magg keeps serving.
     let reply = stateless_call(&url, "tb_echo", json!({"text": "hi"}), caps(json!({}))).await;
     assert_eq!(text(&response_of(&reply)["result"]), "hi");
+}
+
+#[tokio::test]
+async fn a_stateless_backend_sees_the_capabilities_of_the_session_that_calls_it() {
+    // On stdio (the lane) and over HTTP (rmcp's client), the backend reads in each request's
+    // `_meta` what the calling session declared at initialize, not what magg could relay.
+    let remote = remote_test_backend_with("h", &["--modern"]).await;
+    let config = TempConfig::new(&json!({"servers": {
+        "m": modern_backend(),
+        "h": remote.entry("h"),
+    }}));
+    let spec = ClientSpec {
+        sampling: true,
+        ..ClientSpec::bare("sampler")
+    };
+    let mut magg = Magg::stdio_as(&config.path, spec).await;
+    let client = magg.client();
+    for tool in ["m_client_caps", "h_client_caps"] {
+        let result = client.call(tool, json!({})).await.expect(tool);
+        let caps: Value =
+            serde_json::from_str(text(&result)).unwrap_or_else(|e| panic!("{tool}: {e}: {result}"));
+        assert!(caps["sampling"].is_object(), "{tool}: {caps}");
+        assert!(caps.get("elicitation").is_none(), "{tool}: {caps}");
+        assert!(caps.get("roots").is_none(), "{tool}: {caps}");
+    }
+    let status = magg_body(&client.call("magg_status", json!({})).await.expect("status"));
+    for server in ["m", "h"] {
+        assert_eq!(
+            status["output"]["backends"][server]["protocol"],
+            json!("2026-07-28"),
+            "{status}"
+        );
+    }
 }

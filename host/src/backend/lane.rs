@@ -91,14 +91,19 @@ impl Lane {
     /// with that id); the receiver fails if the connection closes first. Progress
     /// notifications whose token is [`progress_token`]`(id)` go to `progress`, as the backend
     /// sent them, until the response arrives.
+    ///
+    /// To a backend of protocol 2026-07-28, the request's `_meta` carries the client's
+    /// capabilities: those in `params`, else what `capabilities` gives (the calling session's),
+    /// else magg's own.
     pub fn send_tool_call(
         &self,
         id: u64,
         params: &str,
         progress: Option<mpsc::UnboundedSender<Vec<u8>>>,
         logs: bool,
+        capabilities: impl FnOnce() -> Option<Box<RawValue>>,
     ) -> Result<oneshot::Receiver<Vec<u8>>, Closed> {
-        self.send_request(id, "tools/call", params, progress, logs)
+        self.send_with(id, "tools/call", params, progress, logs, capabilities)
     }
 
     /// Sends the request `method` with `params` (JSON text) under the reserved lane id `id`;
@@ -110,6 +115,18 @@ impl Lane {
         params: &str,
         progress: Option<mpsc::UnboundedSender<Vec<u8>>>,
         logs: bool,
+    ) -> Result<oneshot::Receiver<Vec<u8>>, Closed> {
+        self.send_with(id, method, params, progress, logs, || None)
+    }
+
+    fn send_with(
+        &self,
+        id: u64,
+        method: &str,
+        params: &str,
+        progress: Option<mpsc::UnboundedSender<Vec<u8>>>,
+        logs: bool,
+        capabilities: impl FnOnce() -> Option<Box<RawValue>>,
     ) -> Result<oneshot::Receiver<Vec<u8>>, Closed> {
         let (answer, rx) = oneshot::channel();
         if let Ok(mut pending) = self.pending.lock() {
@@ -125,7 +142,7 @@ impl Lane {
         let enveloped;
         let params = match self.envelope.get() {
             Some(members) => {
-                enveloped = with_envelope(params, members);
+                enveloped = with_envelope(params, members, capabilities());
                 enveloped.as_str()
             }
             None => params,
@@ -343,8 +360,12 @@ impl RmcpLines {
 }
 
 /// `params` (a JSON object's text) with `members` in its `_meta`; a `clientCapabilities` already
-/// there stays.
-fn with_envelope(params: &str, members: &IndexMap<String, Box<RawValue>>) -> String {
+/// there stays, else `capabilities` (when given) stands for the one in `members`.
+fn with_envelope(
+    params: &str,
+    members: &IndexMap<String, Box<RawValue>>,
+    capabilities: Option<Box<RawValue>>,
+) -> String {
     let Ok(mut object) = serde_json::from_str::<IndexMap<String, Box<RawValue>>>(params) else {
         return params.to_owned();
     };
@@ -352,9 +373,16 @@ fn with_envelope(params: &str, members: &IndexMap<String, Box<RawValue>>) -> Str
         .get("_meta")
         .and_then(|m| serde_json::from_str::<IndexMap<String, Box<RawValue>>>(m.get()).ok())
         .unwrap_or_default();
+    let mut capabilities = capabilities;
     for (key, value) in members {
-        if key.ends_with("/clientCapabilities") && meta.contains_key(key) {
-            continue;
+        if key.ends_with("/clientCapabilities") {
+            if meta.contains_key(key) {
+                continue;
+            }
+            if let Some(own) = capabilities.take() {
+                meta.insert(key.clone(), own);
+                continue;
+            }
         }
         meta.insert(key.clone(), value.clone());
     }
@@ -574,7 +602,7 @@ mod tests {
         let lane = Lane::new(out);
         let id = lane.reserve();
         let (sink, mut seen) = mpsc::unbounded_channel();
-        let _answer = lane.send_tool_call(id, "{}", Some(sink), false);
+        let _answer = lane.send_tool_call(id, "{}", Some(sink), false, || None);
         // magg's own rmcp client numbers its tokens too: a numeric token is not the lane's.
         assert!(!lane.forward_progress(
             br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":0,"progress":1}}"#
@@ -597,7 +625,7 @@ mod tests {
         let (out, mut lines) = mpsc::unbounded_channel();
         let lane = Lane::new(out);
         let id = lane.reserve();
-        let answer = lane.send_tool_call(id, r#"{"name":"t"}"#, None, false);
+        let answer = lane.send_tool_call(id, r#"{"name":"t"}"#, None, false, || None);
         let sent = lines.try_recv().unwrap_or_default();
         assert_eq!(
             String::from_utf8_lossy(&sent),

@@ -153,6 +153,13 @@ struct Trip<'a> {
 }
 
 impl Trip<'_> {
+    /// The capabilities of the calling client session (from its `initialize`), for a backend
+    /// of protocol 2026-07-28, which reads them from each request; `None` outside a session.
+    fn session_capabilities(&self) -> Option<rmcp::model::ClientCapabilities> {
+        let session = &self.origin.as_ref()?.session;
+        (!session.is_detached()).then(|| session.capabilities())
+    }
+
     /// The call as text on the backend's lane.
     async fn by_lane(
         &self,
@@ -197,7 +204,12 @@ impl Trip<'_> {
         } else {
             (None, None)
         };
-        let Ok(mut answer) = lane.send_tool_call(id, &params, progress_tx, logs) else {
+        let capabilities = || {
+            self.session_capabilities()
+                .and_then(|caps| serde_json::value::to_raw_value(&caps).ok())
+        };
+        let Ok(mut answer) = lane.send_tool_call(id, &params, progress_tx, logs, capabilities)
+        else {
             return self.closed();
         };
         let mut pending = LaneCall {
@@ -286,14 +298,22 @@ impl Trip<'_> {
             .clone()
             .zip(self.origin.clone())
             .map(|(calls, origin)| calls.begin(origin));
-        // rmcp puts magg's own capabilities in the request of a 2026-07-28 backend; a stateless
-        // client's own (which say what the backend may ask it) go in their place.
+        // rmcp puts magg's own capabilities in the request of a 2026-07-28 backend; the
+        // client's own (which say what the backend may ask it: a stateless client's from its
+        // request, a session's from its initialize) go in their place.
         let mut options = PeerRequestOptions::no_options();
-        if let Some(caps) = params
+        let caps = params
             .meta
             .as_ref()
             .and_then(|meta| meta.client_capabilities())
-        {
+            .or_else(|| {
+                self.backend
+                    .state()
+                    .stateless
+                    .then(|| self.session_capabilities())
+                    .flatten()
+            });
+        if let Some(caps) = caps {
             let mut meta = rmcp::model::RequestMetaObject::default();
             meta.set_client_capabilities(caps);
             options = options.with_meta(meta);
