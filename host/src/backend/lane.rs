@@ -103,23 +103,12 @@ impl Lane {
         logs: bool,
         capabilities: impl FnOnce() -> Option<Box<RawValue>>,
     ) -> Result<oneshot::Receiver<Vec<u8>>, Closed> {
-        self.send_with(id, "tools/call", params, progress, logs, capabilities)
+        self.send_request(id, "tools/call", params, progress, logs, capabilities)
     }
 
     /// Sends the request `method` with `params` (JSON text) under the reserved lane id `id`;
     /// see [`Lane::send_tool_call`].
     pub fn send_request(
-        &self,
-        id: u64,
-        method: &str,
-        params: &str,
-        progress: Option<mpsc::UnboundedSender<Vec<u8>>>,
-        logs: bool,
-    ) -> Result<oneshot::Receiver<Vec<u8>>, Closed> {
-        self.send_with(id, method, params, progress, logs, || None)
-    }
-
-    fn send_with(
         &self,
         id: u64,
         method: &str,
@@ -252,7 +241,7 @@ pub async fn list_tools(lane: &Lane, server: &str) -> Result<Vec<ToolText>, Stri
         };
         let id = lane.reserve();
         let line = lane
-            .send_request(id, "tools/list", &params, None, false)
+            .send_request(id, "tools/list", &params, None, false, || None)
             .map_err(|Closed| "the connection closed".to_owned())?
             .await
             .map_err(|_| "the connection closed before it listed its tools".to_owned())?;
