@@ -610,6 +610,50 @@ mod tests {
     }
 
     #[test]
+    fn the_envelope_carries_the_callers_capabilities_unless_the_request_has_its_own() {
+        let raw = |text: &str| serde_json::value::RawValue::from_string(text.to_owned()).unwrap();
+        let mut members = IndexMap::new();
+        members.insert(
+            "io.modelcontextprotocol/clientCapabilities".to_owned(),
+            raw(r#"{"sampling":{},"elicitation":{},"roots":{}}"#),
+        );
+        members.insert(
+            "io.modelcontextprotocol/protocolVersion".to_owned(),
+            raw(r#""2026-07-28""#),
+        );
+        let meta = |text: String| -> serde_json::Value {
+            serde_json::from_str::<serde_json::Value>(&text).unwrap()["_meta"].clone()
+        };
+        // magg's own, with nothing else known.
+        let own = meta(with_envelope(r#"{"name":"t"}"#, &members, None));
+        assert_eq!(
+            own["io.modelcontextprotocol/clientCapabilities"],
+            serde_json::json!({"sampling": {}, "elicitation": {}, "roots": {}})
+        );
+        assert_eq!(own["io.modelcontextprotocol/protocolVersion"], "2026-07-28");
+        // The calling session's.
+        let session = meta(with_envelope(
+            r#"{"name":"t"}"#,
+            &members,
+            Some(raw(r#"{"sampling":{}}"#)),
+        ));
+        assert_eq!(
+            session["io.modelcontextprotocol/clientCapabilities"],
+            serde_json::json!({"sampling": {}})
+        );
+        // A stateless client's own, in its request, win.
+        let stateless = meta(with_envelope(
+            r#"{"name":"t","_meta":{"io.modelcontextprotocol/clientCapabilities":{}}}"#,
+            &members,
+            Some(raw(r#"{"sampling":{}}"#)),
+        ));
+        assert_eq!(
+            stateless["io.modelcontextprotocol/clientCapabilities"],
+            serde_json::json!({})
+        );
+    }
+
+    #[test]
     fn a_cancelled_request_is_told_to_the_backend_and_forgotten() {
         let (out, mut lines) = mpsc::unbounded_channel();
         let lane = Lane::new(out);
