@@ -283,3 +283,28 @@ async fn a_hooked_call_whose_tool_went_away_mid_call_still_gets_its_answer() {
     let listed = raw.request(json!(3), "tools/list", json!({})).await;
     assert!(listed["result"]["tools"].is_array(), "{listed}");
 }
+
+#[tokio::test]
+async fn a_session_client_on_stdio_gets_no_result_type_from_maggs_own_tools() {
+    // `resultType` is a field of protocol 2026-07-28; a client of 2025-11-25 gets the results
+    // of its own era, whatever answered the call.
+    let config = tb_config();
+    let mut raw = RawStdio::start(&config.path, &[]).await;
+    raw.initialize().await;
+    for (id, tool, arguments) in [
+        (1, "magg_status", json!({})),
+        (2, "magg_list_servers", json!({})),
+        (3, "no_such_tool_either", json!({})),
+        (4, "tb_echo", json!({"text": "x"})),
+    ] {
+        let answer = raw.call(id, tool, arguments).await;
+        assert!(
+            answer.get("result").is_some() || answer.get("error").is_some(),
+            "{answer}"
+        );
+        assert!(
+            answer["result"].get("resultType").is_none(),
+            "{tool}: {answer}"
+        );
+    }
+}

@@ -75,12 +75,18 @@ impl Reply {
         }
     }
 
-    /// The JSON-RPC response line for the request `id`; `None` for a cancelled call.
-    pub fn into_line(self, id: &RawValue) -> Option<String> {
+    /// The JSON-RPC response line for the request `id`; `None` for a cancelled call. For a
+    /// client of the session era (`legacy`), a result magg made has no `resultType`, a field
+    /// that protocol 2026-07-28 added.
+    pub fn into_line(self, id: &RawValue, legacy: bool) -> Option<String> {
         Some(match self {
             Reply::Text(text) => result_line(id, text.get()),
             Reply::Typed(response) => {
-                let result = serde_json::to_string(&ServerResult::from(response))
+                let mut result = ServerResult::from(response);
+                if legacy {
+                    result.strip_result_type_for_legacy_peer();
+                }
+                let result = serde_json::to_string(&result)
                     .unwrap_or_else(|e| serde_json::json!({ "content": [{"type": "text", "text": format!("magg could not encode the result: {e}")}], "isError": true }).to_string());
                 result_line(id, &result)
             }
@@ -241,14 +247,24 @@ mod tests {
     fn a_backend_result_goes_back_as_sent_under_the_clients_id() {
         let result = r#"{"content":[{"type":"text","text":"x"}],"_meta":{"k":1}}"#;
         assert_eq!(
-            Reply::Text(raw(result)).into_line(&raw(r#""a-1""#)),
+            Reply::Text(raw(result)).into_line(&raw(r#""a-1""#), true),
             Some(format!(
                 r#"{{"jsonrpc":"2.0","id":"a-1","result":{result}}}"#
             ))
         );
-        assert_eq!(Reply::Cancelled.into_line(&raw("1")), None);
-        let error = Reply::Error(McpError::invalid_params("bad", None)).into_line(&raw("2"));
+        assert_eq!(Reply::Cancelled.into_line(&raw("1"), true), None);
+        let error = Reply::Error(McpError::invalid_params("bad", None)).into_line(&raw("2"), true);
         assert!(error.is_some_and(|l| l.starts_with(r#"{"jsonrpc":"2.0","id":2,"error":{"code":-32602"#)));
+    }
+
+    #[test]
+    fn a_result_magg_made_has_a_result_type_only_for_a_stateless_client() {
+        let made = || Reply::complete(crate::mcp::error_result("no"));
+        let legacy = made().into_line(&raw("3"), true).unwrap_or_default();
+        assert!(!legacy.contains("resultType"), "{legacy}");
+        assert!(legacy.contains(r#""isError":true"#), "{legacy}");
+        let modern = made().into_line(&raw("3"), false).unwrap_or_default();
+        assert!(modern.contains(r#""resultType":"complete""#), "{modern}");
     }
 
     #[test]

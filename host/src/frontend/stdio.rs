@@ -229,6 +229,8 @@ impl Client {
         });
         let answer = Answer {
             id: id.to_owned(),
+            // A client that sent `initialize` speaks an era before 2026-07-28.
+            legacy: origin.is_some(),
             key,
             out: self.out.clone(),
             in_flight: self.in_flight.clone(),
@@ -360,6 +362,8 @@ impl Client {
 /// reply (it panicked), an internal error, so that the client never waits forever.
 struct Answer {
     id: Box<RawValue>,
+    /// Whether the client is of the session era.
+    legacy: bool,
     key: String,
     out: mpsc::UnboundedSender<Out>,
     in_flight: InFlight,
@@ -370,7 +374,7 @@ impl Answer {
     fn send(mut self, reply: Reply) {
         self.sent = true;
         self.forget();
-        if let Some(line) = reply.into_line(&self.id) {
+        if let Some(line) = reply.into_line(&self.id, self.legacy) {
             let _ = self.out.send(Out::Line(line.into_bytes()));
         }
     }
