@@ -154,9 +154,7 @@ impl MaggServer {
         let session = match self.session.get() {
             Some(session) => {
                 session.touch();
-                if self.transport == Transport::Http && !session.has_http_key() {
-                    note_http_session(session, context);
-                }
+                self.note_http_session(context);
                 session.clone()
             }
             None => {
@@ -191,12 +189,35 @@ impl MaggServer {
         method: &str,
         target: Option<&str>,
     ) -> tracing::Span {
+        self.note_http_session(context);
         if !telemetry::on() {
             return tracing::Span::none();
         }
         let session = self.session.get().and_then(|s| s.id());
         let id = call::request_id_text(&context.id);
         telemetry::request_span(method, target, session, Some(&id), trace_parent(context))
+    }
+
+    /// Notes which streamable HTTP session this session is, from the `Mcp-Session-Id` of its
+    /// first request after `initialize` (each request handler comes here first): what belongs
+    /// to the session beyond its record (its per-session backend instances, and, while it
+    /// sleeps, what its client set) is kept by that id, which stays the same when the session
+    /// sleeps and wakes.
+    fn note_http_session(&self, context: &RequestContext<RoleServer>) {
+        if self.transport != Transport::Http {
+            return;
+        }
+        let Some(session) = self.session.get().filter(|s| !s.has_http_key()) else {
+            return;
+        };
+        if let Some(id) = context
+            .extensions
+            .get::<::http::request::Parts>()
+            .and_then(|parts| parts.headers.get("mcp-session-id"))
+            .and_then(|id| id.to_str().ok())
+        {
+            self.hub.sessions().wake(session, http::sessions::key(id));
+        }
     }
 
     fn session(&self) -> Result<&Arc<Session>, McpError> {
@@ -448,6 +469,7 @@ impl ServerHandler for MaggServer {
         {
             return Err(removed);
         }
+        self.note_http_session(&context);
         let session = self.session()?;
         self.hub.set_level(session, request.level).await;
         Ok(())
@@ -456,8 +478,9 @@ impl ServerHandler for MaggServer {
     async fn subscribe(
         &self,
         request: SubscribeRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
+        self.note_http_session(&context);
         let session = self.session()?;
         self.hub.subscribe(session, &request.uri).await
     }
@@ -465,8 +488,9 @@ impl ServerHandler for MaggServer {
     async fn unsubscribe(
         &self,
         request: UnsubscribeRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
+        self.note_http_session(&context);
         let session = self.session()?;
         self.hub.unsubscribe(session, &request.uri).await
     }
@@ -560,20 +584,6 @@ impl Passed for CompleteResult {
     fn typed(mut self) -> Self {
         self.result_type.get_or_insert(ResultType::COMPLETE);
         self
-    }
-}
-
-/// Notes which streamable HTTP session `session` is, from the `Mcp-Session-Id` of a request
-/// of it: what belongs to the session beyond its record (its per-session backend instances)
-/// is kept by that id, which stays the same when the session sleeps and wakes.
-fn note_http_session(session: &Session, context: &RequestContext<RoleServer>) {
-    if let Some(id) = context
-        .extensions
-        .get::<::http::request::Parts>()
-        .and_then(|parts| parts.headers.get("mcp-session-id"))
-        .and_then(|id| id.to_str().ok())
-    {
-        session.set_http_key(http::sessions::key(id));
     }
 }
 

@@ -33,6 +33,7 @@
 pub mod inputs;
 
 use std::{
+    collections::HashMap,
     sync::{
         Arc, Mutex, OnceLock,
         atomic::{AtomicU64, Ordering},
@@ -100,6 +101,9 @@ pub struct Session {
     /// after `initialize` that carried it. It stays the same while the session sleeps and
     /// wakes (when a new [`Session`] stands for it), unlike the session's number.
     http_key: OnceLock<u128>,
+    /// The HTTP front ended the session this record stands for (deleted, or idle too long):
+    /// when the record closes, the session is over, not asleep.
+    http_ended: std::sync::atomic::AtomicBool,
 }
 
 /// Which client session something belongs to, for what must outlive the [`Session`] record
@@ -173,6 +177,7 @@ impl Session {
             sink,
             round: Mutex::new(None),
             http_key: OnceLock::new(),
+            http_ended: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -595,6 +600,37 @@ pub struct Sessions {
     next: AtomicU64,
     /// Subscribed resources: (server, the backend's URI) → the exposed URI.
     resources: Mutex<IndexMap<(String, String), String>>,
+    /// What the clients of streamable HTTP sessions that fell asleep had set, by the
+    /// sessions' keys (only for those that set something): it waits there for the session's
+    /// next request, and its subscriptions stay held at the backends meanwhile.
+    asleep: Mutex<HashMap<u128, Slept>>,
+}
+
+/// What the client of a sleeping streamable HTTP session had set; the session's record (and
+/// its peer) is gone.
+#[derive(Debug, Default)]
+pub struct Slept {
+    /// Its `logging/setLevel` level.
+    pub log_level: Option<LoggingLevel>,
+    /// The exposed URIs it subscribed to.
+    pub subscriptions: Vec<String>,
+    /// The tools it added with tool search.
+    pub added_tools: Vec<Arc<str>>,
+}
+
+impl Slept {
+    /// What the client of `session` set; `None` when it set nothing.
+    fn of(session: &Session) -> Option<Slept> {
+        let slept = Slept {
+            log_level: session.log_level(),
+            subscriptions: session.subscriptions(),
+            added_tools: session.added_tools(),
+        };
+        let any = slept.log_level.is_some()
+            || !slept.subscriptions.is_empty()
+            || !slept.added_tools.is_empty();
+        any.then_some(slept)
+    }
 }
 
 impl Sessions {
@@ -777,9 +813,86 @@ impl Sessions {
         }
     }
 
-    /// Whether any live session or open listener is subscribed to the exposed `uri`.
+    /// Whether any live session, open listener or sleeping HTTP session is subscribed to the
+    /// exposed `uri`.
     pub fn anyone_subscribed(&self, uri: &str) -> bool {
         self.told().iter().any(|s| s.is_subscribed(uri))
+            || self.asleep.lock().is_ok_and(|asleep| {
+                asleep
+                    .values()
+                    .any(|s| s.subscriptions.iter().any(|u| u == uri))
+            })
+    }
+
+    /// Of the closed session records `closed`, keeps those whose streamable HTTP session only
+    /// fell asleep (the HTTP front has not ended it) until the session wakes or ends, and
+    /// returns the rest: the sessions that are over.
+    pub fn put_to_sleep(&self, closed: Vec<Arc<Session>>) -> Vec<Arc<Session>> {
+        let Ok(mut asleep) = self.asleep.lock() else {
+            return closed;
+        };
+        closed
+            .into_iter()
+            .filter(|session| {
+                let Some(&key) = session.http_key.get() else {
+                    return true;
+                };
+                if session.http_ended.load(Ordering::Acquire) {
+                    return true;
+                }
+                if let Some(slept) = Slept::of(session) {
+                    asleep.insert(key, slept);
+                }
+                false
+            })
+            .collect()
+    }
+
+    /// `session` is the streamable HTTP session `key` (its first request after `initialize`
+    /// says so): when that session was asleep, it takes over what the client had set there
+    /// (log level, resource subscriptions, tools added with tool search).
+    pub fn wake(&self, session: &Session, key: u128) {
+        session.set_http_key(key);
+        // The record of the session's sleep: kept by the sweep, or, when the session wakes
+        // before the sweep came by, still in the list.
+        let slept = self
+            .asleep
+            .lock()
+            .ok()
+            .and_then(|mut a| a.remove(&key))
+            .or_else(|| {
+                let mut list = self.list.lock().ok()?;
+                let at = list.iter().position(|s| {
+                    s.http_key.get() == Some(&key) && !std::ptr::eq(Arc::as_ptr(s), session)
+                })?;
+                Slept::of(&list.remove(at))
+            });
+        let Some(slept) = slept else { return };
+        if let Ok(mut level) = session.log_level.lock() {
+            *level = slept.log_level;
+        }
+        if let Ok(mut subs) = session.subscriptions.lock() {
+            *subs = slept.subscriptions;
+        }
+        if let Ok(mut added) = session.added_tools.lock() {
+            *added = slept.added_tools;
+        }
+        tracing::debug!(session = session.id, "a sleeping HTTP session woke");
+    }
+
+    /// The HTTP front ended the streamable HTTP session `key`: what its client had set, when
+    /// it was asleep (for the caller to release); when it is awake, its record is marked so
+    /// that the sweep of closed sessions releases it.
+    pub fn end_http(&self, key: u128) -> Option<Slept> {
+        if let Some(slept) = self.asleep.lock().ok().and_then(|mut a| a.remove(&key)) {
+            return Some(slept);
+        }
+        if let Ok(list) = self.list.lock() {
+            for session in list.iter().filter(|s| s.http_key.get() == Some(&key)) {
+                session.http_ended.store(true, Ordering::Release);
+            }
+        }
+        None
     }
 
     /// Notes which backend resource the exposed `uri` is, while someone is subscribed to it.

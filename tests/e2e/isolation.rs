@@ -299,7 +299,11 @@ async fn an_instance_that_cannot_start_holds_no_place_under_the_cap() {
     )
     .await;
     let first = magg.http_client_as(ClientSpec::full("first")).await;
-    // The shared instance runs; from now on, every new instance exits at start.
+    eventually("the shared instance to run", WAIT, || async {
+        (tb_status(&first).await["status"] == "running").then_some(())
+    })
+    .await;
+    // From now on, every new instance exits at start.
     std::fs::write(&refuse, "").expect("marker");
     let failed = first.call("tb_pid", json!({})).await.expect("a result");
     assert_eq!(failed["isError"], true, "{failed}");

@@ -319,3 +319,120 @@ fn a_negative_session_idle_timeout_stops_magg_with_a_clear_error() {
     assert!(stderr.contains("MAGG_SESSION_IDLE_TIMEOUT"), "{stderr}");
     assert!(stderr.contains("0 waits forever"), "{stderr}");
 }
+
+#[tokio::test]
+async fn what_a_client_set_survives_its_sessions_sleep() {
+    // Idle sessions sleep after half of session_idle_timeout (3 s here).
+    let env = [
+        ("MAGG_SESSION_IDLE_TIMEOUT", "6"),
+        ("RUST_LOG", "magg=debug,info"),
+    ];
+    let config = json!({"tool_search": "on", "stderr_show": true,
+                        "servers": {"tb": test_backend("tb", "tb", &[])}});
+    let (_config, magg) = magg_with(&config, &env).await;
+    let url = url(&magg).to_owned();
+    let session = Conn::open(&url).await.open_session().await;
+    let post = |id: u64, method: &str, params: Value| {
+        let url = url.clone();
+        let session = session.clone();
+        let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        async move { Conn::open(&url).await.post(Some(&session), &body).await }
+    };
+    // The client sets a log level and adds a tool with tool search.
+    let set = post(1, "logging/setLevel", json!({"level": "info"})).await;
+    assert_eq!(set.status, 200, "{set}");
+    let found = post(
+        2,
+        "tools/call",
+        json!({"name": "magg_search_tools",
+               "arguments": {"query": "add numbers", "limit": 1, "add": true}}),
+    )
+    .await;
+    assert!(found.text().contains("tb_add"), "{found}");
+    let listed = |reply: &crate::raw_http::Reply| -> Vec<String> {
+        reply
+            .messages()
+            .into_iter()
+            .flat_map(|m| m["result"]["tools"].as_array().cloned().unwrap_or_default())
+            .filter_map(|t| t["name"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let before = listed(&post(3, "tools/list", json!({})).await);
+    assert!(before.contains(&"tb_add".to_owned()), "{before:?}");
+    // ...and subscribes to a resource.
+    let subscribed = post(10, "resources/subscribe", json!({"uri": "test://tb/info"})).await;
+    assert_eq!(subscribed.status, 200, "{subscribed}");
+    let unsubscribed = "magg-test-backend tb: unsubscribed test://info";
+
+    eventually("the idle session to fall asleep", WAIT, || async {
+        magg.logged("idle HTTP session asleep").then_some(())
+    })
+    .await;
+    // Woken by its next request, the session still lists the tool it added...
+    let after = listed(&post(4, "tools/list", json!({})).await);
+    assert_eq!(after, before, "the session's tools/list after its sleep");
+    // ...and still gets the log messages of the level it set, on its GET stream.
+    let mut stream = Conn::open(&url).await;
+    let headers = [
+        ("Accept", "text/event-stream"),
+        ("Mcp-Session-Id", session.as_str()),
+    ];
+    stream.write("GET", "/mcp", &headers, "").await;
+    let (status, head) = stream.read_head().await;
+    assert_eq!(status, 200, "{head:?}");
+    for (id, level, text) in [(5, "debug", "too low"), (6, "warning", "after sleep")] {
+        let logged = post(
+            id,
+            "tools/call",
+            json!({"name": "tb_log", "arguments": {"level": level, "text": text}}),
+        )
+        .await;
+        assert_eq!(logged.status, 200, "{logged}");
+    }
+    let mut buffer = String::new();
+    let message = stream.next_message(&mut buffer).await;
+    assert_eq!(message["method"], "notifications/message", "{message}");
+    assert!(
+        message.to_string().contains("after sleep"),
+        "the debug line stays below the level the client set: {message}"
+    );
+    // Its subscription holds: an update of the resource reaches it.
+    let touched = post(
+        7,
+        "tools/call",
+        json!({"name": "tb_touch", "arguments": {"uri": "test://info"}}),
+    )
+    .await;
+    assert_eq!(touched.status, 200, "{touched}");
+    let update = stream.next_message(&mut buffer).await;
+    assert_eq!(
+        update["method"], "notifications/resources/updated",
+        "{update}"
+    );
+    assert_eq!(update["params"]["uri"], "test://tb/info", "{update}");
+    drop(stream);
+
+    // Asleep again, it keeps the subscription at the backend; once it expires, magg ends it.
+    let asleep_twice = || {
+        let log = magg.log.lock().expect("log");
+        log.iter()
+            .filter(|l| l.contains("idle HTTP session asleep"))
+            .count()
+            >= 2
+    };
+    eventually("the session to fall asleep again", WAIT, || async {
+        asleep_twice().then_some(())
+    })
+    .await;
+    assert!(!magg.logged(unsubscribed), "unsubscribed while asleep");
+    eventually(
+        "the expired session's subscription to end",
+        WAIT,
+        || async { magg.logged(unsubscribed).then_some(()) },
+    )
+    .await;
+    eventually("magg to log the wake-up", WAIT, || async {
+        magg.logged("a sleeping HTTP session woke").then_some(())
+    })
+    .await;
+}

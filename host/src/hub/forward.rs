@@ -7,6 +7,8 @@
 // servers speak.
 #![allow(deprecated)]
 
+use std::sync::Arc;
+
 use rmcp::{
     ErrorData as McpError,
     model::{
@@ -18,7 +20,7 @@ use super::{Hub, dispatch::backend_error};
 use crate::{
     backend::{Backend, Status},
     catalog::Route,
-    relay::Session,
+    relay::{Session, Slept},
 };
 
 impl Hub {
@@ -122,16 +124,39 @@ impl Hub {
         if closed.is_empty() {
             return;
         }
-        tracing::debug!(sessions = closed.len(), "client sessions closed");
-        // A streamable HTTP session's record closes when it falls asleep too; its instances
-        // end when the HTTP front says the session has ended (`Hub::http_session_ended`).
-        let ended: Vec<_> = closed
-            .iter()
-            .filter(|s| !s.has_http_key())
-            .filter_map(|s| s.key())
-            .collect();
-        self.end_session_instances(&ended);
-        for uri in closed.iter().flat_map(|s| s.subscriptions()) {
+        // A streamable HTTP session's record closes when it falls asleep too: what it holds
+        // waits for it to wake, or for the HTTP front to end it (`Hub::http_session_ended`).
+        let ended = self.sessions.put_to_sleep(closed);
+        if ended.is_empty() {
+            return;
+        }
+        tracing::debug!(sessions = ended.len(), "client sessions ended");
+        self.release_sessions(&ended).await;
+    }
+
+    /// Releases what the ended sessions `ended` held: their per-session instances, the
+    /// subscriptions only they held (ended at the backends), and a log level more verbose
+    /// than the remaining sessions want.
+    async fn release_sessions(&self, ended: &[Arc<Session>]) {
+        let keys: Vec<_> = ended.iter().filter_map(|s| s.key()).collect();
+        self.end_session_instances(&keys);
+        let leveled = ended.iter().any(|s| s.log_level().is_some());
+        self.release(ended.iter().flat_map(|s| s.subscriptions()), leveled)
+            .await;
+    }
+
+    /// Releases what a streamable HTTP session that ended while asleep held: the
+    /// subscriptions only it held, and its log level.
+    pub(super) async fn release_slept(&self, slept: Slept) {
+        self.release(slept.subscriptions.into_iter(), slept.log_level.is_some())
+            .await;
+    }
+
+    /// Ends at the backends the subscriptions to `uris` nobody holds any more, and, when the
+    /// ended sessions had set a log level (`leveled`), sends the backends the level of the
+    /// sessions that remain.
+    async fn release(&self, uris: impl Iterator<Item = String>, leveled: bool) {
+        for uri in uris {
             if self.sessions.anyone_subscribed(&uri) {
                 continue;
             }
@@ -149,9 +174,7 @@ impl Hub {
                 }
             }
         }
-        if closed.iter().any(|s| s.log_level().is_some())
-            && let Some(level) = self.sessions.most_verbose()
-        {
+        if leveled && let Some(level) = self.sessions.most_verbose() {
             self.send_level(level).await;
         }
     }
