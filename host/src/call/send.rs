@@ -13,8 +13,8 @@ use std::{sync::Arc, time::Duration};
 use rmcp::{
     ServiceError,
     model::{
-        CallToolResponse, ClientRequest, ProgressNotificationParam, Request, RequestId,
-        ServerResult,
+        CallToolRequestParams, CallToolResponse, ClientRequest, ProgressNotificationParam, Request,
+        RequestId, ServerResult,
     },
     service::{Peer, PeerRequestOptions},
 };
@@ -153,6 +153,34 @@ struct Trip<'a> {
 }
 
 impl Trip<'_> {
+    /// The options of the call's request through rmcp. rmcp puts magg's own capabilities in
+    /// the request of a 2026-07-28 backend; the client's own (which say what the backend may
+    /// ask it: a stateless client's from its request, a session's from its initialize) go in
+    /// their place. (Not inline in the async call: what it holds would enlarge the future
+    /// of every call.)
+    fn request_options(&self, params: &CallToolRequestParams) -> PeerRequestOptions {
+        let caps = params
+            .meta
+            .as_ref()
+            .and_then(|meta| meta.client_capabilities())
+            .or_else(|| {
+                self.backend
+                    .state()
+                    .stateless
+                    .then(|| self.session_capabilities())
+                    .flatten()
+            });
+        let options = PeerRequestOptions::no_options();
+        match caps {
+            Some(caps) => {
+                let mut meta = rmcp::model::RequestMetaObject::default();
+                meta.set_client_capabilities(caps);
+                options.with_meta(meta)
+            }
+            None => options,
+        }
+    }
+
     /// The capabilities of the calling client session (from its `initialize`), for a backend
     /// of protocol 2026-07-28, which reads them from each request; `None` outside a session.
     fn session_capabilities(&self) -> Option<rmcp::model::ClientCapabilities> {
@@ -298,26 +326,7 @@ impl Trip<'_> {
             .clone()
             .zip(self.origin.clone())
             .map(|(calls, origin)| calls.begin(origin));
-        // rmcp puts magg's own capabilities in the request of a 2026-07-28 backend; the
-        // client's own (which say what the backend may ask it: a stateless client's from its
-        // request, a session's from its initialize) go in their place.
-        let mut options = PeerRequestOptions::no_options();
-        let caps = params
-            .meta
-            .as_ref()
-            .and_then(|meta| meta.client_capabilities())
-            .or_else(|| {
-                self.backend
-                    .state()
-                    .stateless
-                    .then(|| self.session_capabilities())
-                    .flatten()
-            });
-        if let Some(caps) = caps {
-            let mut meta = rmcp::model::RequestMetaObject::default();
-            meta.set_client_capabilities(caps);
-            options = options.with_meta(meta);
-        }
+        let options = self.request_options(&params);
         let request = ClientRequest::CallToolRequest(Request::new(params));
         let handle = match peer.send_request_with_option(request, options).await {
             Ok(handle) => handle,

@@ -322,7 +322,6 @@ async fn wait(
     context: &RequestContext<RoleServer>,
 ) -> Result<Waited, McpError> {
     let client_ct = &context.ct;
-    let declared = context.meta.client_capabilities();
     let mut suspended = slot.lock().await;
     suspended.touched = Instant::now();
     let Suspended {
@@ -350,8 +349,10 @@ async fn wait(
             while let Ok(more) = inputs.try_recv() {
                 asked.push(more);
             }
-            if let Some(declared) = &declared
-                && let Some(missing) = missing_capabilities(declared, &asked)
+            if let Some(missing) = context
+                .meta
+                .client_capabilities()
+                .and_then(|declared| missing_capabilities(&declared, &asked))
             {
                 cancel.cancel();
                 forget(state);
