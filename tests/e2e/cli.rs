@@ -130,13 +130,6 @@ fn file_bytes(config: &TempConfig) -> Vec<u8> {
 }
 
 /// The test backend's command line, for `--command`.
-fn backend_command(name: &str) -> String {
-    format!(
-        "'{}' --name {name}",
-        crate::harness::bin("magg-test-backend").display()
-    )
-}
-
 #[test]
 fn help_on_the_management_commands() {
     for args in [
@@ -190,7 +183,7 @@ fn server_add_update_enable_disable_info_remove_round_trip() {
         "myTopKey": 7
     }));
     let dir = config.dir.path().to_string_lossy().into_owned();
-    let command = backend_command("tb");
+    let command = crate::harness::test_backend_command("tb");
     let bin = crate::harness::bin("magg-test-backend")
         .to_string_lossy()
         .into_owned();
@@ -774,7 +767,7 @@ async fn a_running_magg_picks_up_server_add_and_disable() {
     assert!(client.tool_names().await.contains(&"keep_echo".to_owned()));
 
     let path = config.path.to_string_lossy().into_owned();
-    let command = backend_command("tb");
+    let command = crate::harness::test_backend_command("tb");
     let add = vec![
         "server".to_owned(),
         "add".to_owned(),

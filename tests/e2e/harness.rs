@@ -115,6 +115,11 @@ pub fn test_backend(name: &str, prefix: &str, extra_args: &[&str]) -> Value {
     })
 }
 
+/// The rmcp test backend as one command line (`magg_add_server`'s `command`), named `name`.
+pub fn test_backend_command(name: &str) -> String {
+    format!("'{}' --name {name}", bin("magg-test-backend").display())
+}
+
 /// A config entry for server-everything on stdio.
 pub fn everything(prefix: &str) -> Value {
     json!({

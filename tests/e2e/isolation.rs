@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::{
     harness::{
         ClientSpec, Magg, TempConfig, WAIT, all_text, eventually, magg_body, run_cli, test_backend,
-        text,
+        test_backend_command, text,
     },
     raw_http::Conn,
 };
@@ -238,11 +238,7 @@ async fn magg_add_server_takes_isolation_and_refuses_an_unknown_value() {
     let config = TempConfig::new(&json!({"servers": {}}));
     let mut magg = Magg::stdio_as(&config.path, ClientSpec::full("dave")).await;
     let client = magg.client();
-    let tb = test_backend("tb", "tb", &[]);
-    let command = format!(
-        "{} --name tb",
-        tb["command"].as_str().expect("the test backend's path")
-    );
+    let command = test_backend_command("tb");
     let refused = client
         .call(
             "magg_add_server",

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::harness::{Magg, TempConfig, magg_body, test_backend, text};
+use crate::harness::{Magg, TempConfig, magg_body, test_backend, test_backend_command, text};
 
 #[tokio::test]
 async fn add_enable_disable_and_remove_change_the_running_set_and_the_file() {
@@ -14,8 +14,7 @@ async fn add_enable_disable_and_remove_change_the_running_set_and_the_file() {
     let client = magg.client();
     client.tool_names().await;
 
-    let tb = test_backend("tb", "tb", &[]);
-    let command = format!("{} --name tb", tb["command"].as_str().expect("path"));
+    let command = test_backend_command("tb");
     let added = client
         .call("magg_add_server", json!({"name": "tb", "source": "test", "prefix": "tb", "command": command, "env": {"GREETING": "hi"}}))
         .await
@@ -509,12 +508,11 @@ async fn a_servers_tools_are_listed_and_callable_as_soon_as_it_is_added() {
     client.tool_names().await;
     for i in 0..6 {
         let name = format!("s{i}");
-        let tb = test_backend(&name, &name, &[]);
         let added = client
             .call(
                 "magg_add_server",
                 json!({"name": name, "source": "test", "prefix": name,
-                       "command": format!("{} --name {name}", tb["command"].as_str().expect("path"))}),
+                       "command": test_backend_command(&name)}),
             )
             .await
             .expect("add");

@@ -410,7 +410,7 @@ fn missing_capabilities(declared: &ClientCapabilities, asked: &[InputAsk]) -> Op
     }
     let names: Vec<&str> = missing.iter().map(|a| a.ask.capability()).collect();
     Some(McpError::new(
-        ErrorCode(MISSING_CAPABILITY),
+        ErrorCode::MISSING_REQUIRED_CLIENT_CAPABILITY,
         format!(
             "server `{}` asks the client for {} ({}), a capability this request did not declare; \
              declare it in the request's _meta io.modelcontextprotocol/clientCapabilities and send \
@@ -422,9 +422,6 @@ fn missing_capabilities(declared: &ClientCapabilities, asked: &[InputAsk]) -> Op
         Some(serde_json::json!({"requiredCapabilities": required})),
     ))
 }
-
-/// Protocol 2026-07-28's error code for a missing required client capability.
-const MISSING_CAPABILITY: i32 = -32021;
 
 /// 128 random bits, hex: a `requestState` is all a client needs to resume (and answer for)
 /// a call, so another client must not be able to guess one.

@@ -134,6 +134,17 @@ impl Hub {
         self.release_sessions(&ended).await;
     }
 
+    /// The streamable HTTP session whose `Mcp-Session-Id` hashes to `key` has ended (deleted
+    /// by its client, or idle for too long): what it held is released, now if it was asleep,
+    /// else once its record closes.
+    pub fn http_session_ended(self: &Arc<Self>, key: u128) {
+        self.end_session_instances(&[crate::relay::SessionKey::Http(key)]);
+        if let Some(slept) = self.sessions.end_http(key) {
+            let hub = self.clone();
+            tokio::spawn(async move { hub.release_slept(slept).await });
+        }
+    }
+
     /// Releases what the ended sessions `ended` held: their per-session instances, the
     /// subscriptions only they held (ended at the backends), and a log level more verbose
     /// than the remaining sessions want.
@@ -147,7 +158,7 @@ impl Hub {
 
     /// Releases what a streamable HTTP session that ended while asleep held: the
     /// subscriptions only it held, and its log level.
-    pub(super) async fn release_slept(&self, slept: Slept) {
+    async fn release_slept(&self, slept: Slept) {
         self.release(slept.subscriptions.into_iter(), slept.log_level.is_some())
             .await;
     }

@@ -39,15 +39,4 @@ impl Hub {
             }
         }
     }
-
-    /// The streamable HTTP session whose `Mcp-Session-Id` hashes to `key` has ended (deleted
-    /// by its client, or idle for too long): what it held is released, now if it was asleep,
-    /// else once its record closes.
-    pub fn http_session_ended(self: &Arc<Self>, key: u128) {
-        self.end_session_instances(&[SessionKey::Http(key)]);
-        if let Some(slept) = self.sessions.end_http(key) {
-            let hub = self.clone();
-            tokio::spawn(async move { hub.release_slept(slept).await });
-        }
-    }
 }
